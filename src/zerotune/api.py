@@ -1,0 +1,167 @@
+"""The Python API behind the CLI: train a run, resume it, evaluate it."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import Config, apply_overrides, build_config
+from .data import build_data
+from .errors import UserError
+from .rundir import create_run_dir, new_run_name, write_json
+from .runs import build_model_for, load_run, read_run_config
+from .tasks import Task
+from .track.tensorboard import TensorBoardLogger
+from .train.callbacks import EarlyStopping, ProgressBar
+from .train.env import resolve_device, seed_everything, set_deterministic
+from .train.loop import fit
+
+# Fields that may change when a run is resumed; anything else would break exact continuation.
+RESUMABLE_OVERRIDES = ("train.epochs", "train.max_steps", "train.early_stopping", "log.progress", "log.tensorboard")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict
+    steps: int
+    stop_reason: str | None
+
+
+def train(config: Config, *, resume: str | Path | None = None, resume_overrides: list[str] | None = None) -> TrainResult:
+    """Train a model as described by `config`, or continue the run at `resume`.
+
+    Everything that can fail on bad input (data, model shapes) is checked before the run directory
+    is created, so a failed start leaves nothing behind.
+
+    Returns:
+        The run directory and the final metrics (also written to metrics.json).
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        config = _resume_config(run_dir, resume_overrides or [])
+    tc = config.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    set_deterministic(tc.deterministic)
+    seed_everything(tc.seed)
+    device = resolve_device(tc.device)
+    if tc.precision == "fp16" and device.type != "cuda":
+        raise UserError("train.precision 'fp16' needs a CUDA device; use 'bf16' or '32' on cpu")
+
+    data = build_data(config.data)
+    task = Task(data.meta, tc.loss, tc.label_smoothing)
+    model = build_model_for(config, data.meta)
+    _check_model_fits(model, data)
+    augment = _augmenter(config, data.meta)
+
+    if resume is None:
+        name = config.log.name or new_run_name(f"{config.data.name}-{config.model.name}")
+        run_dir = create_run_dir(config.log.dir, name)
+        (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        write_json(run_dir / "meta.json", data.meta.to_dict())
+        write_json(run_dir / "env.json", environment(device, tc.seed))
+
+    callbacks = []
+    if config.log.tensorboard:
+        callbacks.append(TensorBoardLogger(run_dir, config.log.scalars_every, config.to_yaml()))
+    if tc.early_stopping is not None:
+        callbacks.append(EarlyStopping(tc.early_stopping.patience, tc.early_stopping.min_delta))
+    if config.log.progress:
+        callbacks.append(ProgressBar(f"{run_dir.name}"))
+
+    state = fit(model, data, task, config, run_dir, device, callbacks, resume=resume is not None, augment=augment)
+    metrics = final_metrics(run_dir, config, data, task, device)
+    metrics["training"] = {"steps": state.step, "epochs": state.epoch, "seconds": round(state.elapsed, 3),
+                           "stop_reason": state.stop_reason, "best_step": state.best_step,
+                           "monitor": state.monitor, "best": state.best}
+    write_json(run_dir / "metrics.json", metrics)
+    return TrainResult(run_dir, metrics, state.step, state.stop_reason)
+
+
+def _resume_config(run_dir: Path, overrides: list[str]) -> Config:
+    config = read_run_config(run_dir)
+    for o in overrides:
+        key = o.split("=", 1)[0].strip()
+        if not any(key == k or key.startswith(k + ".") for k in RESUMABLE_OVERRIDES):
+            raise UserError(f"--set {key} cannot change on resume; allowed: {', '.join(RESUMABLE_OVERRIDES)}")
+    if overrides:
+        config = build_config(apply_overrides(config.to_dict(), overrides))
+        (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    return config
+
+
+def _check_model_fits(model: torch.nn.Module, data) -> None:
+    """Run one example through the model so a shape mismatch is reported before training starts."""
+    x = data.train.x[:2]
+    try:
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            out = model(x)
+        model.train(was)
+    except RuntimeError as e:
+        raise UserError(f"model does not fit data of shape {tuple(x.shape[1:])}: {str(e).splitlines()[0]}") from None
+    if out.shape[-1] != data.meta.num_outputs:
+        raise UserError(f"model gives {out.shape[-1]} outputs, the data needs {data.meta.num_outputs}")
+
+
+def _augmenter(config: Config, meta):
+    aug = config.data.augment
+    if not aug.enabled:
+        return None
+    if not meta.is_image:
+        raise UserError("data.augment applies to image data only; this data set is a table")
+    from .data.augment import AugmentConfig, Augmenter
+
+    return Augmenter(AugmentConfig(**aug.model_dump()))
+
+
+def final_metrics(run_dir: Path, config: Config, data, task: Task, device) -> dict:
+    """Full metrics of the best checkpoint on val and test."""
+    run = load_run(run_dir, "best", device)
+    return {
+        "checkpoint": run.checkpoint,
+        "val": task.full_metrics(run.model, data.val.to(device)),
+        "test": task.full_metrics(run.model, data.test.to(device)),
+    }
+
+
+def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best") -> dict:
+    """Every metric of a run's model on one split of its data.
+
+    Args:
+        run_dir: the run directory.
+        split: train, val or test.
+        checkpoint: best or last.
+    """
+    if split not in ("train", "val", "test"):
+        raise UserError(f"split {split!r} is unknown; allowed: train, val, test")
+    run = load_run(run_dir, checkpoint)
+    data = build_data(run.config.data)
+    task = Task(data.meta, run.config.train.loss, run.config.train.label_smoothing)
+    return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint,
+            **task.full_metrics(run.model, data.split(split))}
+
+
+def environment(device: torch.device, seed: int) -> dict:
+    """Versions, device and seed, for reproducibility records."""
+    import numpy
+
+    from . import __version__
+
+    return {
+        "zerotune": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+        "torch": torch.__version__, "numpy": numpy.__version__, "device": str(device),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "threads": torch.get_num_threads(), "seed": seed,
+    }
+
+
+def dumps_metrics(metrics: dict) -> str:
+    return json.dumps(metrics, indent=2, sort_keys=True)

@@ -1,0 +1,136 @@
+"""The `zerotune` command: a table of subcommands, each a thin call into the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import UserError
+
+
+def cmd_train(args) -> int:
+    from .api import train
+    from .config import load_config
+
+    overrides = list(args.set or [])
+    if args.resume:
+        if args.recipe:
+            raise UserError("give either a recipe or --resume RUN, not both")
+        result = train(None, resume=args.resume, resume_overrides=overrides)
+    else:
+        if args.name:
+            overrides.append(f"log.name={args.name}")
+        if args.runs_dir:
+            overrides.append(f"log.dir={args.runs_dir}")
+        if args.no_progress:
+            overrides.append("log.progress=false")
+        result = train(load_config(args.recipe, overrides))
+    _print_summary(result.run_dir, result.metrics)
+    return 0
+
+
+def _print_summary(run_dir, metrics: dict) -> None:
+    test = metrics["test"]
+    keys = ("accuracy", "f1_macro", "roc_auc") if "accuracy" in test else ("r2", "mse", "mae")
+    shown = "  ".join(f"{k} {test[k]:.4f}" for k in keys if test.get(k) is not None)
+    stop = metrics["training"]["stop_reason"]
+    print(f"run: {run_dir}\ntest ({metrics['checkpoint']} checkpoint): {shown}" + (f"\n{stop}" if stop else ""))
+
+
+def cmd_eval(args) -> int:
+    from .api import dumps_metrics, evaluate
+
+    m = evaluate(args.run, split=args.split, checkpoint=args.checkpoint)
+    if args.json:
+        print(dumps_metrics(m))
+        return 0
+    from .report_text import print_eval
+
+    print_eval(m)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .models.registry import list_models, model_defaults
+
+    table = Table("name", "input", "description", "options (defaults)")
+    for e in list_models():
+        opts = ", ".join(f"{k}={v}" for k, v in model_defaults(e.name).items())
+        table.add_row(e.name, e.input_kind, e.summary, opts)
+    Console().print(table)
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .data.sources import SOURCES
+
+    table = Table("name", "needs data.path", "description")
+    for s in SOURCES.values():
+        table.add_row(s.name, "yes" if s.needs_path else "no", s.summary)
+    Console().print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="zerotune", description="Train, fine-tune, inspect and ship models; see it all in TensorBoard.")
+    p.add_argument("--version", action="version", version=f"zerotune {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model from a recipe (or the defaults)")
+    t.add_argument("recipe", nargs="?", help="TOML or YAML recipe (default: built-in digits CNN)")
+    t.add_argument("--set", action="append", metavar="GROUP.FIELD=VALUE", help="override a config value (repeatable)")
+    t.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
+    t.add_argument("--name", help="run name (log.name)")
+    t.add_argument("--runs-dir", help="parent directory of runs (log.dir)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="print a run's metrics on a split")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(func=cmd_eval)
+
+    sub.add_parser("models", help="list registered models").set_defaults(func=cmd_models)
+    sub.add_parser("datasets", help="list data sources").set_defaults(func=cmd_datasets)
+
+    from .scratch.cli import add_parser as add_scratch
+
+    add_scratch(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except UserError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not bad input: say so in one line unless --debug
+        if debug:
+            raise
+        print(f"error: internal error {type(e).__name__}: {e} (run again with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""The typed config schema: recipe files, dotted overrides and validation in one code path.
+
+A recipe (TOML or YAML) and ``--set group.field=value`` overrides are merged into a plain dict and
+validated by :class:`Config`; a Python caller builds the same objects directly, e.g.
+``Config(optim=OptimConfig(lr=3e-4))``. Every validation error becomes one ``UserError`` line that
+names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import UserError
+
+
+class Section(BaseModel):
+    """Base for every config group: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentConfig(Section):
+    """Image augmentation applied to training batches (torch ops, seeded)."""
+
+    flip: bool = Field(False, description="random horizontal flip (off for digits: it changes them)")
+    rotate_degrees: float = Field(0.0, ge=0, le=180, description="max random rotation in degrees")
+    shift: float = Field(0.0, ge=0, le=0.5, description="max random shift as a fraction of size")
+    crop_padding: int = Field(0, ge=0, description="pad by N pixels then crop back at random")
+    noise_std: float = Field(0.0, ge=0, description="std of additive Gaussian noise")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.flip or self.rotate_degrees or self.shift or self.crop_padding or self.noise_std)
+
+
+class DataConfig(Section):
+    """Where the data comes from and how it is split and preprocessed."""
+
+    name: str = Field("digits", description="built-in data set or file format (see `zerotune datasets`)")
+    path: str | None = Field(None, description="file or directory for file-based data sets")
+    target: str | None = Field(None, description="CSV: target column (default: last column)")
+    task: Literal["auto", "classification", "regression"] = Field("auto", description="CSV task")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="fraction of data held out for validation")
+    test_fraction: float = Field(0.2, ge=0, lt=1, description="fraction held out for test (if no official test split)")
+    split_seed: int = Field(0, description="seed of the train/val/test split")
+    normalize: Literal["standard", "none"] = Field("standard", description="standardise inputs with train statistics")
+    normalize_target: bool = Field(True, description="regression: standardise the target while training")
+    image_size: int | None = Field(None, ge=4, description="image folders: resize to this square size")
+    grayscale: bool = Field(False, description="image folders: load as one channel")
+    download: bool = Field(False, description="mnist/fashion_mnist/cifar10: download into path if missing")
+    n_samples: int = Field(2000, ge=10, description="synthetic: number of samples")
+    n_features: int = Field(20, ge=1, description="synthetic: number of features")
+    n_classes: int = Field(3, ge=2, description="synthetic classification: number of classes")
+    noise: float = Field(0.1, ge=0, description="synthetic: noise level")
+    classes: list[int] | None = Field(None, description="keep only these class indices (relabelled 0..k-1)")
+    train_per_class: int | None = Field(None, ge=1, description="keep at most N training examples per class")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self):
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError(
+                f"val_fraction + test_fraction must be below 0.9, got "
+                f"{self.val_fraction} + {self.test_fraction}"
+            )
+        return self
+
+
+class ModelConfig(Section):
+    """The model: a registry name plus that model's own options (checked against its schema)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str = Field("cnn", description="registered model name (see `zerotune models`)")
+    init: Literal["default", "normal", "xavier", "he"] = Field("default", description="weight initialisation")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The model-specific options (everything except name and init)."""
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _options_fit_model(self):
+        from .models.registry import validate_model_options
+
+        validate_model_options(self.name, self.options)
+        return self
+
+
+class OptimConfig(Section):
+    """Optimizer, regularisation and gradient clipping."""
+
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = Field("adam", description="optimizer")
+    lr: float = Field(1e-3, gt=0, le=10, description="base learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd/rmsprop momentum")
+    nesterov: bool = Field(False, description="sgd: Nesterov momentum")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw betas")
+    eps: float = Field(1e-8, gt=0, description="adam/adamw/rmsprop epsilon")
+    weight_decay: float = Field(0.0, ge=0, description="L2 decay in the optimizer (decoupled for adamw)")
+    l1: float = Field(0.0, ge=0, description="L1 penalty added to the loss")
+    l2: float = Field(0.0, ge=0, description="L2 penalty added to the loss")
+    clip_norm: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
+    clip_value: float | None = Field(None, gt=0, description="clip each gradient element to ±this")
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self):
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov needs optim.name='sgd' and momentum > 0")
+        return self
+
+
+class ScheduleConfig(Section):
+    """Learning-rate schedule, applied every optimizer step, with optional linear warmup."""
+
+    name: Literal["constant", "step", "exponential", "cosine", "onecycle"] = Field("constant", description="schedule")
+    warmup_steps: int = Field(0, ge=0, description="linear warmup from 0 over this many steps")
+    step_epochs: float = Field(10, gt=0, description="step: multiply by gamma every N epochs")
+    gamma: float = Field(0.1, gt=0, le=1, description="step: factor per step_epochs; exponential: factor per epoch")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of lr")
+    pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps spent rising")
+    div_factor: float = Field(25.0, ge=1, description="onecycle: initial lr = lr / div_factor")
+    final_div_factor: float = Field(1e4, ge=1, description="onecycle: final lr = initial lr / final_div_factor")
+
+
+class EarlyStoppingConfig(Section):
+    """Stop when the monitored metric has not improved for `patience` evaluations."""
+
+    patience: int = Field(5, ge=1, description="evaluations without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
+
+
+class TrainConfig(Section):
+    """The training loop."""
+
+    epochs: int = Field(20, ge=1, le=100000, description="passes over the training split")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    batch_size: int = Field(64, ge=1, description="examples per micro-batch")
+    accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    loss: Literal["auto", "mse", "cross_entropy", "bce", "hinge"] = Field("auto", description="loss (auto: by task)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    precision: Literal["32", "bf16", "fp16"] = Field("32", description="autocast precision (fp16 needs CUDA)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
+    seed: int = Field(0, description="seed for weights, shuffling, dropout and augmentation")
+    deterministic: bool = Field(False, description="deterministic kernels (bitwise reproducible resume)")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice)")
+    monitor: str = Field("auto", description="metric for best checkpoint and early stopping, e.g. val/accuracy")
+    monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="whether the monitor should rise or fall")
+    early_stopping: EarlyStoppingConfig | None = Field(None, description="early stopping (off when absent)")
+    eval_every: int = Field(1, ge=1, description="evaluate on val every N epochs")
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="also save `last` every N steps")
+
+    @model_validator(mode="after")
+    def _fp16_is_gpu_only(self):
+        if self.precision == "fp16" and self.device == "cpu":
+            raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' or '32' on cpu")
+        return self
+
+
+class LogConfig(Section):
+    """Where the run goes and what is written to TensorBoard."""
+
+    dir: str = Field("runs", description="parent directory of run directories")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="run name (default: <data>-<model>-<time>)")
+    tensorboard: bool = Field(True, description="write TensorBoard events")
+    scalars_every: int = Field(1, ge=1, description="write train scalars every N steps")
+    progress: bool = Field(True, description="show a progress bar")
+
+
+class Config(Section):
+    """A whole run's configuration."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, YAML-safe dict of every resolved value."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading, overriding, validating
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """Turn pydantic's report into one line: ``config: optim.lr: must be > 0 (got -1)``."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after",))
+        loc = f"{prefix}{loc}" if loc else prefix.rstrip(".")
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key; allowed: {_allowed_keys(e['loc'], prefix)}"
+        elif "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
+            msg = f"{msg} (got {e['input']!r})"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def _allowed_keys(loc: tuple, prefix: str) -> str:
+    model: type[BaseModel] = Config
+    if prefix:
+        return "see the model's options in `zerotune models`"
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        for cand in getattr(ann, "__args__", (ann,)):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                model = cand
+                break
+    return ", ".join(model.model_fields)
+
+
+def build_config(raw: dict[str, Any]) -> Config:
+    """Validate a plain dict into a Config, raising UserError with a one-line message."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(f"config: {format_validation_error(e)}") from None
+    except UserError as e:
+        raise UserError(f"config: {e}") from None
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or YAML recipe into a plain dict (not yet validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            raw = yaml.safe_load(text) or {}
+        else:
+            raise UserError(f"recipe {path}: unknown format {path.suffix!r}; allowed: .toml, .yaml, .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        first = str(e).splitlines()[0]
+        raise UserError(f"recipe {path} is not valid {path.suffix[1:].upper()}: {first}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"recipe {path} must hold a table of groups (data, model, ...)")
+    return raw
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``optim.lr=3e-4`` into (["optim", "lr"], 0.0003); values are parsed as YAML scalars."""
+    if "=" not in text:
+        raise UserError(f"override {text!r} must look like group.field=value, e.g. optim.lr=3e-4")
+    key, value = text.split("=", 1)
+    keys = key.strip().split(".")
+    if len(keys) < 2 or not all(keys):
+        raise UserError(f"override {text!r} must name a group and a field, e.g. optim.lr=3e-4")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return keys, parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each dotted override applied."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = out
+        for k in keys[:-1]:
+            child = node.get(k)
+            if child is None:
+                child = node[k] = {}
+            elif not isinstance(child, dict):
+                raise UserError(f"override {text!r}: {k} is a value, not a group")
+            node = child
+        node[keys[-1]] = value
+    return out
+
+
+def load_config(recipe: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a recipe (or the defaults), apply overrides and validate.
+
+    Args:
+        recipe: path to a TOML or YAML recipe; None for the built-in defaults.
+        overrides: strings like ``optim.lr=3e-4``.
+
+    Returns:
+        The validated Config.
+    """
+    raw = read_recipe(recipe) if recipe is not None else {}
+    return build_config(apply_overrides(raw, overrides or []))

@@ -1,0 +1,62 @@
+"""Train/val/test tensors plus the metadata a run needs to rebuild and serve its model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N, *input_shape) float32, normalised
+    y: torch.Tensor  # (N,) int64 classes or float32 (standardised) targets
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class DataMeta:
+    """Everything about the data that a model and its users need, saved as meta.json in a run."""
+
+    source: str
+    task: str  # "classification" | "regression"
+    input_shape: list[int]
+    num_classes: int  # 0 for regression
+    class_names: list[str] | None = None
+    feature_names: list[str] | None = None
+    x_mean: list[float] | None = None  # per channel (images) or per feature (tables)
+    x_std: list[float] | None = None
+    y_mean: float = 0.0  # regression target standardisation
+    y_std: float = 1.0
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_classes if self.task == "classification" else 1
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.input_shape) == 3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataMeta":
+        return cls(**d)
+
+
+@dataclass
+class DataBundle:
+    train: Split
+    val: Split
+    test: Split
+    meta: DataMeta
+
+    def split(self, name: str) -> Split:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]

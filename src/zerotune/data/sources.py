@@ -1,0 +1,90 @@
+"""The table of data sources by name: built-in sets and file formats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import UserError
+from . import builtin
+from .base import RawDataset
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    load: Callable  # (DataConfig) -> RawDataset
+    summary: str
+    needs_path: bool = False
+
+
+def _mnist(variant: str):
+    def load(cfg) -> RawDataset:
+        from .idx import load_mnist_dir
+
+        if cfg.download:
+            from .download import download_dataset
+
+            download_dataset(variant, cfg.path)
+        return load_mnist_dir(cfg.path, variant=variant)
+
+    return load
+
+
+def _cifar10(cfg) -> RawDataset:
+    from .cifar import load_cifar10_dir
+
+    if cfg.download:
+        from .download import download_dataset
+
+        download_dataset("cifar10", cfg.path)
+    return load_cifar10_dir(cfg.path)
+
+
+def _image_folder(cfg) -> RawDataset:
+    from .imagefolder import load_image_folder
+
+    return load_image_folder(cfg.path, image_size=cfg.image_size, grayscale=cfg.grayscale)
+
+
+def _csv(cfg) -> RawDataset:
+    from .csvtable import load_csv
+
+    return load_csv(cfg.path, target=cfg.target, task=cfg.task)
+
+
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in [
+        Source("digits", lambda c: builtin.load_digits(), "8x8 handwritten digits, 10 classes (scikit-learn)"),
+        Source("iris", lambda c: builtin.load_iris(), "iris flowers, 4 features, 3 classes (scikit-learn)"),
+        Source("wine", lambda c: builtin.load_wine(), "wine cultivars, 13 features, 3 classes (scikit-learn)"),
+        Source("breast_cancer", lambda c: builtin.load_breast_cancer(), "tumours, 30 features, 2 classes (scikit-learn)"),
+        Source("diabetes", lambda c: builtin.load_diabetes(), "disease progression, 10 features, regression (scikit-learn)"),
+        Source("synthetic_classification",
+               lambda c: builtin.make_classification(c.n_samples, c.n_features, c.n_classes, c.noise, c.split_seed),
+               "seeded Gaussian clusters (n_samples, n_features, n_classes, noise)"),
+        Source("synthetic_regression",
+               lambda c: builtin.make_regression(c.n_samples, c.n_features, c.noise, c.split_seed),
+               "seeded noisy linear target (n_samples, n_features, noise)"),
+        Source("mnist", _mnist("mnist"), "MNIST IDX files (plain or .gz) in data.path", True),
+        Source("fashion_mnist", _mnist("fashion_mnist"), "Fashion-MNIST IDX files in data.path", True),
+        Source("cifar10", _cifar10, "CIFAR-10 python batches in data.path", True),
+        Source("image_folder", _image_folder, "one sub-folder of images per class in data.path", True),
+        Source("csv", _csv, "CSV table in data.path; target column data.target (default: last)", True),
+    ]
+}
+
+
+def get_source(name: str) -> Source:
+    if name not in SOURCES:
+        raise UserError(f"unknown data set {name!r}; available: {', '.join(SOURCES)}")
+    return SOURCES[name]
+
+
+def load_raw(cfg) -> RawDataset:
+    """Load the raw arrays named by a DataConfig."""
+    source = get_source(cfg.name)
+    if source.needs_path and not cfg.path:
+        raise UserError(f"data set {cfg.name!r} reads files: set data.path")
+    return source.load(cfg)

@@ -1,0 +1,31 @@
+"""Linear models: least-squares linear regression and logistic / softmax regression."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic.dataclasses import dataclass
+from pydantic import ConfigDict
+from torch import nn
+
+from .registry import register_model
+
+
+@dataclass(config=ConfigDict(extra="forbid"))
+class LinearConfig:
+    bias: bool = True
+
+
+def _linear(cfg: LinearConfig, input_shape, num_outputs) -> nn.Module:
+    # (B, *input_shape) -> (B, F) -> (B, num_outputs)
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_outputs, bias=cfg.bias))
+
+
+@register_model("linear_regression", LinearConfig, "linear regression y = Wx + b (use with MSE)")
+def build_linear_regression(cfg, input_shape, num_outputs):
+    return _linear(cfg, input_shape, num_outputs)
+
+
+@register_model("logistic_regression", LinearConfig, "logistic / softmax regression: one linear layer of logits")
+def build_logistic_regression(cfg, input_shape, num_outputs):
+    return _linear(cfg, input_shape, num_outputs)

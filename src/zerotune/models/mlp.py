@@ -1,0 +1,47 @@
+"""Multi-layer perceptron with optional batch normalisation (Ioffe & Szegedy 2015) and dropout."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+from torch import nn
+
+from .registry import register_model
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+@dataclass(config=ConfigDict(extra="forbid"))
+class MLPConfig:
+    hidden: list[int] = Field(default_factory=lambda: [256, 128])
+    activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "relu"
+    dropout: float = Field(0.0, ge=0, lt=1)
+    batch_norm: bool = False
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: MLPConfig, in_features: int, num_outputs: int):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for h in cfg.hidden:
+            layers.append(nn.Linear(width, h, bias=not cfg.batch_norm))
+            if cfg.batch_norm:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(ACTIVATIONS[cfg.activation]())
+            if cfg.dropout:
+                layers.append(nn.Dropout(cfg.dropout))
+            width = h
+        self.features = nn.Sequential(*layers)  # (B, ...) -> (B, hidden[-1])
+        self.head = nn.Linear(width, num_outputs)  # (B, hidden[-1]) -> (B, num_outputs)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+@register_model("mlp", MLPConfig, "multi-layer perceptron (dropout and batch-norm options)")
+def build_mlp(cfg: MLPConfig, input_shape, num_outputs):
+    return MLP(cfg, math.prod(input_shape), num_outputs)

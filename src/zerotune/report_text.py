@@ -1,0 +1,26 @@
+"""Human-readable printing of evaluation results in the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_eval(m: dict) -> None:
+    console = Console()
+    console.print(f"[bold]{m['run']}[/bold]  split={m['split']}  checkpoint={m['checkpoint']}  n={m['n']}")
+    if "accuracy" in m:
+        auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
+        console.print(f"accuracy {m['accuracy']:.4f}  precision {m['precision_macro']:.4f}  "
+                      f"recall {m['recall_macro']:.4f}  f1 {m['f1_macro']:.4f} (macro)  roc_auc {auc}  loss {m['loss']:.4f}")
+        per = Table("class", "precision", "recall", "f1", "support")
+        for name, r in m["per_class"].items():
+            per.add_row(name, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", str(r["support"]))
+        console.print(per)
+        names = list(m["per_class"])
+        cm = Table("true \\ pred", *names, title="confusion matrix")
+        for name, row in zip(names, m["confusion_matrix"]):
+            cm.add_row(name, *(str(v) for v in row))
+        console.print(cm)
+    else:
+        console.print(f"r2 {m['r2']:.4f}  mse {m['mse']:.4f}  rmse {m['rmse']:.4f}  mae {m['mae']:.4f}")

@@ -1,0 +1,83 @@
+"""Per-task loss, predictions and metrics: classification and regression."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data.batches import iter_batches
+from .data.bundle import DataMeta, Split
+from .errors import UserError
+from .metrics import classification_metrics, regression_metrics
+
+LOSSES = {"classification": ("cross_entropy", "bce", "hinge"), "regression": ("mse",)}
+
+
+class Task:
+    """What a model is trained for: turns outputs and targets into a loss and into metrics."""
+
+    def __init__(self, meta: DataMeta, loss: str = "auto", label_smoothing: float = 0.0):
+        self.meta = meta
+        self.kind = meta.task
+        allowed = LOSSES[self.kind]
+        self.loss_name = allowed[0] if loss == "auto" else loss
+        if self.loss_name not in allowed:
+            raise UserError(f"train.loss {loss!r} does not fit {self.kind}; allowed: auto, {', '.join(allowed)}")
+        self.label_smoothing = label_smoothing
+
+    @property
+    def monitor_default(self) -> tuple[str, str]:
+        """The metric to pick the best checkpoint by, and whether higher is better."""
+        return ("val/accuracy", "max") if self.kind == "classification" else ("val/loss", "min")
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean loss of a batch. out: (B, C) logits or (B, 1); y: (B,)."""
+        if self.loss_name == "cross_entropy":
+            return F.cross_entropy(out, y, label_smoothing=self.label_smoothing)
+        if self.loss_name == "bce":
+            return F.binary_cross_entropy_with_logits(out, F.one_hot(y, out.shape[-1]).to(out.dtype))
+        if self.loss_name == "hinge":
+            return F.multi_margin_loss(out, y)
+        return F.mse_loss(out.squeeze(-1), y)
+
+    @torch.no_grad()
+    def outputs(self, model: torch.nn.Module, split: Split, batch_size: int = 512) -> torch.Tensor:
+        """Model outputs for a whole split, in eval mode, as float32 on the split's device."""
+        was_training = model.training
+        model.eval()
+        outs = [model(x).float() for x, _ in iter_batches(split, batch_size)]
+        model.train(was_training)
+        return torch.cat(outs) if outs else torch.empty(0, self.meta.num_outputs)
+
+    def quick_metrics(self, model: torch.nn.Module, split: Split, prefix: str) -> dict[str, float]:
+        """The cheap metrics logged at each evaluation during training."""
+        out = self.outputs(model, split)
+        if len(split) == 0:
+            return {}
+        m = {f"{prefix}/loss": float(self.loss(out, split.y))}
+        if self.kind == "classification":
+            m[f"{prefix}/accuracy"] = float((out.argmax(1) == split.y).float().mean())
+        else:
+            pred, true = self.to_target_units(out.squeeze(-1)), self.to_target_units(split.y)
+            mse = float(((pred - true) ** 2).mean())
+            m[f"{prefix}/mse"] = mse
+            m[f"{prefix}/r2"] = 1.0 - mse / max(float(true.var(unbiased=False)), 1e-12)
+        return m
+
+    def to_target_units(self, y: torch.Tensor) -> torch.Tensor:
+        """Undo the training-time target standardisation (regression)."""
+        return y * self.meta.y_std + self.meta.y_mean
+
+    def full_metrics(self, model: torch.nn.Module, split: Split) -> dict:
+        """Every metric of the task on one split (what `zerotune eval` prints)."""
+        out = self.outputs(model, split)
+        loss = float(self.loss(out, split.y)) if len(split) else float("nan")
+        if self.kind == "classification":
+            probs = torch.softmax(out, dim=1).cpu().numpy().astype(np.float64)
+            m = classification_metrics(split.y.cpu().numpy(), probs, self.meta.class_names)
+        else:
+            m = regression_metrics(
+                self.to_target_units(split.y).cpu().numpy(), self.to_target_units(out.squeeze(-1)).cpu().numpy()
+            )
+        return {"loss": loss, "n": len(split), **m}

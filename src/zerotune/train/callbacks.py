@@ -1,0 +1,144 @@
+"""The callback protocol and the built-in callbacks that are not about TensorBoard.
+
+Events, in order: fit_start, (step_end)*, eval_end, epoch_end, ..., fit_end. A callback reads the
+`TrainState` it is handed; the only thing it may change is `state.stop_requested`. Callbacks that
+must survive a resume implement `state_dict()` / `load_state_dict()` (JSON-ready).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass
+class TrainState:
+    """What the loop exposes to callbacks."""
+
+    model: torch.nn.Module
+    total_steps: int
+    steps_per_epoch: int
+    epochs: int
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epochs completed
+    batch_in_epoch: int = 0  # next micro-batch of the current epoch
+    lr: float = 0.0
+    loss: torch.Tensor | None = None  # last micro-batch loss (detached; call float() to read)
+    grad_norm: torch.Tensor | None = None  # global gradient norm before clipping, when measured
+    samples_per_sec: float = 0.0
+    step_time: float = 0.0  # seconds per optimizer step over the last logging interval
+    metrics: dict[str, float] = field(default_factory=dict)  # latest evaluation
+    history: list[dict[str, float]] = field(default_factory=list)  # every evaluation
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+    best: float | None = None
+    best_step: int | None = None
+    is_best: bool = False  # the latest evaluation is the best so far
+    resumed_from_step: int | None = None
+    stop_requested: bool = False
+    stop_reason: str | None = None
+    elapsed: float = 0.0  # training seconds, summed over resumes
+
+    def progress_dict(self) -> dict[str, Any]:
+        """The JSON-ready part of the state, saved in checkpoints."""
+        return {
+            k: getattr(self, k)
+            for k in ("step", "epoch", "batch_in_epoch", "metrics", "history", "best", "best_step", "elapsed",
+                      "stop_requested", "stop_reason")
+        }
+
+
+class Callback:
+    def on_fit_start(self, state: TrainState) -> None: ...
+    def on_step_end(self, state: TrainState) -> None: ...
+    def on_eval_end(self, state: TrainState) -> None: ...
+    def on_epoch_end(self, state: TrainState) -> None: ...
+    def on_fit_end(self, state: TrainState) -> None: ...
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, d: dict) -> None: ...
+
+
+class EarlyStopping(Callback):
+    """Request a stop when `state.monitor` has not improved by `min_delta` for `patience` evaluations."""
+
+    def __init__(self, patience: int, min_delta: float = 0.0):
+        self.patience, self.min_delta = patience, min_delta
+        self.best: float | None = None
+        self.bad_evals = 0
+
+    def on_eval_end(self, state: TrainState) -> None:
+        value = state.metrics.get(state.monitor)
+        if value is None or math.isnan(value):
+            return
+        sign = 1 if state.monitor_mode == "max" else -1
+        if self.best is None or sign * (value - self.best) > self.min_delta:
+            self.best, self.bad_evals = value, 0
+            return
+        self.bad_evals += 1
+        if self.bad_evals >= self.patience:
+            state.stop_requested = True
+            state.stop_reason = (
+                f"early stopping: {state.monitor} did not improve for {self.patience} evaluations "
+                f"(best {self.best:.4g})"
+            )
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "bad_evals": self.bad_evals}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.best, self.bad_evals = d.get("best"), d.get("bad_evals", 0)
+
+
+class ProgressBar(Callback):
+    """A rich progress bar with ETA and live loss and metrics, redrawn a few times a second."""
+
+    def __init__(self, description: str = "train", refresh_seconds: float = 0.25):
+        self.description = description
+        self.refresh_seconds = refresh_seconds
+        self._progress = None
+        self._task = None
+        self._last = 0.0
+
+    def on_fit_start(self, state: TrainState) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            auto_refresh=False, transient=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self.description, total=state.total_steps, completed=state.step, info="")
+
+    def _info(self, state: TrainState) -> str:
+        parts = [f"epoch {state.epoch + (1 if state.batch_in_epoch else 0)}/{state.epochs}"]
+        if state.loss is not None:
+            parts.append(f"loss {float(state.loss):.4f}")
+        for k, v in state.metrics.items():
+            if k.startswith("val/"):
+                parts.append(f"{k} {v:.4f}")
+        return "  ".join(parts)
+
+    def on_step_end(self, state: TrainState) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.refresh_seconds:
+            self._last = now
+            self._progress.update(self._task, completed=state.step, info=self._info(state))
+            self._progress.refresh()
+
+    def on_eval_end(self, state: TrainState) -> None:
+        self._progress.update(self._task, completed=state.step, info=self._info(state))
+        self._progress.refresh()
+
+    def on_fit_end(self, state: TrainState) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.step, info=self._info(state))
+            self._progress.refresh()
+            self._progress.stop()

@@ -1,0 +1,230 @@
+"""The training loop: micro-batches, accumulation, clipping, schedules, evaluation, checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from ..data.batches import epoch_permutation, num_batches
+from ..data.bundle import DataBundle
+from ..errors import UserError
+from ..tasks import Task
+from . import checkpoint as ckpt
+from .callbacks import Callback, TrainState
+from .env import rng_state, set_rng_state
+from .optim import build_optimizer, lr_multiplier, set_lr
+
+
+class Diverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+def fit(
+    model: torch.nn.Module,
+    data: DataBundle,
+    task: Task,
+    cfg,
+    run_dir: Path,
+    device: torch.device,
+    callbacks: list[Callback] = (),
+    resume: bool = False,
+    augment=None,
+) -> TrainState:
+    """Train `model` on `data` and keep best/last checkpoints in `run_dir/checkpoints`.
+
+    Args:
+        model: the model, already initialised (and seeded).
+        data: train/val/test splits.
+        task: loss and metrics.
+        cfg: the whole Config (optim, schedule and train groups are read).
+        run_dir: the run directory.
+        device: where to train.
+        callbacks: called at each event, in order.
+        resume: continue from run_dir/checkpoints/last.
+        augment: optional callable (x, generator) -> x applied to training batches.
+
+    Returns:
+        The final TrainState.
+    """
+    tc, oc = cfg.train, cfg.optim
+    model.to(device)
+    train, val = data.train.to(device), data.val.to(device)
+    optimizer = build_optimizer(model, oc)
+    scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
+    autocast = _autocast(device, tc.precision)
+    aug_gen = torch.Generator(device=device).manual_seed(tc.seed + 1)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    penalised = [p for p in params if p.ndim >= 2]
+
+    micro_per_epoch = num_batches(len(train), tc.batch_size)
+    steps_per_epoch = math.ceil(micro_per_epoch / tc.accumulate)
+    total = steps_per_epoch * tc.epochs
+    if tc.max_steps is not None:
+        total = min(total, tc.max_steps)
+    monitor, mode = _monitor(tc, task)
+    state = TrainState(model=model, total_steps=total, steps_per_epoch=steps_per_epoch, epochs=tc.epochs,
+                       monitor=monitor, monitor_mode=mode)
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    if resume:
+        _restore(ckpt_dir / "last", model, optimizer, scaler, aug_gen, state, callbacks, device)
+        state.resumed_from_step = state.step
+
+    def save_last():
+        progress = state.progress_dict()
+        opt_plain, tensors = ckpt.optimizer_to_parts(optimizer)
+        rng_plain, rng_tensors = rng_state()
+        tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
+        tensors["rng.augment"] = aug_gen.get_state()
+        ckpt.save_checkpoint(ckpt_dir / "last", model, {
+            "progress": progress, "optimizer": opt_plain, "rng": rng_plain,
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            "callbacks": [cb.state_dict() for cb in callbacks],
+        }, tensors)
+
+    def evaluate():
+        state.metrics = {"train/epoch_loss": epoch_loss, **task.quick_metrics(model, val, "val")}
+        state.history.append({"step": state.step, "epoch": state.epoch, **state.metrics})
+        value = state.metrics.get(monitor)
+        state.is_best = value is not None and not math.isnan(value) and (
+            state.best is None or (value > state.best if mode == "max" else value < state.best))
+        if state.is_best:
+            state.best, state.best_step = value, state.step
+            ckpt.save_checkpoint(ckpt_dir / "best", model, {"step": state.step, "metric": monitor, "value": value})
+        for cb in callbacks:
+            cb.on_eval_end(state)
+
+    for cb in callbacks:
+        cb.on_fit_start(state)
+    model.train()
+    t_start = time.perf_counter() - state.elapsed
+    t_log, samples_log, steps_log = time.perf_counter(), 0, 0
+    epoch_loss = float("nan")
+    done = state.step >= total or state.stop_requested
+    while not done and state.epoch < tc.epochs:
+        perm = epoch_permutation(len(train), tc.seed, state.epoch, device)
+        b = state.batch_in_epoch  # micro-batch index; checkpoints fall on step boundaries
+        running, n_micro = torch.zeros((), device=device), 0
+        while b < micro_per_epoch:
+            group = min(tc.accumulate, micro_per_epoch - b)
+            for _ in range(group):
+                idx = perm[b * tc.batch_size:(b + 1) * tc.batch_size]
+                x, y = train.x[idx], train.y[idx]
+                if augment is not None:
+                    x = augment(x, aug_gen)
+                with autocast:
+                    loss = task.loss(model(x), y)
+                if oc.l1 or oc.l2:
+                    loss = loss + _penalty(penalised, oc.l1, oc.l2)
+                scaler.scale(loss / group).backward()
+                running += loss.detach()
+                n_micro += 1
+                samples_log += len(idx)
+                b += 1
+            state.lr = set_lr(optimizer, lr_multiplier(cfg.schedule, state.step, total, steps_per_epoch))
+            log_now = (state.step + 1) % cfg.log.scalars_every == 0
+            state.grad_norm = _clip(params, optimizer, scaler, oc, measure=log_now)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.batch_in_epoch = b
+            state.loss = loss.detach()
+            steps_log += 1
+            if log_now:
+                if not torch.isfinite(state.loss):
+                    raise Diverged(f"loss became {float(state.loss)} at step {state.step}; "
+                                   f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
+                now = time.perf_counter()
+                state.samples_per_sec = samples_log / max(now - t_log, 1e-9)
+                state.step_time = (now - t_log) / steps_log
+                t_log, samples_log, steps_log = now, 0, 0
+            state.elapsed = time.perf_counter() - t_start
+            for cb in callbacks:
+                cb.on_step_end(state)
+            if tc.checkpoint_every_steps and state.step % tc.checkpoint_every_steps == 0 and b < micro_per_epoch:
+                save_last()
+            if state.step >= total:
+                break
+        epoch_loss = float(running) / max(n_micro, 1)  # mean over the micro-batches this process ran
+        epoch_complete = b >= micro_per_epoch
+        if epoch_complete:
+            state.epoch += 1
+            state.batch_in_epoch = 0
+        last = state.step >= total or state.epoch >= tc.epochs
+        if not math.isfinite(epoch_loss):
+            raise Diverged(f"training loss became {epoch_loss} in epoch {state.epoch}; "
+                           f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
+        if state.epoch % tc.eval_every == 0 or last:
+            evaluate()
+        state.elapsed = time.perf_counter() - t_start
+        for cb in callbacks:
+            cb.on_epoch_end(state)
+        save_last()
+        done = last or state.stop_requested
+    state.elapsed = time.perf_counter() - t_start
+    for cb in callbacks:
+        cb.on_fit_end(state)
+    return state
+
+
+def _monitor(tc, task: Task) -> tuple[str, str]:
+    default_metric, default_mode = task.monitor_default
+    metric = default_metric if tc.monitor == "auto" else tc.monitor
+    if tc.monitor_mode != "auto":
+        return metric, tc.monitor_mode
+    higher = any(s in metric for s in ("accuracy", "r2", "f1", "auc"))
+    return metric, "max" if higher else "min"
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _penalty(params, l1: float, l2: float) -> torch.Tensor:
+    total = 0.0
+    if l1:
+        total = total + l1 * sum(p.abs().sum() for p in params)
+    if l2:
+        total = total + l2 * sum((p * p).sum() for p in params)
+    return total
+
+
+def _clip(params, optimizer, scaler, oc, measure: bool):
+    """Unscale, clip by value and/or norm, and return the pre-clip global norm when asked or needed."""
+    if not (measure or oc.clip_norm or oc.clip_value):
+        return None
+    scaler.unscale_(optimizer)
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    if oc.clip_value:
+        torch.nn.utils.clip_grad_value_(params, oc.clip_value)
+    if oc.clip_norm:
+        after_value = torch.nn.utils.get_total_norm(grads) if oc.clip_value else norm
+        torch.nn.utils.clip_grads_with_norm_(params, oc.clip_norm, after_value)
+    return norm.detach()
+
+
+def _restore(path, model, optimizer, scaler, aug_gen, state: TrainState, callbacks, device) -> None:
+    found = ckpt.find_checkpoint(path)
+    if found is None:
+        raise UserError(f"cannot resume: {path} holds no checkpoint")
+    saved = ckpt.read_state(found)
+    ckpt.load_weights(found, model, device)
+    tensors = ckpt.load_tensors(found)
+    ckpt.optimizer_from_parts(optimizer, saved["optimizer"], tensors)
+    set_rng_state(saved["rng"], {k[4:]: v for k, v in tensors.items() if k.startswith("rng.") and k != "rng.augment"})
+    if "rng.augment" in tensors:
+        aug_gen.set_state(tensors["rng.augment"])
+    if saved.get("scaler"):
+        scaler.load_state_dict(saved["scaler"])
+    for k, v in saved["progress"].items():
+        setattr(state, k, v)
+    for cb, cb_state in zip(callbacks, saved.get("callbacks", [])):
+        cb.load_state_dict(cb_state)

@@ -1,0 +1,99 @@
+"""Optimizers and learning-rate schedules.
+
+Schedules are pure functions of the step, so a resumed run needs nothing but the step count to
+continue the schedule exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Trainable parameters split so that only matrices and kernels are decayed, not biases or norms.
+
+    A model may define ``param_groups(weight_decay)`` itself (e.g. for layer-wise learning rates);
+    that takes precedence.
+    """
+    if hasattr(model, "param_groups"):
+        return model.param_groups(weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise UserError("the model has no trainable parameters: everything is frozen")
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    """Build the optimizer described by an OptimConfig over the model's trainable parameters."""
+    groups = param_groups(model, cfg.weight_decay)
+    for g in groups:
+        g.setdefault("lr", cfg.lr)
+    if cfg.name == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    elif cfg.name == "adam":
+        opt = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    elif cfg.name == "adamw":
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    else:
+        opt = torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum, eps=cfg.eps)
+    for g in opt.param_groups:
+        g["base_lr"] = g["lr"]  # the schedule scales each group's own base rate
+    return opt
+
+
+def lr_multiplier(cfg, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """Factor applied to each group's base learning rate before optimizer step `step` (0-based).
+
+    Args:
+        cfg: a ScheduleConfig.
+        step: optimizer steps done so far.
+        total_steps: optimizer steps in the whole run.
+        steps_per_epoch: optimizer steps per epoch (for the epoch-based schedules).
+    """
+    warm = cfg.warmup_steps
+    if warm and step < warm:
+        return (step + 1) / warm
+    if cfg.name == "onecycle":
+        return _onecycle(cfg, step, total_steps)
+    t = step - warm
+    span = max(total_steps - warm, 1)
+    epoch = t / max(steps_per_epoch, 1)
+    if cfg.name == "constant":
+        return 1.0
+    if cfg.name == "step":
+        return cfg.gamma ** math.floor(epoch / cfg.step_epochs + 1e-9)
+    if cfg.name == "exponential":
+        return cfg.gamma ** epoch
+    # cosine
+    progress = min(t / span, 1.0)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _onecycle(cfg, step: int, total_steps: int) -> float:
+    """Smith & Topin's one-cycle policy with cosine phases, as in torch's OneCycleLR."""
+    start, final = 1 / cfg.div_factor, 1 / (cfg.div_factor * cfg.final_div_factor)
+    peak_step = max(cfg.pct_start * total_steps - 1, 1)
+    if step <= peak_step:
+        return _cos_between(start, 1.0, step / peak_step)
+    return _cos_between(1.0, final, min((step - peak_step) / max(total_steps - 1 - peak_step, 1), 1.0))
+
+
+def _cos_between(a: float, b: float, pct: float) -> float:
+    return b + (a - b) / 2 * (1 + math.cos(math.pi * pct))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, multiplier: float) -> float:
+    """Set every group's lr to base_lr × multiplier; return the first group's lr."""
+    for g in optimizer.param_groups:
+        g["lr"] = g["base_lr"] * multiplier
+    return optimizer.param_groups[0]["lr"]
