@@ -33,8 +33,15 @@ class TrainResult:
     stop_reason: str | None
 
 
-def train(config: Config, *, resume: str | Path | None = None, resume_overrides: list[str] | None = None) -> TrainResult:
+def train(config: Config | None, *, resume: str | Path | None = None, resume_overrides: list[str] | None = None,
+          callbacks: list | None = None) -> TrainResult:
     """Train a model as described by `config`, or continue the run at `resume`.
+
+    Args:
+        config: the run's Config (ignored when resuming: the run's saved config is used).
+        resume: a run directory to continue from its last checkpoint.
+        resume_overrides: ``group.field=value`` changes allowed on resume (see RESUMABLE_OVERRIDES).
+        callbacks: extra Callback objects, called after the built-in ones.
 
     Everything that can fail on bad input (data, model shapes) is checked before the run directory
     is created, so a failed start leaves nothing behind.
@@ -67,15 +74,15 @@ def train(config: Config, *, resume: str | Path | None = None, resume_overrides:
         write_json(run_dir / "meta.json", data.meta.to_dict())
         write_json(run_dir / "env.json", environment(device, tc.seed))
 
-    callbacks = []
+    builtin = []
     if config.log.tensorboard:
-        callbacks.append(TensorBoardLogger(run_dir, config.log.scalars_every, config.to_yaml()))
+        builtin.append(TensorBoardLogger(run_dir, config, data, task))
     if tc.early_stopping is not None:
-        callbacks.append(EarlyStopping(tc.early_stopping.patience, tc.early_stopping.min_delta))
+        builtin.append(EarlyStopping(tc.early_stopping.patience, tc.early_stopping.min_delta))
     if config.log.progress:
-        callbacks.append(ProgressBar(f"{run_dir.name}"))
+        builtin.append(ProgressBar(f"{run_dir.name}"))
 
-    state = fit(model, data, task, config, run_dir, device, callbacks, resume=resume is not None, augment=augment)
+    state = fit(model, data, task, config, run_dir, device, builtin + list(callbacks or []), resume=resume is not None, augment=augment)
     metrics = final_metrics(run_dir, config, data, task, device)
     metrics["training"] = {"steps": state.step, "epochs": state.epoch, "seconds": round(state.elapsed, 3),
                            "stop_reason": state.stop_reason, "best_step": state.best_step,

@@ -201,17 +201,15 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
         loc = f"{prefix}{loc}" if loc else prefix.rstrip(".")
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = f"unknown key; allowed: {_allowed_keys(e['loc'], prefix)}"
+            msg = "unknown option" if prefix else f"unknown key; allowed: {_allowed_keys(e['loc'])}"
         elif "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
             msg = f"{msg} (got {e['input']!r})"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 
-def _allowed_keys(loc: tuple, prefix: str) -> str:
+def _allowed_keys(loc: tuple) -> str:
     model: type[BaseModel] = Config
-    if prefix:
-        return "see the model's options in `zerotune models`"
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         ann = getattr(field, "annotation", None)

@@ -28,8 +28,12 @@ class Task:
 
     @property
     def monitor_default(self) -> tuple[str, str]:
-        """The metric to pick the best checkpoint by, and whether higher is better."""
-        return ("val/accuracy", "max") if self.kind == "classification" else ("val/loss", "min")
+        """The metric to pick the best checkpoint by, and whether higher is better.
+
+        Validation loss, not accuracy: on small validation sets accuracy saturates early and ties,
+        so "best accuracy" would keep an under-trained model.
+        """
+        return ("val/loss", "min")
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean loss of a batch. out: (B, C) logits or (B, 1); y: (B,)."""

@@ -107,3 +107,13 @@ def test_constant_column_does_not_divide_by_zero():
     t = load_table("digits")  # pixel 0 is always 0
     s = split(t.X, t.y, seed=0)
     assert np.isfinite(s.X_train).all() and s.std[0] == 1.0
+
+
+def test_numeric_csv_labels_and_class_size_check(tmp_path):
+    path = write(tmp_path, "x,label\n" + "\n".join(f"{i},{i % 3}" for i in range(12)))
+    t = as_classification(load_table(path, target="label"))
+    assert t.class_names == ["0", "1", "2"] and t.y.tolist()[:4] == [0, 1, 2, 0]
+    lonely = write(tmp_path, "x,label\n1,0\n2,0\n3,1\n4,1\n5,2\n", "lonely.csv")
+    t = as_classification(load_table(lonely, target="label"))
+    with pytest.raises(UserError, match="class 2 has a single row"):
+        split(t.X, t.y, stratify=True)

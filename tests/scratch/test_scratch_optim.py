@@ -18,7 +18,8 @@ Y = np.zeros(4)
 
 
 def test_converges_and_counts():
-    r = minimize(quadratic, {"t": np.array([1.0, 1.0])}, X, Y, GDConfig(lr=0.1, iters=1000, tol=1e-8))
+    r = minimize(quadratic, {"t": np.array([1.0, 1.0])}, X, Y,
+                 GDConfig(lr=0.1, iters=1000, tol=1e-8))
     assert r.converged and r.steps == r.iterations == len(r.losses) - 1
     assert r.grad_norms[-1] <= 1e-8 * r.grad_norms[0]
     np.testing.assert_allclose(r.params["t"], 0.0, atol=1e-7)

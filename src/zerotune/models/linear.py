@@ -16,9 +16,20 @@ class LinearConfig:
     bias: bool = True
 
 
+class LinearModel(nn.Module):
+    """One linear map of the flattened input; `features` is the identity on flattened inputs."""
+
+    def __init__(self, in_features: int, num_outputs: int, bias: bool):
+        super().__init__()
+        self.features = nn.Flatten()  # (B, *input_shape) -> (B, F)
+        self.head = nn.Linear(in_features, num_outputs, bias=bias)  # (B, F) -> (B, num_outputs)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
 def _linear(cfg: LinearConfig, input_shape, num_outputs) -> nn.Module:
-    # (B, *input_shape) -> (B, F) -> (B, num_outputs)
-    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_outputs, bias=cfg.bias))
+    return LinearModel(math.prod(input_shape), num_outputs, cfg.bias)
 
 
 @register_model("linear_regression", LinearConfig, "linear regression y = Wx + b (use with MSE)")

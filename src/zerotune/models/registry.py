@@ -68,6 +68,10 @@ def parse_model_options(name: str, options: dict[str, Any]):
         from ..config import format_validation_error
 
         fields = ", ".join(entry.options.__dataclass_fields__)
+        # pydantic dataclasses report unknown options as unexpected keyword arguments
+        e = ValidationError.from_exception_data(e.title, [
+            {**d, "type": "extra_forbidden"} if d["type"] == "unexpected_keyword_argument" else d for d in e.errors()
+        ]) if any(d["type"] == "unexpected_keyword_argument" for d in e.errors()) else e
         raise UserError(
             f"model {name!r}: {format_validation_error(e, prefix='model.')} (options: {fields})"
         ) from None

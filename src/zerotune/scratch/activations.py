@@ -7,8 +7,8 @@ output so each derivative can use whichever is cheaper (σ' = σ(1 − σ) needs
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -78,4 +78,5 @@ def get_activation(name: str) -> Activation:
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise UserError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None
+        choices = ", ".join(ACTIVATIONS)
+        raise UserError(f"unknown activation {name!r}; choose one of {choices}") from None

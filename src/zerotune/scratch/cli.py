@@ -30,7 +30,8 @@ def _csv_list(values: list[str] | str | None) -> list[str] | None:
 def _add_data_args(p: argparse.ArgumentParser, d: DataConfig) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", default=d.data,
-                   help=f"built-in dataset ({', '.join(BUILTIN)}) or a CSV path (default: {d.data})")
+                   help=f"built-in dataset ({', '.join(BUILTIN)}) or a CSV path "
+                        f"(default: {d.data})")
     g.add_argument("--target", default=None, help="target column of a CSV file")
     g.add_argument("--features", nargs="+", default=None, metavar="COL",
                    help="keep only these feature columns (names or indices; 'a,b' or 'a b')")
@@ -39,7 +40,8 @@ def _add_data_args(p: argparse.ArgumentParser, d: DataConfig) -> None:
     g.add_argument("--no-standardize", dest="standardize", action="store_false",
                    help="use the features as they are instead of standardising them")
     g.add_argument("--seed", type=int, default=d.seed,
-                   help=f"seed of the split, the shuffle and the initial weights (default: {d.seed})")
+                   help="seed of the split, the shuffle and the initial weights "
+                        f"(default: {d.seed})")
 
 
 def _add_gd_args(p: argparse.ArgumentParser, gd: GDConfig, iters_help: str) -> None:
@@ -72,7 +74,8 @@ def _add_output_args(p: argparse.ArgumentParser, o: OutputConfig, hist: bool = F
                         f"(default: {o.log_every})")
     if hist:
         g.add_argument("--hist-every", type=int, default=o.hist_every,
-                       help=f"iterations between weight histograms; 0 = off (default: {o.hist_every})")
+                       help="iterations between weight histograms; 0 = off "
+                            f"(default: {o.hist_every})")
 
 
 def _data(args) -> DataConfig:
@@ -107,7 +110,9 @@ def mlp_config(args) -> MLPConfig:
     try:
         hidden = [int(h) for h in _csv_list(args.hidden)]
     except ValueError:
-        raise UserError(f"--hidden takes integers such as '64' or '128,64', got {args.hidden}") from None
+        raise UserError(
+            f"--hidden takes integers such as '64' or '128,64', got {args.hidden}"
+        ) from None
     return MLPConfig(data=_data(args), gd=_gd(args), output=_output(args), hidden=hidden,
                      activation=args.activation, init=args.init, l2=args.l2)
 
@@ -158,7 +163,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _add_data_args(p, d.data)
     _add_gd_args(p, d.gd, "maximum iterations (one iteration = one pass over the data)")
     g = p.add_argument_group("model")
-    g.add_argument("--l2", type=float, default=d.l2, help=f"L2 penalty on weights (default: {d.l2})")
+    g.add_argument("--l2", type=float, default=d.l2,
+                   help=f"L2 penalty on weights (default: {d.l2})")
     _add_output_args(p, d.output)
     p.set_defaults(func=_runner(logreg_config, run_logreg))
 
@@ -175,7 +181,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"hidden activation; the output is softmax (default: {d.activation})")
     g.add_argument("--init", choices=("xavier", "he"), default=None,
                    help="weight initialisation (default: he for relu, xavier otherwise)")
-    g.add_argument("--l2", type=float, default=d.l2, help=f"L2 penalty on weights (default: {d.l2})")
+    g.add_argument("--l2", type=float, default=d.l2,
+                   help=f"L2 penalty on weights (default: {d.l2})")
     _add_output_args(p, d.output, hist=True)
     p.set_defaults(func=_runner(mlp_config, run_mlp))
     return scratch

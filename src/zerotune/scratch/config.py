@@ -57,7 +57,8 @@ class OutputConfig:
             raise UserError(f"log_every must be >= 1, got {self.log_every}")
         if self.hist_every < 0:
             raise UserError(f"hist_every must be >= 0, got {self.hist_every}")
-        if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
+        bad_name = not self.name or "/" in self.name or self.name in (".", "..")
+        if self.name is not None and bad_name:
             raise UserError(f"--name must be a plain directory name, got {self.name!r}")
 
 
@@ -141,7 +142,9 @@ class MLPConfig:
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise UserError(f"hidden layer widths must be positive integers, got {self.hidden}")
         if self.activation not in HIDDEN:
-            raise UserError(f"activation must be one of {', '.join(HIDDEN)}, got {self.activation!r}")
+            raise UserError(
+                f"activation must be one of {', '.join(HIDDEN)}, got {self.activation!r}"
+            )
         if self.init is not None and self.init not in INITS:
             raise UserError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if not self.l2 >= 0:

@@ -107,7 +107,9 @@ def as_target(y, n_rows: int, task: str, name: str = "y") -> np.ndarray:
     if arr.ndim != 1:
         raise UserError(f"{name} must be 1-D (one target per row), got shape {arr.shape}")
     if arr.shape[0] != n_rows:
-        raise UserError(f"X and {name} do not match: X has {n_rows} rows but {name} has {arr.shape[0]}")
+        raise UserError(
+            f"X and {name} do not match: X has {n_rows} rows but {name} has {arr.shape[0]}"
+        )
     _require_finite(arr, name)
     if task == "regression":
         return arr
@@ -147,7 +149,9 @@ def load_table(data: str, target: str | None = None, features: list[str] | None 
     """
     if data in BUILTIN:
         if target is not None:
-            raise UserError(f"--target applies to CSV files; {data} is built in and has its own target")
+            raise UserError(
+                f"--target applies to CSV files; {data} is built in and has its own target"
+            )
         table = _load_builtin(data)
     elif data.lower().endswith(".csv") or Path(data).exists():
         table = _load_csv(Path(data), target)
@@ -189,7 +193,9 @@ def _load_csv(path: Path, target: str | None) -> Table:
         raise UserError(f"{path} needs a header row and at least one data row")
     header = [h.strip() for h in rows[0]]
     if target is None:
-        raise UserError(f"--target is required with a CSV file; columns of {path}: {', '.join(header)}")
+        raise UserError(
+            f"--target is required with a CSV file; columns of {path}: {', '.join(header)}"
+        )
     if target not in header:
         raise UserError(f"target column {target!r} not in {path}; columns: {', '.join(header)}")
     for i, r in enumerate(rows[1:], start=2):

@@ -12,7 +12,7 @@ blow up for components that are (nearly) zero.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -145,10 +145,10 @@ def torch_mlp_loss(X: np.ndarray, y: np.ndarray, activation: str = "relu",
     def loss(p):
         L = sum(1 for k in p if k.startswith("W"))
         a = Xt
-        for l in range(1, L):
-            a = f(a @ p[f"W{l}"] + p[f"b{l}"])
+        for layer in range(1, L):
+            a = f(a @ p[f"W{layer}"] + p[f"b{layer}"])
         logits = a @ p[f"W{L}"] + p[f"b{L}"]
-        penalty = sum((p[f"W{l}"] ** 2).sum() for l in range(1, L + 1))
+        penalty = sum((p[f"W{layer}"] ** 2).sum() for layer in range(1, L + 1))
         return torch.nn.functional.cross_entropy(logits, yt) + 0.5 * l2 * penalty
 
     return loss

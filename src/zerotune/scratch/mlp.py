@@ -56,13 +56,13 @@ def init_params(sizes: list[int], init: str = "he", seed: int = 0) -> Params:
         raise UserError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     rng = np.random.default_rng(seed)
     params: Params = {}
-    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         if init == "xavier":
             limit = np.sqrt(6.0 / (fan_in + fan_out))
-            params[f"W{l}"] = rng.uniform(-limit, limit, size=(fan_in, fan_out))
+            params[f"W{layer}"] = rng.uniform(-limit, limit, size=(fan_in, fan_out))
         else:
-            params[f"W{l}"] = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
-        params[f"b{l}"] = np.zeros(fan_out)
+            params[f"W{layer}"] = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
+        params[f"b{layer}"] = np.zeros(fan_out)
     return params
 
 
@@ -84,8 +84,8 @@ def forward(params: Params, X: np.ndarray, activation: str = "relu"):
     act = get_activation(activation)
     a, cache = X, [(None, X)]
     L = n_layers(params)
-    for l in range(1, L):
-        z = a @ params[f"W{l}"] + params[f"b{l}"]
+    for layer in range(1, L):
+        z = a @ params[f"W{layer}"] + params[f"b{layer}"]
         a = act.forward(z)
         cache.append((z, a))
     logits = a @ params[f"W{L}"] + params[f"b{L}"]
@@ -109,17 +109,17 @@ def loss_and_grad(params: Params, X: np.ndarray, y: np.ndarray, activation: str 
     act = get_activation(activation)
     m, L = X.shape[0], n_layers(params)
     logits, cache = forward(params, X, activation)
-    penalty = 0.5 * l2 * sum(np.sum(params[f"W{l}"] ** 2) for l in range(1, L + 1))
+    penalty = 0.5 * l2 * sum(np.sum(params[f"W{layer}"] ** 2) for layer in range(1, L + 1))
     loss = -np.mean(log_softmax(logits)[np.arange(m), y]) + penalty
     delta = (softmax(logits) - one_hot(y, logits.shape[1])) / m  # (m, K)
     grads: Params = {}
-    for l in range(L, 0, -1):
-        a_prev = cache[l - 1][1]
-        grads[f"W{l}"] = a_prev.T @ delta + l2 * params[f"W{l}"]
-        grads[f"b{l}"] = delta.sum(axis=0)
-        if l > 1:
-            z_prev, _ = cache[l - 1]
-            delta = act.backward(z_prev, a_prev, delta @ params[f"W{l}"].T)
+    for layer in range(L, 0, -1):
+        a_prev = cache[layer - 1][1]
+        grads[f"W{layer}"] = a_prev.T @ delta + l2 * params[f"W{layer}"]
+        grads[f"b{layer}"] = delta.sum(axis=0)
+        if layer > 1:
+            z_prev, _ = cache[layer - 1]
+            delta = act.backward(z_prev, a_prev, delta @ params[f"W{layer}"].T)
     return float(loss), {k: grads[k] for k in params}
 
 

@@ -22,8 +22,8 @@ from ..rundir import atomic_write_text, create_run_dir, new_run_name, write_json
 from . import conditioning, figures, linreg, logreg, mlp
 from .config import DataConfig, LinRegConfig, LogRegConfig, MLPConfig, OutputConfig
 from .data import Split, Table, as_classification, as_regression, load_table, split
-from .tblog import BoardLogger, PathRecorder, markdown_table
 from .optim import Params
+from .tblog import BoardLogger, PathRecorder, markdown_table
 
 
 @dataclass

@@ -14,10 +14,11 @@ class TensorBoardLogger(Callback):
     Only rank 0 should be given this callback.
     """
 
-    def __init__(self, run_dir: Path, every: int = 1, config_yaml: str | None = None):
+    def __init__(self, run_dir: Path, config, data, task):
         self.run_dir = Path(run_dir)
-        self.every = every
-        self.config_yaml = config_yaml
+        self.every = config.log.scalars_every
+        self.config_yaml = config.to_yaml()
+        self.data, self.task = data, task
         self.writer = None
         self.scalars: ScalarQueue | None = None
 

@@ -1,6 +1,7 @@
 """The callback protocol and the built-in callbacks that are not about TensorBoard.
 
-Events, in order: fit_start, (step_end)*, eval_end, epoch_end, ..., fit_end. A callback reads the
+Events, in order: fit_start, (step_end)*, eval_end, epoch_end, ..., fit_end. At step_end the
+parameters' `.grad` still hold the gradients of the step just taken. A callback reads the
 `TrainState` it is handed; the only thing it may change is `state.stop_requested`. Callbacks that
 must survive a resume implement `state_dict()` / `load_state_dict()` (JSON-ready).
 """

@@ -82,7 +82,7 @@ def fit(
         ckpt.save_checkpoint(ckpt_dir / "last", model, {
             "progress": progress, "optimizer": opt_plain, "rng": rng_plain,
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "callbacks": [cb.state_dict() for cb in callbacks],
+            "callbacks": {type(cb).__name__: cb.state_dict() for cb in callbacks},
         }, tensors)
 
     def evaluate():
@@ -110,6 +110,8 @@ def fit(
         running, n_micro = torch.zeros((), device=device), 0
         while b < micro_per_epoch:
             group = min(tc.accumulate, micro_per_epoch - b)
+            # Gradients are cleared here rather than after the step, so step_end callbacks can read them.
+            optimizer.zero_grad(set_to_none=True)
             for _ in range(group):
                 idx = perm[b * tc.batch_size:(b + 1) * tc.batch_size]
                 x, y = train.x[idx], train.y[idx]
@@ -129,7 +131,6 @@ def fit(
             state.grad_norm = _clip(params, optimizer, scaler, oc, measure=log_now)
             scaler.step(optimizer)
             scaler.update()
-            optimizer.zero_grad(set_to_none=True)
             state.step += 1
             state.batch_in_epoch = b
             state.loss = loss.detach()
@@ -226,5 +227,7 @@ def _restore(path, model, optimizer, scaler, aug_gen, state: TrainState, callbac
         scaler.load_state_dict(saved["scaler"])
     for k, v in saved["progress"].items():
         setattr(state, k, v)
-    for cb, cb_state in zip(callbacks, saved.get("callbacks", [])):
-        cb.load_state_dict(cb_state)
+    saved_callbacks = saved.get("callbacks", {})
+    for cb in callbacks:
+        if type(cb).__name__ in saved_callbacks:
+            cb.load_state_dict(saved_callbacks[type(cb).__name__])

@@ -1,0 +1,85 @@
+"""ONNX export with a free batch axis, through PyTorch's torch.export-based exporter."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+
+DEFAULT_OPSET = 18  # the exporter's native opset: no version conversion needed
+# Below 16 the exporter's version converter has no adapters for ops every model uses.
+MIN_OPSET = 16
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def max_opset() -> int:
+    """The newest opset the installed onnx package knows."""
+    import onnx
+
+    return int(onnx.defs.onnx_opset_version())
+
+
+def check_opset(opset: int) -> None:
+    """Raise a UserError unless ``opset`` is one the exporter can target."""
+    hi = max_opset()
+    if not MIN_OPSET <= opset <= hi:
+        raise UserError(f"opset {opset} is not supported; allowed: {MIN_OPSET} to {hi} (default {DEFAULT_OPSET})")
+
+
+def to_onnx(model: nn.Module, example: torch.Tensor, opset: int = DEFAULT_OPSET) -> bytes:
+    """Export ``model`` to ONNX at ``opset`` with a dynamic batch axis, returning the file's bytes.
+
+    Args:
+        model: an eval-mode module mapping a (B, ...) float32 batch to one tensor.
+        example: a batch of at least 2 examples; a batch of 1 would let the exporter fix B = 1.
+        opset: the default ONNX domain's opset version.
+
+    Raises:
+        UserError: when the model cannot be exported at that opset.
+    """
+    check_opset(opset)
+    if example.shape[0] < 2:
+        example = example.expand(2, *example.shape[1:]).contiguous()
+    try:
+        with _quiet():
+            program = torch.onnx.export(
+                model.eval(), (example,), None, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                opset_version=opset, dynamo=True, external_data=False, verbose=False,
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+            )
+        proto = program.model_proto
+    except Exception as e:  # the exporter raises many unrelated types; all mean "cannot export"
+        raise UserError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    got = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if got != opset:
+        # The exporter falls back to its native opset when it cannot convert; refuse rather than mislabel.
+        raise UserError(f"this model cannot be exported at opset {opset} (the exporter produced opset {got}); "
+                        f"use opset {DEFAULT_OPSET} or newer")
+    return proto.SerializeToString()
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporter's progress lines, version-converter tracebacks and deprecation noise."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    # The version converter reports through the root logger and prints to stdout.
+    disabled = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(disabled)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
