@@ -168,7 +168,20 @@ class LogConfig(Section):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="run name (default: <data>-<model>-<time>)")
     tensorboard: bool = Field(True, description="write TensorBoard events")
     scalars_every: int = Field(1, ge=1, description="write train scalars every N steps")
+    grad_norm_every: int = Field(10, ge=1, description="measure the global gradient norm every N steps")
     progress: bool = Field(True, description="show a progress bar")
+    layer_stats_every: int = Field(10, ge=0, description="per-layer grad/weight norms and update ratio every N steps (0: off)")
+    histograms_every: int = Field(100, ge=0, description="weight and gradient histograms every N steps (0: off)")
+    activations: bool = Field(False, description="with histograms, also each layer's activations on a fixed val batch")
+    images: bool = Field(True, description="grids of input samples (and augmented samples) at the start")
+    worst_every: int = Field(1, ge=0, description="worst-misclassified val images every N evaluations (0: off)")
+    figures_every: int = Field(1, ge=0, description="confusion matrix or scatter, and ROC, every N evaluations (0: off)")
+    pr_curves_every: int = Field(1, ge=0, description="per-class PR curves every N evaluations (0: off)")
+    predictions_every: int = Field(1, ge=0, description="text table of sample predictions every N evaluations (0: off)")
+    embeddings: bool = Field(True, description="projector embedding of penultimate features at the end of training")
+    embedding_samples: int = Field(256, ge=1, le=10000, description="val examples in the projector embedding")
+    graph: bool = Field(True, description="model graph, traced once at the start")
+    flush_secs: float = Field(2.0, gt=0, le=600, description="seconds between flushes of the event file to disk")
 
 
 class Config(Section):

@@ -53,7 +53,9 @@ def test_sigkilled_run_resumes_to_identical_weights(runs_dir):
     killed = runs_dir / "killed"
     assert not (killed / "metrics.json").exists()
     state = json.loads((killed / "checkpoints" / "last" / "state.json").read_text())
-    assert state["progress"]["step"] == 24 and state["progress"]["batch_in_epoch"] == 8
+    # Checkpoints are written in the background: the kill at step 25 may land while step 24's is written.
+    progress = state["progress"]
+    assert (progress["step"], progress["batch_in_epoch"]) in ((21, 2), (24, 8))
 
     resumed = zerotune.train(None, resume=killed)
     assert resumed.steps == reference.steps == 40

@@ -7,7 +7,8 @@ A checkpoint is a directory::
     state.json             step, epoch, optimizer hyper-parameters, RNG, callback state
 
 It is written to a temporary directory and swapped into place, so a crash never leaves a
-half-written checkpoint under the real name.
+half-written checkpoint under the real name. `CheckpointWriter` takes a snapshot on the training
+thread (a copy of the tensors) and does the serialising and fsync on a background thread.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
 from ..errors import UserError
 
@@ -29,12 +31,31 @@ MODEL_FILE = "model.safetensors"
 TENSORS_FILE = "optimizer.safetensors"
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, state: dict, tensors: dict[str, torch.Tensor] | None = None) -> None:
-    """Write a checkpoint directory atomically.
+def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A copy of the state dict with tied tensors stored once, and the map {dropped name: kept name}.
+
+    safetensors refuses tensors that share memory (e.g. tied embedding and output weights).
+    """
+    kept: dict[tuple, str] = {}
+    tensors, aliases = {}, {}
+    for name, t in model.state_dict().items():
+        key = (t.device, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.dtype)
+        if t.numel() and key in kept:
+            aliases[name] = kept[key]
+            continue
+        kept[key] = name
+        tensors[name] = t.detach().to("cpu", copy=True).contiguous()
+    return tensors, aliases
+
+
+def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict[str, str], state: dict,
+                    tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """Write a checkpoint directory atomically from already-copied tensors.
 
     Args:
         path: the checkpoint directory, e.g. runs/x/checkpoints/last.
-        model: its weights go to model.safetensors.
+        model_sd: weights (see `model_tensors`).
+        aliases: tied-weight names to restore on load.
         state: JSON-ready training state.
         tensors: further tensors (optimizer state, RNG) for optimizer.safetensors.
     """
@@ -42,13 +63,15 @@ def save_checkpoint(path: Path, model: torch.nn.Module, state: dict, tensors: di
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
     try:
-        save_model(model, str(tmp / MODEL_FILE))
+        save_file(model_sd, str(tmp / MODEL_FILE), metadata={"aliases": json.dumps(aliases)})
         if tensors:
-            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / TENSORS_FILE))
+            save_file(tensors, str(tmp / TENSORS_FILE))
         with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:
             json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        for name in os.listdir(tmp):  # durable before the rename makes it visible
+            fd = os.open(tmp / name, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
         _swap_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -63,6 +86,37 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a background thread, one at a time, in the order submitted.
+
+    `submit` copies nothing itself: callers pass tensors that are already private copies. A new
+    submission waits for the previous write, so at most one snapshot is held in memory.
+    """
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, *args) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._write, args=args, name="zerotune-checkpoint")
+        self._thread.start()
+
+    def _write(self, *args) -> None:
+        try:
+            save_checkpoint(*args)
+        except BaseException as e:  # re-raised on the training thread by wait()
+            self._error = e
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
 
 def find_checkpoint(path: Path) -> Path | None:
@@ -87,13 +141,19 @@ def load_weights(path: Path, model: torch.nn.Module, device="cpu") -> None:
     if not file.exists():
         raise UserError(f"checkpoint {path} has no {MODEL_FILE}")
     try:
-        missing, unexpected = load_model(model, str(file), strict=False, device=str(device))
-    except (SafetensorError, OSError) as e:
+        sd = load_file(str(file), device=str(device))
+        with safe_open(str(file), "pt") as f:
+            aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
+    except (SafetensorError, OSError, json.JSONDecodeError) as e:
         raise UserError(f"{file} is not a valid safetensors file: {e}") from None
+    for name, kept in aliases.items():
+        if kept in sd:
+            sd[name] = sd[kept]
+    try:
+        model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        raise UserError(f"{file} does not fit the model: {str(e).splitlines()[0]}") from None
-    if missing or unexpected:
-        raise UserError(f"{file} does not fit the model: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        detail = " ".join(str(e).split())[:300]
+        raise UserError(f"{file} does not fit the model: {detail}") from None
 
 
 def load_tensors(path: Path, device="cpu") -> dict[str, torch.Tensor]:
@@ -110,17 +170,18 @@ def load_tensors(path: Path, device="cpu") -> dict[str, torch.Tensor]:
 
 
 def optimizer_to_parts(opt: torch.optim.Optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Split an optimizer state_dict into JSON-ready values and named tensors."""
+    """Split an optimizer state_dict into JSON-ready values and private copies of its tensors."""
     sd = opt.state_dict()
     tensors, plain = {}, {}
     for pid, st in sd["state"].items():
         plain[str(pid)] = {}
         for k, v in st.items():
             if torch.is_tensor(v):
-                tensors[f"opt.{pid}.{k}"] = v
+                tensors[f"opt.{pid}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
             else:
                 plain[str(pid)][k] = v
-    return {"param_groups": sd["param_groups"], "state": plain}, tensors
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    return {"param_groups": groups, "state": plain}, tensors
 
 
 def optimizer_from_parts(opt: torch.optim.Optimizer, plain: dict, tensors: dict[str, torch.Tensor]) -> None:

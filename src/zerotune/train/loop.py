@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from pathlib import Path
@@ -69,21 +70,23 @@ def fit(
     state = TrainState(model=model, total_steps=total, steps_per_epoch=steps_per_epoch, epochs=tc.epochs,
                        monitor=monitor, monitor_mode=mode)
     ckpt_dir = Path(run_dir) / "checkpoints"
+    writer = ckpt.CheckpointWriter()
     if resume:
         _restore(ckpt_dir / "last", model, optimizer, scaler, aug_gen, state, callbacks, device)
         state.resumed_from_step = state.step
 
     def save_last():
-        progress = state.progress_dict()
+        # Everything is copied here, on the training thread; the writer thread only serialises.
         opt_plain, tensors = ckpt.optimizer_to_parts(optimizer)
         rng_plain, rng_tensors = rng_state()
         tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
-        tensors["rng.augment"] = aug_gen.get_state()
-        ckpt.save_checkpoint(ckpt_dir / "last", model, {
-            "progress": progress, "optimizer": opt_plain, "rng": rng_plain,
+        tensors["rng.augment"] = aug_gen.get_state().cpu()
+        saved = copy.deepcopy({
+            "progress": state.progress_dict(), "optimizer": opt_plain, "rng": rng_plain,
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in callbacks},
-        }, tensors)
+        })
+        writer.submit(ckpt_dir / "last", *ckpt.model_tensors(model), saved, tensors)
 
     def evaluate():
         state.metrics = {"train/epoch_loss": epoch_loss, **task.quick_metrics(model, val, "val")}
@@ -93,7 +96,8 @@ def fit(
             state.best is None or (value > state.best if mode == "max" else value < state.best))
         if state.is_best:
             state.best, state.best_step = value, state.step
-            ckpt.save_checkpoint(ckpt_dir / "best", model, {"step": state.step, "metric": monitor, "value": value})
+            writer.submit(ckpt_dir / "best", *ckpt.model_tensors(model),
+                          {"step": state.step, "metric": monitor, "value": value})
         for cb in callbacks:
             cb.on_eval_end(state)
 
@@ -103,69 +107,72 @@ def fit(
     t_start = time.perf_counter() - state.elapsed
     t_log, samples_log, steps_log = time.perf_counter(), 0, 0
     epoch_loss = float("nan")
-    done = state.step >= total or state.stop_requested
-    while not done and state.epoch < tc.epochs:
-        perm = epoch_permutation(len(train), tc.seed, state.epoch, device)
-        b = state.batch_in_epoch  # micro-batch index; checkpoints fall on step boundaries
-        running, n_micro = torch.zeros((), device=device), 0
-        while b < micro_per_epoch:
-            group = min(tc.accumulate, micro_per_epoch - b)
-            # Gradients are cleared here rather than after the step, so step_end callbacks can read them.
-            optimizer.zero_grad(set_to_none=True)
-            for _ in range(group):
-                idx = perm[b * tc.batch_size:(b + 1) * tc.batch_size]
-                x, y = train.x[idx], train.y[idx]
-                if augment is not None:
-                    x = augment(x, aug_gen)
-                with autocast:
-                    loss = task.loss(model(x), y)
-                if oc.l1 or oc.l2:
-                    loss = loss + _penalty(penalised, oc.l1, oc.l2)
-                scaler.scale(loss / group).backward()
-                running += loss.detach()
-                n_micro += 1
-                samples_log += len(idx)
-                b += 1
-            state.lr = set_lr(optimizer, lr_multiplier(cfg.schedule, state.step, total, steps_per_epoch))
-            log_now = (state.step + 1) % cfg.log.scalars_every == 0
-            state.grad_norm = _clip(params, optimizer, scaler, oc, measure=log_now)
-            scaler.step(optimizer)
-            scaler.update()
-            state.step += 1
-            state.batch_in_epoch = b
-            state.loss = loss.detach()
-            steps_log += 1
-            if log_now:
-                if not torch.isfinite(state.loss):
-                    raise Diverged(f"loss became {float(state.loss)} at step {state.step}; "
+    try:
+        done = state.step >= total or state.stop_requested
+        while not done and state.epoch < tc.epochs:
+            perm = epoch_permutation(len(train), tc.seed, state.epoch, device)
+            b = state.batch_in_epoch  # micro-batch index; checkpoints fall on step boundaries
+            running, n_micro = torch.zeros((), device=device), 0
+            while b < micro_per_epoch:
+                group = min(tc.accumulate, micro_per_epoch - b)
+                # Gradients are cleared here rather than after the step, so step_end callbacks can read them.
+                optimizer.zero_grad(set_to_none=True)
+                for _ in range(group):
+                    idx = perm[b * tc.batch_size:(b + 1) * tc.batch_size]
+                    x, y = train.x[idx], train.y[idx]
+                    if augment is not None:
+                        x = augment(x, aug_gen)
+                    with autocast:
+                        loss = task.loss(model(x), y)
+                    if oc.l1 or oc.l2:
+                        loss = loss + _penalty(penalised, oc.l1, oc.l2)
+                    scaler.scale(loss / group if group > 1 else loss).backward()
+                    running += loss.detach()
+                    n_micro += 1
+                    samples_log += len(idx)
+                    b += 1
+                state.lr = set_lr(optimizer, lr_multiplier(cfg.schedule, state.step, total, steps_per_epoch))
+                measure = (state.step + 1) % cfg.log.grad_norm_every == 0
+                state.grad_norm = _clip(params, optimizer, scaler, oc, measure=measure)
+                if measure and not torch.isfinite(state.grad_norm):
+                    raise Diverged(f"gradients became {float(state.grad_norm)} at step {state.step + 1}; "
                                    f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
-                now = time.perf_counter()
-                state.samples_per_sec = samples_log / max(now - t_log, 1e-9)
-                state.step_time = (now - t_log) / steps_log
-                t_log, samples_log, steps_log = now, 0, 0
+                scaler.step(optimizer)
+                scaler.update()
+                state.step += 1
+                state.batch_in_epoch = b
+                state.loss = loss.detach()
+                steps_log += 1
+                if state.step % cfg.log.scalars_every == 0:
+                    now = time.perf_counter()
+                    state.samples_per_sec = samples_log / max(now - t_log, 1e-9)
+                    state.step_time = (now - t_log) / steps_log
+                    t_log, samples_log, steps_log = now, 0, 0
+                state.elapsed = time.perf_counter() - t_start
+                for cb in callbacks:
+                    cb.on_step_end(state)
+                if tc.checkpoint_every_steps and state.step % tc.checkpoint_every_steps == 0 and b < micro_per_epoch:
+                    save_last()
+                if state.step >= total:
+                    break
+            epoch_loss = float(running) / max(n_micro, 1)  # mean over the micro-batches this process ran
+            epoch_complete = b >= micro_per_epoch
+            if epoch_complete:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+            last = state.step >= total or state.epoch >= tc.epochs
+            if not math.isfinite(epoch_loss):
+                raise Diverged(f"training loss became {epoch_loss} in epoch {state.epoch}; "
+                               f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
+            if state.epoch % tc.eval_every == 0 or last:
+                evaluate()
             state.elapsed = time.perf_counter() - t_start
             for cb in callbacks:
-                cb.on_step_end(state)
-            if tc.checkpoint_every_steps and state.step % tc.checkpoint_every_steps == 0 and b < micro_per_epoch:
-                save_last()
-            if state.step >= total:
-                break
-        epoch_loss = float(running) / max(n_micro, 1)  # mean over the micro-batches this process ran
-        epoch_complete = b >= micro_per_epoch
-        if epoch_complete:
-            state.epoch += 1
-            state.batch_in_epoch = 0
-        last = state.step >= total or state.epoch >= tc.epochs
-        if not math.isfinite(epoch_loss):
-            raise Diverged(f"training loss became {epoch_loss} in epoch {state.epoch}; "
-                           f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
-        if state.epoch % tc.eval_every == 0 or last:
-            evaluate()
-        state.elapsed = time.perf_counter() - t_start
-        for cb in callbacks:
-            cb.on_epoch_end(state)
-        save_last()
-        done = last or state.stop_requested
+                cb.on_epoch_end(state)
+            save_last()
+            done = last or state.stop_requested
+    finally:
+        writer.wait()  # the last checkpoint is on disk before fit returns
     state.elapsed = time.perf_counter() - t_start
     for cb in callbacks:
         cb.on_fit_end(state)

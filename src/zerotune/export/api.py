@@ -1,0 +1,80 @@
+"""`export_run`: export a run's model to a verified file plus its JSON sidecar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from ..rundir import atomic_write_bytes
+from ..runs import load_run
+from .build import EXPORT_FORMATS, Bounds, ExportContext, ExportOptions, build_export
+from .inputs import load_data
+from .parity import Parity
+from .sidecar import build_sidecar, sidecar_path, write_sidecar
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sidecar: Path
+    bytes: int
+    parity: list[Parity]
+    info: dict
+    label: str
+
+
+def export_run(run_dir: str | Path, options: ExportOptions | None = None, *, out: str | Path | None = None,
+               force: bool = False, checkpoint: str = "best", bounds: Bounds | None = None) -> ExportResult:
+    """Export a run's model, check it against PyTorch on real inputs, and write it with its sidecar.
+
+    Args:
+        run_dir: the run directory.
+        options: format, opset, int8 and pruning choices (default: ONNX, opset 18, float32).
+        out: the model file to write, or a directory for the default file name
+            (default: ``<run>/export/<default name>``).
+        force: overwrite existing files.
+        checkpoint: "best" or "last".
+        bounds: parity bounds (default: max |diff| 1e-4; int8: 97% same class).
+
+    Returns:
+        Where the files went, their size and the parity checks.
+
+    Raises:
+        UserError: bad options, not a run directory, files that exist without ``force``, a failed
+            export, or a parity check that misses its bound (then nothing is written).
+    """
+    options = (options or ExportOptions()).validate()
+    bounds = bounds or Bounds()
+    run = load_run(run_dir, checkpoint)
+    path = _output_path(Path(run_dir), options, out)
+    side = sidecar_path(path)
+    if not force:
+        for p in (path, side):
+            if p.exists():
+                raise UserError(f"{p} already exists; pass --force to overwrite it")
+
+    ctx = ExportContext.create(run, load_data(run))
+    built = build_export(ctx, options, bounds)
+
+    source = {"run": str(run.path.resolve()), "run_name": run.path.name, "checkpoint": run.checkpoint,
+              "model": run.config.model.name}
+    content = build_sidecar(fmt=options.format, data=built.data, file_name=path.name, source=source, meta=run.meta,
+                            export=built.info, parity=[p.to_dict() for p in built.parity])
+    if not force and (path.exists() or side.exists()):  # appeared while we were exporting
+        raise UserError(f"{path} or its sidecar appeared during export; pass --force to overwrite")
+    atomic_write_bytes(path, built.data)
+    write_sidecar(side, content)
+    return ExportResult(path, side, len(built.data), built.parity, built.info, options.label)
+
+
+def _output_path(run_dir: Path, options: ExportOptions, out: str | Path | None) -> Path:
+    if out is None:
+        return run_dir / "export" / options.file_name()
+    out = Path(out)
+    if out.is_dir() or str(out).endswith(("/", "\\")):
+        return out / options.file_name()
+    suffix = EXPORT_FORMATS[options.format]
+    if out.suffix != suffix:
+        raise UserError(f"--out {out}: a {options.format} file must end in {suffix}")
+    return out

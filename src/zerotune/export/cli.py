@@ -1,0 +1,92 @@
+"""The `zerotune export` subcommand: flags -> ExportOptions -> `export_run` or `compare_run`.
+
+The main CLI calls ``add_parser(subparsers)`` and then ``args.func(args)``, turning a UserError
+into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .build import DEFAULT_MIN_AGREEMENT, DEFAULT_TOLERANCE, EXPORT_FORMATS, Bounds, ExportOptions
+from .onnx_export import DEFAULT_OPSET
+from .prune import PRUNE_METHODS
+from .quantize import INT8_MODES
+
+
+def cmd_export(args) -> int:
+    from .api import export_run
+    from .compare import compare_run, default_variants, print_comparison
+
+    bounds = Bounds(args.tolerance, args.min_agreement)
+    if args.compare:
+        variants = default_variants(args.amount, args.finetune_epochs, args.opset)
+        c = compare_run(args.run, variants, iters=args.iters, threads=args.threads, checkpoint=args.checkpoint,
+                        bounds=bounds)
+        if args.json:
+            print(json.dumps(c.to_dict(), indent=2))
+        else:
+            print_comparison(c)
+        return 0
+    options = ExportOptions(args.format, args.opset, args.int8, args.prune, args.amount, args.finetune_epochs,
+                            args.finetune_lr)
+    r = export_run(args.run, options, out=args.out, force=args.force, checkpoint=args.checkpoint, bounds=bounds)
+    if args.json:
+        print(json.dumps({"path": str(r.path), "sidecar": str(r.sidecar), "bytes": r.bytes, "export": r.info,
+                          "parity": [p.to_dict() for p in r.parity]}, indent=2))
+        return 0
+    print(f"wrote {r.path} ({r.bytes / 1024:.1f} KB, {r.label}) and {r.sidecar.name}")
+    for p in r.parity:
+        print(f"parity {p.summary()}: ok")
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `export` on the main CLI's subparsers."""
+    p = subparsers.add_parser(
+        "export", help="export a run's model (ONNX/TorchScript, int8, pruned), checked against PyTorch",
+        description="Export a run's model to ONNX or TorchScript, check its outputs against PyTorch on the run's "
+                    "test inputs, and write it with a JSON sidecar (normalisation, classes, input shape) into "
+                    "RUN/export/. With --compare, build every variant in memory and print one table instead.")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--format", default="onnx", choices=list(EXPORT_FORMATS),
+                   help="onnx (quantized with onnxruntime) or torchscript (quantized with PyTorch) (default: onnx)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    p.add_argument("--int8", choices=INT8_MODES, help="int8 quantization: dynamic (Linear weights) or static "
+                                                      "(weights and activations, calibrated on training data)")
+    p.add_argument("--prune", choices=PRUNE_METHODS, help="magnitude pruning: global (unstructured) or channel "
+                                                          "(structured by output channel)")
+    p.add_argument("--amount", type=float, default=0.5, help="fraction pruned (default: 0.5)")
+    p.add_argument("--finetune-epochs", type=int, default=0, help="epochs of fine-tuning after pruning (default: 0)")
+    p.add_argument("--finetune-lr", type=float, default=1e-4, help="Adam learning rate of that fine-tuning (default: 1e-4)")
+    p.add_argument("--out", help="output file (.onnx / .pt) or directory (default: RUN/export/)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help=f"max |output difference| allowed for float exports (default: {DEFAULT_TOLERANCE:g})")
+    p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT,
+                   help=f"int8: min fraction of inputs given the same class as PyTorch (default: {DEFAULT_MIN_AGREEMENT})")
+    p.add_argument("--compare", action="store_true",
+                   help="compare every variant (size, latency at batch 1 and 32, test accuracy); writes nothing")
+    p.add_argument("--iters", type=int, default=100, help="--compare: timed calls per batch size (default: 100)")
+    p.add_argument("--threads", type=int, help="--compare: CPU threads for PyTorch and onnxruntime")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `export` on its own (``python -m zerotune.export``), with the main CLI's error handling."""
+    import sys
+
+    from ..errors import UserError
+
+    parser = argparse.ArgumentParser(prog="zerotune")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["export", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

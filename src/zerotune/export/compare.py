@@ -1,0 +1,184 @@
+"""One table for every export variant of a run: file size, latency at batch 1 and 32, accuracy.
+
+Variants are built in memory and never written, so comparing leaves the run directory untouched.
+A variant that cannot be built for this model (e.g. channel pruning of a one-layer model) gets a
+row that says why instead of stopping the comparison.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save as safetensors_bytes
+
+from ..errors import UserError
+from ..runs import load_run
+from .build import Bounds, ExportContext, ExportOptions, build_export
+from .inputs import load_data
+from .onnx_export import DEFAULT_OPSET
+from .parity import outputs
+from .prune import sparsity
+from .runtime import Runner, torch_runner
+
+BATCH_SIZES = (1, 32)
+
+
+@dataclass
+class VariantRow:
+    """One line of the comparison table; latencies in milliseconds, sizes in bytes."""
+
+    variant: str
+    runtime: str
+    bytes: int | None = None
+    gzip_bytes: int | None = None
+    p50_b1: float | None = None
+    p95_b1: float | None = None
+    p50_b32: float | None = None
+    p95_b32: float | None = None
+    metric: float | None = None  # accuracy (classification) or R^2 (regression) on the test split
+    sparsity: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Comparison:
+    run: str
+    metric_name: str
+    threads: int
+    rows: list[VariantRow]
+
+    def to_dict(self) -> dict:
+        return {"run": self.run, "metric": self.metric_name, "threads": self.threads,
+                "rows": [asdict(r) for r in self.rows]}
+
+
+def default_variants(amount: float = 0.5, finetune_epochs: int = 0, opset: int = DEFAULT_OPSET) -> list[ExportOptions]:
+    """fp32 in each format, int8 dynamic and static with each quantizer, both pruning methods."""
+    prune = dict(amount=amount, finetune_epochs=finetune_epochs)
+    return [
+        ExportOptions("torchscript"),
+        ExportOptions("onnx", opset),
+        ExportOptions("torchscript", int8="dynamic"),
+        ExportOptions("onnx", opset, int8="dynamic"),
+        ExportOptions("torchscript", int8="static"),
+        ExportOptions("onnx", opset, int8="static"),
+        ExportOptions("onnx", opset, prune="global", **prune),
+        ExportOptions("onnx", opset, prune="channel", **prune),
+    ]
+
+
+def latency_ms(run: Runner, x: np.ndarray, iters: int) -> tuple[float, float]:
+    """p50 and p95 wall time of ``run(x)`` over ``iters`` calls, after a short warm-up."""
+    for _ in range(min(10, iters)):
+        run(x)
+    times = np.empty(iters)
+    for i in range(iters):
+        t0 = time.perf_counter()
+        run(x)
+        times[i] = time.perf_counter() - t0
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 95) * 1e3)
+
+
+def _metric(run: Runner, x: np.ndarray, y: np.ndarray, classification: bool) -> float:
+    out = outputs(run, x)
+    if classification:
+        return float((out.argmax(1) == y).mean())
+    pred = out.reshape(-1)
+    return float(1.0 - ((pred - y) ** 2).mean() / max(float(y.var()), 1e-12))
+
+
+def _batch(x: np.ndarray, n: int) -> np.ndarray:
+    reps = -(-n // len(x))
+    return np.ascontiguousarray(np.concatenate([x] * reps)[:n])
+
+
+def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None, *, iters: int = 100,
+                threads: int | None = None, checkpoint: str = "best", bounds: Bounds | None = None) -> Comparison:
+    """Build every variant of a run's model and measure it side by side in this process.
+
+    Args:
+        run_dir: the run directory.
+        variants: what to build (default: ``default_variants()``).
+        iters: timed calls per batch size and variant.
+        threads: CPU threads for both PyTorch and onnxruntime (default: PyTorch's current setting).
+        checkpoint: "best" or "last".
+        bounds: parity bounds each variant must meet to be measured.
+
+    Returns:
+        The rows, the first being the PyTorch eager model every variant was exported from.
+    """
+    if iters < 1:
+        raise UserError(f"iters must be at least 1, got {iters}")
+    run = load_run(run_dir, checkpoint)
+    data = load_data(run)
+    ctx = ExportContext.create(run, data)
+    variants = default_variants() if variants is None else variants
+    for v in variants:
+        v.validate()
+    threads = threads or torch.get_num_threads()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        if data is not None and len(data.test):
+            x_eval, y_eval = data.test.x.numpy(), data.test.y.numpy()
+        else:
+            x_eval = y_eval = None
+        x_bench = {b: _batch(ctx.x, b) for b in BATCH_SIZES}
+
+        def measure(row: VariantRow, runner: Runner) -> VariantRow:
+            row.p50_b1, row.p95_b1 = latency_ms(runner, x_bench[1], iters)
+            row.p50_b32, row.p95_b32 = latency_ms(runner, x_bench[32], iters)
+            if x_eval is not None:
+                row.metric = _metric(runner, x_eval, y_eval, ctx.classification)
+            return row
+
+        eager = safetensors_bytes({k: v.contiguous() for k, v in ctx.model.state_dict().items()})
+        rows = [measure(VariantRow("pytorch fp32 (eager)", "pytorch", len(eager), len(gzip.compress(eager)),
+                                   sparsity=sparsity(ctx.model)), torch_runner(ctx.model))]
+        for v in variants:
+            runtime = "onnxruntime" if v.format == "onnx" else "pytorch (torchscript)"
+            row = VariantRow(v.label, runtime)
+            try:
+                built = build_export(ctx, v, bounds, threads=threads)
+            except UserError as e:
+                row.note = str(e)
+                rows.append(row)
+                continue
+            row.bytes, row.gzip_bytes = len(built.data), len(gzip.compress(built.data))
+            row.sparsity = built.info["sparsity"]
+            rows.append(measure(row, built.runner))
+    finally:
+        torch.set_num_threads(before)
+    metric = "accuracy" if ctx.classification else "r2"
+    return Comparison(str(run_dir), metric if x_eval is not None else "n/a (data unavailable)", threads, rows)
+
+
+def print_comparison(c: Comparison) -> None:
+    """Print the comparison as one table (latencies as p50/p95 in ms)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    base = c.rows[0]
+    metric = c.metric_name.split()[0]
+    table = Table(title=f"{c.run}: export variants, {c.threads} thread(s), latency p50/p95 ms", title_justify="left")
+    for col in ("variant", "KB", "vs eager", "gzip KB", "batch 1", "batch 32", metric, "Δ pt", "zeros", "note"):
+        table.add_column(col, justify="left" if col in ("variant", "note") else "right", no_wrap=col != "note")
+
+    def f(v, fmt):
+        return "" if v is None else format(v, fmt)
+
+    for r in c.rows:
+        ratio = f"{r.bytes / base.bytes:.2f}x" if r.bytes and base.bytes else ""
+        delta = f"{(r.metric - base.metric) * 100:+.1f}" if r.metric is not None and base.metric is not None else ""
+        b1 = f"{r.p50_b1:.3f}/{r.p95_b1:.3f}" if r.p50_b1 is not None else ""
+        b32 = f"{r.p50_b32:.3f}/{r.p95_b32:.3f}" if r.p50_b32 is not None else ""
+        table.add_row(r.variant, f(r.bytes and r.bytes / 1024, ".1f"), ratio, f(r.gzip_bytes and r.gzip_bytes / 1024, ".1f"),
+                      b1, b32, f(r.metric, ".4f"), delta, f(r.sparsity, ".0%"), r.note)
+    console = Console()
+    # A narrow or non-terminal console would squeeze the numbers into ellipses; let long lines wrap instead.
+    Console(width=max(console.width, 130)).print(table)
