@@ -1,4 +1,4 @@
-"""The Python API behind the CLI: train a run, resume it, evaluate it."""
+"""The Python API behind the CLI: train a run (or fine-tune one), resume it, evaluate it."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from pathlib import Path
 import torch
 
 from .config import Config, apply_overrides, build_config
-from .data import build_data
 from .errors import UserError
-from .rundir import create_run_dir, new_run_name, write_json
-from .runs import build_model_for, load_run, read_run_config
+from .rundir import create_run_dir, new_run_name, read_json, write_json
+from .runs import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
 from .tasks import Task
 from .track.tensorboard import TensorBoardLogger
 from .train.callbacks import EarlyStopping, ProgressBar
@@ -61,11 +60,24 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     if tc.precision == "fp16" and device.type != "cuda":
         raise UserError("train.precision 'fp16' needs a CUDA device; use 'bf16' or '32' on cpu")
 
-    data = build_data(config.data)
+    from .finetune.setup import adapt_config, attach, is_finetune
+
+    source = None
+    if is_finetune(config) and resume is None:
+        config, source = adapt_config(config)
+    # A source run lends its normalisation statistics, tokenizer and transformer architecture.
+    origin = run_dir if resume is not None else (source.path if source is not None and source.kind == "run" else None)
+    data = load_data(config, origin)
     task = Task(data.meta, tc.loss, tc.label_smoothing)
-    model = build_model_for(config, data.meta)
+    model = build_model_for(config, data.meta, origin)
+    setup = attach(model, config, data.meta, source) if is_finetune(config) else None
     _check_model_fits(model, data)
     augment = _augmenter(config, data.meta)
+    before = probe = None
+    if setup is not None and resume is None and config.finetune.baseline:
+        from .finetune.baseline import before_metrics, linear_probe
+
+        before, probe = before_metrics(model, data, task, device), linear_probe(model, data, device, tc.seed)
 
     if resume is None:
         name = config.log.name or new_run_name(f"{config.data.name}-{config.model.name}")
@@ -73,20 +85,42 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
         write_json(run_dir / "meta.json", data.meta.to_dict())
         write_json(run_dir / "env.json", environment(device, tc.seed))
+        save_model_files(run_dir, config, origin)
+        if setup is not None:
+            write_json(run_dir / "finetune.json", {
+                "source": {"kind": source.kind, "spec": source.spec, "path": str(Path(source.path).resolve()),
+                           "checkpoint": config.finetune.checkpoint if source.kind == "run" else None},
+                **setup.summary(model), "before": before, "probe": probe})
+    elif setup is not None and (run_dir / "finetune.json").is_file():
+        saved = read_json(run_dir / "finetune.json")
+        before, probe = saved.get("before"), saved.get("probe")
 
     builtin = []
     if config.log.tensorboard:
         builtin.append(TensorBoardLogger(run_dir, config, data, task))
+        if setup is not None:
+            from .finetune.board import FinetuneBoard
+
+            builtin.append(FinetuneBoard(run_dir, setup.plan, setup.groups, before, probe))
     if tc.early_stopping is not None:
         builtin.append(EarlyStopping(tc.early_stopping.patience, tc.early_stopping.min_delta))
     if config.log.progress:
         builtin.append(ProgressBar(f"{run_dir.name}"))
 
-    state = fit(model, data, task, config, run_dir, device, builtin + list(callbacks or []), resume=resume is not None, augment=augment)
+    state = fit(model, data, task, config, run_dir, device, builtin + list(callbacks or []), resume=resume is not None,
+                augment=augment, groups=setup.groups if setup else None, freeze=setup.plan if setup else None)
     metrics = final_metrics(run_dir, config, data, task, device)
     metrics["training"] = {"steps": state.step, "epochs": state.epoch, "seconds": round(state.elapsed, 3),
                            "stop_reason": state.stop_reason, "best_step": state.best_step,
                            "monitor": state.monitor, "best": state.best}
+    if setup is not None:
+        after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in ("loss", "accuracy")
+                 if isinstance(metrics[split].get(k), (int, float))}
+        metrics["finetune"] = {**setup.summary(model), "before": before, "probe": probe, "after": after}
+        if config.log.tensorboard:
+            from .finetune.board import write_comparison
+
+            write_comparison(run_dir, state.step, before or {}, probe, after)
     write_json(run_dir / "metrics.json", metrics)
     return TrainResult(run_dir, metrics, state.step, state.stop_reason)
 
@@ -150,7 +184,7 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best")
     if split not in ("train", "val", "test"):
         raise UserError(f"split {split!r} is unknown; allowed: train, val, test")
     run = load_run(run_dir, checkpoint)
-    data = build_data(run.config.data)
+    data = run_data(run)
     task = Task(data.meta, run.config.train.loss, run.config.train.label_smoothing)
     return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint,
             **task.full_metrics(run.model, data.split(split))}

@@ -60,6 +60,10 @@ class DataConfig(Section):
     classes: list[int] | None = Field(None, description="keep only these class indices (relabelled 0..k-1)")
     train_per_class: int | None = Field(None, ge=1, description="keep at most N training examples per class")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    text_field: str = Field("text", description="text: column or JSON key of the text (headerless files: first column)")
+    label_field: str = Field("label", description="text: column or JSON key of the label (headerless files: last column)")
+    test_path: str | None = Field(None, description="text: a file used whole as the test split (e.g. another domain)")
+    max_length: int = Field(128, ge=8, le=8192, description="text: truncate to this many tokens")
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self):
@@ -87,6 +91,9 @@ class ModelConfig(Section):
     @model_validator(mode="after")
     def _options_fit_model(self):
         from .models.registry import validate_model_options
+
+        if self.name == "hf":  # registered on first use, so the sweep over built-in models stays offline
+            from .models import hf  # noqa: F401
 
         validate_model_options(self.name, self.options)
         return self
@@ -184,6 +191,35 @@ class LogConfig(Section):
     flush_secs: float = Field(2.0, gt=0, le=600, description="seconds between flushes of the event file to disk")
 
 
+class FinetuneConfig(Section):
+    """Continue from a run or a pretrained model; which parameters train, when, and at what rate."""
+
+    source: str | None = Field(None, description="run directory, pretrained transformers directory or alias (minilm-l6)")
+    checkpoint: Literal["best", "last"] = Field("best", description="checkpoint of a source run")
+    new_head: Literal["auto", "always", "never"] = Field("auto", description="new head (auto: when the classes differ)")
+    strategy: Literal["full", "head", "partial", "gradual", "lora"] = Field("full", description="what trains")
+    train_blocks: int | None = Field(None, ge=0, description="partial: train the head and the last N blocks")
+    freeze_layers: list[int] = Field(default_factory=list, description="partial: block indices to freeze (negative from the end)")
+    freeze_patterns: list[str] = Field(default_factory=list, description="partial/lora: freeze parameters whose name matches (glob)")
+    unfreeze_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing one more block")
+    unfreeze_start: int = Field(0, ge=0, description="gradual: blocks trainable besides the head in the first epoch")
+    lr_decay: float = Field(1.0, gt=0, le=1, description="layer-wise lr: each block below the head gets lr x decay^depth")
+    lora_rank: int = Field(8, ge=1, le=1024, description="lora: rank of the update")
+    lora_alpha: float = Field(16.0, gt=0, description="lora: scale alpha (the update is multiplied by alpha/rank)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="lora: dropout on the adapter input")
+    lora_targets: list[str] | None = Field(None, description="lora: module names or globs (default: query/value, or every Linear/Conv of our models)")
+    merged: bool = Field(False, description="lora: the adapters are merged into the weights (set by --merge-lora)")
+    baseline: bool = Field(True, description="measure the source model on the target task before training (and a linear probe)")
+
+    @model_validator(mode="after")
+    def _options_fit_strategy(self):
+        if self.train_blocks is not None and self.freeze_layers:
+            raise ValueError("give finetune.train_blocks or finetune.freeze_layers, not both")
+        if self.strategy != "partial" and (self.train_blocks is not None or self.freeze_layers):
+            raise ValueError(f"train_blocks and freeze_layers apply to strategy 'partial', not {self.strategy!r}")
+        return self
+
+
 class Config(Section):
     """A whole run's configuration."""
 
@@ -193,6 +229,7 @@ class Config(Section):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    finetune: FinetuneConfig | None = Field(None, description="fine-tuning (off when absent or without a source)")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, YAML-safe dict of every resolved value."""

@@ -1,4 +1,8 @@
-"""Reading a run directory back: its config, data metadata and model, with nothing else needed."""
+"""Reading a run directory back: its config, data metadata, data and model, with nothing else needed.
+
+A run whose model is a pretrained transformer keeps that model's config and tokenizer in
+``hf/`` (weights stay in the checkpoints), so it rebuilds without the original model directory.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import torch
 import yaml
 
 from .config import Config, build_config
-from .data.bundle import DataMeta
+from .data import build_data
+from .data.bundle import DataBundle, DataMeta, Split
 from .errors import UserError
 from .models import create_model
 from .rundir import read_json
@@ -39,9 +44,89 @@ def read_run_config(run_dir: str | Path) -> Config:
     return build_config(raw or {})
 
 
-def build_model_for(config: Config, meta: DataMeta) -> torch.nn.Module:
+HF_DIR = "hf"
+
+
+def model_dir(config: Config, run_dir: str | Path | None = None) -> Path | None:
+    """The transformers directory (config + tokenizer) behind an "hf" model: the run's own copy, else model.path."""
+    if config.model.name != "hf":
+        return None
+    if run_dir is not None and (Path(run_dir) / HF_DIR).is_dir():
+        return Path(run_dir) / HF_DIR
+    from .models.hf import resolve_pretrained
+
+    return resolve_pretrained(str(config.model.options.get("path", "")))
+
+
+def build_model_for(config: Config, meta: DataMeta, run_dir: str | Path | None = None) -> torch.nn.Module:
+    """Build the model a config describes, for data with this metadata.
+
+    Args:
+        config: the run's Config.
+        meta: the data metadata (input shape, classes).
+        run_dir: a run directory whose ``hf/`` copy to rebuild a transformer from; its weights then
+            come from a checkpoint, not from the pretrained directory.
+    """
+    options = dict(config.model.options)
+    if config.model.name == "hf" and run_dir is not None and (Path(run_dir) / HF_DIR).is_dir():
+        options.update(path=str(Path(run_dir) / HF_DIR), pretrained=False)
     return create_model(config.model.name, input_shape=tuple(meta.input_shape), num_outputs=meta.num_outputs,
-                        init=config.model.init, **config.model.options)
+                        init=config.model.init, **options)
+
+
+def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta | None = None) -> DataBundle:
+    """A config's data splits, normalised with the statistics the model was trained with.
+
+    Args:
+        config: the run's Config.
+        run_dir: the run, if it exists: text is tokenised with its ``hf/`` tokenizer, and inputs
+            are normalised with the statistics in its meta.json.
+        stats: metadata whose normalisation to apply instead (a fine-tune uses its parent's).
+    """
+    if config.data.name == "text":
+        from .data.text import build_text_data, load_tokenizer
+
+        directory = model_dir(config, run_dir)
+        if directory is None:
+            raise UserError("data set 'text' needs a pretrained transformers model (model.name = 'hf', or "
+                            "finetune.source = a transformers directory) whose tokenizer reads it")
+        return build_text_data(config.data, load_tokenizer(directory))
+    data = build_data(config.data)
+    if stats is None and run_dir is not None and (Path(run_dir) / "meta.json").is_file():
+        stats = DataMeta.from_dict(read_json(Path(run_dir) / "meta.json"))
+    return renormalize(data, stats) if stats is not None else data
+
+
+def renormalize(data: DataBundle, meta: DataMeta) -> DataBundle:
+    """`data` normalised with `meta`'s input statistics instead of its own (same shape required)."""
+    own = data.meta
+    if meta.x_mean is None or own.x_mean is None or (own.x_mean, own.x_std) == (meta.x_mean, meta.x_std):
+        return data
+    if len(meta.x_mean) != len(own.x_mean):
+        return data
+    shape = (1, -1, 1, 1) if own.is_image else (1, -1)
+    m0, s0 = (torch.tensor(v).reshape(shape) for v in (own.x_mean, own.x_std))
+    m1, s1 = (torch.tensor(v).reshape(shape) for v in (meta.x_mean, meta.x_std))
+
+    def redo(split: Split) -> Split:
+        return Split(((split.x * s0 + m0) - m1) / s1, split.y)
+
+    new_meta = DataMeta.from_dict({**own.to_dict(), "x_mean": list(meta.x_mean), "x_std": list(meta.x_std)})
+    return DataBundle(redo(data.train), redo(data.val), redo(data.test), new_meta)
+
+
+def save_model_files(run_dir: Path, config: Config, source_run: Path | None = None) -> None:
+    """Copy a transformer's config and tokenizer into ``run_dir/hf`` so the run stands alone."""
+    directory = model_dir(config, source_run)
+    if directory is None:
+        return
+    from transformers import AutoConfig
+
+    from .data.text import load_tokenizer
+
+    target = Path(run_dir) / HF_DIR
+    AutoConfig.from_pretrained(str(directory), local_files_only=True).save_pretrained(str(target))
+    load_tokenizer(directory).save_pretrained(str(target))
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> LoadedRun:
@@ -57,7 +142,12 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     meta = DataMeta.from_dict(read_json(run_dir / "meta.json"))
-    model = build_model_for(config, meta)
+    model = build_model_for(config, meta, run_dir)
+    if config.finetune is not None and config.finetune.source is not None:
+        from .finetune.lora import apply_lora, is_lora
+
+        if is_lora(config):  # the same adapters as in training, so the checkpoint's names fit
+            apply_lora(model, config.finetune)
     found = ckpt.find_checkpoint(run_dir / "checkpoints" / checkpoint)
     if found is None and checkpoint == "best":
         found, checkpoint = ckpt.find_checkpoint(run_dir / "checkpoints" / "last"), "last"
@@ -66,3 +156,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
     ckpt.load_weights(found, model, device)
     model.to(device).eval()
     return LoadedRun(run_dir, config, meta, model, checkpoint)
+
+
+def run_data(run: LoadedRun) -> DataBundle:
+    """The data of a loaded run, rebuilt from its config as it was in training (tokenizer, normalisation)."""
+    return load_data(run.config, run.path)

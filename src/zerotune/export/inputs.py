@@ -24,6 +24,11 @@ def load_data(run: LoadedRun) -> DataBundle | None:
         return None
     if list(data.meta.input_shape) != list(run.meta.input_shape):
         return None
+    # Inputs normalised with other statistics than the model's (e.g. a fine-tune that kept its
+    # parent's) would not be the inputs the model sees in service.
+    for ours, theirs in ((data.meta.x_mean, run.meta.x_mean), (data.meta.x_std, run.meta.x_std)):
+        if (ours is None) != (theirs is None) or (ours is not None and not np.allclose(ours, theirs, rtol=1e-5)):
+            return None
     return data
 
 

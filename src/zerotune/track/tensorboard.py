@@ -1,69 +1,328 @@
-"""The TensorBoard callback: scalars every N steps, evaluation metrics, config and layout."""
+"""The TensorBoard callback: every tab of TensorBoard filled from one training run.
+
+On the hot path (``on_step_end``) this only queues tensors that are already there (loss,
+gradient norm) or small device-side statistics every ``layer_stats_every`` /
+``histograms_every`` steps; reading them back, building protos and writing happen in the
+:class:`~zerotune.track.sink.EventSink` thread. Evaluation-time views (figures, images, PR
+curves, predictions) need one extra pass over the validation split, done at evaluation, and are
+drawn in the background. Only rank 0 should be given this callback.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from ..train.callbacks import Callback, TrainState
-from .scalars import ScalarQueue
+from . import hparams, images, jobs, stats, summaries, text
+from .layout import layout
+from .sink import EventSink
+
+GRID_SAMPLES = 32  # input samples shown at the start
+WORST_SAMPLES = 24  # worst-misclassified examples per evaluation
+ACTIVATION_BATCH = 64
+EVAL_BATCH = 512
 
 
 class TensorBoardLogger(Callback):
-    """Writes train/val curves, learning rate, gradient norm and throughput with tensorboardX.
+    """Writes scalars, histograms, images, figures, PR curves, graph, hparams, projector and text.
 
-    Only rank 0 should be given this callback.
+    Args:
+        run_dir: the run directory (the event file goes straight into it).
+        config: the run's Config; ``config.log`` holds the interval of each kind of summary.
+        data: the DataBundle (samples for images, the validation split for evaluation views).
+        task: the Task (outputs, target units, metrics).
     """
 
     def __init__(self, run_dir: Path, config, data, task):
         self.run_dir = Path(run_dir)
-        self.every = config.log.scalars_every
-        self.config_yaml = config.to_yaml()
+        self.config = config
+        self.log = config.log
         self.data, self.task = data, task
-        self.writer = None
-        self.scalars: ScalarQueue | None = None
+        self.sink: EventSink | None = None
+        self._names: tuple[str, ...] = ()
+        self._params: list[torch.Tensor] = []
+        self._previous: list[torch.Tensor] | None = None
+        self._warned: set[str] = set()
+
+    # -- events -------------------------------------------------------------------------------
 
     def on_fit_start(self, state: TrainState) -> None:
-        from tensorboardX import SummaryWriter
-
-        # purge_step hides events a killed run wrote after its last checkpoint, so a resumed run's
-        # curves continue without a duplicate tail.
-        purge = state.step if state.resumed_from_step is not None else None
-        self.writer = SummaryWriter(logdir=str(self.run_dir), purge_step=purge, flush_secs=10)
-        self.scalars = ScalarQueue(self.writer)
-        if purge is None:
-            if self.config_yaml:
-                self.writer.add_text("config", "```yaml\n" + self.config_yaml + "\n```", 0)
-            self.writer.add_custom_scalars(_layout())
+        resumed = state.resumed_from_step is not None
+        self.sink = EventSink(self.run_dir, self.log.flush_secs, purge_step=state.step if resumed else None)
+        named = [(n, p) for n, p in state.model.named_parameters() if p.requires_grad]
+        self._names = tuple(n for n, _ in named)
+        self._params = [p for _, p in named]
+        self._device = self._params[0].device if self._params else torch.device("cpu")
+        # Figures and images cost tenths of a second of Python. Next to a GPU they are drawn in
+        # the writer thread while the GPU trains; on a CPU that thread would fight the training
+        # threads for the same cores and for the GIL (slowing every step far more than the
+        # drawing costs), so they are drawn right away, as part of the evaluation.
+        self._heavy = self.sink.submit if self._device.type == "cuda" else self._now
+        names = self._names + ("_all",)
+        self._layer_tags = tuple(f"layers/{kind}/{n}" for kind in ("grad_norm", "weight_norm", "update_ratio")
+                                 for n in names)
+        self._hist_tags = tuple(f"weights/{n}" for n in self._names)
+        if not resumed:
+            self._safe("start summaries", self._write_start, state)
 
     def on_step_end(self, state: TrainState) -> None:
-        if state.step % self.every:
-            return
-        add, step = self.scalars.add, state.step
-        add("train/loss", state.loss, step)
-        add("train/lr", state.lr, step)
-        if state.grad_norm is not None:
-            add("train/grad_norm", state.grad_norm, step)
-        add("perf/samples_per_sec", state.samples_per_sec, step)
-        add("perf/step_time_ms", state.step_time * 1000, step)
+        s, log = state.step, self.log
+        if s % log.scalars_every == 0:
+            items = [("train/loss", state.loss), ("train/lr", state.lr),
+                     ("perf/samples_per_sec", state.samples_per_sec), ("perf/step_time_ms", state.step_time * 1000)]
+            if state.grad_norm is not None:
+                items.append(("train/grad_norm", state.grad_norm))
+            self.sink.scalars(s, tuple(items))
+        every = log.layer_stats_every
+        if every:
+            if s % every == 0:
+                self._layer_stats(s)
+            if (s + 1) % every == 0:
+                self._previous = stats.snapshot(self._params)  # the update of step s+1 is measured against it
+        if log.histograms_every and s % log.histograms_every == 0:
+            self._safe("histograms", self._histograms, state)
 
     def on_eval_end(self, state: TrainState) -> None:
-        for tag, value in state.metrics.items():
-            self.scalars.add(tag, value, state.step)
-        self.scalars.add("train/epoch", state.epoch, state.step)
+        values = [(k, v) for k, v in state.metrics.items() if isinstance(v, (int, float))]
+        values.append(("train/epoch", state.epoch))
+        if state.best is not None:
+            values.append((f"best/{state.monitor}", state.best))
+        self.sink.scalars(state.step, tuple(values))
+        self._safe("evaluation summaries", self._eval_views, state)
 
     def on_fit_end(self, state: TrainState) -> None:
-        if self.writer is not None:
-            self.scalars.close()
-            self.writer.close()
+        if self.sink is None:
+            return
+        if self.log.embeddings:
+            self._safe("projector", self._projector, state)
+        final = [("run/seconds", state.elapsed)]
+        if state.best is not None:
+            final.append((f"best/{state.monitor}", state.best))
+        self.sink.scalars(state.step, tuple(final))
+        self.sink.write([(hparams.session_end_summary(True), state.step)])
+        self.sink.close()
+
+    # -- start of training --------------------------------------------------------------------
+
+    def _write_start(self, state: TrainState) -> None:
+        cfg, meta = self.config, self.data.meta
+        kinds, values = hparams.resolve(cfg.to_dict())
+        metric_cols = hparams.metric_columns(self.task.kind, state.monitor)
+        records = [
+            (summaries.custom_scalars(layout(self.task.kind)), 0),
+            (hparams.experiment_summary(kinds, metric_cols), 0),
+            (hparams.session_start_summary(values, self.run_dir.name), 0),
+            (summaries.text("run/config", text.code_block(cfg.to_yaml())), 0),
+            (summaries.text("run/model", text.model_summary(state.model)), 0),
+        ]
+        env_file = self.run_dir / "env.json"
+        if env_file.exists():
+            env = json.loads(env_file.read_text(encoding="utf-8"))
+            records.append((summaries.text("run/environment", text.environment(env)), 0))
+        self.sink.write(records)
+        if self.log.graph:
+            self._safe("graph", self._graph, state.model)
+        if self.log.images:
+            self._safe("input images", self._input_samples)
+
+    def _graph(self, model: torch.nn.Module) -> None:
+        was = model.training
+        model.eval()  # no dropout randomness, no batch-norm statistics update while tracing
+        try:
+            with torch.no_grad():
+                event = summaries.graph_event(model, self.data.train.x[:2].to(self._device))
+        finally:
+            model.train(was)
+        self.sink.write([(event, 0)])
+
+    def _input_samples(self) -> None:
+        meta, train = self.data.meta, self.data.train
+        n = min(GRID_SAMPLES, len(train))
+        if not meta.is_image:
+            self.sink.write([(summaries.text("inputs/samples", self._table_samples(n)), 0)])
+            return
+        pictures = images.to_display(train.x[:n], meta.x_mean, meta.x_std)
+        captions = [self._label(v) for v in train.y[:n].tolist()]
+        self._heavy(jobs.image_grid, "inputs/samples", pictures, captions, 0)
+        aug = self.config.data.augment
+        if aug.enabled:
+            from ..data.augment import AugmentConfig, Augmenter
+
+            augment = Augmenter(AugmentConfig(**aug.model_dump()))
+            # A generator of its own: drawing here must not shift the training run's random stream.
+            gen = torch.Generator(device=self._device).manual_seed(self.config.train.seed + 7919)
+            x = train.x[:8].to(self._device)
+            views = torch.stack([x] + [augment(x, gen) for _ in range(3)], dim=1).flatten(0, 1)  # (8*4, C, H, W)
+            pics = images.to_display(views, meta.x_mean, meta.x_std)
+            caps = [("original\n" if j == 0 else "augmented\n") + self._label(train.y[i].item())
+                    for i in range(len(x)) for j in range(4)]
+            self._heavy(jobs.image_grid, "inputs/augmented", pics, caps, 0, 8)
+
+    def _table_samples(self, n: int) -> str:
+        meta, train = self.data.meta, self.data.train
+        x = train.x[:n].reshape(n, -1).float()
+        if meta.x_mean is not None and meta.x_std is not None and len(meta.x_mean) == x.shape[1]:
+            x = x * torch.tensor(meta.x_std) + torch.tensor(meta.x_mean)
+        names = meta.feature_names or [f"x{i}" for i in range(x.shape[1])]
+        cols = min(len(names), 12)  # a wide table is unreadable in the Text tab
+        rows = [[self._label(y)] + [f"{v:.4g}" for v in row[:cols]] for row, y in zip(x.tolist(), train.y[:n].tolist())]
+        return text.table(["target"] + names[:cols], rows)
+
+    # -- per step -----------------------------------------------------------------------------
+
+    def _layer_stats(self, step: int) -> None:
+        with torch.no_grad():
+            packed = stats.layer_stats(self._params, [p.grad for p in self._params], self._previous)
+        rows = 3 if self._previous is not None else 2
+        self._previous = None
+        width = len(self._names) + 1
+        self.sink.scalars(step, ((self._layer_tags[: rows * width], packed[:rows].reshape(-1)),))
+
+    def _histograms(self, state: TrainState) -> None:
+        with torch.no_grad():
+            tensors, tags = list(self._params), list(self._hist_tags)
+            for n, p in zip(self._names, self._params):
+                if p.grad is not None:
+                    tensors.append(p.grad)
+                    tags.append(f"grads/{n}")
+            if self.log.activations:
+                names, acts = self._activations(state.model)
+                tensors += acts
+                tags += [f"activations/{n}" for n in names]
+            packed = stats.hist_stats_many(tensors)
+        self.sink.submit(jobs.histograms, tuple(tags), packed, state.step)
+
+    def _activations(self, model: torch.nn.Module):
+        """Outputs of every leaf module on a fixed validation batch, in eval mode."""
+        split = self.data.val if len(self.data.val) else self.data.train
+        x = split.x[:ACTIVATION_BATCH].to(self._device)
+        outs: dict[str, torch.Tensor] = {}
+        hooks = [m.register_forward_hook(lambda _m, _i, o, key=f"{name}.{type(m).__name__}": outs.__setitem__(key, o))
+                 for name, m in model.named_modules() if name and not any(True for _ in m.children())]
+        was = model.training
+        model.eval()
+        try:
+            model(x)
+        finally:
+            for h in hooks:
+                h.remove()
+            model.train(was)
+        names = [n for n, o in outs.items() if torch.is_tensor(o) and o.is_floating_point()]
+        return names, [outs[n] for n in names]
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def _eval_views(self, state: TrainState) -> None:
+        log, n_eval, step = self.log, len(state.history), state.step
+        due = {k: bool(every) and n_eval % every == 0 for k, every in (
+            ("worst", log.worst_every), ("figures", log.figures_every), ("pr", log.pr_curves_every),
+            ("predictions", log.predictions_every))}
+        val, train = self.data.val, self.data.train
+        model = state.model
+        # Train-split metrics in eval mode on a fixed subset, so train and val share a chart.
+        k = min(len(train), max(len(val), 256), 2000)
+        if k:
+            tr = self._metrics_on(model, train.x[:k], train.y[:k])
+            self.sink.scalars(step, tuple(tr.items()))
+        if not len(val) or not any(due.values()):
+            return
+        out = self._outputs(model, val.x)
+        y = val.y.numpy() if not val.y.is_cuda else val.y.cpu().numpy()
+        if self.task.kind == "classification":
+            probs = torch.softmax(out, dim=1).cpu().numpy().astype(np.float64)
+            worst = None
+            if due["worst"] and self.data.meta.is_image:
+                idx = images.worst_indices(probs, y, WORST_SAMPLES)
+                worst = (images.to_display(val.x[torch.from_numpy(idx)], self.data.meta.x_mean, self.data.meta.x_std), idx)
+            self._heavy(jobs.classification_views, probs, y, self._class_names(), step,
+                             figures_on=due["figures"], pr_on=due["pr"], worst=worst,
+                             predictions_on=due["predictions"])
+        else:
+            pred = self.task.to_target_units(out.squeeze(-1)).cpu().numpy()
+            true = self.task.to_target_units(val.y.float()).cpu().numpy()
+            self._heavy(jobs.regression_views, pred, true, step, figures_on=due["figures"],
+                             predictions_on=due["predictions"])
+
+    def _metrics_on(self, model, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        out = self._outputs(model, x)
+        y = y.to(out.device)
+        m = {"train/eval_loss": float(self.task.loss(out, y))}
+        if self.task.kind == "classification":
+            m["train/accuracy"] = float((out.argmax(1) == y).float().mean())
+        else:
+            pred, true = self.task.to_target_units(out.squeeze(-1)), self.task.to_target_units(y)
+            mse = float(((pred - true) ** 2).mean())
+            m["train/mse"] = mse
+            m["train/r2"] = 1.0 - mse / max(float(true.var(unbiased=False)), 1e-12)
+        return m
+
+    @torch.no_grad()
+    def _outputs(self, model: torch.nn.Module, x: torch.Tensor, fn=None) -> torch.Tensor:
+        """Model outputs (or ``fn`` outputs) in eval mode, batched, as float32."""
+        was = model.training
+        model.eval()
+        try:
+            f = fn or model
+            outs = [f(chunk.to(self._device, non_blocking=True)).float() for chunk in x.split(EVAL_BATCH)]
+        finally:
+            model.train(was)
+        return torch.cat(outs) if outs else torch.empty(0)
+
+    # -- end of training ----------------------------------------------------------------------
+
+    def _projector(self, state: TrainState) -> None:
+        model, val, meta = state.model, self.data.val, self.data.meta
+        if not len(val) or not isinstance(getattr(model, "features", None), torch.nn.Module):
+            return
+        from .embeddings import sample_indices
+
+        idx = torch.from_numpy(sample_indices(len(val), self.log.embedding_samples))
+        x = val.x[idx]
+        feats = self._outputs(model, x, model.features)
+        out = self._outputs(model, feats, model.head) if isinstance(getattr(model, "head", None), torch.nn.Module) else None
+        y = val.y[idx].tolist()
+        if self.task.kind == "classification":
+            pred = out.argmax(1).tolist() if out is not None else y
+            header = ["label", "predicted", "correct"]
+            rows = [[_tsv(self._label(t)), _tsv(self._label(p)), "yes" if t == p else "no"] for t, p in zip(y, pred)]
+        else:
+            true = self.task.to_target_units(val.y[idx].float()).tolist()
+            pred = self.task.to_target_units(out.squeeze(-1)).tolist() if out is not None else true
+            header = ["target", "predicted"]
+            rows = [[f"{t:.4g}", f"{p:.4g}"] for t, p in zip(true, pred)]
+        pictures = images.to_display(x, meta.x_mean, meta.x_std) if meta.is_image else None
+        self._heavy(jobs.projector, self.run_dir, state.step, feats.reshape(len(feats), -1).cpu().numpy(),
+                         rows, header, pictures)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _class_names(self) -> list[str]:
+        meta = self.data.meta
+        return list(meta.class_names or [str(i) for i in range(meta.num_classes)])
+
+    def _label(self, y) -> str:
+        if self.task.kind == "classification":
+            names = self._class_names()
+            return names[int(y)] if 0 <= int(y) < len(names) else str(int(y))
+        return f"{float(self.task.to_target_units(torch.tensor(float(y)))):.4g}"
+
+    def _now(self, fn, *args, **kwargs) -> None:
+        self.sink.write(fn(*args, **kwargs) or [])
+
+    def _safe(self, what: str, fn, *args) -> None:
+        """Run a summary step; a failure is reported once and never stops training."""
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - logging must not end a run
+            if what not in self._warned:
+                self._warned.add(what)
+                print(f"warning: TensorBoard {what} skipped: {type(e).__name__}: {e}", file=sys.stderr)
 
 
-def _layout() -> dict:
-    """Custom-scalars charts that put train and val curves of a metric on one plot."""
-    return {
-        "zerotune": {
-            "loss": ["Multiline", ["train/loss", "train/epoch_loss", "val/loss"]],
-            "accuracy / r2": ["Multiline", ["val/accuracy", "val/r2"]],
-            "learning rate": ["Multiline", ["train/lr"]],
-            "gradient norm": ["Multiline", ["train/grad_norm"]],
-        }
-    }
+def _tsv(s: str) -> str:
+    return s.replace("\t", " ").replace("\n", " ")

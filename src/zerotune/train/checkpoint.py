@@ -119,6 +119,12 @@ class CheckpointWriter:
             raise err
 
 
+def remove_partial_writes(directory: Path) -> None:
+    """Delete temporary checkpoint directories that a killed process left behind."""
+    for tmp in Path(directory).glob(".*.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def find_checkpoint(path: Path) -> Path | None:
     """The checkpoint at `path`, or the previous one if a crash hit between the two renames."""
     path = Path(path)

@@ -34,6 +34,8 @@ def fit(
     callbacks: list[Callback] = (),
     resume: bool = False,
     augment=None,
+    groups: list[dict] | None = None,
+    freeze=None,
 ) -> TrainState:
     """Train `model` on `data` and keep best/last checkpoints in `run_dir/checkpoints`.
 
@@ -47,6 +49,10 @@ def fit(
         callbacks: called at each event, in order.
         resume: continue from run_dir/checkpoints/last.
         augment: optional callable (x, generator) -> x applied to training batches.
+        groups: optimizer parameter groups (default: the model's trainable parameters).
+        freeze: optional schedule with ``apply(model, epoch)`` that sets which parameters train in
+            each epoch; it must be a pure function of the epoch (``epoch=None``: every parameter
+            that ever trains), so a resumed run has exactly the frozen set it stopped with.
 
     Returns:
         The final TrainState.
@@ -54,7 +60,9 @@ def fit(
     tc, oc = cfg.train, cfg.optim
     model.to(device)
     train, val = data.train.to(device), data.val.to(device)
-    optimizer = build_optimizer(model, oc)
+    if freeze is not None:
+        freeze.apply(model, None)  # callbacks see, at fit start, every parameter that will train
+    optimizer = build_optimizer(model, oc, groups)
     scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
     autocast = _autocast(device, tc.precision)
     aug_gen = torch.Generator(device=device).manual_seed(tc.seed + 1)
@@ -72,6 +80,7 @@ def fit(
     ckpt_dir = Path(run_dir) / "checkpoints"
     writer = ckpt.CheckpointWriter()
     if resume:
+        ckpt.remove_partial_writes(ckpt_dir)
         _restore(ckpt_dir / "last", model, optimizer, scaler, aug_gen, state, callbacks, device)
         state.resumed_from_step = state.step
 
@@ -110,6 +119,8 @@ def fit(
     try:
         done = state.step >= total or state.stop_requested
         while not done and state.epoch < tc.epochs:
+            if freeze is not None:  # after fit start and after each evaluation, which reset train mode
+                freeze.apply(model, state.epoch)
             perm = epoch_permutation(len(train), tc.seed, state.epoch, device)
             b = state.batch_in_epoch  # micro-batch index; checkpoints fall on step boundaries
             running, n_micro = torch.zeros((), device=device), 0

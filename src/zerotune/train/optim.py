@@ -33,9 +33,18 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    """Build the optimizer described by an OptimConfig over the model's trainable parameters."""
-    groups = param_groups(model, cfg.weight_decay)
+def build_optimizer(model: nn.Module, cfg, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """Build the optimizer described by an OptimConfig.
+
+    Args:
+        model: the model; its trainable parameters are optimised unless `groups` is given.
+        cfg: an OptimConfig.
+        groups: explicit parameter groups (each may carry its own ``lr`` and a ``name``), e.g.
+            a fine-tune's layer-wise rates over every parameter that will ever train.
+    """
+    groups = [dict(g) for g in groups] if groups is not None else param_groups(model, cfg.weight_decay)
+    if not any(g["params"] for g in groups):
+        raise UserError("the model has no trainable parameters: everything is frozen")
     for g in groups:
         g.setdefault("lr", cfg.lr)
     if cfg.name == "sgd":

@@ -1,0 +1,163 @@
+"""What TensorBoard logging costs: the same training with logging off and with the defaults.
+
+Run from the repository root::
+
+    python benchmarks/logging_overhead.py                # digits CNN, defaults
+    python benchmarks/logging_overhead.py --epochs 4 --repeats 3 --set model.name=mlp
+
+Both modes run in this one process, interleaved (off, on, off, on, ...) so that drifts in machine
+load hit both alike, from the same seed and initial weights. A timing callback placed before the
+logger measures:
+
+* step time: the mean time between consecutive ``on_step_end`` events inside an epoch, which
+  includes the logger's per-step work (scalars every step, layer statistics every N steps,
+  histograms every N steps);
+* evaluation time: the time between the last step of an epoch and the first step of the next,
+  which includes the validation pass, the logger's figures, images and PR curves, and the
+  checkpoint;
+* total: the whole ``fit``, start-up summaries (graph, input images, hparams) included.
+
+It then times single tensorboardX calls (``add_scalar``, ``add_histogram``) and the per-call cost
+of the path the logger takes instead (one queued tuple per step). Ratios are on vs off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from zerotune.config import load_config
+from zerotune.data import build_data
+from zerotune.runs import build_model_for
+from zerotune.tasks import Task
+from zerotune.track.tensorboard import TensorBoardLogger
+from zerotune.train.callbacks import Callback
+from zerotune.train.loop import fit
+
+
+class StepTimer(Callback):
+    """Times steps within epochs and the gaps at epoch boundaries (evaluation + callbacks)."""
+
+    def __init__(self):
+        self.steps: list[float] = []
+        self.boundaries: list[float] = []
+        self._last: float | None = None
+        self._epoch_ended = False
+
+    def on_step_end(self, state) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            (self.boundaries if self._epoch_ended else self.steps).append(now - self._last)
+        self._last, self._epoch_ended = now, False
+
+    def on_epoch_end(self, state) -> None:
+        self._epoch_ended = True
+
+
+def run_once(cfg, data, task, logging: bool) -> dict:
+    torch.manual_seed(cfg.train.seed)
+    model = build_model_for(cfg, data.meta)
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as run_dir:
+        callbacks = [timer] + ([TensorBoardLogger(Path(run_dir), cfg, data, task)] if logging else [])
+        t0 = time.perf_counter()
+        state = fit(model, data, task, cfg, Path(run_dir), torch.device("cpu"), callbacks)
+        total = time.perf_counter() - t0
+    return {"step": statistics.fmean(timer.steps), "boundary": statistics.fmean(timer.boundaries or [0.0]),
+            "evals": len(state.history), "steps": state.step, "total": total}
+
+
+def per_call_costs(n: int = 2000) -> dict:
+    """Microseconds per tensorboardX call, and per queued step on the logger's path."""
+    from tensorboardX import SummaryWriter
+
+    from zerotune.track.sink import EventSink
+
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        w = SummaryWriter(d)
+        t0 = time.perf_counter()
+        for i in range(n):
+            w.add_scalar("bench/scalar", 0.5, i)
+        w.flush()
+        out["add_scalar_us"] = (time.perf_counter() - t0) / n * 1e6
+        weights = torch.randn(64, 64, 3, 3)  # a 3x3 conv layer, 36,864 values
+        t0 = time.perf_counter()
+        for i in range(n // 20):
+            w.add_histogram("bench/hist", weights, i)
+        w.flush()
+        out["add_histogram_ms"] = (time.perf_counter() - t0) / (n // 20) * 1e3
+        w.close()
+    with tempfile.TemporaryDirectory() as d:
+        sink = EventSink(d)
+        loss = torch.tensor(0.5)
+        t0 = time.perf_counter()
+        for i in range(n):
+            sink.scalars(i, (("train/loss", loss), ("train/lr", 1e-3), ("perf/samples_per_sec", 1.0),
+                             ("perf/step_time_ms", 2.0)))
+        out["queue_step_us"] = (time.perf_counter() - t0) / n * 1e6
+        t0 = time.perf_counter()
+        sink.close()
+        out["write_step_us"] = (time.perf_counter() - t0) / n * 1e6
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3, help="runs per mode, interleaved")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--set", action="append", default=[], metavar="GROUP.FIELD=VALUE", help="config override")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config(None, [f"train.epochs={args.epochs}", "log.progress=false", *args.set])
+    data = build_data(cfg.data)
+    task = Task(data.meta, cfg.train.loss, cfg.train.label_smoothing)
+    run_once(cfg, data, task, True)  # warm-up: imports, JIT tracing caches, allocator
+    results = {False: [], True: []}
+    for _ in range(args.repeats):
+        for logging in (False, True):
+            results[logging].append(run_once(cfg, data, task, logging))
+
+    def med(logging, key):
+        return statistics.median(r[key] for r in results[logging])
+
+    off_step, on_step = med(False, "step"), med(True, "step")
+    off_b, on_b = med(False, "boundary"), med(True, "boundary")
+    off_t, on_t = med(False, "total"), med(True, "total")
+    r = results[True][0]
+    print(f"model {cfg.model.name} on {cfg.data.name}: {r['steps']} steps, {r['evals']} evaluations per run, "
+          f"{args.repeats} runs per mode, torch threads {torch.get_num_threads()}")
+    print(f"log intervals: scalars every {cfg.log.scalars_every} step, layer stats every {cfg.log.layer_stats_every}, "
+          f"histograms every {cfg.log.histograms_every}; images/figures/PR curves every evaluation")
+    print(f"{'':26}{'off':>10}{'on':>10}{'ratio':>8}")
+    print(f"{'step time (ms)':26}{off_step * 1e3:10.2f}{on_step * 1e3:10.2f}{on_step / off_step:8.3f}")
+    print(f"{'evaluation + epoch end (ms)':26}{off_b * 1e3:10.1f}{on_b * 1e3:10.1f}{on_b / max(off_b, 1e-9):8.3f}")
+    print(f"{'whole fit (s)':26}{off_t:10.2f}{on_t:10.2f}{on_t / off_t:8.3f}")
+    print(f"logging per evaluation: {(on_b - off_b) * 1e3:.1f} ms; per step: {(on_step - off_step) * 1e6:.0f} µs")
+    c = per_call_costs()
+    crc = "native crc32c" if _has_native_crc() else "pure-Python CRC (pip install crc32c for a faster one)"
+    print(f"tensorboardX add_scalar: {c['add_scalar_us']:.0f} µs/call; add_histogram (36,864 values): "
+          f"{c['add_histogram_ms']:.2f} ms/call; {crc}")
+    print(f"logger path, 4 scalars of one step: {c['queue_step_us']:.2f} µs queued on the training thread, "
+          f"{c['write_step_us']:.0f} µs written in the background")
+    return 0
+
+
+def _has_native_crc() -> bool:
+    try:
+        import crc32c  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The fine-tuning API: start a fine-tune, merge LoRA adapters into a run, save the adapters alone.
+
+A fine-tune is an ordinary run whose config has ``finetune.source``; :func:`finetune` only fills
+that group in and calls :func:`zerotune.train`, so resume, eval, export and TensorBoard work on it
+as on any run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ..config import Config, load_config
+from ..errors import UserError
+from ..rundir import write_json
+
+
+def finetune(recipe: str | Path | Config | None = None, *, source: str | None = None, strategy: str | None = None,
+             overrides: list[str] | None = None, callbacks: list | None = None):
+    """Fine-tune from a run directory or a pretrained transformer.
+
+    Args:
+        recipe: a recipe file, a Config, or None for the defaults.
+        source: run directory, transformers directory or alias (overrides ``finetune.source``).
+        strategy: full, head, partial, gradual or lora (overrides ``finetune.strategy``).
+        overrides: further ``group.field=value`` strings.
+        callbacks: extra training callbacks.
+
+    Returns:
+        The TrainResult of the new run; its metrics hold a ``finetune`` section with the
+        before/after comparison.
+    """
+    from ..api import train
+
+    extra = list(overrides or [])
+    if source is not None:
+        extra.append(f"finetune.source={source}")
+    if strategy is not None:
+        extra.append(f"finetune.strategy={strategy}")
+    if isinstance(recipe, Config):
+        from ..config import apply_overrides, build_config
+
+        config = build_config(apply_overrides(recipe.to_dict(), extra))
+    else:
+        config = load_config(recipe, extra)
+    if config.finetune is None or not config.finetune.source:
+        raise UserError("finetune needs a source: --from RUN_OR_MODEL_DIR (or finetune.source in the recipe)")
+    return train(config, callbacks=callbacks)
+
+
+def _lora_run(run_dir: str | Path, checkpoint: str):
+    from ..runs import load_run
+    from .lora import is_lora
+
+    run = load_run(run_dir, checkpoint)
+    if not is_lora(run.config):
+        raise UserError(f"{run_dir} is not a LoRA fine-tune with unmerged adapters (finetune.strategy is not 'lora')")
+    return run
+
+
+def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: str = "best") -> Path:
+    """Write a copy of a LoRA run whose weights have the adapters merged in, for export and serving.
+
+    The copy is a run directory of its own (config with ``finetune.merged = true``, meta, hf/,
+    metrics and ``checkpoints/best``), so ``zerotune eval`` and ``zerotune export`` read it as is.
+
+    Args:
+        run_dir: the LoRA run.
+        out: the new run directory (default: ``<run_dir>-merged``).
+        checkpoint: best or last.
+
+    Returns:
+        The new run directory.
+    """
+    from ..rundir import create_run_dir
+    from ..train import checkpoint as ckpt
+    from .lora import merge_into_base
+
+    run = _lora_run(run_dir, checkpoint)
+    src = Path(run_dir)
+    out = Path(out) if out is not None else src.parent / f"{src.name}-merged"
+    merge_into_base(run.model)
+    target = create_run_dir(out.parent, out.name)
+    config = run.config.model_copy(deep=True)
+    config.finetune.merged = True
+    (target / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    for name in ("meta.json", "env.json", "metrics.json", "finetune.json"):
+        if (src / name).is_file():
+            shutil.copy2(src / name, target / name)
+    if (src / "hf").is_dir():
+        shutil.copytree(src / "hf", target / "hf")
+    state = ckpt.read_state(ckpt.find_checkpoint(src / "checkpoints" / run.checkpoint))
+    step = state.get("step", state.get("progress", {}).get("step"))
+    ckpt.save_checkpoint(target / "checkpoints" / "best", *ckpt.model_tensors(run.model),
+                         {"step": step, "merged_from": str(src.resolve()), "checkpoint": run.checkpoint})
+    return target
+
+
+def save_adapters(run_dir: str | Path, out: str | Path | None = None, checkpoint: str = "best") -> Path:
+    """Save a LoRA run's adapters and head alone, without the base weights.
+
+    A transformer's adapters are written by peft (``adapter_config.json``,
+    ``adapter_model.safetensors``: loadable with ``PeftModel.from_pretrained`` on the base
+    model); our own models' adapters as ``adapter_model.safetensors`` with an
+    ``adapter_config.json`` naming the base. Both get ``head.safetensors`` and ``labels.json``.
+
+    Returns:
+        The directory written (default: ``<run_dir>/adapters``).
+    """
+    from safetensors.torch import save_file
+
+    from .lora import adapter_tensors, is_transformer
+
+    run = _lora_run(run_dir, checkpoint)
+    out = Path(out) if out is not None else Path(run_dir) / "adapters"
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} already exists and is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = adapter_tensors(run.model)
+    head = {k: v for k, v in tensors.items() if k.startswith("head.")}
+    save_file(head, str(out / "head.safetensors"))
+    ft = run.config.finetune
+    if is_transformer(run.model):
+        run.model.features.backbone.save_pretrained(str(out))
+    else:
+        save_file({k: v for k, v in tensors.items() if "lora_" in k}, str(out / "adapter_model.safetensors"))
+        write_json(out / "adapter_config.json", {
+            "format": "zerotune-lora", "base_run": ft.source, "rank": ft.lora_rank, "alpha": ft.lora_alpha,
+            "dropout": ft.lora_dropout, "targets": ft.lora_targets})
+    (out / "labels.json").write_text(json.dumps(run.meta.class_names), encoding="utf-8")
+    return out

@@ -1,0 +1,139 @@
+"""TensorBoard for a fine-tune: what trained, at what rate, and what it bought.
+
+Scalars: ``finetune/params_trainable``, ``finetune/params_frozen``, ``finetune/trainable_percent``
+and ``finetune/blocks_trainable`` over steps (a staircase under gradual unfreezing), and
+``lr/<group>`` for every layer group. Text: the group table (size, rate, first epoch it trains)
+and one line each time blocks unfreeze. At the end, ``compare/{before,probe,after}/...`` and a
+before/after table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..train.callbacks import Callback, TrainState
+from .freezing import FreezePlan, count_parameters
+from .unfreezing import first_epoch_training
+
+EVERY = 10  # steps between learning-rate and count points when nothing changed
+
+
+def _md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def group_table(plan: FreezePlan, groups: list[dict], model) -> list[list]:
+    """Rows: index, group, parameters, trainable parameters, learning rate, first epoch it trains."""
+    sizes = {n: p.numel() for n, p in model.named_parameters()}
+    rates = {g["name"]: g["lr"] for g in groups}
+    rows = []
+    for i, g in enumerate(plan.groups):
+        ever = [n for n in g.params if n in plan.ever]
+        if not ever:
+            first = "never"
+        elif plan.cfg.strategy == "gradual" and i < len(plan.blocks):
+            first = first_epoch_training(i, len(plan.blocks), plan.cfg.unfreeze_every, plan.cfg.unfreeze_start)
+        else:
+            first = 0
+        lr = f"{rates[g.name]:.3g}" if g.name in rates else "-"
+        rows.append([i if i < len(plan.blocks) else "head", g.name, sum(sizes[n] for n in g.params),
+                     sum(sizes[n] for n in ever), lr, first])
+    return rows
+
+
+class FinetuneBoard(Callback):
+    """Writes the fine-tune's own TensorBoard views to a second event file in the run directory.
+
+    Args:
+        run_dir: the run directory.
+        plan: the freeze plan (which parameters train when).
+        groups: the optimizer's parameter groups, in optimizer order (``name``, ``lr``).
+        before: metrics of the source model on the target task before training.
+        probe: linear-probe metrics on the frozen features, or None.
+    """
+
+    def __init__(self, run_dir: Path, plan: FreezePlan, groups: list[dict], before: dict | None = None,
+                 probe: dict | None = None):
+        self.run_dir, self.plan = Path(run_dir), plan
+        self.names = [g["name"] for g in groups]
+        self.base = [g["lr"] for g in groups]
+        self.before, self.probe = before or {}, probe or {}
+        self.groups = groups
+        self.writer = None
+        self._counted_epoch: int | None = None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        from tensorboardX import SummaryWriter
+
+        resumed = state.resumed_from_step is not None
+        self.writer = SummaryWriter(str(self.run_dir), purge_step=state.step if resumed else None,
+                                    filename_suffix=".finetune", flush_secs=5)
+        if resumed:
+            return
+        rows = group_table(self.plan, self.groups, state.model)
+        self.writer.add_text("finetune/groups", _md_table(
+            ["block", "group", "parameters", "trainable", "lr", "trains from epoch"], rows), 0)
+        for k, v in self.before.items():
+            self.writer.add_scalar(f"compare/before/{k}", v, 0)
+        for k, v in self.probe.items():
+            self.writer.add_scalar(f"compare/probe/{k}", v, 0)
+
+    def on_step_end(self, state: TrainState) -> None:
+        epoch_changed = self._counted_epoch != state.epoch
+        if epoch_changed or state.step % EVERY == 0 or state.step == 1:
+            self._write(state, epoch_changed)
+
+    def _write(self, state: TrainState, epoch_changed: bool) -> None:
+        w, s = self.writer, state.step
+        multiplier = state.lr / self.base[0] if self.base and self.base[0] else 0.0
+        seen = set()
+        for name, base in zip(self.names, self.base):
+            if name not in seen:  # decayed and non-decayed halves of a group share one rate
+                seen.add(name)
+                w.add_scalar(f"lr/{name}", base * multiplier, s)
+        trainable, frozen = count_parameters(state.model)
+        w.add_scalar("finetune/params_trainable", trainable, s)
+        w.add_scalar("finetune/params_frozen", frozen, s)
+        w.add_scalar("finetune/trainable_percent", 100.0 * trainable / max(trainable + frozen, 1), s)
+        names = self.plan.trainable_at(state.epoch)
+        blocks = sum(1 for g in self.plan.blocks if any(n in names for n in g.params))
+        w.add_scalar("finetune/blocks_trainable", blocks, s)
+        if epoch_changed and self._counted_epoch is not None and self.plan.cfg.strategy == "gradual":
+            before = self.plan.trainable_at(self._counted_epoch)
+            new = [g.name for g in self.plan.blocks if any(n in names and n not in before for n in g.params)]
+            if new:
+                w.add_text("finetune/unfrozen", f"epoch {state.epoch}: {', '.join(new)} unfrozen "
+                           f"({trainable:,} trainable parameters)", s)
+        self._counted_epoch = state.epoch
+
+    def on_fit_end(self, state: TrainState) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def write_comparison(run_dir: Path, step: int, before: dict, probe: dict | None, after: dict) -> None:
+    """Before/after scalars and a table, at the run's final step.
+
+    Args:
+        before: metrics before fine-tuning, keyed like ``val/accuracy``.
+        probe: linear-probe metrics on the frozen source features, or None.
+        after: final metrics, keyed the same way.
+    """
+    from tensorboardX import SummaryWriter
+
+    with SummaryWriter(str(run_dir), filename_suffix=".compare") as w:
+        rows = []
+        for k in sorted(after):
+            w.add_scalar(f"compare/after/{k}", after[k], step)
+            b = before.get(k)
+            if b is not None:
+                w.add_scalar(f"compare/before/{k}", b, step)
+                w.add_scalar(f"compare/gain/{k}", after[k] - b, step)
+            p = (probe or {}).get(k)
+            rows.append([k, _fmt(b), _fmt(p), _fmt(after[k]), _fmt(None if b is None else after[k] - b)])
+        w.add_text("compare/before_after", _md_table(["metric", "before", "linear probe", "after", "change"], rows), step)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.4f}"

@@ -1,0 +1,78 @@
+"""`zerotune finetune`: start, resume, merge or export the adapters of a fine-tune."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+
+STRATEGIES = ("full", "head", "partial", "gradual", "lora")
+
+
+def cmd_finetune(args) -> int:
+    """Run the action the arguments ask for; returns the exit code."""
+    from .api import finetune, merge_lora, save_adapters
+
+    if args.merge_lora or args.save_adapters:
+        if args.recipe or args.source or args.resume:
+            raise UserError("--merge-lora and --save-adapters take a run alone, without a recipe, --from or --resume")
+        if args.merge_lora:
+            print(f"merged run: {merge_lora(args.merge_lora, args.out, args.checkpoint)}")
+        else:
+            print(f"adapters: {save_adapters(args.save_adapters, args.out, args.checkpoint)}")
+        return 0
+    overrides = list(args.set or [])
+    if args.resume:
+        if args.recipe or args.source or args.strategy:
+            raise UserError("give either a recipe (with --from) or --resume RUN, not both")
+        from ..api import train
+
+        result = train(None, resume=args.resume, resume_overrides=overrides)
+    else:
+        if args.name:
+            overrides.append(f"log.name={args.name}")
+        if args.runs_dir:
+            overrides.append(f"log.dir={args.runs_dir}")
+        if args.no_progress:
+            overrides.append("log.progress=false")
+        result = finetune(args.recipe, source=args.source, strategy=args.strategy, overrides=overrides)
+    print_summary(result.run_dir, result.metrics)
+    return 0
+
+
+def print_summary(run_dir, metrics: dict) -> None:
+    """Before/after in a few lines."""
+    ft = metrics.get("finetune", {})
+    after, before, probe = ft.get("after", {}), ft.get("before") or {}, ft.get("probe") or {}
+    print(f"run: {run_dir}")
+    print(f"strategy {ft.get('strategy')}: {ft.get('trainable', 0):,} of {ft.get('parameters', 0):,} parameters "
+          f"trainable ({ft.get('trainable_percent', 0):.2f}%), head {ft.get('head')}")
+    for k in ("val/accuracy", "test/accuracy"):
+        if k in after:
+            parts = [f"before {before[k]:.4f}" if k in before else None,
+                     f"linear probe {probe[k]:.4f}" if k in probe else None, f"after {after[k]:.4f}"]
+            print(f"{k}: " + "  ".join(p for p in parts if p))
+    stop = metrics.get("training", {}).get("stop_reason")
+    if stop:
+        print(stop)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``finetune`` on the CLI's subparsers."""
+    p = subparsers.add_parser("finetune", help="fine-tune a run or a pretrained transformer (full, head, partial, "
+                                               "gradual, lora)")
+    p.add_argument("recipe", nargs="?", help="TOML or YAML recipe of the target task")
+    p.add_argument("--from", dest="source", metavar="SOURCE",
+                   help="run directory, transformers model directory or alias (minilm-l6)")
+    p.add_argument("--strategy", choices=STRATEGIES, help="finetune.strategy")
+    p.add_argument("--set", action="append", metavar="GROUP.FIELD=VALUE", help="override a config value (repeatable)")
+    p.add_argument("--resume", metavar="RUN", help="continue the fine-tune in this directory")
+    p.add_argument("--name", help="run name (log.name)")
+    p.add_argument("--runs-dir", help="parent directory of runs (log.dir)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--merge-lora", metavar="RUN", help="write a copy of a LoRA run with the adapters merged in")
+    p.add_argument("--save-adapters", metavar="RUN", help="save a LoRA run's adapters and head alone")
+    p.add_argument("--out", help="with --merge-lora / --save-adapters: where to write")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="with --merge-lora / --save-adapters")
+    p.set_defaults(func=cmd_finetune)
+    return p

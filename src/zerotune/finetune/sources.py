@@ -1,0 +1,48 @@
+"""Where a fine-tune starts: a zerotune run directory, or a pretrained transformers directory or alias."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved fine-tuning source.
+
+    Attributes:
+        kind: "run" or "pretrained".
+        path: the run directory, or the pretrained model directory.
+        spec: what the user wrote (kept in the config; an alias stays an alias).
+    """
+
+    kind: str
+    path: Path
+    spec: str
+
+
+def resolve_source(spec: str) -> Source:
+    """Decide what `spec` names: a run directory (config.yaml), a transformers directory (config.json) or an alias.
+
+    Raises:
+        UserError: when it is none of these, or a pretrained directory lacks weights or tokenizer.
+    """
+    from ..models.hf import ALIASES, check_tokenizer, check_weights, resolve_pretrained
+
+    p = Path(spec).expanduser()
+    if p.is_dir() and (p / "config.yaml").is_file():
+        if not (p / "meta.json").is_file():
+            raise UserError(f"source run {p} has no meta.json; it is not a complete zerotune run")
+        return Source("run", p, spec)
+    if spec.lower() in ALIASES or (p.is_dir() and (p / "config.json").is_file()):
+        path = resolve_pretrained(spec)
+        check_weights(path)
+        check_tokenizer(path)
+        return Source("pretrained", path, spec)
+    if not p.exists():
+        raise UserError(f"finetune.source {spec!r} does not exist (a run directory, a transformers model "
+                        f"directory or an alias: {', '.join(sorted(ALIASES))})")
+    raise UserError(f"finetune.source {spec!r} is neither a zerotune run (config.yaml) nor a transformers "
+                    "model directory (config.json)")

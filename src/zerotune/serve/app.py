@@ -1,0 +1,211 @@
+"""The HTTP API: POST /predict, GET /health, GET /metadata, and the OpenAPI docs at /docs.
+
+Everything a client can get wrong is answered with a 4xx and a message saying what to send:
+401 without the bearer token (when one is set), 413 for a body over the size limit, 422 for
+inputs of the wrong type, shape or values.
+"""
+
+import logging
+import secrets
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from .. import __version__
+from .batcher import MicroBatcher
+from .inputs import InputError, describe_shape, to_batch
+from .model import ServedModel
+
+
+@dataclass
+class ServeOptions:
+    """How the server behaves.
+
+    Attributes:
+        token: bearer token required on /predict and /metadata (None: no authentication).
+        max_body_bytes: larger request bodies get 413.
+        max_examples: most examples in one request.
+        batching: coalesce concurrent requests into one model call.
+        max_batch: most examples per model call when batching.
+        max_wait_ms: how long a request may wait for others to share its model call.
+    """
+
+    token: str | None = None
+    max_body_bytes: int = 1_000_000
+    max_examples: int = 1024
+    batching: bool = True
+    max_batch: int = 64
+    max_wait_ms: float = 1.0
+
+
+# No `from __future__ import annotations` here: FastAPI must see the request model built inside
+# create_app as a real class, not as a name it cannot resolve.
+
+
+class PredictResponse(BaseModel):
+    """Predictions, one entry per input example, in request order."""
+
+    classes: list[int] | None = Field(None, description="predicted class index (classification)")
+    labels: list[str] | None = Field(None, description="predicted class name (classification)")
+    probabilities: list[list[float]] | None = Field(None, description="class probabilities (classification)")
+    values: list[float] | None = Field(None, description="predicted values in target units (regression)")
+    model: str
+    version: str
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    backend: str
+
+
+class BodyLimit:
+    """ASGI middleware answering 413 to request bodies over ``max_bytes``, declared or streamed."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            response = JSONResponse({"detail": f"request body over the limit of {self.max_bytes} bytes"}, 413)
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:  # a chunked body with no declared length
+                    raise HTTPException(413, f"request body over the limit of {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _example(served: ServedModel) -> list:
+    """A valid example input for the docs: the training mean of each feature or channel."""
+    shape = served.meta.input_shape
+    mean = np.asarray(served.meta.x_mean if served.meta.x_mean is not None else [0.0], dtype=np.float64)
+    if len(shape) == 3:
+        x = np.broadcast_to(mean.reshape(-1, 1, 1) if mean.size == shape[0] else mean.reshape(1, 1, 1), shape)
+    else:
+        x = np.broadcast_to(mean if mean.size in (1, int(np.prod(shape))) else 0.0, shape)
+    return np.round(x, 3).tolist()
+
+
+def create_app(served: ServedModel, options: ServeOptions | None = None) -> FastAPI:
+    """The FastAPI application serving ``served``.
+
+    Args:
+        served: the loaded model.
+        options: authentication, limits and batching.
+    """
+    opts = options or ServeOptions()
+    meta = served.meta
+    batcher = MicroBatcher(served.predict, opts.max_batch if opts.batching else 1,
+                           opts.max_wait_ms if opts.batching else 0.0)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        await batcher.start()
+        yield
+        await batcher.stop()  # every request already queued is answered before the process exits
+        logging.getLogger("uvicorn.error").info(
+            "zerotune: answered %d examples in %d model calls; stopped", batcher.examples, batcher.batches)
+
+    app = FastAPI(
+        title=f"zerotune: {served.name}",
+        version=__version__,
+        description=f"Predictions of the `{served.name}` model ({meta.task}, input shape "
+                    f"{describe_shape(meta.input_shape)}) on raw, un-normalised inputs. GET /metadata tells "
+                    "what to send.",
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+    app.add_middleware(BodyLimit, max_bytes=opts.max_body_bytes)
+
+    bearer = HTTPBearer(auto_error=False, description="the token given to `zerotune serve --token`")
+
+    def authorized(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if opts.token is None:
+            return
+        if creds is None or not secrets.compare_digest(creds.credentials.encode(), opts.token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    guard = [Depends(authorized)] if opts.token is not None else []
+    shape_text = describe_shape(meta.input_shape)
+    PredictRequest = create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        inputs=(list[Any] | str, Field(
+            description=f"One example as a nested array of shape {shape_text}, or a batch of up to "
+                        f"{opts.max_examples} examples [N, {shape_text[1:]}, in raw (un-normalised) units; the "
+                        "server applies the model's normalisation. Text is rejected: this model takes numbers.",
+            examples=[_example(served)])),
+    )
+
+    @app.exception_handler(InputError)
+    async def bad_inputs(request: Request, exc: InputError):
+        return JSONResponse({"detail": str(exc)}, 422)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        # FastAPI's default echoes the offending input, which may hold NaN or Infinity (not valid
+        # JSON, so the error itself would fail with a 500) or a megabyte of numbers. Say where and why.
+        errors = [{"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, 422)
+
+    @app.get("/health", response_model=Health, summary="liveness: the model is loaded and serving")
+    async def health():
+        return {"status": "ok", "model": served.name, "backend": served.backend}
+
+    @app.get("/metadata", dependencies=guard, summary="the model, its input schema, classes and version")
+    async def metadata() -> dict[str, Any]:
+        return {
+            "model": {"name": served.name, "backend": served.backend, "source": served.source,
+                      "export": served.export},
+            "task": meta.task,
+            "input": {
+                "type": "array of numbers", "dtype": "float32", "shape": meta.input_shape,
+                "accepts": [f"one example {shape_text}", f"a batch [N, {shape_text[1:]} with N <= {opts.max_examples}"],
+                "feature_names": meta.feature_names,
+                "normalisation": {"applied_by_server": meta.x_mean is not None, "mean": meta.x_mean, "std": meta.x_std},
+            },
+            "classes": meta.class_names if meta.task == "classification" else None,
+            "version": {"zerotune": __version__, "model": served.version},
+            "batching": {"enabled": opts.batching, "max_batch": opts.max_batch, "max_wait_ms": opts.max_wait_ms},
+            "limits": {"max_body_bytes": opts.max_body_bytes, "max_examples": opts.max_examples},
+        }
+
+    @app.post("/predict", dependencies=guard, response_model=PredictResponse,
+              responses={401: {"description": "missing or wrong bearer token"},
+                         413: {"description": "request body too large"},
+                         422: {"description": "inputs of the wrong type, shape or values"}},
+              summary="predict for one example or a batch")
+    async def predict(body: PredictRequest):  # type: ignore[valid-type]
+        x = to_batch(body.inputs, meta.input_shape, opts.max_examples)
+        (out,) = await batcher.submit(x)
+        result = {"model": served.name, "version": served.version}
+        if served.classification:
+            classes = out.argmax(axis=1)
+            names = meta.class_names or [str(i) for i in range(out.shape[1])]
+            result.update(classes=classes.tolist(), labels=[names[c] for c in classes],
+                          probabilities=out.tolist())
+        else:
+            result["values"] = out.tolist()
+        # Returned as-is: the values are already plain lists, and re-validating them costs latency.
+        return JSONResponse(result)
+
+    return app

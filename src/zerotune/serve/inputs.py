@@ -1,0 +1,61 @@
+"""Turning the ``inputs`` of a /predict request into a float32 batch, or a clear reason why not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class InputError(ValueError):
+    """Inputs the model cannot take; the server answers 422 with this message."""
+
+
+def describe_shape(shape: list[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def to_batch(inputs: Any, input_shape: list[int], max_examples: int) -> np.ndarray:
+    """Validate raw request inputs and return them as a (B, *input_shape) float32 array.
+
+    Accepted: one example of shape ``input_shape`` or a batch ``[N, *input_shape]``; for
+    single-channel images also ``[H, W]`` and ``[N, H, W]``.
+
+    Raises:
+        InputError: text, non-numbers, ragged arrays, NaN/infinity, wrong shapes, too many examples.
+    """
+    shape = tuple(input_shape)
+    want = f"this model takes arrays of numbers: one example of shape {describe_shape(input_shape)} or a batch " \
+           f"[N, {', '.join(str(d) for d in input_shape)}]"
+    if isinstance(inputs, str):
+        raise InputError(f"inputs is text; {want}")
+    try:
+        arr = np.asarray(inputs)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raise InputError(f"inputs is not a rectangular array (nested lists of different lengths?); {want}") from None
+    if arr.dtype.kind in "US":
+        raise InputError(f"inputs contains text; {want}")
+    if arr.dtype.kind == "b":
+        raise InputError(f"inputs contains true/false values; {want}")
+    if arr.dtype.kind not in "iuf":
+        raise InputError(f"inputs is not a rectangular array of numbers (null values, mixed types, nested lists of "
+                         f"different lengths or numbers too large?); {want}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = arr.astype(np.float32)
+    if arr.shape == shape:
+        batch = arr[None]
+    elif arr.shape[1:] == shape and arr.ndim == len(shape) + 1:
+        batch = arr
+    elif len(shape) == 3 and shape[0] == 1 and arr.shape == shape[1:]:
+        batch = arr[None, None]
+    elif len(shape) == 3 and shape[0] == 1 and arr.ndim == 3 and arr.shape[1:] == shape[1:]:
+        batch = arr[:, None]
+    else:
+        raise InputError(f"inputs has shape {describe_shape(list(arr.shape))}; {want}")
+    if len(batch) == 0:
+        raise InputError(f"inputs holds no examples; {want}")
+    if len(batch) > max_examples:
+        raise InputError(f"inputs holds {len(batch)} examples; at most {max_examples} are allowed per request")
+    if not np.isfinite(batch).all():
+        raise InputError("inputs contains NaN or infinite values (or numbers too large for float32)")
+    return batch

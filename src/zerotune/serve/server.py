@@ -1,0 +1,124 @@
+"""Running the app with uvicorn: in the foreground for the CLI, or in a thread for tests and benchmarks.
+
+Shutdown is graceful: on SIGINT or SIGTERM uvicorn stops accepting connections, lets requests in
+flight finish (up to ``shutdown_timeout`` seconds), and then the app's lifespan drains the
+micro-batcher, so no accepted request goes unanswered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..errors import UserError
+from .app import ServeOptions, create_app
+from .model import load_served_model
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); port 0 picks a free one.
+
+    Raises:
+        UserError: when the address cannot be bound (in use, not local, no permission).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is IPPROTO_TCP,
+    # and without it every response waits ~40 ms for a delayed ACK between its headers and body.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _uvicorn_server(app, log_level: str, shutdown_timeout: float):
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=int(shutdown_timeout), server_header=False)
+    return uvicorn.Server(config)
+
+
+def serve(target: str | Path, *, backend: str = "auto", host: str = "127.0.0.1", port: int = 8000,
+          checkpoint: str = "best", threads: int | None = None, options: ServeOptions | None = None,
+          shutdown_timeout: float = 10.0, log_level: str = "info") -> None:
+    """Serve a run or an exported model over HTTP until interrupted.
+
+    Args:
+        target: a run directory or an exported .onnx / .pt file.
+        backend: "auto", "torch" or "onnx".
+        host: address to bind; 127.0.0.1 unless you mean to expose the model.
+        port: TCP port; 0 picks a free one (printed on startup).
+        checkpoint: "best" or "last" (runs only).
+        threads: CPU threads for the backend.
+        options: token, limits and batching.
+        shutdown_timeout: seconds in-flight requests get to finish on shutdown.
+        log_level: uvicorn's log level.
+    """
+    options = options or ServeOptions()
+    _check_options(options)
+    served = load_served_model(target, backend, checkpoint, threads)
+    app = create_app(served, options)
+    sock = bind(host, port)
+    actual = sock.getsockname()[1]
+    if host not in ("127.0.0.1", "localhost", "::1") and options.token is None:
+        print(f"warning: serving on {host} without --token: anyone who can reach this port can use the model",
+              file=sys.stderr)
+    print(f"serving {served.name} ({served.backend}, version {served.version}) on http://{_url_host(host)}:{actual}"
+          f"  docs: /docs  batching: {'on' if options.batching else 'off'}", flush=True)
+    # Everything loaded so far (torch, the model) lives as long as the process: move it out of the
+    # garbage collector's sight, so full collections stop scanning it and stalling every request.
+    gc.collect()
+    gc.freeze()
+    _uvicorn_server(app, log_level, shutdown_timeout).run(sockets=[sock])
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _check_options(o: ServeOptions) -> None:
+    if o.max_body_bytes < 1024:
+        raise UserError(f"max body size must be at least 1 KB, got {o.max_body_bytes} bytes")
+    if o.max_examples < 1:
+        raise UserError(f"max examples per request must be at least 1, got {o.max_examples}")
+    if o.max_batch < 1:
+        raise UserError(f"max batch must be at least 1, got {o.max_batch}")
+    if not 0 <= o.max_wait_ms <= 1000:
+        raise UserError(f"max wait must be between 0 and 1000 ms, got {o.max_wait_ms}")
+    if o.token is not None and len(o.token) < 8:
+        raise UserError("the bearer token must be at least 8 characters")
+
+
+@contextlib.contextmanager
+def running_server(app, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 30.0):
+    """Run ``app`` with uvicorn in a background thread; yields its base URL, stops it on exit.
+
+    For tests, examples and benchmarks that need a real server on loopback.
+    """
+    sock = bind(host, port)
+    server = _uvicorn_server(app, "warning", 5)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{_url_host(host)}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=startup_timeout)
+        sock.close()

@@ -1,0 +1,141 @@
+"""Matplotlib figures: confusion matrix, ROC curves, predicted-vs-true scatter, training curves.
+
+Figures are built on ``matplotlib.figure.Figure`` with the Agg canvas, never through pyplot:
+pyplot keeps global state and is not safe off the main thread, and these are drawn in the
+background writer thread.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+MAX_ANNOTATED_CLASSES = 20  # beyond this, numbers in the cells are unreadable
+MAX_SCATTER_POINTS = 5000
+
+
+def new_figure(width: float, height: float, dpi: int = 100):
+    """A Figure on an Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_rgb(fig) -> np.ndarray:
+    """Render a figure to an (H, W, 3) uint8 array."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def to_png(fig) -> bytes:
+    """Render a figure to PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def confusion_matrix_figure(cm: np.ndarray, class_names: list[str], title: str = "confusion matrix"):
+    """Rows are true classes, columns predictions; colour is the row fraction (recall), text the count."""
+    cm = np.asarray(cm)
+    k = len(class_names)
+    size = min(3.2 + 0.36 * k, 12)
+    fig = new_figure(size, size)
+    ax = fig.add_subplot()
+    frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    # Colour is the fraction of the true class (rows sum to 1); a colour bar would cost a third
+    # of the drawing time and the title says what the colour means.
+    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(k)
+    ax.set_xticks(ticks, labels=class_names, rotation=90 if k > 8 and max(map(len, class_names)) > 2 else 0)
+    ax.set_yticks(ticks, labels=class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    acc = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"{title}\naccuracy {acc:.3f}, n={int(cm.sum())}; colour: fraction of true class", fontsize=9)
+    if k <= MAX_ANNOTATED_CLASSES:
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j]:
+                    ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
+                            color="white" if frac[i, j] > 0.5 else "black")
+    fig.subplots_adjust(left=0.12, bottom=0.1, right=0.97, top=0.9)
+    return fig
+
+
+def roc_figure(y: np.ndarray, probs: np.ndarray, class_names: list[str]):
+    """One-vs-rest ROC curves (one curve for two classes) and their AUCs.
+
+    Returns:
+        (figure, macro AUC over the classes present in ``y``, or None if no curve can be drawn).
+    """
+    from sklearn.metrics import auc, roc_curve
+
+    fig = new_figure(5.2, 4.6)
+    ax = fig.add_subplot()
+    k = probs.shape[1]
+    classes = [1] if k == 2 else range(k)
+    aucs = []
+    for c in classes:
+        positive = y == c
+        if positive.all() or not positive.any():
+            continue  # undefined without both positives and negatives
+        fpr, tpr, _ = roc_curve(positive, probs[:, c])
+        a = auc(fpr, tpr)
+        aucs.append(a)
+        ax.plot(fpr, tpr, lw=1.2, label=f"{class_names[c]} ({a:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    macro = float(np.mean(aucs)) if aucs else None
+    ax.set_title(f"ROC, one vs rest (macro AUC {macro:.3f})" if macro is not None else "ROC", fontsize=10)
+    if len(aucs) <= 12:
+        ax.legend(fontsize=7, loc="lower right", title="class (AUC)", title_fontsize=7)
+    fig.subplots_adjust(left=0.13, bottom=0.12, right=0.97, top=0.92)
+    return fig, macro
+
+
+def scatter_figure(true: np.ndarray, pred: np.ndarray, title: str = "predicted vs true"):
+    """Predicted against true values with the y = x line and R²."""
+    true, pred = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    if len(true) > MAX_SCATTER_POINTS:  # evenly spaced subset: deterministic and representative
+        keep = np.linspace(0, len(true) - 1, MAX_SCATTER_POINTS).astype(int)
+        true_s, pred_s = true[keep], pred[keep]
+    else:
+        true_s, pred_s = true, pred
+    fig = new_figure(5, 4.6)
+    ax = fig.add_subplot()
+    ax.scatter(true_s, pred_s, s=8, alpha=0.5, edgecolors="none")
+    lo = float(min(true.min(), pred.min())) if len(true) else 0.0
+    hi = float(max(true.max(), pred.max())) if len(true) else 1.0
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    ss_res = float(((true - pred) ** 2).sum())
+    ss_tot = float(((true - true.mean()) ** 2).sum()) if len(true) else 0.0
+    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.set_title(f"{title} (R² {r2:.3f}, n={len(true)})", fontsize=10)
+    fig.subplots_adjust(left=0.14, bottom=0.12, right=0.97, top=0.92)
+    return fig
+
+
+def curves_figure(series: dict[str, tuple[list, list]], title: str, ylabel: str, log_y: bool = False):
+    """Line plot of named (steps, values) series on one axis, for reports."""
+    fig = new_figure(6, 3.6)
+    ax = fig.add_subplot()
+    for name, (steps, values) in series.items():
+        marker = "o" if len(steps) <= 30 else None
+        ax.plot(steps, values, label=name, lw=1.2, marker=marker, ms=3)
+    if log_y and all(v > 0 for _, vals in series.values() for v in vals):
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    fig.subplots_adjust(left=0.12, bottom=0.14, right=0.97, top=0.9)
+    return fig

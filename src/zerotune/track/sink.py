@@ -1,0 +1,218 @@
+"""The event file of a run, written by one background thread.
+
+The training thread only appends to a list (scalars) or a bounded queue (heavy jobs); tensors
+are turned into numbers in the background thread, so no device sync happens per step. The
+thread serialises events with tensorboardX's ``EventsWriter`` (record framing and CRC), batching
+all the scalars of one step into one event, which is several times cheaper than one event per
+``add_scalar`` call. The file is flushed every ``flush_secs``, so a live board sees new points
+and a killed run loses at most that much.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import queue
+import sys
+import threading
+import time
+import weakref
+from typing import Any, Callable, Iterable
+
+import torch
+
+from . import summaries
+
+_file_counter = itertools.count()
+
+# What a job returns: (Summary or Event proto, step) pairs to write.
+Records = Iterable[tuple[Any, int]]
+
+
+class EventSink:
+    """Owns the event file of one run directory.
+
+    Args:
+        logdir: the run directory.
+        flush_secs: seconds between flushes to disk.
+        purge_step: on resume, the step the run continues from; events a killed run wrote at
+            this step or later are hidden by TensorBoard's readers.
+        interval: seconds between drains of the scalar list.
+        max_jobs: heavy jobs that may wait; the training thread blocks when more are pending,
+            which bounds memory if summaries are asked for faster than they can be written.
+    """
+
+    def __init__(self, logdir, flush_secs: float = 2.0, purge_step: int | None = None,
+                 interval: float = 0.5, max_jobs: int = 16):
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+        self.logdir = str(logdir)
+        os.makedirs(self.logdir, exist_ok=True)
+        # pid and a counter keep two writers opened in the same second from sharing a file name.
+        suffix = f".{os.getpid()}.{next(_file_counter)}"
+        self._events = EventsWriter(os.path.join(self.logdir, "events"), filename_suffix=suffix)
+        self.path = self._events._file_name
+        self._event_cls = Event
+        if purge_step is not None:
+            # The same marker tf.summary writers leave after a restart: readers drop older
+            # events with step >= purge_step.
+            self._events.write_event(Event(step=purge_step, wall_time=time.time(),
+                                           session_log=SessionLog(status=SessionLog.START)))
+        self._scalars: list[tuple[int, float, tuple]] = []
+        self._jobs: queue.Queue = queue.Queue(max_jobs)
+        self._lock = threading.Lock()  # one writer of the file at a time (thread vs. explicit flush)
+        self._flush_secs = flush_secs
+        self._last_flush = time.monotonic()
+        self._last_step = 0
+        self._memory = _memory_probe()
+        self.errors: list[str] = []
+        self._closed = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True, name="zerotune-events")
+        self._thread.start()
+        # A run that dies with an exception never reaches on_fit_end; its last points are the
+        # ones that explain why, so they are written at interpreter exit.
+        ref = weakref.ref(self)
+        atexit.register(lambda: (s := ref()) is not None and s.close())
+
+    # -- called from the training thread ------------------------------------------------------
+
+    def scalars(self, step: int, items: tuple) -> None:
+        """Queue scalars of one step; costs one list append.
+
+        Args:
+            step: the global step.
+            items: (tag, value) pairs, value a float or a 0-d tensor; or (tags, tensor) pairs
+                with a tuple of tags and a 1-d tensor of as many values (read with one copy).
+        """
+        self._scalars.append((step, time.time(), items))  # list.append is atomic under the GIL
+
+    def submit(self, fn: Callable[..., Records | None], *args, **kwargs) -> None:
+        """Run ``fn(*args, **kwargs)`` in the background and write the records it returns."""
+        if self._closed:
+            return
+        self._jobs.put((fn, args, kwargs))
+
+    def write(self, records: Records) -> None:
+        """Write records now, from the calling thread (for small, rare summaries)."""
+        with self._lock:
+            self._write(records)
+
+    def flush(self) -> None:
+        """Write everything queued so far and flush the file (waits for pending jobs)."""
+        if self._closed:
+            return
+        done = threading.Event()
+        self._jobs.put((done.set, (), {}))
+        while not done.wait(0.05):
+            if not self._thread.is_alive():
+                break
+        with self._lock:
+            self._drain_scalars()
+            self._events.flush()
+
+    def close(self) -> None:
+        """Finish every job, write the remaining scalars and close the file."""
+        if self._closed:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._closed = True
+        with self._lock:
+            self._run_jobs()
+            self._drain_scalars()
+            self._events.close()
+
+    # -- background thread ----------------------------------------------------------------------
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get(timeout=interval)
+            except queue.Empty:
+                job = None
+            with self._lock:
+                if job is not None:
+                    self._call(*job)
+                self._drain_scalars()
+                if time.monotonic() - self._last_flush >= self._flush_secs:
+                    self._events.flush()
+                    self._last_flush = time.monotonic()
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            self._call(*job)
+
+    def _call(self, fn, args, kwargs) -> None:
+        try:
+            records = fn(*args, **kwargs)
+            if records:
+                self._write(records)
+        except Exception as e:  # a summary that fails must never stop training
+            msg = f"{getattr(fn, '__name__', 'summary')}: {type(e).__name__}: {e}"
+            if msg not in self.errors:
+                self.errors.append(msg)
+                print(f"warning: TensorBoard summary skipped ({msg})", file=sys.stderr)
+
+    def _write(self, records: Records) -> None:
+        now = time.time()
+        for rec, step in records:
+            if isinstance(rec, self._event_cls):
+                event = rec
+                event.step = int(step)
+                if not event.wall_time:
+                    event.wall_time = now
+            else:
+                event = self._event_cls(summary=rec, step=int(step), wall_time=now)
+            self._events.write_event(event)
+
+    def _drain_scalars(self) -> None:
+        batch, self._scalars = self._scalars, []
+        if not batch:
+            return
+        for step, wall, items in batch:
+            values: list[tuple[str, float]] = []
+            for tag, value in items:
+                if isinstance(tag, tuple):
+                    values.extend(zip(tag, _to_floats(value)))
+                else:
+                    values.append((tag, _to_float(value)))
+            self._events.write_event(self._event_cls(summary=summaries.scalars(values), step=step, wall_time=wall))
+            self._last_step = max(self._last_step, step)
+        mem = self._memory()
+        if mem:
+            self._events.write_event(self._event_cls(summary=summaries.scalars(mem.items()),
+                                                     step=self._last_step, wall_time=batch[-1][1]))
+
+
+def _to_float(value) -> float:
+    return float(value.detach().float()) if torch.is_tensor(value) else float(value)
+
+
+def _to_floats(value) -> list[float]:
+    return value.detach().float().cpu().tolist() if torch.is_tensor(value) else [float(v) for v in value]
+
+
+def _memory_probe() -> Callable[[], dict[str, float]]:
+    """A function returning memory use in MiB: CUDA allocated/peak when CUDA is in use, else RSS."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        def cuda() -> dict[str, float]:
+            return {"perf/gpu_memory_mb": torch.cuda.memory_allocated() / 2**20,
+                    "perf/gpu_peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20}
+        return cuda
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+        statm = open("/proc/self/statm", "rb")
+    except (OSError, ValueError, AttributeError):
+        return lambda: {}
+
+    def rss() -> dict[str, float]:
+        statm.seek(0)
+        return {"perf/rss_memory_mb": int(statm.read().split()[1]) * page / 2**20}
+    return rss

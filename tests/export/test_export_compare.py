@@ -1,0 +1,85 @@
+"""The comparison table and the `export` subcommand as the main CLI calls it."""
+
+import argparse
+import json
+import re
+
+import pytest
+
+from zerotune.export import ExportOptions, compare_run, print_comparison
+from zerotune.export.cli import add_parser, main
+
+
+def parse(*argv):
+    p = argparse.ArgumentParser(prog="zerotune")
+    add_parser(p.add_subparsers(dest="command", required=True))
+    return p.parse_args(["export", *argv])
+
+
+@pytest.fixture(scope="module")
+def mlp_comparison(mlp_run):
+    return compare_run(mlp_run, iters=3, threads=1)
+
+
+def test_compare_measures_every_variant(mlp_run, mlp_comparison):
+    c = mlp_comparison
+    names = [r.variant for r in c.rows]
+    assert names == ["pytorch fp32 (eager)", "torchscript", "onnx", "torchscript int8-dynamic", "onnx int8-dynamic",
+                     "torchscript int8-static", "onnx int8-static", "onnx pruned-global-50%",
+                     "onnx pruned-channel-50%"]
+    assert c.metric_name == "accuracy" and c.threads == 1
+    rows = {r.variant: r for r in c.rows}
+    for r in c.rows:
+        assert r.note == "" and r.bytes > 0 and 0 < r.gzip_bytes
+        assert 0 < r.p50_b1 <= r.p95_b1 and 0 < r.p50_b32 <= r.p95_b32
+        assert 0.5 < r.metric <= 1.0
+    expected = json.loads((mlp_run / "metrics.json").read_text())["test"]["accuracy"]
+    assert rows["pytorch fp32 (eager)"].metric == pytest.approx(expected, abs=1e-9)
+    assert rows["onnx"].metric == rows["pytorch fp32 (eager)"].metric
+    assert rows["onnx int8-dynamic"].bytes <= 0.3 * rows["onnx"].bytes
+    assert rows["onnx pruned-global-50%"].sparsity == pytest.approx(0.5, abs=1e-3)
+    # zeros compress: the pruned file is the same size but gzips far smaller
+    assert rows["onnx pruned-global-50%"].bytes == rows["onnx"].bytes
+    assert rows["onnx pruned-global-50%"].gzip_bytes < 0.8 * rows["onnx"].gzip_bytes
+    assert not (mlp_run / "export").exists() or not any((mlp_run / "export").glob("*pruned*"))  # writes nothing
+
+
+def test_compare_table_and_infeasible_variants(tabular_run, capsys):
+    c = compare_run(tabular_run, [ExportOptions("onnx"), ExportOptions("onnx", prune="channel")], iters=2)
+    assert [r.variant for r in c.rows] == ["pytorch fp32 (eager)", "onnx", "onnx pruned-channel-50%"]
+    assert c.rows[2].bytes is None and "channel pruning needs hidden layers" in c.rows[2].note
+    print_comparison(c)
+    out = re.sub(r"[│\s]+", " ", capsys.readouterr().out)  # undo the note's wrapping inside its cell
+    assert "onnx pruned-channel-50% channel pruning needs hidden layers" in out
+    assert "batch 32" in out and "accuracy" in out
+
+
+def test_cli_export_writes_and_reports(tabular_run, tmp_path, capsys):
+    args = parse(str(tabular_run), "--format", "torchscript", "--int8", "dynamic", "--out", str(tmp_path))
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'model-int8-dynamic.pt'}" in out and "parity vs pytorch fp32" in out
+    assert (tmp_path / "model-int8-dynamic.pt.json").exists()
+
+
+def test_cli_compare_json(tabular_run, capsys):
+    assert main([str(tabular_run), "--compare", "--iters", "2", "--threads", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows[0]["variant"] == "pytorch fp32 (eager)" and len(rows) == 9
+
+
+def test_cli_defaults():
+    args = parse("runs/x")
+    assert (args.format, args.opset, args.int8, args.prune, args.amount, args.force) == ("onnx", 18, None, None, 0.5, False)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["{missing}"], "does not exist"),
+    (["{run}", "--opset", "7"], "opset 7 is not supported"),
+    (["{run}", "--prune", "global", "--amount", "0"], "prune amount must be between 0 and 1"),
+])
+def test_cli_errors_are_one_line(tabular_run, tmp_path, capsys, argv, message):
+    argv = [a.format(missing=tmp_path / "nope", run=tabular_run) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1

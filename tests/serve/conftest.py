@@ -1,0 +1,101 @@
+"""Tiny trained runs, their raw (un-normalised) test inputs, and real servers on 127.0.0.1."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+
+import zerotune
+from zerotune import load_run
+from zerotune.config import load_config
+from zerotune.data import build_data
+from zerotune.export import ExportOptions, export_run
+from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+QUIET = ["log.progress=false", "log.tensorboard=false"]
+
+
+def train_run(root: Path, recipe: str, name: str, overrides: list[str]) -> Path:
+    cfg = load_config(RECIPES / recipe, [*overrides, *QUIET, f"log.dir={root}", f"log.name={name}"])
+    return zerotune.train(cfg).run_dir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_proxy(monkeypatch_session):
+    # A proxy set in the environment must not intercept requests to the local servers.
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch_session.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="session")
+def runs_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("serve-runs")
+
+
+@pytest.fixture(scope="session")
+def cnn_run(runs_root) -> Path:
+    return train_run(runs_root, "digits_cnn.toml", "cnn", [
+        "model.channels=[8, 16]", "model.dense=32", "train.epochs=2", "data.augment.rotate_degrees=0",
+        "data.augment.shift=0"])
+
+
+@pytest.fixture(scope="session")
+def tabular_run(runs_root) -> Path:
+    return train_run(runs_root, "breast_cancer_softmax.toml", "tabular", ["train.epochs=5"])
+
+
+@pytest.fixture(scope="session")
+def cnn_onnx(cnn_run) -> Path:
+    return export_run(cnn_run).path
+
+
+class Reference:
+    """A run's test split as raw inputs, with PyTorch's probabilities for them."""
+
+    def __init__(self, run_dir: Path):
+        run = load_run(run_dir)
+        test = build_data(run.config.data).test
+        meta = run.meta
+        shape = (1, -1, 1, 1) if test.x.ndim == 4 else (1, -1)
+        self.raw = (test.x * torch.tensor(meta.x_std).reshape(shape) + torch.tensor(meta.x_mean).reshape(shape)).numpy()
+        with torch.no_grad():
+            self.probs = torch.softmax(run.model(test.x), 1).numpy()
+        self.classes = self.probs.argmax(1)
+        self.names = meta.class_names
+
+
+@pytest.fixture(scope="session")
+def cnn_ref(cnn_run) -> Reference:
+    return Reference(cnn_run)
+
+
+@pytest.fixture(scope="session")
+def tabular_ref(tabular_run) -> Reference:
+    return Reference(tabular_run)
+
+
+@pytest.fixture(scope="session")
+def cnn_served(cnn_run):
+    return load_served_model(cnn_run)
+
+
+@pytest.fixture(scope="session")
+def cnn_url(cnn_served):
+    """A server for the CNN run (PyTorch backend, micro-batching on, default limits)."""
+    app = create_app(cnn_served, ServeOptions(max_examples=100))
+    with running_server(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def client(cnn_url):
+    with httpx.Client(base_url=cnn_url, timeout=30, trust_env=False) as c:
+        yield c

@@ -1,0 +1,177 @@
+"""The HTTP API on a real server: predictions equal PyTorch's, metadata, and every 4xx path."""
+
+import httpx
+import numpy as np
+import pytest
+
+from zerotune.errors import UserError
+from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
+
+
+def probs_close(got, want, atol=1e-5) -> bool:
+    return bool(np.allclose(np.asarray(got), want, atol=atol))
+
+
+def test_health_and_docs(client):
+    r = client.get("/health")
+    assert r.status_code == 200 and r.json() == {"status": "ok", "model": "cnn", "backend": "pytorch"}
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/predict", "/health", "/metadata"} <= set(spec["paths"])
+    example = spec["components"]["schemas"]["PredictRequest"]["properties"]["inputs"]["examples"][0]
+    assert np.asarray(example).shape == (1, 8, 8)
+
+
+def test_metadata(client, cnn_run):
+    m = client.get("/metadata").json()
+    assert m["model"]["name"] == "cnn" and m["model"]["backend"] == "pytorch"
+    assert m["task"] == "classification" and m["classes"] == [str(i) for i in range(10)]
+    assert m["input"]["shape"] == [1, 8, 8] and m["input"]["dtype"] == "float32"
+    assert m["input"]["normalisation"]["applied_by_server"] is True
+    assert len(m["version"]["model"]) == 12 and m["version"]["zerotune"]
+    assert m["model"]["source"]["run"] == str(cnn_run.resolve())
+
+
+def test_batch_predictions_equal_pytorch(client, cnn_ref):
+    r = client.post("/predict", json={"inputs": cnn_ref.raw[:50].tolist()})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["classes"] == cnn_ref.classes[:50].tolist()
+    assert body["labels"] == [cnn_ref.names[c] for c in cnn_ref.classes[:50]]
+    assert probs_close(body["probabilities"], cnn_ref.probs[:50])
+    assert body["model"] == "cnn" and "values" not in body
+
+
+@pytest.mark.parametrize("shape", ["one", "grayscale one", "grayscale batch"])
+def test_single_examples_and_grayscale_forms(client, cnn_ref, shape):
+    x = {"one": cnn_ref.raw[3], "grayscale one": cnn_ref.raw[3, 0], "grayscale batch": cnn_ref.raw[3:4, 0]}[shape]
+    body = client.post("/predict", json={"inputs": x.tolist()}).json()
+    assert body["classes"] == [int(cnn_ref.classes[3])]
+    assert probs_close(body["probabilities"], cnn_ref.probs[3:4])
+
+
+def test_tabular_model(tabular_run, tabular_ref):
+    with running_server(create_app(load_served_model(tabular_run))) as url:
+        r = httpx.post(url + "/predict", json={"inputs": tabular_ref.raw.tolist()}, trust_env=False)
+        body = r.json()
+        assert body["classes"] == tabular_ref.classes.tolist()
+        assert set(body["labels"]) <= set(tabular_ref.names)
+        assert probs_close(body["probabilities"], tabular_ref.probs)
+        meta = httpx.get(url + "/metadata", trust_env=False).json()
+        assert meta["input"]["shape"] == [30] and len(meta["input"]["feature_names"]) == 30
+
+
+def detail(r) -> str:
+    d = r.json()["detail"]
+    return d if isinstance(d, str) else " ".join(e["msg"] + " " + ".".join(map(str, e["loc"])) for e in d)
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"inputs": "a photo of a seven"}, "inputs is text; this model takes arrays of numbers: one example of shape [1, 8, 8]"),
+    ({"inputs": ["seven", "one"]}, "inputs contains text; this model takes arrays"),
+    ({"inputs": [[1, 2], [3]]}, "not a rectangular array"),
+    ({"inputs": [1.0, None, 2.0]}, "null values"),
+    ({"inputs": [True, False]}, "true/false"),
+    ({"inputs": [1, 2, 3]}, "inputs has shape [3]; this model takes"),
+    ({"inputs": np.zeros((2, 3, 8, 8)).tolist()}, "inputs has shape [2, 3, 8, 8]"),
+    ({"inputs": []}, "inputs has shape [0]"),
+    ({"inputs": np.zeros((0, 1, 8, 8)).tolist()}, "has shape [0]"),
+    ({"inputs": np.zeros((101, 1, 8, 8)).tolist()}, "inputs holds 101 examples; at most 100"),
+    ({"inputs": [[[1e39] * 8] * 8]}, "NaN or infinite values"),
+    ({"inputs": [[[10**400] * 8] * 8]}, "numbers too large"),
+    ({}, "Field required body.inputs"),
+    ({"inputs": [0] * 64, "extra": 1}, "Extra inputs are not permitted body.extra"),
+    ({"inputs": {"a": 1}}, "body.inputs"),
+])
+def test_bad_inputs_get_422_with_a_clear_message(client, body, message):
+    r = client.post("/predict", json=body)
+    assert r.status_code == 422
+    assert message in detail(r)
+
+
+@pytest.mark.parametrize("raw", [b'{"inputs": [[[NaN, 0, 0, 0, 0, 0, 0, 0]]]}', b'{"inputs": Infinity}',
+                                 b'{"inputs": [1, 2', b"not json", b"", b"[" * 50_000 + b"]" * 50_000])
+def test_malformed_json_is_a_4xx(client, raw):
+    r = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500
+
+
+def test_nan_in_a_valid_shape_is_named(client):
+    row = "[" + ", ".join(["NaN"] + ["0"] * 7) + "]"
+    raw = '{"inputs": [[' + ", ".join([row] * 8) + "]]}"
+    r = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "NaN or infinite" in detail(r)
+
+
+def test_body_size_limit(cnn_served):
+    app = create_app(cnn_served, ServeOptions(max_body_bytes=4096))
+    with running_server(app) as url, httpx.Client(base_url=url, trust_env=False) as c:
+        small = c.post("/predict", json={"inputs": np.zeros((1, 8, 8)).tolist()})
+        assert small.status_code == 200
+        big = c.post("/predict", json={"inputs": np.zeros((20, 1, 8, 8)).tolist()})
+        assert big.status_code == 413 and "4096 bytes" in big.json()["detail"]
+
+        def chunks():  # no Content-Length: the limit must hold on the streamed bytes too
+            yield b'{"inputs": ['
+            for i in range(200):
+                yield (b"0, " * 63 + b"0,")
+            yield b"0]}"
+
+        streamed = c.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+        assert streamed.status_code == 413
+
+
+def test_bearer_token(cnn_served, cnn_ref):
+    app = create_app(cnn_served, ServeOptions(token="s3cret-token"))
+    payload = {"inputs": cnn_ref.raw[:2].tolist()}
+    with running_server(app) as url, httpx.Client(base_url=url, trust_env=False) as c:
+        assert c.get("/health").status_code == 200  # liveness probes need no token
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"}):
+            r = c.post("/predict", json=payload, headers=headers)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+            assert c.get("/metadata", headers=headers).status_code == 401
+        ok = c.post("/predict", json=payload, headers={"Authorization": "Bearer s3cret-token"})
+        assert ok.status_code == 200 and ok.json()["classes"] == cnn_ref.classes[:2].tolist()
+        spec = c.get("/openapi.json").json()
+        assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+def test_onnx_backend_from_exported_file(cnn_onnx, cnn_ref):
+    served = load_served_model(cnn_onnx)
+    assert served.backend == "onnxruntime" and served.source["format"] == "onnx"
+    with running_server(create_app(served)) as url:
+        body = httpx.post(url + "/predict", json={"inputs": cnn_ref.raw.tolist()}, trust_env=False).json()
+        assert body["classes"] == cnn_ref.classes.tolist()
+        assert probs_close(body["probabilities"], cnn_ref.probs, atol=1e-4)
+        meta = httpx.get(url + "/metadata", trust_env=False).json()
+        assert meta["model"]["backend"] == "onnxruntime" and meta["model"]["export"]["opset"] == 18
+
+
+def test_onnx_backend_on_a_run_exports_in_memory(cnn_run, cnn_ref):
+    served = load_served_model(cnn_run, backend="onnx")
+    assert served.backend == "onnxruntime" and served.export["in_memory"] is True
+    (probs,) = served.predict(cnn_ref.raw[:20])
+    assert np.allclose(probs, cnn_ref.probs[:20], atol=1e-4)
+
+
+def test_load_errors(cnn_onnx, cnn_run, tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_served_model(tmp_path / "nothing.onnx")
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(UserError, match="neither a run directory nor an exported model"):
+        load_served_model(tmp_path / "weights.bin")
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes(cnn_onnx.read_bytes())
+    with pytest.raises(UserError, match="has no sidecar lone.onnx.json"):
+        load_served_model(lone)
+    with pytest.raises(UserError, match="runs on the onnx backend only"):
+        load_served_model(cnn_onnx, backend="torch")
+    with pytest.raises(UserError, match="backend 'tf' is unknown"):
+        load_served_model(cnn_run, backend="tf")
+    corrupt = tmp_path / "model.onnx"
+    corrupt.write_bytes(cnn_onnx.read_bytes()[:-100])
+    corrupt.with_name("model.onnx.json").write_text(cnn_onnx.with_name("model.onnx.json").read_text())
+    with pytest.raises(UserError, match="does not match its sidecar"):
+        load_served_model(corrupt)
+    with pytest.raises(UserError, match="is not a zerotune run"):
+        load_served_model(tmp_path)

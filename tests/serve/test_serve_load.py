@@ -1,0 +1,98 @@
+"""A bounded load test on loopback, graceful shutdown of a real server process, the CLI and the
+client example."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from zerotune.serve import ServeOptions, create_app, running_server
+from zerotune.serve.cli import TOKEN_ENV, add_parser, main
+from zerotune.serve.loadgen import run_load
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENTS, REQUESTS = 16, 15
+
+
+def test_load_concurrent_clients_no_errors(cnn_served, cnn_ref):
+    app = create_app(cnn_served, ServeOptions(max_batch=64, max_wait_ms=2))
+    payloads = [{"inputs": x.tolist()} for x in cnn_ref.raw[:32]]
+    with running_server(app) as url:
+        r = run_load(url + "/predict", payloads, clients=CLIENTS, requests_per_client=REQUESTS, timeout=60)
+    print(f"\nload test: {r.summary()}")
+    assert r.failures == [] and r.statuses == {200: CLIENTS * REQUESTS} and r.errors == 0
+    assert len(r.latencies_ms) == CLIENTS * REQUESTS and r.throughput > 0
+    assert 0 < r.percentile(50) <= r.percentile(99)
+    b = app.state.batcher
+    assert b.examples == CLIENTS * REQUESTS
+    assert b.batches < b.examples  # concurrent requests did share model calls
+
+
+def test_load_generator_counts_errors(cnn_served):
+    with running_server(create_app(cnn_served, ServeOptions(token="a-long-token"))) as url:
+        r = run_load(url + "/predict", [{"inputs": [1, 2, 3]}], clients=3, requests_per_client=4)
+    assert r.statuses == {401: 12} and r.errors == 12 and r.ok == 0
+
+
+def start(args: list[str], env=None) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "zerotune.serve", *args, "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    line = proc.stdout.readline()
+    m = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+    assert m, line + proc.stdout.read()
+    url = m.group(1)
+    for _ in range(200):
+        try:
+            if httpx.get(url + "/health", trust_env=False).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("server did not come up")
+
+
+def test_graceful_shutdown_on_sigterm(cnn_onnx, cnn_ref):
+    env = {**os.environ, TOKEN_ENV: "token-from-env"}
+    proc, url = start([str(cnn_onnx)], env)
+    try:
+        assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
+        headers = {"Authorization": "Bearer token-from-env"}
+        assert httpx.post(url + "/predict", json={"inputs": cnn_ref.raw[:3].tolist()}, headers=headers,
+                          trust_env=False).json()["classes"] == cnn_ref.classes[:3].tolist()
+        assert httpx.post(url + "/predict", json={"inputs": cnn_ref.raw[:3].tolist()},
+                          trust_env=False).status_code == 401
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # uvicorn finishes in-flight work, runs the shutdown hooks, then re-raises the signal.
+    assert proc.returncode in (0, -signal.SIGTERM)
+    assert "answered 3 examples in 1 model calls; stopped" in out
+    assert "Application shutdown complete" in out
+
+
+def test_cli_parser_defaults_and_errors(tmp_path, capsys):
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers(dest="command"))
+    a = p.parse_args(["serve", "runs/x"])
+    assert (a.host, a.port, a.backend, a.no_batching, a.token) == ("127.0.0.1", 8000, "auto", False, None)
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main([str(tmp_path), "--token", "short"]) == 2
+    assert "at least 8 characters" in capsys.readouterr().err
+
+
+def test_client_example(cnn_url):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "client.py"), cnn_url], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "model cnn" in out.stdout and "predicted" in out.stdout
