@@ -42,18 +42,24 @@ from zerotune.train.loop import fit
 
 
 class StepTimer(Callback):
-    """Times steps within epochs and the gaps at epoch boundaries (evaluation + callbacks)."""
+    """Times steps within epochs and the gaps at epoch boundaries (evaluation + callbacks).
+
+    Both wall time and process CPU time (all threads, the background writer included) are kept:
+    on a machine shared with other work, wall time swings with the load while CPU time stays
+    close to the work actually done.
+    """
 
     def __init__(self):
-        self.steps: list[float] = []
-        self.boundaries: list[float] = []
-        self._last: float | None = None
+        self.steps: list[tuple[float, float]] = []
+        self.boundaries: list[tuple[float, float]] = []
+        self._last: tuple[float, float] | None = None
         self._epoch_ended = False
 
     def on_step_end(self, state) -> None:
-        now = time.perf_counter()
+        now = (time.perf_counter(), time.process_time())
         if self._last is not None:
-            (self.boundaries if self._epoch_ended else self.steps).append(now - self._last)
+            gap = (now[0] - self._last[0], now[1] - self._last[1])
+            (self.boundaries if self._epoch_ended else self.steps).append(gap)
         self._last, self._epoch_ended = now, False
 
     def on_epoch_end(self, state) -> None:
@@ -66,11 +72,13 @@ def run_once(cfg, data, task, logging: bool) -> dict:
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as run_dir:
         callbacks = [timer] + ([TensorBoardLogger(Path(run_dir), cfg, data, task)] if logging else [])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         state = fit(model, data, task, cfg, Path(run_dir), torch.device("cpu"), callbacks)
-        total = time.perf_counter() - t0
-    return {"step": statistics.fmean(timer.steps), "boundary": statistics.fmean(timer.boundaries or [0.0]),
-            "evals": len(state.history), "steps": state.step, "total": total}
+        total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+    bounds = timer.boundaries or [(0.0, 0.0)]
+    return {"step": statistics.fmean(s[0] for s in timer.steps), "step_cpu": statistics.fmean(s[1] for s in timer.steps),
+            "boundary": statistics.fmean(b[0] for b in bounds), "boundary_cpu": statistics.fmean(b[1] for b in bounds),
+            "evals": len(state.history), "steps": state.step, "total": total, "total_cpu": total_cpu}
 
 
 def per_call_costs(n: int = 2000) -> dict:
@@ -129,19 +137,20 @@ def main(argv=None) -> int:
     def med(logging, key):
         return statistics.median(r[key] for r in results[logging])
 
-    off_step, on_step = med(False, "step"), med(True, "step")
-    off_b, on_b = med(False, "boundary"), med(True, "boundary")
-    off_t, on_t = med(False, "total"), med(True, "total")
     r = results[True][0]
     print(f"model {cfg.model.name} on {cfg.data.name}: {r['steps']} steps, {r['evals']} evaluations per run, "
           f"{args.repeats} runs per mode, torch threads {torch.get_num_threads()}")
     print(f"log intervals: scalars every {cfg.log.scalars_every} step, layer stats every {cfg.log.layer_stats_every}, "
           f"histograms every {cfg.log.histograms_every}; images/figures/PR curves every evaluation")
-    print(f"{'':26}{'off':>10}{'on':>10}{'ratio':>8}")
-    print(f"{'step time (ms)':26}{off_step * 1e3:10.2f}{on_step * 1e3:10.2f}{on_step / off_step:8.3f}")
-    print(f"{'evaluation + epoch end (ms)':26}{off_b * 1e3:10.1f}{on_b * 1e3:10.1f}{on_b / max(off_b, 1e-9):8.3f}")
-    print(f"{'whole fit (s)':26}{off_t:10.2f}{on_t:10.2f}{on_t / off_t:8.3f}")
-    print(f"logging per evaluation: {(on_b - off_b) * 1e3:.1f} ms; per step: {(on_step - off_step) * 1e6:.0f} µs")
+    print(f"{'median of runs':30}{'off':>10}{'on':>10}{'ratio':>8}")
+    for label, key, scale in (("step time, wall (ms)", "step", 1e3), ("step time, CPU (ms)", "step_cpu", 1e3),
+                              ("eval + epoch end, wall (ms)", "boundary", 1e3), ("eval + epoch end, CPU (ms)", "boundary_cpu", 1e3),
+                              ("whole fit, wall (s)", "total", 1), ("whole fit, CPU (s)", "total_cpu", 1)):
+        off, on = med(False, key), med(True, key)
+        print(f"{label:30}{off * scale:10.2f}{on * scale:10.2f}{on / max(off, 1e-12):8.3f}")
+    print(f"logging cost per step: {(med(True, 'step') - med(False, 'step')) * 1e6:.0f} µs wall, "
+          f"{(med(True, 'step_cpu') - med(False, 'step_cpu')) * 1e6:.0f} µs CPU; per evaluation: "
+          f"{(med(True, 'boundary') - med(False, 'boundary')) * 1e3:.0f} ms wall")
     c = per_call_costs()
     crc = "native crc32c" if _has_native_crc() else "pure-Python CRC (pip install crc32c for a faster one)"
     print(f"tensorboardX add_scalar: {c['add_scalar_us']:.0f} µs/call; add_histogram (36,864 values): "

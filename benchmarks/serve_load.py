@@ -11,6 +11,7 @@ clients, p99 under 50 ms, zero errors. Each payload is one raw test example of t
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -88,7 +89,10 @@ def main() -> None:
             stop_server(proc)
 
     print(f"run {a.run}, backend {a.backend} ({a.threads} thread), {a.clients} clients x {a.requests} requests, "
-          f"1 example per request, {os.cpu_count()} CPUs")
+          f"1 example per request, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    print(f"uvicorn {http} + {loop}; batching: max batch 64, max wait {a.max_wait_ms} ms")
     print(f"{'server':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, r in results.items():
         print(f"{name:<12} {r.throughput:>8.0f} {r.percentile(50):>8.2f} {r.percentile(99):>8.2f} {r.errors:>7}")

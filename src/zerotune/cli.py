@@ -12,12 +12,12 @@ from .errors import UserError
 def cmd_train(args) -> int:
     from .api import train
     from .config import load_config
+    from .runs import read_run_config
 
     overrides = list(args.set or [])
     if args.resume:
         if args.recipe:
             raise UserError("give either a recipe or --resume RUN, not both")
-        result = train(None, resume=args.resume, resume_overrides=overrides)
     else:
         if args.name:
             overrides.append(f"log.name={args.name}")
@@ -25,8 +25,23 @@ def cmd_train(args) -> int:
             overrides.append(f"log.dir={args.runs_dir}")
         if args.no_progress:
             overrides.append("log.progress=false")
-        result = train(load_config(args.recipe, overrides))
-    _print_summary(result.run_dir, result.metrics)
+        config = load_config(args.recipe, overrides)
+    board = None
+    if args.board:
+        from .track.board import start_board
+
+        logdir = read_run_config(args.resume).log.dir if args.resume else config.log.dir
+        board = start_board(logdir, port=args.port)
+        print(f"TensorBoard: {board.url}", flush=True)
+    try:
+        result = train(None, resume=args.resume, resume_overrides=overrides) if args.resume else train(config)
+        _print_summary(result.run_dir, result.metrics)
+        if board is not None and sys.stdin.isatty():
+            print(f"training done; TensorBoard stays at {board.url} until Ctrl-C", flush=True)
+            board.wait()
+    finally:
+        if board is not None:
+            board.stop()
     return 0
 
 
@@ -93,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", help="run name (log.name)")
     t.add_argument("--runs-dir", help="parent directory of runs (log.dir)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--board", action="store_true", help="start TensorBoard on the runs directory for a live view")
+    t.add_argument("--port", type=int, default=6006, help="TensorBoard port for --board (0: any free port)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="print a run's metrics on a split")
@@ -105,8 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list registered models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list data sources").set_defaults(func=cmd_datasets)
 
+    from .export.cli import add_parser as add_export
+    from .finetune.cli import add_parser as add_finetune
     from .scratch.cli import add_parser as add_scratch
+    from .serve.cli import add_parser as add_serve
+    from .track.cli import add_parsers as add_track
 
+    add_finetune(sub)
+    add_track(sub)  # board, runs, report
+    add_export(sub)
+    add_serve(sub)
     add_scratch(sub)
     return p
 

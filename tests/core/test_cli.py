@@ -128,3 +128,11 @@ def test_corrupt_checkpoint_is_reported(trained, tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     proc = zt("--debug", "train", "--runs-dir", str(tmp_path), "--set", "model.name=vgg")
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_train_with_a_live_board(tmp_path):
+    proc = zt("train", "--runs-dir", str(tmp_path), "--name", "live", "--board", "--port", "0", "--no-progress",
+              "--set", "data.name=iris", "--set", "model.name=mlp", "--set", "train.epochs=2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("TensorBoard: http://127.0.0.1:")
+    assert "run: " in proc.stdout and (tmp_path / "live" / "metrics.json").exists()

@@ -9,24 +9,29 @@ from zerotune.config import load_config
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 QUIET = ["log.progress=false", "log.tensorboard=false"]
+# The same in tests/serve/conftest.py, so a session running both trains each run once.
+CNN = ["model.channels=[8, 16]", "model.dense=32", "train.epochs=3", "data.augment.rotate_degrees=0",
+       "data.augment.shift=0"]
+TABULAR = ["train.epochs=10"]
 
 
 def train_run(root: Path, recipe: str, name: str, overrides: list[str]) -> Path:
+    """Train once per test session: tests/export and tests/serve share runs of the same name."""
+    if (root / name / "metrics.json").exists():
+        return root / name
     cfg = load_config(RECIPES / recipe, [*overrides, *QUIET, f"log.dir={root}", f"log.name={name}"])
     return zerotune.train(cfg).run_dir
 
 
 @pytest.fixture(scope="session")
 def runs_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("export-runs")
+    return tmp_path_factory.getbasetemp() / "zerotune-runs"
 
 
 @pytest.fixture(scope="session")
 def cnn_run(runs_root) -> Path:
     """A small digits CNN with batch norm: conv 8-16, dense 32, 3 epochs, no augmentation."""
-    return train_run(runs_root, "digits_cnn.toml", "cnn", [
-        "model.channels=[8, 16]", "model.dense=32", "train.epochs=3", "data.augment.rotate_degrees=0",
-        "data.augment.shift=0"])
+    return train_run(runs_root, "digits_cnn.toml", "cnn", CNN)
 
 
 @pytest.fixture(scope="session")
@@ -38,4 +43,4 @@ def mlp_run(runs_root) -> Path:
 @pytest.fixture(scope="session")
 def tabular_run(runs_root) -> Path:
     """Softmax regression on breast_cancer: one Linear layer on 30 standardised features."""
-    return train_run(runs_root, "breast_cancer_softmax.toml", "tabular", ["train.epochs=10"])
+    return train_run(runs_root, "breast_cancer_softmax.toml", "tabular", TABULAR)

@@ -10,14 +10,21 @@ import zerotune
 from zerotune import load_run
 from zerotune.config import load_config
 from zerotune.data import build_data
-from zerotune.export import ExportOptions, export_run
+from zerotune.export import export_run
 from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 QUIET = ["log.progress=false", "log.tensorboard=false"]
+# The same in tests/export/conftest.py, so a session running both trains each run once.
+CNN = ["model.channels=[8, 16]", "model.dense=32", "train.epochs=3", "data.augment.rotate_degrees=0",
+       "data.augment.shift=0"]
+TABULAR = ["train.epochs=10"]
 
 
 def train_run(root: Path, recipe: str, name: str, overrides: list[str]) -> Path:
+    """Train once per test session: tests/export and tests/serve share runs of the same name."""
+    if (root / name / "metrics.json").exists():
+        return root / name
     cfg = load_config(RECIPES / recipe, [*overrides, *QUIET, f"log.dir={root}", f"log.name={name}"])
     return zerotune.train(cfg).run_dir
 
@@ -37,24 +44,22 @@ def monkeypatch_session():
 
 @pytest.fixture(scope="session")
 def runs_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("serve-runs")
+    return tmp_path_factory.getbasetemp() / "zerotune-runs"
 
 
 @pytest.fixture(scope="session")
 def cnn_run(runs_root) -> Path:
-    return train_run(runs_root, "digits_cnn.toml", "cnn", [
-        "model.channels=[8, 16]", "model.dense=32", "train.epochs=2", "data.augment.rotate_degrees=0",
-        "data.augment.shift=0"])
+    return train_run(runs_root, "digits_cnn.toml", "cnn", CNN)
 
 
 @pytest.fixture(scope="session")
 def tabular_run(runs_root) -> Path:
-    return train_run(runs_root, "breast_cancer_softmax.toml", "tabular", ["train.epochs=5"])
+    return train_run(runs_root, "breast_cancer_softmax.toml", "tabular", TABULAR)
 
 
 @pytest.fixture(scope="session")
-def cnn_onnx(cnn_run) -> Path:
-    return export_run(cnn_run).path
+def cnn_onnx(cnn_run, tmp_path_factory) -> Path:
+    return export_run(cnn_run, out=tmp_path_factory.mktemp("serve-export")).path
 
 
 class Reference:

@@ -85,10 +85,12 @@ def test_cli_parser_defaults_and_errors(tmp_path, capsys):
     add_parser(p.add_subparsers(dest="command"))
     a = p.parse_args(["serve", "runs/x"])
     assert (a.host, a.port, a.backend, a.no_batching, a.token) == ("127.0.0.1", 8000, "auto", False, None)
-    assert main([str(tmp_path / "missing")]) == 2
+    assert main([str(tmp_path / "missing"), "--port", "0"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main([str(tmp_path), "--token", "short"]) == 2
     assert "at least 8 characters" in capsys.readouterr().err
+    assert main([str(tmp_path), "--port", "70000"]) == 2
+    assert "port must be between 0 and 65535" in capsys.readouterr().err
 
 
 def test_client_example(cnn_url):

@@ -109,7 +109,6 @@ class Built:
     runner: Runner
     parity: list[Parity]
     info: dict  # how it was made, for the sidecar
-    source_model: nn.Module  # the float PyTorch model it was exported from (pruned if asked)
 
 
 @dataclass
@@ -136,6 +135,7 @@ class ExportContext:
     x: np.ndarray
     inputs: str
     model: nn.Module
+    float_cache: dict = field(default_factory=dict)  # prune spec -> (pruned model, sparsity)
     onnx_cache: dict = field(default_factory=dict)  # (prune spec, opset) -> fp32 ONNX bytes
 
     @classmethod
@@ -150,9 +150,20 @@ class ExportContext:
 
 
 def float_model(ctx: ExportContext, options: ExportOptions) -> tuple[nn.Module, float | None]:
-    """The float model to export: the prepared model, pruned (and fine-tuned) if asked."""
+    """The float model to export: the prepared model, pruned (and fine-tuned) if asked.
+
+    Pruned models are cached per pruning spec, so every variant built on one (float and int8)
+    starts from the very same weights.
+    """
     if options.prune is None:
         return ctx.model, None
+    key = (options.prune, options.amount, options.finetune_epochs, options.finetune_lr)
+    if key not in ctx.float_cache:
+        ctx.float_cache[key] = _pruned(ctx, options)
+    return ctx.float_cache[key]
+
+
+def _pruned(ctx: ExportContext, options: ExportOptions) -> tuple[nn.Module, float]:
     model = pruning.prune_model(ctx.model, options.prune, options.amount)
     if options.finetune_epochs:
         if ctx.data is None or len(ctx.data.train) == 0:
@@ -207,7 +218,8 @@ def build_export(ctx: ExportContext, options: ExportOptions, bounds: Bounds | No
             parity.append(verify(torch_runner(quantized), runner, ctx.x, reference_name="pytorch int8 in memory",
                                  **exact, **check))
     else:
-        key = (options.prune, options.amount, options.finetune_epochs, options.finetune_lr, options.opset)
+        key = (options.prune, options.amount, options.finetune_epochs, options.finetune_lr) if options.prune else None
+        key = (key, options.opset)
         if key not in ctx.onnx_cache:
             ctx.onnx_cache[key] = to_onnx(model, ctx.example, options.opset)
         data = ctx.onnx_cache[key]
@@ -226,4 +238,4 @@ def build_export(ctx: ExportContext, options: ExportOptions, bounds: Bounds | No
             "dynamic_batch": True, "int8": options.int8, "quantizer": options.quantizer, "prune": options.prune,
             "amount": options.amount if options.prune else None,
             "finetune_epochs": options.finetune_epochs if options.prune else None, "sparsity": sparsity}
-    return Built(options, data, runner, parity, info, model)
+    return Built(options, data, runner, parity, info)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .runtime import require
 
 DEFAULT_OPSET = 18  # the exporter's native opset: no version conversion needed
 # Below 16 the exporter's version converter has no adapters for ops every model uses.
@@ -21,6 +22,7 @@ OUTPUT_NAME = "logits"
 
 def max_opset() -> int:
     """The newest opset the installed onnx package knows."""
+    require("onnx", "onnxscript", extra="export")
     import onnx
 
     return int(onnx.defs.onnx_opset_version())

@@ -99,14 +99,16 @@ def finetune(model: nn.Module, train: Split, loss_fn, *, epochs: int, lr: float,
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=lr)
     model.train()
-    for epoch in range(epochs):
-        perm = epoch_permutation(len(train), seed, epoch, train.x.device)
-        for x, y in iter_batches(train, batch_size, perm):
-            if len(y) < 2:  # batch norm cannot train on a single example
-                continue
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
-            opt.step()
+    with torch.random.fork_rng():  # seeded dropout, without disturbing the caller's random state
+        torch.manual_seed(seed)
+        for epoch in range(epochs):
+            perm = epoch_permutation(len(train), seed, epoch, train.x.device)
+            for x, y in iter_batches(train, batch_size, perm):
+                if len(y) < 2:  # batch norm cannot train on a single example
+                    continue
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(x), y).backward()
+                opt.step()
     model.eval()
     for p in params:
         p.requires_grad_(False)

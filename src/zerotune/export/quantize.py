@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .runtime import require
 
 INT8_MODES = ("dynamic", "static")
 
@@ -78,6 +79,7 @@ def _explicit_same_padding(model: nn.Module) -> nn.Module:
 
 def onnx_dynamic_int8(model: bytes) -> bytes:
     """Quantize the MatMul/Gemm (Linear) weights of an ONNX model to int8 with onnxruntime."""
+    require("onnxruntime", extra="export")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(prefix="zerotune-q-") as tmp:
@@ -104,6 +106,7 @@ def onnx_static_int8(model: bytes, calibration: Iterable[np.ndarray], input_name
     Raises:
         UserError: when onnxruntime cannot quantize the model.
     """
+    require("onnxruntime", extra="export")
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 

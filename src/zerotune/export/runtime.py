@@ -19,6 +19,15 @@ from ..errors import UserError
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
+def require(*modules: str, extra: str) -> None:
+    """Raise a UserError naming the pip extra when an optional dependency is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"this needs {', '.join(missing)}: pip install 'zerotune[{extra}]'")
+
+
 def torch_runner(model: nn.Module) -> Runner:
     """Run an eager (or scripted) PyTorch module on the CPU without autograd."""
     model.eval()
@@ -57,6 +66,7 @@ def ort_session(model: bytes, threads: int | None = None):
     Raises:
         UserError: when onnxruntime cannot load the model.
     """
+    require("onnxruntime", extra="export")
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import sys
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -93,13 +94,13 @@ def _matches(name: str, module: nn.Module, target: str) -> bool:
             or type(module).__name__ == target)
 
 
-def resolve_targets(root: nn.Module, targets, kinds: tuple[type, ...], where: str) -> list[str]:
-    """Full names of the modules of `root` that the target names/globs/class names select.
+def resolve_targets(root: nn.Module, targets, kinds: tuple[type, ...], where: str, prefix: str = "") -> list[str]:
+    """Full names of the modules of `root` (under `prefix`) that the target names/globs/class names select.
 
     Raises:
         UserError: a target that matches no module of a supported kind.
     """
-    candidates = [(n, m) for n, m in root.named_modules() if n and isinstance(m, kinds)]
+    candidates = [(n, m) for n, m in root.named_modules() if n.startswith(prefix) and n and isinstance(m, kinds)]
     chosen: list[str] = []
     for t in targets:
         hits = [n for n, m in candidates if _matches(n, m, t)]
@@ -124,10 +125,10 @@ def apply_lora(model: nn.Module, cfg) -> list[str]:
         if not isinstance(features, nn.Module):
             raise UserError("LoRA needs a model with `features` (the part the adapters go into)")
         targets = cfg.lora_targets or ["Linear", "Conv2d"]
-        names = resolve_targets(features, targets, tuple(WRAPPERS), "model's features")
+        names = resolve_targets(model, targets, tuple(WRAPPERS), "model's features", prefix="features.")
         for name in names:
             parent, _, child = name.rpartition(".")
-            owner = features.get_submodule(parent) if parent else features
+            owner = model.get_submodule(parent)
             base = getattr(owner, child)
             setattr(owner, child, WRAPPERS[type(base)](base, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout))
     return [n for n, _ in model.named_parameters() if "lora_" in n]
@@ -148,7 +149,9 @@ def _apply_peft(model: nn.Module, cfg) -> None:
     names = resolve_targets(backbone, targets, kinds, "pretrained encoder")
     lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=names, bias="none")
-    model.features.backbone = get_peft_model(backbone, lora)
+    with warnings.catch_warnings():  # peft asks transformers about a renamed attribute; not ours to fix
+        warnings.simplefilter("ignore", FutureWarning)
+        model.features.backbone = get_peft_model(backbone, lora)
 
 
 def is_lora(config) -> bool:

@@ -2,13 +2,21 @@
 
     serve("runs/x")                                  # blocking, like `zerotune serve runs/x`
     app = create_app(load_served_model("runs/x/export/model.onnx"))
+
+Names are imported on first use, so the CLI can register `serve` without FastAPI installed.
 """
 
-from .app import ServeOptions, create_app
-from .batcher import MicroBatcher
-from .loadgen import LoadResult, run_load
-from .model import ServedModel, load_served_model
-from .server import running_server, serve
+import importlib
 
-__all__ = ["LoadResult", "MicroBatcher", "ServeOptions", "ServedModel", "create_app", "load_served_model",
-           "run_load", "running_server", "serve"]
+_EXPORTS = {
+    "ServeOptions": "app", "create_app": "app", "MicroBatcher": "batcher", "LoadResult": "loadgen",
+    "run_load": "loadgen", "ServedModel": "model", "load_served_model": "model", "running_server": "server",
+    "serve": "server",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

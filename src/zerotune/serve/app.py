@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .. import __version__
+from ..errors import UserError
 from .batcher import MicroBatcher
 from .inputs import InputError, describe_shape, to_batch
 from .model import ServedModel
@@ -43,6 +44,18 @@ class ServeOptions:
     batching: bool = True
     max_batch: int = 64
     max_wait_ms: float = 1.0
+
+    def __post_init__(self):
+        if self.max_body_bytes < 1024:
+            raise UserError(f"max body size must be at least 1 KB, got {self.max_body_bytes} bytes")
+        if self.max_examples < 1:
+            raise UserError(f"max examples per request must be at least 1, got {self.max_examples}")
+        if self.max_batch < 1:
+            raise UserError(f"max batch must be at least 1, got {self.max_batch}")
+        if not 0 <= self.max_wait_ms <= 1000:
+            raise UserError(f"max wait must be between 0 and 1000 ms, got {self.max_wait_ms}")
+        if self.token is not None and len(self.token) < 8:
+            raise UserError("the bearer token must be at least 8 characters")
 
 
 # No `from __future__ import annotations` here: FastAPI must see the request model built inside
@@ -95,13 +108,15 @@ class BodyLimit:
 
 
 def _example(served: ServedModel) -> list:
-    """A valid example input for the docs: the training mean of each feature or channel."""
+    """A valid example input for the docs: the training mean of each channel or feature."""
     shape = served.meta.input_shape
-    mean = np.asarray(served.meta.x_mean if served.meta.x_mean is not None else [0.0], dtype=np.float64)
-    if len(shape) == 3:
-        x = np.broadcast_to(mean.reshape(-1, 1, 1) if mean.size == shape[0] else mean.reshape(1, 1, 1), shape)
+    mean = np.asarray(served.meta.x_mean if served.meta.x_mean is not None else [], dtype=np.float64)
+    if len(shape) == 3 and mean.size == shape[0]:
+        x = np.broadcast_to(mean.reshape(-1, 1, 1), shape)
+    elif mean.size == int(np.prod(shape)):
+        x = mean.reshape(shape)
     else:
-        x = np.broadcast_to(mean if mean.size in (1, int(np.prod(shape))) else 0.0, shape)
+        x = np.zeros(shape)
     return np.round(x, 3).tolist()
 
 

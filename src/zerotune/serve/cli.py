@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 
-from .app import ServeOptions
 from .model import BACKENDS
 
 TOKEN_ENV = "ZEROTUNE_SERVE_TOKEN"
 
 
 def cmd_serve(args) -> int:
+    from ..export.runtime import require
+
+    require("fastapi", "uvicorn", extra="serve")
+    from .app import ServeOptions
     from .server import serve
 
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None

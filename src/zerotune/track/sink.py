@@ -118,6 +118,7 @@ class EventSink:
         if self._closed:
             return
         self._stop.set()
+        self._jobs.put(None)  # wakes the thread if it is waiting for a job
         self._thread.join()
         self._closed = True
         with self._lock:
@@ -136,6 +137,8 @@ class EventSink:
             with self._lock:
                 if job is not None:
                     self._call(*job)
+                elif self._stop.is_set():
+                    return
                 self._drain_scalars()
                 if time.monotonic() - self._last_flush >= self._flush_secs:
                     self._events.flush()
@@ -147,7 +150,8 @@ class EventSink:
                 job = self._jobs.get_nowait()
             except queue.Empty:
                 return
-            self._call(*job)
+            if job is not None:
+                self._call(*job)
 
     def _call(self, fn, args, kwargs) -> None:
         try:

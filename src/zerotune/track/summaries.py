@@ -83,8 +83,14 @@ def graph_event(model, example):
     Tracing runs the model once; callers put it in eval mode so no state (batch-norm statistics,
     dropout RNG) changes.
     """
+    import warnings
+
     from tensorboardX.proto.event_pb2 import Event
     from torch.utils.tensorboard._pytorch_graph import graph
 
-    graph_def, _ = graph(model, example)
+    with warnings.catch_warnings():
+        # TensorBoard's graph format is built from a TorchScript trace; torch marks tracing as
+        # deprecated, which says nothing about this use.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        graph_def, _ = graph(model, example)
     return Event(graph_def=graph_def.SerializeToString())

@@ -1,0 +1,144 @@
+"""Reading runs back from their event files, with TensorBoard's own reader.
+
+``tensorboard.backend.event_processing`` is what the board itself uses (in its Python loading
+mode), so what `zerotune runs` and `zerotune report` show is what TensorBoard shows. Its record
+reader stops cleanly at a record cut short by a killed writer, which keeps such runs readable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from . import hparams as hp
+
+EVENT_PATTERN = "*tfevents*"
+
+
+def require_tensorboard() -> None:
+    """Raise a UserError naming the install command when the tensorboard package is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise UserError("this needs the tensorboard package: pip install 'zerotune[board]' (or pip install tensorboard)")
+
+
+def find_runs(logdir: str | Path) -> list[Path]:
+    """Every directory under ``logdir`` (itself included) that holds an event file, sorted.
+
+    Raises:
+        UserError: when ``logdir`` does not exist.
+    """
+    root = Path(logdir)
+    if not root.exists():
+        raise UserError(f"log directory {root} does not exist")
+    if root.is_file():
+        raise UserError(f"{root} is a file; give the directory that holds runs")
+    return sorted({p.parent for p in root.rglob(EVENT_PATTERN) if p.is_file()})
+
+
+@dataclass
+class RunEvents:
+    """What one run's event files hold, in plain Python values."""
+
+    path: Path
+    scalars: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # tag -> [(step, value)]
+    hparams: dict[str, Any] = field(default_factory=dict)
+    finished: bool = False  # a session-end record was written (the run reached on_fit_end)
+    first_wall: float | None = None
+    last_wall: float | None = None
+    images: dict[str, bytes] = field(default_factory=dict)  # tag -> latest PNG
+    texts: dict[str, str] = field(default_factory=dict)  # tag -> latest text
+    tags: dict[str, list[str]] = field(default_factory=dict)  # plugin name -> tags
+
+    def last(self, tag: str) -> float | None:
+        """The last value of a scalar tag, or None."""
+        points = self.scalars.get(tag)
+        return points[-1][1] if points else None
+
+    @property
+    def last_step(self) -> int:
+        return max((pts[-1][0] for pts in self.scalars.values() if pts), default=0)
+
+
+def event_files(run_dir: str | Path) -> list[Path]:
+    """The event files directly in ``run_dir``, oldest first (their names start with a timestamp)."""
+    return sorted(p for p in Path(run_dir).glob(EVENT_PATTERN) if p.is_file())
+
+
+def load_run(run_dir: str | Path, images: bool = False, texts: bool = False) -> RunEvents:
+    """Read one run directory's event files.
+
+    Each file is read on its own with ``EventFileLoader`` (which also migrates older summary
+    formats to the current ones), so several files written at the same time into one run, as a
+    fine-tune's extra writer does, are all read in full. A restart marker (SessionLog START, left
+    by a resumed run) hides points at or after its step written before it, as TensorBoard does.
+
+    Args:
+        run_dir: a directory holding event files (sub-directories are other runs).
+        images: also keep the latest image of each image tag (PNG bytes).
+        texts: also keep the latest text of each text tag.
+    """
+    require_tensorboard()
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.compat.proto.event_pb2 import SessionLog
+    from tensorboard.util import tensor_util
+
+    out = RunEvents(Path(run_dir))
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    latest_images: dict[str, tuple[int, bytes]] = {}
+    latest_texts: dict[str, tuple[int, str]] = {}
+    hparams_content: dict[str, bytes] = {}
+    plugin_of: dict[str, str] = {}
+    walls: list[float] = []
+
+    def purge(step: int) -> None:
+        for tag, pts in scalars.items():
+            scalars[tag] = [p for p in pts if p[0] < step]
+        for store in (latest_images, latest_texts):
+            for tag in [t for t, (s, _) in store.items() if s >= step]:
+                del store[tag]
+
+    for path in event_files(run_dir):
+        for event in EventFileLoader(str(path)).Load():
+            if event.wall_time:
+                walls.append(event.wall_time)
+            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+                purge(event.step)
+                continue
+            if event.graph_def:
+                out.tags["graphs"] = ["__run_graph__"]
+            for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name:
+                    plugin_of[v.tag] = v.metadata.plugin_data.plugin_name
+                plugin = plugin_of.get(v.tag, "")
+                kind = out.tags.setdefault(plugin or "other", [])
+                if v.tag not in kind:
+                    kind.append(v.tag)
+                if plugin == "scalars":
+                    scalars.setdefault(v.tag, []).append((event.step, float(tensor_util.make_ndarray(v.tensor).item())))
+                elif plugin == "hparams":
+                    hparams_content[v.tag] = v.metadata.plugin_data.content
+                elif plugin == "images" and images:
+                    blobs = tensor_util.make_ndarray(v.tensor)  # [width, height, png, ...]
+                    if len(blobs) > 2:
+                        latest_images[v.tag] = (event.step, bytes(blobs[-1]))
+                elif plugin == "text" and texts:
+                    arr = tensor_util.make_ndarray(v.tensor).reshape(-1)
+                    if len(arr):
+                        raw = arr[0]
+                        latest_texts[v.tag.removesuffix("/text_summary")] = (
+                            event.step, raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
+    for pts in scalars.values():
+        pts.sort(key=lambda p: p[0])  # stable: points of one step keep their order
+    out.scalars = scalars
+    out.images = {t: b for t, (_, b) in latest_images.items()}
+    out.texts = {t: x for t, (_, x) in latest_texts.items()}
+    out.first_wall = min(walls) if walls else None
+    out.last_wall = max(walls) if walls else None
+    if hp.SESSION_START_TAG in hparams_content:
+        out.hparams = hp.parse_session_start(hparams_content[hp.SESSION_START_TAG])
+    out.finished = hp.SESSION_END_TAG in hparams_content
+    return out

@@ -1,0 +1,71 @@
+"""Text files, tokenisation with the model's tokenizer, dynamic padding, and bad pretrained directories."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from zerotune.config import DataConfig
+from zerotune.data.text import PAD, build_text_data, load_tokenizer, read_text_file
+from zerotune.errors import UserError
+from zerotune.finetune.sources import resolve_source
+from zerotune.models import create_model
+
+
+def test_tsv_csv_and_jsonl_with_and_without_header(tmp_path):
+    (tmp_path / "a.tsv").write_text("good food\t1\nbad phone\t0\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text('label,review\n1,"good, very good"\n0,bad\n', encoding="utf-8")
+    rows = [{"sentence": "good", "y": "pos"}, {"sentence": "bad", "y": "neg"}]
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    assert read_text_file(tmp_path / "a.tsv") == (["good food", "bad phone"], ["1", "0"])
+    assert read_text_file(tmp_path / "b.csv", "review", "label") == (["good, very good", "bad"], ["1", "0"])
+    assert read_text_file(tmp_path / "c.jsonl", "sentence", "y") == (["good", "bad"], ["pos", "neg"])
+    with pytest.raises(UserError, match=r"c.jsonl:1 needs the keys 'text' and 'label'"):
+        read_text_file(tmp_path / "c.jsonl")
+
+
+def test_splits_are_token_ids_padded_with_minus_one_and_truncated(tiny_bert, sentiment):
+    train, test = sentiment
+    cfg = DataConfig(name="text", path=str(train), test_path=str(test), max_length=8, val_fraction=0.2)
+    data = build_text_data(cfg, load_tokenizer(tiny_bert))
+    assert data.meta.class_names == ["0", "1"] and data.meta.input_shape == [8]
+    assert data.meta.sizes == {"train": 160, "val": 40, "test": 100}
+    x = data.train.x
+    assert x.dtype == torch.long and int(x.max()) < 30
+    lengths = (x != PAD).sum(1)
+    assert int(lengths.max()) == 8  # truncated to max_length, [CLS] ... [SEP] included
+    assert all(bool((row[:n] != PAD).all() and (row[n:] == PAD).all()) for row, n in zip(x, lengths))
+
+
+def test_model_cuts_batches_to_their_longest_sequence(tiny_bert):
+    """Dynamic padding: extra padding columns change nothing."""
+    torch.manual_seed(0)
+    model = create_model("hf", input_shape=(6,), num_outputs=2, path=str(tiny_bert)).eval()
+    x = torch.tensor([[2, 5, 6, 3, PAD, PAD], [2, 7, 3, PAD, PAD, PAD]])
+    wide = torch.cat([x, torch.full((2, 10), PAD)], dim=1)
+    torch.testing.assert_close(model(wide), model(x))
+    torch.testing.assert_close(model(x[1:, :3]), model(x)[1:])
+
+
+def test_test_labels_unknown_to_training_are_refused(tmp_path, tiny_bert):
+    (tmp_path / "train.tsv").write_text("".join(f"good {i}\t1\nbad {i}\t0\n" for i in range(10)), encoding="utf-8")
+    (tmp_path / "test.tsv").write_text("good\t1\nmeh\t2\nso so\tneutral\n", encoding="utf-8")
+    cfg = DataConfig(name="text", path=str(tmp_path / "train.tsv"), test_path=str(tmp_path / "test.tsv"))
+    with pytest.raises(UserError, match=r"labels '2', 'neutral' are not in the training data \(its labels: '0', '1'\)"):
+        build_text_data(cfg, load_tokenizer(tiny_bert))
+
+
+def test_pretrained_directory_without_weights_or_tokenizer_is_refused(tmp_path, tiny_bert):
+    no_weights = shutil.copytree(tiny_bert, tmp_path / "no-weights")
+    (no_weights / "model.safetensors").unlink()
+    with pytest.raises(UserError, match="has no weights"):
+        resolve_source(str(no_weights))
+    no_tok = shutil.copytree(tiny_bert, tmp_path / "no-tokenizer")
+    for f in ("vocab.txt", "tokenizer.json"):
+        (no_tok / f).unlink(missing_ok=True)
+    with pytest.raises(UserError, match="has no tokenizer"):
+        resolve_source(str(no_tok))
+    with pytest.raises(UserError, match="does not exist"):
+        resolve_source(str(tmp_path / "nowhere"))
+    assert resolve_source(str(tiny_bert)).kind == "pretrained"
