@@ -17,6 +17,10 @@ logger measures:
   checkpoint;
 * total: the whole ``fit``, start-up summaries (graph, input images, hparams) included.
 
+Differences of two timings drown in noise on a loaded machine, so the logging cost is also
+accounted directly: the wall time spent inside the logger's callbacks on the training thread,
+plus the CPU time of its writer thread.
+
 It then times single tensorboardX calls (``add_scalar``, ``add_histogram``) and the per-call cost
 of the path the logger takes instead (one queued tuple per step). Ratios are on vs off.
 """
@@ -66,19 +70,50 @@ class StepTimer(Callback):
         self._epoch_ended = True
 
 
+class Timed(Callback):
+    """Wraps the logger and adds up the wall time spent in each of its events (the cost the
+    training thread pays), and the writer thread's CPU time (read before the final close)."""
+
+    def __init__(self, inner: TensorBoardLogger):
+        self.inner = inner
+        self.seconds = {e: 0.0 for e in ("on_fit_start", "on_step_end", "on_eval_end", "on_epoch_end", "on_fit_end")}
+        self.writer_cpu = 0.0
+
+    def _timed(self, event: str, state) -> None:
+        t0 = time.perf_counter()
+        getattr(self.inner, event)(state)
+        self.seconds[event] += time.perf_counter() - t0
+
+    def on_fit_start(self, state): self._timed("on_fit_start", state)
+    def on_step_end(self, state): self._timed("on_step_end", state)
+    def on_eval_end(self, state): self._timed("on_eval_end", state)
+    def on_epoch_end(self, state): self._timed("on_epoch_end", state)
+
+    def on_fit_end(self, state):
+        self.writer_cpu = self.inner.sink.busy_seconds
+        self._timed("on_fit_end", state)
+
+
 def run_once(cfg, data, task, logging: bool) -> dict:
     torch.manual_seed(cfg.train.seed)
     model = build_model_for(cfg, data.meta)
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as run_dir:
-        callbacks = [timer] + ([TensorBoardLogger(Path(run_dir), cfg, data, task)] if logging else [])
+        timed = Timed(TensorBoardLogger(Path(run_dir), cfg, data, task)) if logging else None
+        callbacks = [timer] + ([timed] if timed else [])
         t0, c0 = time.perf_counter(), time.process_time()
         state = fit(model, data, task, cfg, Path(run_dir), torch.device("cpu"), callbacks)
         total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
     bounds = timer.boundaries or [(0.0, 0.0)]
-    return {"step": statistics.fmean(s[0] for s in timer.steps), "step_cpu": statistics.fmean(s[1] for s in timer.steps),
-            "boundary": statistics.fmean(b[0] for b in bounds), "boundary_cpu": statistics.fmean(b[1] for b in bounds),
-            "evals": len(state.history), "steps": state.step, "total": total, "total_cpu": total_cpu}
+    out = {"step": statistics.fmean(s[0] for s in timer.steps), "step_cpu": statistics.fmean(s[1] for s in timer.steps),
+           "boundary": statistics.fmean(b[0] for b in bounds), "boundary_cpu": statistics.fmean(b[1] for b in bounds),
+           "evals": len(state.history), "steps": state.step, "total": total, "total_cpu": total_cpu}
+    if timed:
+        n, e = max(state.step, 1), max(len(state.history), 1)
+        out.update(hook_step=timed.seconds["on_step_end"] / n, writer_step=timed.writer_cpu / n,
+                   hook_eval=timed.seconds["on_eval_end"] / e, hook_start=timed.seconds["on_fit_start"],
+                   hook_end=timed.seconds["on_fit_end"])
+    return out
 
 
 def per_call_costs(n: int = 2000) -> dict:
@@ -148,9 +183,15 @@ def main(argv=None) -> int:
                               ("whole fit, wall (s)", "total", 1), ("whole fit, CPU (s)", "total_cpu", 1)):
         off, on = med(False, key), med(True, key)
         print(f"{label:30}{off * scale:10.2f}{on * scale:10.2f}{on / max(off, 1e-12):8.3f}")
-    print(f"logging cost per step: {(med(True, 'step') - med(False, 'step')) * 1e6:.0f} µs wall, "
-          f"{(med(True, 'step_cpu') - med(False, 'step_cpu')) * 1e6:.0f} µs CPU; per evaluation: "
-          f"{(med(True, 'boundary') - med(False, 'boundary')) * 1e3:.0f} ms wall")
+    print(f"difference on - off: {(med(True, 'step') - med(False, 'step')) * 1e6:.0f} µs wall and "
+          f"{(med(True, 'step_cpu') - med(False, 'step_cpu')) * 1e6:.0f} µs CPU per step; "
+          f"{(med(True, 'boundary') - med(False, 'boundary')) * 1e3:.0f} ms wall per evaluation")
+    hook, writer, base = med(True, "hook_step"), med(True, "writer_step"), med(False, "step")
+    print(f"accounted logging cost per step: {hook * 1e6:.0f} µs in the training thread + {writer * 1e6:.0f} µs CPU "
+          f"in the writer thread = {(hook + writer) / base:.2%} of the logging-off step time "
+          f"({hook / base:.2%} on the training thread)")
+    print(f"accounted per evaluation: {med(True, 'hook_eval') * 1e3:.0f} ms; once at start: "
+          f"{med(True, 'hook_start') * 1e3:.0f} ms; at the end (projector, final flush): {med(True, 'hook_end') * 1e3:.0f} ms")
     c = per_call_costs()
     crc = "native crc32c" if _has_native_crc() else "pure-Python CRC (pip install crc32c for a faster one)"
     print(f"tensorboardX add_scalar: {c['add_scalar_us']:.0f} µs/call; add_histogram (36,864 values): "

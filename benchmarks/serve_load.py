@@ -99,7 +99,8 @@ def main() -> None:
     on, off = results["batching"], results["no batching"]
     ratio = on.throughput / off.throughput if off.throughput else float("inf")
     print(f"throughput ratio batching / no batching: {ratio:.2f}x (target >= 2x)")
-    print(f"p99 with batching: {on.percentile(99):.2f} ms (target < 50 ms); errors: {on.errors + off.errors} (target 0)")
+    print(f"p99 with batching: {on.percentile(99):.2f} ms (target < 50 ms); "
+          f"errors: {on.errors + off.errors} (target 0)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({k: {"throughput": r.throughput, "p50_ms": r.percentile(50), "p99_ms": r.percentile(99),

@@ -160,6 +160,8 @@ class TrainConfig(Section):
     early_stopping: EarlyStoppingConfig | None = Field(None, description="early stopping (off when absent)")
     eval_every: int = Field(1, ge=1, description="evaluate on val every N epochs")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="also save `last` every N steps")
+    checkpoint_every_seconds: float = Field(
+        10.0, ge=0, description="save `last` at an epoch end once N seconds passed since the previous save (0: every epoch)")
 
     @model_validator(mode="after")
     def _fp16_is_gpu_only(self):

@@ -105,3 +105,17 @@ def test_onecycle_matches_torch():
         assert math.isclose(opt.param_groups[0]["lr"], ours[-1], rel_tol=1e-6, abs_tol=1e-12), step
         opt.step()
         ref.step() if step < 99 else None
+
+
+@pytest.mark.parametrize("interval, expected_last_saves", [(0, 10), (1000, 1)])
+def test_epoch_checkpoints_are_throttled_by_time(interval, expected_last_saves, runs_dir, monkeypatch):
+    from zerotune.train import checkpoint as ckpt
+
+    saved = []
+    original = ckpt.CheckpointWriter.submit
+    monkeypatch.setattr(ckpt.CheckpointWriter, "submit", lambda self, path, *a: (saved.append(path.name), original(self, path, *a)))
+    r = _run(runs_dir, f"t{interval}", "train.epochs=10", f"train.checkpoint_every_seconds={interval}")
+    assert saved.count("last") == expected_last_saves
+    assert 1 <= saved.count("best") <= expected_last_saves  # the best is flushed with each `last`
+    state = ckpt.read_state(r.run_dir / "checkpoints" / "last")
+    assert state["progress"]["step"] == r.steps and state["progress"]["num_evals"] == 10

@@ -70,7 +70,8 @@ def test_cli_compare_json(tabular_run, capsys):
 
 def test_cli_defaults():
     args = parse("runs/x")
-    assert (args.format, args.opset, args.int8, args.prune, args.amount, args.force) == ("onnx", 18, None, None, 0.5, False)
+    got = (args.format, args.opset, args.int8, args.prune, args.amount, args.force)
+    assert got == ("onnx", 18, None, None, 0.5, False)
 
 
 @pytest.mark.parametrize("argv, message", [

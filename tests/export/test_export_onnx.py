@@ -14,7 +14,7 @@ from torch import nn
 from zerotune import load_run
 from zerotune.data import build_data
 from zerotune.errors import UserError
-from zerotune.export import Bounds, ExportOptions, export_run, prepare_for_export, read_sidecar
+from zerotune.export import ExportOptions, export_run, prepare_for_export, read_sidecar
 from zerotune.export.sidecar import sha256
 
 

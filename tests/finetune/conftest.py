@@ -49,7 +49,7 @@ def write_sentiment(path, n: int, seed: int, fillers=FILLER) -> None:
     lines = []
     for _ in range(n):
         y = rng.randint(0, 1)
-        words = [rng.choice(fillers) for _ in range(rng.randint(2, 8))]
+        words = [rng.choice(fillers) for _ in range(rng.randint(1, 4))]
         words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE if y else NEGATIVE))
         lines.append(f"{' '.join(words)}\t{y}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -57,11 +57,11 @@ def write_sentiment(path, n: int, seed: int, fillers=FILLER) -> None:
 
 @pytest.fixture(scope="session")
 def sentiment(tmp_path_factory):
-    """(train file, test file) from two "domains" that share the sentiment words but not the fillers."""
+    """(train file, test file) of the same synthetic reviews, drawn with different seeds."""
     d = tmp_path_factory.mktemp("sentiment")
-    write_sentiment(d / "phones.tsv", 200, 0, ["the", "phone", "it", "is", "very"])
-    write_sentiment(d / "food.tsv", 100, 1, ["the", "food", "service", "was", "very"])
-    return d / "phones.tsv", d / "food.tsv"
+    write_sentiment(d / "train.tsv", 200, 0)
+    write_sentiment(d / "test.tsv", 100, 1)
+    return d / "train.tsv", d / "test.tsv"
 
 
 @pytest.fixture

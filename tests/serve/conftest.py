@@ -58,6 +58,11 @@ def tabular_run(runs_root) -> Path:
 
 
 @pytest.fixture(scope="session")
+def regression_run(runs_root) -> Path:
+    return train_run(runs_root, "diabetes_linear.yaml", "regression", ["train.epochs=5"])
+
+
+@pytest.fixture(scope="session")
 def cnn_onnx(cnn_run, tmp_path_factory) -> Path:
     return export_run(cnn_run, out=tmp_path_factory.mktemp("serve-export")).path
 

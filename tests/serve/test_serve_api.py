@@ -3,7 +3,10 @@
 import httpx
 import numpy as np
 import pytest
+import torch
 
+from zerotune import load_run
+from zerotune.data import build_data
 from zerotune.errors import UserError
 from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
 
@@ -67,7 +70,8 @@ def detail(r) -> str:
 
 
 @pytest.mark.parametrize("body, message", [
-    ({"inputs": "a photo of a seven"}, "inputs is text; this model takes arrays of numbers: one example of shape [1, 8, 8]"),
+    ({"inputs": "a photo of a seven"},
+     "inputs is text; this model takes arrays of numbers: one example of shape [1, 8, 8]"),
     ({"inputs": ["seven", "one"]}, "inputs contains text; this model takes arrays"),
     ({"inputs": [[1, 2], [3]]}, "not a rectangular array"),
     ({"inputs": [1.0, None, 2.0]}, "null values"),
@@ -145,6 +149,31 @@ def test_onnx_backend_from_exported_file(cnn_onnx, cnn_ref):
         assert probs_close(body["probabilities"], cnn_ref.probs, atol=1e-4)
         meta = httpx.get(url + "/metadata", trust_env=False).json()
         assert meta["model"]["backend"] == "onnxruntime" and meta["model"]["export"]["opset"] == 18
+
+
+def test_torchscript_backend_from_exported_file(cnn_run, cnn_ref, tmp_path):
+    from zerotune.export import ExportOptions, export_run
+
+    path = export_run(cnn_run, ExportOptions("torchscript"), out=tmp_path).path
+    served = load_served_model(path)
+    assert served.backend == "pytorch" and served.source["format"] == "torchscript"
+    (probs,) = served.predict(cnn_ref.raw)
+    assert np.allclose(probs, cnn_ref.probs, atol=1e-5)
+    with pytest.raises(UserError, match="runs on the torch backend only"):
+        load_served_model(path, backend="onnx")
+
+
+def test_regression_values_in_target_units(regression_run):
+    run = load_run(regression_run)
+    test = build_data(run.config.data).test
+    raw = test.x.numpy() * np.asarray(run.meta.x_std) + np.asarray(run.meta.x_mean)
+    with torch.no_grad():
+        want = run.model(test.x).squeeze(-1).numpy() * run.meta.y_std + run.meta.y_mean
+    with running_server(create_app(load_served_model(regression_run))) as url:
+        body = httpx.post(url + "/predict", json={"inputs": raw[:20].tolist()}, trust_env=False).json()
+        meta = httpx.get(url + "/metadata", trust_env=False).json()
+    assert np.allclose(body["values"], want[:20], rtol=1e-4, atol=1e-3)
+    assert "classes" not in body and meta["task"] == "regression" and meta["classes"] is None
 
 
 def test_onnx_backend_on_a_run_exports_in_memory(cnn_run, cnn_ref):

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from zerotune.serve import ServeOptions, create_app, running_server
 from zerotune.serve.cli import TOKEN_ENV, add_parser, main

@@ -85,7 +85,8 @@ class ExportOptions:
         """A short name such as ``onnx int8-static`` or ``onnx pruned-channel-30%+ft2``."""
         parts = [self.format]
         if self.prune:
-            parts.append(f"pruned-{self.prune}-{self.amount:.0%}" + (f"+ft{self.finetune_epochs}" if self.finetune_epochs else ""))
+            ft = f"+ft{self.finetune_epochs}" if self.finetune_epochs else ""
+            parts.append(f"pruned-{self.prune}-{self.amount:.0%}{ft}")
         if self.int8:
             parts.append(f"int8-{self.int8}")
         return " ".join(parts)
@@ -94,7 +95,8 @@ class ExportOptions:
         """The default file name, e.g. ``model.onnx`` or ``model-pruned-global50-int8-dynamic.onnx``."""
         stem = "model"
         if self.prune:
-            stem += f"-pruned-{self.prune}{round(self.amount * 100)}" + (f"-ft{self.finetune_epochs}" if self.finetune_epochs else "")
+            ft = f"-ft{self.finetune_epochs}" if self.finetune_epochs else ""
+            stem += f"-pruned-{self.prune}{round(self.amount * 100)}{ft}"
         if self.int8:
             stem += f"-int8-{self.int8}"
         return re.sub(r"[^A-Za-z0-9._-]", "", stem) + EXPORT_FORMATS[self.format]

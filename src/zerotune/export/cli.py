@@ -59,14 +59,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                                           "(structured by output channel)")
     p.add_argument("--amount", type=float, default=0.5, help="fraction pruned (default: 0.5)")
     p.add_argument("--finetune-epochs", type=int, default=0, help="epochs of fine-tuning after pruning (default: 0)")
-    p.add_argument("--finetune-lr", type=float, default=1e-4, help="Adam learning rate of that fine-tuning (default: 1e-4)")
+    p.add_argument("--finetune-lr", type=float, default=1e-4,
+                   help="Adam learning rate of that fine-tuning (default: 1e-4)")
     p.add_argument("--out", help="output file (.onnx / .pt) or directory (default: RUN/export/)")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help=f"max |output difference| allowed for float exports (default: {DEFAULT_TOLERANCE:g})")
     p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT,
-                   help=f"int8: min fraction of inputs given the same class as PyTorch (default: {DEFAULT_MIN_AGREEMENT})")
+                   help="int8: min fraction of inputs given the same class as PyTorch "
+                        f"(default: {DEFAULT_MIN_AGREEMENT})")
     p.add_argument("--compare", action="store_true",
                    help="compare every variant (size, latency at batch 1 and 32, test accuracy); writes nothing")
     p.add_argument("--iters", type=int, default=100, help="--compare: timed calls per batch size (default: 100)")

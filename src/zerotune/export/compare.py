@@ -177,8 +177,9 @@ def print_comparison(c: Comparison) -> None:
         delta = f"{(r.metric - base.metric) * 100:+.1f}" if r.metric is not None and base.metric is not None else ""
         b1 = f"{r.p50_b1:.3f}/{r.p95_b1:.3f}" if r.p50_b1 is not None else ""
         b32 = f"{r.p50_b32:.3f}/{r.p95_b32:.3f}" if r.p50_b32 is not None else ""
-        table.add_row(r.variant, f(r.bytes and r.bytes / 1024, ".1f"), ratio, f(r.gzip_bytes and r.gzip_bytes / 1024, ".1f"),
-                      b1, b32, f(r.metric, ".4f"), delta, f(r.sparsity, ".0%"), r.note)
+        kb = f(r.bytes and r.bytes / 1024, ".1f")
+        gz = f(r.gzip_bytes and r.gzip_bytes / 1024, ".1f")
+        table.add_row(r.variant, kb, ratio, gz, b1, b32, f(r.metric, ".4f"), delta, f(r.sparsity, ".0%"), r.note)
     console = Console()
     # A narrow or non-terminal console would squeeze the numbers into ellipses; let long lines wrap instead.
     Console(width=max(console.width, 130)).print(table)

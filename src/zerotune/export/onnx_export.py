@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .runtime import require
+from .runtime import first_line, require
 
 DEFAULT_OPSET = 18  # the exporter's native opset: no version conversion needed
 # Below 16 the exporter's version converter has no adapters for ops every model uses.
@@ -58,7 +58,7 @@ def to_onnx(model: nn.Module, example: torch.Tensor, opset: int = DEFAULT_OPSET)
             )
         proto = program.model_proto
     except Exception as e:  # the exporter raises many unrelated types; all mean "cannot export"
-        raise UserError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        raise UserError(f"ONNX export failed: {first_line(e)}") from None
     got = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if got != opset:
         # The exporter falls back to its native opset when it cannot convert; refuse rather than mislabel.

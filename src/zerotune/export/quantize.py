@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .runtime import require
+from .runtime import first_line, require
 
 INT8_MODES = ("dynamic", "static")
 
@@ -64,7 +64,7 @@ def torch_static_int8(model: nn.Module, example: torch.Tensor, calibration: Iter
                 prepared(torch.from_numpy(batch))
             return convert_fx(prepared).eval()
     except Exception as e:  # FX tracing and lowering raise many types; all mean "not feasible here"
-        raise UserError(f"static int8 with the PyTorch quantizer failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+        raise UserError(f"static int8 with the PyTorch quantizer failed: {first_line(e)}") from None
 
 
 def _explicit_same_padding(model: nn.Module) -> nn.Module:
@@ -121,7 +121,7 @@ def onnx_static_int8(model: bytes, calibration: Iterable[np.ndarray], input_name
                 quantize_static(pre, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         except Exception as e:  # onnxruntime's quantizer raises assorted types for unsupported graphs
-            raise UserError(f"static int8 with onnxruntime failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+            raise UserError(f"static int8 with onnxruntime failed: {first_line(e)}") from None
         return dst.read_bytes()
 
 

@@ -19,6 +19,12 @@ from ..errors import UserError
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
+def first_line(e: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
 def require(*modules: str, extra: str) -> None:
     """Raise a UserError naming the pip extra when an optional dependency is missing."""
     import importlib.util
@@ -53,7 +59,7 @@ def load_torchscript(data: bytes) -> torch.jit.ScriptModule:
             warnings.simplefilter("ignore")
             return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
     except (RuntimeError, ValueError) as e:
-        raise UserError(f"not a valid TorchScript file: {str(e).splitlines()[0]}") from None
+        raise UserError(f"not a valid TorchScript file: {first_line(e)}") from None
 
 
 def ort_session(model: bytes, threads: int | None = None):
@@ -77,7 +83,7 @@ def ort_session(model: bytes, threads: int | None = None):
     try:
         return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types, not a common base
-        raise UserError(f"onnxruntime cannot load the model: {str(e).splitlines()[0]}") from None
+        raise UserError(f"onnxruntime cannot load the model: {first_line(e)}") from None
 
 
 def onnx_runner(model: bytes, threads: int | None = None) -> Runner:

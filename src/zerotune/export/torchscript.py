@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .runtime import first_line
 
 
 def to_torchscript(model: nn.Module, example: torch.Tensor) -> bytes:
@@ -31,5 +32,5 @@ def to_torchscript(model: nn.Module, example: torch.Tensor) -> bytes:
             buf = io.BytesIO()
             torch.jit.save(frozen, buf)
     except (RuntimeError, TypeError, ValueError) as e:
-        raise UserError(f"TorchScript export failed: {str(e).splitlines()[0]}") from None
+        raise UserError(f"TorchScript export failed: {first_line(e)}") from None
     return buf.getvalue()

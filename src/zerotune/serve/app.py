@@ -161,12 +161,13 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
 
     guard = [Depends(authorized)] if opts.token is not None else []
     shape_text = describe_shape(meta.input_shape)
+    batch_text = describe_shape(["N", *meta.input_shape])
     PredictRequest = create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
         inputs=(list[Any] | str, Field(
             description=f"One example as a nested array of shape {shape_text}, or a batch of up to "
-                        f"{opts.max_examples} examples [N, {shape_text[1:]}, in raw (un-normalised) units; the "
+                        f"{opts.max_examples} examples {batch_text}, in raw (un-normalised) units; the "
                         "server applies the model's normalisation. Text is rejected: this model takes numbers.",
             examples=[_example(served)])),
     )
@@ -194,7 +195,7 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
             "task": meta.task,
             "input": {
                 "type": "array of numbers", "dtype": "float32", "shape": meta.input_shape,
-                "accepts": [f"one example {shape_text}", f"a batch [N, {shape_text[1:]} with N <= {opts.max_examples}"],
+                "accepts": [f"one example {shape_text}", f"a batch {batch_text} with N <= {opts.max_examples}"],
                 "feature_names": meta.feature_names,
                 "normalisation": {"applied_by_server": meta.x_mean is not None, "mean": meta.x_mean, "std": meta.x_std},
             },

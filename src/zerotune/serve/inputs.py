@@ -11,7 +11,8 @@ class InputError(ValueError):
     """Inputs the model cannot take; the server answers 422 with this message."""
 
 
-def describe_shape(shape: list[int]) -> str:
+def describe_shape(shape: list) -> str:
+    """``[1, 8, 8]``, as a message shows a shape."""
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
@@ -25,8 +26,8 @@ def to_batch(inputs: Any, input_shape: list[int], max_examples: int) -> np.ndarr
         InputError: text, non-numbers, ragged arrays, NaN/infinity, wrong shapes, too many examples.
     """
     shape = tuple(input_shape)
-    want = f"this model takes arrays of numbers: one example of shape {describe_shape(input_shape)} or a batch " \
-           f"[N, {', '.join(str(d) for d in input_shape)}]"
+    want = (f"this model takes arrays of numbers: one example of shape {describe_shape(input_shape)} or a batch "
+            f"{describe_shape(['N', *input_shape])}")
     if isinstance(inputs, str):
         raise InputError(f"inputs is text; {want}")
     try:

@@ -93,7 +93,8 @@ def load_served_model(target: str | Path, backend: str = "auto", checkpoint: str
     if kind is None:
         raise UserError(f"{target} is neither a run directory nor an exported model (.onnx or .pt)")
     if backend not in ("auto", kind):
-        raise UserError(f"{target.name} runs on the {kind} backend only; use --backend {kind} or serve the run directory")
+        raise UserError(f"{target.name} runs on the {kind} backend only; use --backend {kind} "
+                        "or serve the run directory")
     from ..export.sidecar import read_sidecar
 
     data = target.read_bytes()

@@ -38,64 +38,103 @@ def to_png(fig) -> bytes:
     return buf.getvalue()
 
 
+class ConfusionMatrixPlot:
+    """A confusion-matrix figure built once and updated at each evaluation.
+
+    Creating ticks and labels is a third of a matplotlib draw; an evaluation only changes the
+    cell colours, the numbers and the title, so those are all that is updated.
+    Rows are true classes, columns predictions; colour is the row fraction (recall), text the count.
+    """
+
+    def __init__(self, class_names: list[str], title: str = "confusion matrix"):
+        k = len(class_names)
+        self.k, self.title = k, title
+        size = min(3.2 + 0.36 * k, 12)
+        self.fig = new_figure(size, size)
+        ax = self.fig.add_subplot()
+        self.image = ax.imshow(np.zeros((k, k)), cmap="Blues", vmin=0, vmax=1)
+        ticks = np.arange(k)
+        rotate = 90 if k > 8 and max(map(len, class_names)) > 2 else 0
+        ax.set_xticks(ticks, labels=class_names, rotation=rotate)
+        ax.set_yticks(ticks, labels=class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        self.ax = ax
+        self.cells = [[ax.text(j, i, "", ha="center", va="center", fontsize=8) for j in range(k)]
+                      for i in range(k)] if k <= MAX_ANNOTATED_CLASSES else None
+        self.fig.subplots_adjust(left=0.12, bottom=0.1, right=0.97, top=0.9)
+
+    def figure(self, cm: np.ndarray):
+        """The figure showing ``cm`` (k x k counts)."""
+        cm = np.asarray(cm)
+        frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        self.image.set_data(frac)
+        if self.cells is not None:
+            for i in range(self.k):
+                for j in range(self.k):
+                    cell = self.cells[i][j]
+                    cell.set_text(str(int(cm[i, j])) if cm[i, j] else "")
+                    cell.set_color("white" if frac[i, j] > 0.5 else "black")
+        acc = np.trace(cm) / max(cm.sum(), 1)
+        # No colour bar: it costs a third of the drawing time; the title says what colour means.
+        self.ax.set_title(f"{self.title}\naccuracy {acc:.3f}, n={int(cm.sum())}; colour: fraction of true class",
+                          fontsize=9)
+        return self.fig
+
+
 def confusion_matrix_figure(cm: np.ndarray, class_names: list[str], title: str = "confusion matrix"):
-    """Rows are true classes, columns predictions; colour is the row fraction (recall), text the count."""
-    cm = np.asarray(cm)
-    k = len(class_names)
-    size = min(3.2 + 0.36 * k, 12)
-    fig = new_figure(size, size)
-    ax = fig.add_subplot()
-    frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    # Colour is the fraction of the true class (rows sum to 1); a colour bar would cost a third
-    # of the drawing time and the title says what the colour means.
-    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-    ticks = np.arange(k)
-    ax.set_xticks(ticks, labels=class_names, rotation=90 if k > 8 and max(map(len, class_names)) > 2 else 0)
-    ax.set_yticks(ticks, labels=class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    acc = np.trace(cm) / max(cm.sum(), 1)
-    ax.set_title(f"{title}\naccuracy {acc:.3f}, n={int(cm.sum())}; colour: fraction of true class", fontsize=9)
-    if k <= MAX_ANNOTATED_CLASSES:
-        for i in range(k):
-            for j in range(k):
-                if cm[i, j]:
-                    ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
-                            color="white" if frac[i, j] > 0.5 else "black")
-    fig.subplots_adjust(left=0.12, bottom=0.1, right=0.97, top=0.9)
-    return fig
+    """A one-off confusion-matrix figure (see ConfusionMatrixPlot)."""
+    return ConfusionMatrixPlot(class_names, title).figure(cm)
+
+
+class RocPlot:
+    """One-vs-rest ROC curves (one curve for two classes), built once and updated per evaluation."""
+
+    def __init__(self, class_names: list[str]):
+        self.names = class_names
+        k = len(class_names)
+        self.classes = [1] if k == 2 else list(range(k))
+        self.fig = new_figure(5.2, 4.6)
+        ax = self.fig.add_subplot()
+        ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
+        self.lines = {c: ax.plot([], [], lw=1.2)[0] for c in self.classes}
+        ax.set_xlim(-0.01, 1.01)
+        ax.set_ylim(-0.01, 1.01)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        self.ax = ax
+        self.legend = None
+        self.fig.subplots_adjust(left=0.13, bottom=0.12, right=0.97, top=0.92)
+
+    def figure(self, y: np.ndarray, probs: np.ndarray):
+        """(figure, macro AUC over the classes present in ``y``, or None when none is defined)."""
+        from sklearn.metrics import auc, roc_curve
+
+        aucs = []
+        for c, line in self.lines.items():
+            positive = y == c
+            if positive.all() or not positive.any():
+                line.set_data([], [])  # undefined without both positives and negatives
+                line.set_label("_hidden")
+                continue
+            fpr, tpr, _ = roc_curve(positive, probs[:, c])
+            a = auc(fpr, tpr)
+            aucs.append(a)
+            line.set_data(fpr, tpr)
+            line.set_label(f"{self.names[c]} ({a:.3f})")
+        macro = float(np.mean(aucs)) if aucs else None
+        self.ax.set_title(f"ROC, one vs rest (macro AUC {macro:.3f})" if macro is not None else "ROC", fontsize=10)
+        if self.legend is not None:
+            self.legend.remove()
+            self.legend = None
+        if 0 < len(aucs) <= 12:
+            self.legend = self.ax.legend(fontsize=7, loc="lower right", title="class (AUC)", title_fontsize=7)
+        return self.fig, macro
 
 
 def roc_figure(y: np.ndarray, probs: np.ndarray, class_names: list[str]):
-    """One-vs-rest ROC curves (one curve for two classes) and their AUCs.
-
-    Returns:
-        (figure, macro AUC over the classes present in ``y``, or None if no curve can be drawn).
-    """
-    from sklearn.metrics import auc, roc_curve
-
-    fig = new_figure(5.2, 4.6)
-    ax = fig.add_subplot()
-    k = probs.shape[1]
-    classes = [1] if k == 2 else range(k)
-    aucs = []
-    for c in classes:
-        positive = y == c
-        if positive.all() or not positive.any():
-            continue  # undefined without both positives and negatives
-        fpr, tpr, _ = roc_curve(positive, probs[:, c])
-        a = auc(fpr, tpr)
-        aucs.append(a)
-        ax.plot(fpr, tpr, lw=1.2, label=f"{class_names[c]} ({a:.3f})")
-    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    macro = float(np.mean(aucs)) if aucs else None
-    ax.set_title(f"ROC, one vs rest (macro AUC {macro:.3f})" if macro is not None else "ROC", fontsize=10)
-    if len(aucs) <= 12:
-        ax.legend(fontsize=7, loc="lower right", title="class (AUC)", title_fontsize=7)
-    fig.subplots_adjust(left=0.13, bottom=0.12, right=0.97, top=0.92)
-    return fig, macro
+    """A one-off ROC figure and its macro AUC (see RocPlot)."""
+    return RocPlot(class_names).figure(y, probs)
 
 
 def scatter_figure(true: np.ndarray, pred: np.ndarray, title: str = "predicted vs true"):

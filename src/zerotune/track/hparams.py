@@ -135,7 +135,13 @@ def _summary(tag: str, plugin_data):
 
 def experiment_summary(kinds: dict[str, str], metrics: dict[str, str]):
     """The column list: hyperparameters with their types, metric tags with display names."""
-    from tensorboardX.proto.api_pb2 import DataType, Experiment, HParamInfo, MetricInfo, MetricName
+    from tensorboardX.proto.api_pb2 import (
+        DataType,
+        Experiment,
+        HParamInfo,
+        MetricInfo,
+        MetricName,
+    )
     from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
 
     types = {"bool": DataType.DATA_TYPE_BOOL, "number": DataType.DATA_TYPE_FLOAT64,
@@ -148,7 +154,10 @@ def experiment_summary(kinds: dict[str, str], metrics: dict[str, str]):
 
 def session_start_summary(values: dict[str, Any], group: str):
     """This run's hyperparameter values."""
-    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionStartInfo
+    from tensorboardX.proto.plugin_hparams_pb2 import (
+        HParamsPluginData,
+        SessionStartInfo,
+    )
 
     ssi = SessionStartInfo(group_name=group, start_time_secs=time.time())
     for k, v in values.items():

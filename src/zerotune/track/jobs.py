@@ -29,8 +29,28 @@ def image_grid(tag: str, pictures: np.ndarray, captions: list[str], step: int, c
     return [(summaries.image(tag, images.caption_grid(pictures, captions, cols, colors)), step)]
 
 
+class ClassificationPlots:
+    """The figures a classification run redraws at each evaluation, built on first use."""
+
+    def __init__(self, class_names: list[str]):
+        self.class_names = class_names
+        self._cm = self._roc = None
+
+    def confusion(self, cm: np.ndarray) -> np.ndarray:
+        if self._cm is None:
+            self._cm = figures.ConfusionMatrixPlot(self.class_names, "validation confusion matrix")
+        return figures.to_rgb(self._cm.figure(cm))
+
+    def roc(self, y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, float | None]:
+        if self._roc is None:
+            self._roc = figures.RocPlot(self.class_names)
+        fig, macro = self._roc.figure(y, probs)
+        return figures.to_rgb(fig), macro
+
+
 def classification_views(probs: np.ndarray, y: np.ndarray, class_names: list[str], step: int, *,
-                         figures_on: bool, pr_on: bool, worst: tuple | None, predictions_on: bool) -> list:
+                         figures_on: bool, pr_on: bool, worst: tuple | None, predictions_on: bool,
+                         plots: ClassificationPlots | None = None) -> list:
     """Confusion matrix, ROC, PR curves, worst-misclassified grid and sample predictions.
 
     Args:
@@ -42,16 +62,17 @@ def classification_views(probs: np.ndarray, y: np.ndarray, class_names: list[str
         pr_on: write one PR curve per class.
         worst: None, or (pictures (k, H, W, 3) in [0, 1], their indices into y) for the grid.
         predictions_on: write a text table of the first predictions.
+        plots: figures kept from the previous evaluation (redrawing them is cheaper).
     """
     out = []
     pred = probs.argmax(axis=1)
     k = probs.shape[1]
     if figures_on:
+        plots = plots or ClassificationPlots(class_names)
         cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
-        out.append((summaries.image("val/confusion_matrix", figures.to_rgb(
-            figures.confusion_matrix_figure(cm, class_names, "validation confusion matrix"))), step))
-        fig, macro = figures.roc_figure(y, probs, class_names)
-        out.append((summaries.image("val/roc", figures.to_rgb(fig)), step))
+        out.append((summaries.image("val/confusion_matrix", plots.confusion(cm)), step))
+        rgb, macro = plots.roc(y, probs)
+        out.append((summaries.image("val/roc", rgb), step))
         if macro is not None:
             out.append((summaries.scalars([("val/roc_auc", macro)]), step))
     if pr_on:

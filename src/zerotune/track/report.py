@@ -20,6 +20,9 @@ from . import figures
 from .events import find_runs, load_run
 
 SMOOTH_ABOVE = 200  # curves with more points than this are drawn with a moving average
+CSS = ("body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
+       "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+       "img{max-width:100%;border:1px solid #eee}h2{margin-top:1.6em;font-size:1.15em}")
 
 
 @dataclass
@@ -122,11 +125,8 @@ def build_sections(run_dir: Path) -> tuple[str, list[Section]]:
 
 def _html(title: str, sections: list[Section]) -> str:
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
-             "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-             "img{max-width:100%;border:1px solid #eee}h2{margin-top:1.6em;font-size:1.15em}"
-             f"</style></head><body><h1>{e(title)}</h1>"]
+    head = f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style></head>"
+    parts = [head, f"<body><h1>{e(title)}</h1>"]
     for s in sections:
         parts.append(f"<h2>{e(s.title)}</h2>")
         if s.table:

@@ -97,7 +97,7 @@ def _fmt(v) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{seconds:.1f}s")
 

@@ -18,7 +18,8 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -53,7 +54,7 @@ class EventSink:
         # pid and a counter keep two writers opened in the same second from sharing a file name.
         suffix = f".{os.getpid()}.{next(_file_counter)}"
         self._events = EventsWriter(os.path.join(self.logdir, "events"), filename_suffix=suffix)
-        self.path = self._events._file_name
+        self.path = getattr(self._events, "_file_name", None)
         self._event_cls = Event
         if purge_step is not None:
             # The same marker tf.summary writers leave after a restart: readers drop older
@@ -68,6 +69,7 @@ class EventSink:
         self._last_step = 0
         self._memory = _memory_probe()
         self.errors: list[str] = []
+        self.busy_seconds = 0.0  # CPU time the writer thread spent working (for overhead accounting)
         self._closed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True, name="zerotune-events")
@@ -122,9 +124,11 @@ class EventSink:
         self._thread.join()
         self._closed = True
         with self._lock:
+            t0 = time.thread_time()
             self._run_jobs()
             self._drain_scalars()
             self._events.close()
+            self.busy_seconds += time.thread_time() - t0
 
     # -- background thread ----------------------------------------------------------------------
 
@@ -135,6 +139,7 @@ class EventSink:
             except queue.Empty:
                 job = None
             with self._lock:
+                t0 = time.thread_time()
                 if job is not None:
                     self._call(*job)
                 elif self._stop.is_set():
@@ -143,6 +148,7 @@ class EventSink:
                 if time.monotonic() - self._last_flush >= self._flush_secs:
                     self._events.flush()
                     self._last_flush = time.monotonic()
+                self.busy_seconds += time.thread_time() - t0
 
     def _run_jobs(self) -> None:
         while True:
@@ -158,7 +164,7 @@ class EventSink:
             records = fn(*args, **kwargs)
             if records:
                 self._write(records)
-        except Exception as e:  # a summary that fails must never stop training
+        except Exception as e:  # noqa: BLE001 - a summary that fails must never stop training
             msg = f"{getattr(fn, '__name__', 'summary')}: {type(e).__name__}: {e}"
             if msg not in self.errors:
                 self.errors.append(msg)
@@ -183,10 +189,10 @@ class EventSink:
         for step, wall, items in batch:
             values: list[tuple[str, float]] = []
             for tag, value in items:
-                if isinstance(tag, tuple):
+                if type(tag) is tuple:
                     values.extend(zip(tag, _to_floats(value)))
                 else:
-                    values.append((tag, _to_float(value)))
+                    values.append((tag, value.item() if isinstance(value, torch.Tensor) else float(value)))
             self._events.write_event(self._event_cls(summary=summaries.scalars(values), step=step, wall_time=wall))
             self._last_step = max(self._last_step, step)
         mem = self._memory()
@@ -195,12 +201,8 @@ class EventSink:
                                                      step=self._last_step, wall_time=batch[-1][1]))
 
 
-def _to_float(value) -> float:
-    return float(value.detach().float()) if torch.is_tensor(value) else float(value)
-
-
 def _to_floats(value) -> list[float]:
-    return value.detach().float().cpu().tolist() if torch.is_tensor(value) else [float(v) for v in value]
+    return value.detach().cpu().tolist() if isinstance(value, torch.Tensor) else [float(v) for v in value]
 
 
 def _memory_probe() -> Callable[[], dict[str, float]]:
@@ -212,9 +214,9 @@ def _memory_probe() -> Callable[[], dict[str, float]]:
         return cuda
     try:
         page = os.sysconf("SC_PAGE_SIZE")
-        statm = open("/proc/self/statm", "rb")
+        statm = open("/proc/self/statm", "rb")  # noqa: SIM115 - kept open: re-read at every drain
     except (OSError, ValueError, AttributeError):
-        return lambda: {}
+        return dict
 
     def rss() -> dict[str, float]:
         statm.seek(0)

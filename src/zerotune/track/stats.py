@@ -6,9 +6,11 @@ waits for it, and the background writer copies it to the host with a single tran
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
-HIST_BINS = 64
+HIST_BINS = 30  # as tf.summary.histogram; fewer bytes to checksum and send
 
 
 def norms(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -29,40 +31,43 @@ def layer_stats(weights: list[torch.Tensor], grads: list[torch.Tensor | None],
     Args:
         weights: the parameters after the step.
         grads: their gradients (None for a parameter that got none; reported as 0).
-        previous: the parameters before the step, or None when no snapshot was taken.
+        previous: the parameters before the step, or None when no snapshot was taken. It is
+            overwritten (with previous - weights) to avoid allocating a copy of the model.
 
     Returns:
-        (3, L + 1): rows grad norm, weight norm, update ratio; the last column is the global
-        value over all layers. The ratio row is NaN when ``previous`` is None.
+        (R, L + 1): rows grad norm, weight norm and, when ``previous`` is given, the update
+        ratio ‖w_before − w_after‖ / ‖w_after‖; the last column is the value over all layers.
     """
     w = norms(weights)
-    g = norms([gr if gr is not None else torch.zeros((), device=p.device) for p, gr in zip(weights, grads)])
-    g = g.to(w.device)
+    g = norms([gr if gr is not None else p.new_zeros(()) for p, gr in zip(weights, grads)]).to(w.device)
+    rows = [g, w]
     if previous is not None:
-        delta = norms(torch._foreach_sub(weights, previous))
-        prev = norms(previous)
-        ratio = delta / prev.clamp_min(1e-12)
-        total_ratio = delta.square().sum().sqrt() / prev.square().sum().sqrt().clamp_min(1e-12)
-    else:
-        ratio = torch.full_like(w, float("nan"))
-        total_ratio = torch.tensor(float("nan"), device=w.device)
-    total = torch.stack([g.square().sum().sqrt(), w.square().sum().sqrt(), total_ratio])
-    return torch.cat([torch.stack([g, w, ratio]), total[:, None]], dim=1)
+        torch._foreach_sub_(previous, weights)
+        rows.append(norms(previous).to(w.device))
+    m = torch.stack(rows)  # (R, L)
+    total = m.square().sum(1).sqrt()  # (R,) root of summed squares = the norm over all layers
+    if previous is not None:
+        m[2] /= w.clamp_min(1e-12)
+        total[2] /= total[1].clamp_min(1e-12)
+    return torch.cat([m, total[:, None]], dim=1)
 
 
 def hist_stats(t: torch.Tensor, bins: int = HIST_BINS) -> torch.Tensor:
     """[min, max, count, sum, sum of squares, bucket counts...] of a tensor's values.
 
-    The buckets split [min, max] in ``bins`` equal parts. Values are rescaled to [0, 1] on the
-    device first, so ``histc`` gets a fixed range and nothing has to be read back to pick one.
+    The buckets split [min, max] in ``bins`` equal parts. Bucket indices are computed on the
+    device and counted with ``scatter_add_``: unlike ``histc`` (whose range must be a Python
+    number, read back from the device) and ``bincount`` (which reads back its output size),
+    nothing waits for the device, and on a CPU it is about twice as fast as ``histc``.
     """
     x = t.detach().reshape(-1).float()
     if x.numel() == 0:
         return torch.full((5 + bins,), float("nan"), device=x.device)
-    lo, hi = x.min(), x.max()
-    counts = torch.histc((x - lo) / (hi - lo).clamp_min(1e-12), bins=bins, min=0.0, max=1.0)
-    n = x.new_full((), float(x.numel()))
-    return torch.cat([torch.stack([lo, hi, n, x.sum(), x.square().sum()]), counts])
+    lo, hi = torch.aminmax(x)
+    idx = ((x - lo) * (bins / (hi - lo).clamp_min(1e-12))).long().clamp_(0, bins - 1)
+    counts = x.new_zeros(bins).scatter_add_(0, idx, x.new_ones(1).expand(x.numel()))
+    head = torch.stack([lo, hi, x.new_full((), float(x.numel())), x.sum(), torch.dot(x, x)])
+    return torch.cat([head, counts])
 
 
 def hist_stats_many(tensors: list[torch.Tensor], bins: int = HIST_BINS) -> torch.Tensor:
@@ -73,6 +78,26 @@ def hist_stats_many(tensors: list[torch.Tensor], bins: int = HIST_BINS) -> torch
     return torch.stack([hist_stats(t, bins).to(device) for t in tensors])
 
 
-def snapshot(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Detached copies, to measure the next update against."""
-    return [t.detach().clone() for t in tensors]
+def snapshot(tensors: list[torch.Tensor], into: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Copies of ``tensors`` to measure the next update against, reusing ``into`` when given."""
+    if into is None:
+        return [t.detach().clone() for t in tensors]
+    torch._foreach_copy_(into, [t.detach() for t in tensors])
+    return into
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Eval mode and no_grad for a look at the model, then every module's own mode back.
+
+    ``model.train(was)`` would not do: a fine-tune keeps frozen batch-norm layers in eval mode
+    inside a model in train mode, and one call to ``train()`` would wake them up.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        for m, training in modes:
+            m.training = training

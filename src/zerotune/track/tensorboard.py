@@ -1,11 +1,12 @@
 """The TensorBoard callback: every tab of TensorBoard filled from one training run.
 
 On the hot path (``on_step_end``) this only queues tensors that are already there (loss,
-gradient norm) or small device-side statistics every ``layer_stats_every`` /
-``histograms_every`` steps; reading them back, building protos and writing happen in the
-:class:`~zerotune.track.sink.EventSink` thread. Evaluation-time views (figures, images, PR
-curves, predictions) need one extra pass over the validation split, done at evaluation, and are
-drawn in the background. Only rank 0 should be given this callback.
+gradient norm), and every ``layer_stats_every`` / ``histograms_every`` steps a few small
+statistics computed on the device; reading them back, building protos and writing happen in
+the :class:`~zerotune.track.sink.EventSink` thread. Evaluation-time views (figures, images, PR
+curves, predictions) need one extra pass over the validation split at each evaluation; they are
+drawn in the writer thread next to a GPU and right away on a CPU (see ``on_fit_start``). Only
+rank 0 should be given this callback.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ class TensorBoardLogger(Callback):
         self._names: tuple[str, ...] = ()
         self._params: list[torch.Tensor] = []
         self._previous: list[torch.Tensor] | None = None
+        self._snapshot_buffer: list[torch.Tensor] | None = None
         self._warned: set[str] = set()
+        self._plots: jobs.ClassificationPlots | None = None
 
     # -- events -------------------------------------------------------------------------------
 
@@ -81,9 +84,9 @@ class TensorBoardLogger(Callback):
         every = log.layer_stats_every
         if every:
             if s % every == 0:
-                self._layer_stats(s)
-            if (s + 1) % every == 0:
-                self._previous = stats.snapshot(self._params)  # the update of step s+1 is measured against it
+                self._safe("layer statistics", self._layer_stats, s)
+            if (s + 1) % every == 0:  # the update of step s+1 is measured against this copy
+                self._safe("layer statistics", self._snapshot)
         if log.histograms_every and s % log.histograms_every == 0:
             self._safe("histograms", self._histograms, state)
 
@@ -110,7 +113,7 @@ class TensorBoardLogger(Callback):
     # -- start of training --------------------------------------------------------------------
 
     def _write_start(self, state: TrainState) -> None:
-        cfg, meta = self.config, self.data.meta
+        cfg = self.config
         kinds, values = hparams.resolve(cfg.to_dict())
         metric_cols = hparams.metric_columns(self.task.kind, state.monitor)
         records = [
@@ -131,13 +134,8 @@ class TensorBoardLogger(Callback):
             self._safe("input images", self._input_samples)
 
     def _graph(self, model: torch.nn.Module) -> None:
-        was = model.training
-        model.eval()  # no dropout randomness, no batch-norm statistics update while tracing
-        try:
-            with torch.no_grad():
-                event = summaries.graph_event(model, self.data.train.x[:2].to(self._device))
-        finally:
-            model.train(was)
+        with stats.eval_mode(model):  # no dropout randomness, no batch-norm statistics update while tracing
+            event = summaries.graph_event(model, self.data.train.x[:2].to(self._device))
         self.sink.write([(event, 0)])
 
     def _input_samples(self) -> None:
@@ -183,6 +181,9 @@ class TensorBoardLogger(Callback):
         width = len(self._names) + 1
         self.sink.scalars(step, ((self._layer_tags[: rows * width], packed[:rows].reshape(-1)),))
 
+    def _snapshot(self) -> None:
+        self._previous = self._snapshot_buffer = stats.snapshot(self._params, self._snapshot_buffer)
+
     def _histograms(self, state: TrainState) -> None:
         with torch.no_grad():
             tensors, tags = list(self._params), list(self._hist_tags)
@@ -202,16 +203,17 @@ class TensorBoardLogger(Callback):
         split = self.data.val if len(self.data.val) else self.data.train
         x = split.x[:ACTIVATION_BATCH].to(self._device)
         outs: dict[str, torch.Tensor] = {}
-        hooks = [m.register_forward_hook(lambda _m, _i, o, key=f"{name}.{type(m).__name__}": outs.__setitem__(key, o))
+        def keep(key: str):
+            return lambda _module, _inputs, output: outs.__setitem__(key, output)
+
+        hooks = [m.register_forward_hook(keep(f"{name}.{type(m).__name__}"))
                  for name, m in model.named_modules() if name and not any(True for _ in m.children())]
-        was = model.training
-        model.eval()
         try:
-            model(x)
+            with stats.eval_mode(model):
+                model(x)
         finally:
             for h in hooks:
                 h.remove()
-            model.train(was)
         names = [n for n, o in outs.items() if torch.is_tensor(o) and o.is_floating_point()]
         return names, [outs[n] for n in names]
 
@@ -239,14 +241,16 @@ class TensorBoardLogger(Callback):
             if due["worst"] and self.data.meta.is_image:
                 idx = images.worst_indices(probs, y, WORST_SAMPLES)
                 worst = (images.to_display(val.x[torch.from_numpy(idx)], self.data.meta.x_mean, self.data.meta.x_std), idx)
+            if self._plots is None:
+                self._plots = jobs.ClassificationPlots(self._class_names())
             self._heavy(jobs.classification_views, probs, y, self._class_names(), step,
-                             figures_on=due["figures"], pr_on=due["pr"], worst=worst,
-                             predictions_on=due["predictions"])
+                        figures_on=due["figures"], pr_on=due["pr"], worst=worst,
+                        predictions_on=due["predictions"], plots=self._plots)
         else:
             pred = self.task.to_target_units(out.squeeze(-1)).cpu().numpy()
             true = self.task.to_target_units(val.y.float()).cpu().numpy()
             self._heavy(jobs.regression_views, pred, true, step, figures_on=due["figures"],
-                             predictions_on=due["predictions"])
+                        predictions_on=due["predictions"])
 
     def _metrics_on(self, model, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         out = self._outputs(model, x)
@@ -261,16 +265,11 @@ class TensorBoardLogger(Callback):
             m["train/r2"] = 1.0 - mse / max(float(true.var(unbiased=False)), 1e-12)
         return m
 
-    @torch.no_grad()
     def _outputs(self, model: torch.nn.Module, x: torch.Tensor, fn=None) -> torch.Tensor:
         """Model outputs (or ``fn`` outputs) in eval mode, batched, as float32."""
-        was = model.training
-        model.eval()
-        try:
+        with stats.eval_mode(model):
             f = fn or model
             outs = [f(chunk.to(self._device, non_blocking=True)).float() for chunk in x.split(EVAL_BATCH)]
-        finally:
-            model.train(was)
         return torch.cat(outs) if outs else torch.empty(0)
 
     # -- end of training ----------------------------------------------------------------------
@@ -297,7 +296,7 @@ class TensorBoardLogger(Callback):
             rows = [[f"{t:.4g}", f"{p:.4g}"] for t, p in zip(true, pred)]
         pictures = images.to_display(x, meta.x_mean, meta.x_std) if meta.is_image else None
         self._heavy(jobs.projector, self.run_dir, state.step, feats.reshape(len(feats), -1).cpu().numpy(),
-                         rows, header, pictures)
+                    rows, header, pictures)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -33,7 +33,8 @@ class TrainState:
     samples_per_sec: float = 0.0
     step_time: float = 0.0  # seconds per optimizer step over the last logging interval
     metrics: dict[str, float] = field(default_factory=dict)  # latest evaluation
-    history: list[dict[str, float]] = field(default_factory=list)  # every evaluation
+    history: list[dict[str, float]] = field(default_factory=list)  # evaluations of this process
+    num_evals: int = 0  # evaluations since the run started, resumes included
     monitor: str = "val/loss"
     monitor_mode: str = "min"
     best: float | None = None
@@ -48,7 +49,7 @@ class TrainState:
         """The JSON-ready part of the state, saved in checkpoints."""
         return {
             k: getattr(self, k)
-            for k in ("step", "epoch", "batch_in_epoch", "metrics", "history", "best", "best_step", "elapsed",
+            for k in ("step", "epoch", "batch_in_epoch", "metrics", "num_evals", "best", "best_step", "elapsed",
                       "stop_requested", "stop_reason")
         }
 

@@ -84,7 +84,15 @@ def fit(
         _restore(ckpt_dir / "last", model, optimizer, scaler, aug_gen, state, callbacks, device)
         state.resumed_from_step = state.step
 
+    pending_best = None  # (tensors, aliases, info): best weights copied, not yet on disk
+    last_save = time.monotonic()
+
     def save_last():
+        nonlocal pending_best, last_save
+        if pending_best is not None:  # the best on disk always matches what `last` records
+            writer.submit(ckpt_dir / "best", *pending_best)
+            pending_best = None
+        last_save = time.monotonic()
         # Everything is copied here, on the training thread; the writer thread only serialises.
         opt_plain, tensors = ckpt.optimizer_to_parts(optimizer)
         rng_plain, rng_tensors = rng_state()
@@ -98,15 +106,16 @@ def fit(
         writer.submit(ckpt_dir / "last", *ckpt.model_tensors(model), saved, tensors)
 
     def evaluate():
+        nonlocal pending_best
         state.metrics = {"train/epoch_loss": epoch_loss, **task.quick_metrics(model, val, "val")}
+        state.num_evals += 1
         state.history.append({"step": state.step, "epoch": state.epoch, **state.metrics})
         value = state.metrics.get(monitor)
         state.is_best = value is not None and not math.isnan(value) and (
             state.best is None or (value > state.best if mode == "max" else value < state.best))
         if state.is_best:
             state.best, state.best_step = value, state.step
-            writer.submit(ckpt_dir / "best", *ckpt.model_tensors(model),
-                          {"step": state.step, "metric": monitor, "value": value})
+            pending_best = (*ckpt.model_tensors(model), {"step": state.step, "metric": monitor, "value": value})
         for cb in callbacks:
             cb.on_eval_end(state)
 
@@ -180,8 +189,10 @@ def fit(
             state.elapsed = time.perf_counter() - t_start
             for cb in callbacks:
                 cb.on_epoch_end(state)
-            save_last()
             done = last or state.stop_requested
+            # Short epochs would spend their time writing checkpoints: save at most every N seconds.
+            if done or time.monotonic() - last_save >= tc.checkpoint_every_seconds:
+                save_last()
     finally:
         writer.wait()  # the last checkpoint is on disk before fit returns
     state.elapsed = time.perf_counter() - t_start
