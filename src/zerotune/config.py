@@ -63,7 +63,7 @@ class DataConfig(Section):
     text_field: str = Field("text", description="text: column or JSON key of the text (headerless files: first column)")
     label_field: str = Field("label", description="text: column or JSON key of the label (headerless files: last column)")
     test_path: str | None = Field(None, description="text: a file used whole as the test split (e.g. another domain)")
-    max_length: int = Field(128, ge=8, le=8192, description="text: truncate to this many tokens")
+    max_length: int = Field(128, ge=2, le=8192, description="text: truncate to this many tokens")
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self):

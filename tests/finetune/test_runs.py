@@ -70,30 +70,34 @@ class Recorder(Callback):
             raise KeyboardInterrupt
 
 
-def test_gradual_unfreezing_resumes_with_the_frozen_set_it_stopped_with(parent_run, runs_dir, target):
-    settings = target + ["train.epochs=8", "finetune.unfreeze_every=2", "finetune.lr_decay=0.5", "train.checkpoint_every_steps=2",
-                         "log.tensorboard=false", "finetune.baseline=false", f"log.dir={runs_dir}"]
+@pytest.mark.parametrize("strategy, extra", [
+    ("gradual", ["finetune.unfreeze_every=2", "finetune.lr_decay=0.5"]),
+    ("full", ["finetune.lr_decay=0.5"]), ("head", []), ("partial", ["finetune.freeze_layers=[0]"]),
+    ("lora", ["finetune.lora_rank=2"]),
+])
+def test_every_strategy_resumes_to_identical_weights_and_frozen_sets(parent_run, runs_dir, target, strategy, extra):
+    settings = target + extra + ["train.epochs=8", "train.checkpoint_every_steps=2", "log.tensorboard=false",
+                                 "finetune.baseline=false", f"log.dir={runs_dir}"]
     ref_rec = Recorder()
-    reference = finetune(None, source=str(parent_run), strategy="gradual", overrides=settings + ["log.name=ref"],
+    reference = finetune(None, source=str(parent_run), strategy=strategy, overrides=settings + ["log.name=ref"],
                          callbacks=[ref_rec])
-    sizes = [len(f) for _, f in sorted(ref_rec.frozen.items())]
-    assert sizes[0] > sizes[-1] == 0 and sorted(sizes, reverse=True) == sizes  # one more block every 2 epochs
-
     crashed = Recorder(stop_at=17)  # 5 steps per epoch: mid epoch 3, after the checkpoint at step 16
     with pytest.raises(KeyboardInterrupt):
-        finetune(None, source=str(parent_run), strategy="gradual", overrides=settings + ["log.name=crash"],
+        finetune(None, source=str(parent_run), strategy=strategy, overrides=settings + ["log.name=crash"],
                  callbacks=[crashed])
     run_dir = runs_dir / "crash"
     resumed_rec = Recorder()
     resumed = zerotune.train(None, resume=run_dir, callbacks=[resumed_rec])
-    first = min(resumed_rec.frozen)
-    assert first == 17
-    assert resumed_rec.frozen[first] == crashed.frozen[17] == ref_rec.frozen[17] != frozenset()
+    assert min(resumed_rec.frozen) == 17  # steps 17 on are redone from the checkpoint at 16
+    assert resumed_rec.frozen[17] == crashed.frozen[17] == ref_rec.frozen[17]
     assert resumed_rec.frozen == {s: f for s, f in ref_rec.frozen.items() if s >= 17}
     assert resumed.steps == reference.steps == 40
     ref_w, res_w = _weights(reference.run_dir), _weights(run_dir)
     for k in ref_w:
         assert torch.equal(ref_w[k], res_w[k]), k
+    if strategy == "gradual":  # one more block every 2 epochs, all trainable by epoch 6
+        sizes = [len(f) for _, f in sorted(ref_rec.frozen.items())]
+        assert sizes[0] > len(ref_rec.frozen[17]) > sizes[-1] == 0 and sorted(sizes, reverse=True) == sizes
 
 
 def test_lora_on_our_cnn_merges_and_saves_adapters(parent_run, runs_dir, target):
@@ -143,3 +147,23 @@ def test_finetune_from_a_transformer_needs_text_data(tiny_bert, runs_dir):
     with pytest.raises(UserError, match="a pretrained transformer reads text: set data.name = 'text'"):
         finetune(None, source=str(tiny_bert), overrides=[f"log.dir={runs_dir}"])
     assert not runs_dir.exists()
+
+
+def test_cli_subcommand(parent_run, runs_dir, target, capsys):
+    import argparse
+
+    from zerotune.finetune.cli import add_parser
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    sets = [a for s in target + ["train.epochs=2", "log.tensorboard=false"] for a in ("--set", s)]
+    args = parser.parse_args(["finetune", "--from", str(parent_run), "--strategy", "partial", "--set",
+                              "finetune.train_blocks=1", "--runs-dir", str(runs_dir), "--name", "cli", *sets])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert f"run: {runs_dir / 'cli'}" in out and "strategy partial:" in out and "test/accuracy: before" in out
+    bad = parser.parse_args(["finetune", "--from", str(parent_run), "--strategy", "partial", "--set",
+                             "finetune.freeze_patterns=['*']", "--runs-dir", str(runs_dir), "--name", "none", *sets])
+    with pytest.raises(UserError, match="nothing is left to train"):
+        bad.func(bad)
+    assert not (runs_dir / "none").exists()  # refused before the run directory was made

@@ -27,14 +27,14 @@ def test_tsv_csv_and_jsonl_with_and_without_header(tmp_path):
 
 def test_splits_are_token_ids_padded_with_minus_one_and_truncated(tiny_bert, sentiment):
     train, test = sentiment
-    cfg = DataConfig(name="text", path=str(train), test_path=str(test), max_length=8, val_fraction=0.2)
+    cfg = DataConfig(name="text", path=str(train), test_path=str(test), max_length=5, val_fraction=0.2)
     data = build_text_data(cfg, load_tokenizer(tiny_bert))
-    assert data.meta.class_names == ["0", "1"] and data.meta.input_shape == [8]
+    assert data.meta.class_names == ["0", "1"] and data.meta.input_shape == [5]
     assert data.meta.sizes == {"train": 160, "val": 40, "test": 100}
     x = data.train.x
     assert x.dtype == torch.long and int(x.max()) < 30
     lengths = (x != PAD).sum(1)
-    assert int(lengths.max()) == 8  # truncated to max_length, [CLS] ... [SEP] included
+    assert int(lengths.max()) == 5 and int(lengths.min()) == 4  # truncated to max_length, [CLS] ... [SEP] included
     assert all(bool((row[:n] != PAD).all() and (row[n:] == PAD).all()) for row, n in zip(x, lengths))
 
 

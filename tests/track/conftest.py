@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("tensorboard")
-
 # Tiny but complete: every kind of summary fires at least twice.
 CLS_OVERRIDES = [
     "data.name=digits", "data.train_per_class=15", "data.augment.rotate_degrees=10",
@@ -39,6 +37,7 @@ def train_run(logdir: Path, name: str, overrides: list[str]) -> Path:
 @pytest.fixture(scope="session")
 def logdir(tmp_path_factory) -> Path:
     """A directory of three finished runs: cls-a, cls-b (other lr) and reg."""
+    pytest.importorskip("tensorboard")  # the reading side and these tests' reader
     root = tmp_path_factory.mktemp("track_runs")
     train_run(root, "cls-a", CLS_OVERRIDES)
     train_run(root, "cls-b", [*CLS_OVERRIDES, "optim.lr=0.003"])
@@ -69,6 +68,13 @@ def accumulator(run_dir: Path):
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
     acc.Reload()
     return acc
+
+
+@pytest.fixture
+def read_events():
+    """``read_events(run_dir)``: an EventAccumulator over the run, every point kept."""
+    pytest.importorskip("tensorboard")
+    return accumulator
 
 
 @pytest.fixture(scope="session")

@@ -143,10 +143,37 @@ def test_regression_views(reg_events):
     assert "inputs/samples/text_summary" in reg_events.Tags()["tensors"]  # tables get a text sample
 
 
-def test_logging_does_not_change_training(tmp_path, cls_run, train_cls):
-    """Summaries use their own random streams and eval mode: the run is bit-for-bit the same."""
-    plain = train_cls(tmp_path, "plain", "log.tensorboard=false")
-    a = json.loads((cls_run / "metrics.json").read_text())
+def test_logging_does_not_change_training(tmp_path, train_cls):
+    """Summaries use their own random streams, eval mode and no_grad: with dropout and batch norm
+    (random draws and running statistics) the run ends with exactly the same metrics."""
+    extra = ("model.dropout=0.3", "model.batch_norm=true")
+    logged = train_cls(tmp_path, "logged", *extra)
+    plain = train_cls(tmp_path, "plain", *extra, "log.tensorboard=false")
+    a = json.loads((logged / "metrics.json").read_text())
     b = json.loads((plain / "metrics.json").read_text())
     assert a["test"] == b["test"] and a["val"] == b["val"]
-    assert not list(plain.glob("*tfevents*"))
+    assert list(logged.glob("*tfevents*")) and not list(plain.glob("*tfevents*"))
+
+
+
+def test_views_drawn_in_the_writer_thread(tmp_path, read_events):
+    """The GPU arrangement (figures, grids and projector in the writer thread), run on the CPU."""
+    import torch
+
+    from zerotune.config import load_config
+    from zerotune.data import build_data
+    from zerotune.runs import build_model_for
+    from zerotune.tasks import Task
+    from zerotune.track.tensorboard import TensorBoardLogger
+    from zerotune.train.loop import fit
+
+    cfg = load_config(None, ["data.train_per_class=10", "model.channels=[4]", "model.dense=8", "train.epochs=2",
+                             "log.progress=false", "log.embedding_samples=20"])
+    data = build_data(cfg.data)
+    task = Task(data.meta, cfg.train.loss, cfg.train.label_smoothing)
+    logger = TensorBoardLogger(tmp_path, cfg, data, task, background_views=True)
+    fit(build_model_for(cfg, data.meta), data, task, cfg, tmp_path, torch.device("cpu"), [logger])
+    acc = read_events(tmp_path)
+    assert {"val/confusion_matrix", "val/roc", "val/worst_misclassified", "inputs/samples"} <= set(acc.Tags()["images"])
+    assert len(acc.Images("val/confusion_matrix")) == 2
+    assert (tmp_path / "projector_config.pbtxt").exists() and not logger.sink.errors

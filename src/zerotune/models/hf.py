@@ -93,8 +93,9 @@ class TextEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = x != PAD  # (B, T)
-        longest = int(mask.sum(1).max()) if x.numel() else 0
-        x, mask = x[:, :max(longest, 1)], mask[:, :max(longest, 1)]  # dynamic padding: (B, L)
+        if not torch.jit.is_tracing():  # a trace (graph, export) keeps the full width for any input
+            longest = max(int(mask.sum(1).max()), 1) if x.numel() else 1
+            x, mask = x[:, :longest], mask[:, :longest]  # dynamic padding: (B, L)
         ids = torch.where(mask, x, torch.full_like(x, self.pad_id)).long()
         hidden = self.backbone(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, L, H)
         if self.pooling == "cls":

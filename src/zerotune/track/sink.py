@@ -11,6 +11,7 @@ and a killed run loses at most that much.
 from __future__ import annotations
 
 import atexit
+import collections
 import itertools
 import os
 import queue
@@ -51,8 +52,9 @@ class EventSink:
 
         self.logdir = str(logdir)
         os.makedirs(self.logdir, exist_ok=True)
-        # pid and a counter keep two writers opened in the same second from sharing a file name.
-        suffix = f".{os.getpid()}.{next(_file_counter)}"
+        # pid and a counter keep two writers opened in the same second from sharing a file name;
+        # zero-padded, so names still sort in the order the files were opened (readers rely on it).
+        suffix = f".{os.getpid()}.{next(_file_counter):05d}"
         self._events = EventsWriter(os.path.join(self.logdir, "events"), filename_suffix=suffix)
         self.path = getattr(self._events, "_file_name", None)
         self._event_cls = Event
@@ -61,7 +63,9 @@ class EventSink:
             # events with step >= purge_step.
             self._events.write_event(Event(step=purge_step, wall_time=time.time(),
                                            session_log=SessionLog(status=SessionLog.START)))
-        self._scalars: list[tuple[int, float, tuple]] = []
+        # A deque, never replaced: append and popleft are atomic, so no point is lost between a
+        # training-thread append and a drain (swapping in a new list could orphan one).
+        self._scalars: collections.deque[tuple[int, float, tuple]] = collections.deque()
         self._jobs: queue.Queue = queue.Queue(max_jobs)
         self._lock = threading.Lock()  # one writer of the file at a time (thread vs. explicit flush)
         self._flush_secs = flush_secs
@@ -89,7 +93,7 @@ class EventSink:
             items: (tag, value) pairs, value a float or a 0-d tensor; or (tags, tensor) pairs
                 with a tuple of tags and a 1-d tensor of as many values (read with one copy).
         """
-        self._scalars.append((step, time.time(), items))  # list.append is atomic under the GIL
+        self._scalars.append((step, time.time(), items))
 
     def submit(self, fn: Callable[..., Records | None], *args, **kwargs) -> None:
         """Run ``fn(*args, **kwargs)`` in the background and write the records it returns."""
@@ -183,7 +187,9 @@ class EventSink:
             self._events.write_event(event)
 
     def _drain_scalars(self) -> None:
-        batch, self._scalars = self._scalars, []
+        batch = []
+        while self._scalars:
+            batch.append(self._scalars.popleft())
         if not batch:
             return
         for step, wall, items in batch:

@@ -37,9 +37,11 @@ class TensorBoardLogger(Callback):
         config: the run's Config; ``config.log`` holds the interval of each kind of summary.
         data: the DataBundle (samples for images, the validation split for evaluation views).
         task: the Task (outputs, target units, metrics).
+        background_views: draw figures and images in the writer thread (True) or at evaluation
+            time in the training thread (False); None chooses by device (see on_fit_start).
     """
 
-    def __init__(self, run_dir: Path, config, data, task):
+    def __init__(self, run_dir: Path, config, data, task, background_views: bool | None = None):
         self.run_dir = Path(run_dir)
         self.config = config
         self.log = config.log
@@ -51,6 +53,7 @@ class TensorBoardLogger(Callback):
         self._snapshot_buffer: list[torch.Tensor] | None = None
         self._warned: set[str] = set()
         self._plots: jobs.ClassificationPlots | None = None
+        self._background_views = background_views
 
     # -- events -------------------------------------------------------------------------------
 
@@ -65,7 +68,8 @@ class TensorBoardLogger(Callback):
         # the writer thread while the GPU trains; on a CPU that thread would fight the training
         # threads for the same cores and for the GIL (slowing every step far more than the
         # drawing costs), so they are drawn right away, as part of the evaluation.
-        self._heavy = self.sink.submit if self._device.type == "cuda" else self._now
+        background = self._device.type == "cuda" if self._background_views is None else self._background_views
+        self._heavy = self.sink.submit if background else self._now
         names = self._names + ("_all",)
         self._layer_tags = tuple(f"layers/{kind}/{n}" for kind in ("grad_norm", "weight_norm", "update_ratio")
                                  for n in names)
