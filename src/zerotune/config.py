@@ -187,6 +187,8 @@ class LogConfig(Section):
     figures_every: int = Field(1, ge=0, description="confusion matrix or scatter, and ROC, every N evaluations (0: off)")
     pr_curves_every: int = Field(1, ge=0, description="per-class PR curves every N evaluations (0: off)")
     predictions_every: int = Field(1, ge=0, description="text table of sample predictions every N evaluations (0: off)")
+    views_min_seconds: float = Field(
+        10.0, ge=0, description="draw evaluation figures and images at most every N seconds; the last evaluation always gets them (0: every due evaluation)")
     embeddings: bool = Field(True, description="projector embedding of penultimate features at the end of training")
     embedding_samples: int = Field(256, ge=1, le=10000, description="val examples in the projector embedding")
     graph: bool = Field(True, description="model graph, traced once at the start")

@@ -16,13 +16,13 @@ CLS_OVERRIDES = [
     "model.name=cnn", "model.channels=[8, 8]", "model.dense=16",
     "train.epochs=3", "train.batch_size=32", "train.threads=1",
     "log.progress=false", "log.histograms_every=5", "log.layer_stats_every=2", "log.activations=true",
-    "log.embedding_samples=40", "log.grad_norm_every=1",
+    "log.embedding_samples=40", "log.grad_norm_every=1", "log.views_min_seconds=0",
 ]
 REG_OVERRIDES = [
     "data.name=synthetic_regression", "data.n_samples=200", "data.n_features=5",
     "model.name=mlp", "model.hidden=[16]",
     "train.epochs=2", "train.batch_size=32", "train.threads=1",
-    "log.progress=false", "log.histograms_every=4",
+    "log.progress=false", "log.histograms_every=4", "log.views_min_seconds=0",
 ]
 
 

@@ -177,3 +177,14 @@ def test_views_drawn_in_the_writer_thread(tmp_path, read_events):
     assert {"val/confusion_matrix", "val/roc", "val/worst_misclassified", "inputs/samples"} <= set(acc.Tags()["images"])
     assert len(acc.Images("val/confusion_matrix")) == 2
     assert (tmp_path / "projector_config.pbtxt").exists() and not logger.sink.errors
+
+
+def test_evaluation_views_are_throttled_by_time_but_the_last_evaluation_gets_them(tmp_path, train_cls):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train_cls(tmp_path, "throttled", "log.views_min_seconds=3600")
+    acc = EventAccumulator(str(run), size_guidance={"images": 0})
+    acc.Reload()
+    last_step = acc.Scalars("val/loss")[-1].step
+    for tag in ("val/confusion_matrix", "val/worst_misclassified"):
+        assert [e.step for e in acc.Images(tag)] == [acc.Scalars("val/loss")[0].step, last_step], tag

@@ -11,6 +11,8 @@ rank 0 should be given this callback.
 
 from __future__ import annotations
 
+import time
+
 import json
 import sys
 from pathlib import Path
@@ -54,6 +56,9 @@ class TensorBoardLogger(Callback):
         self._warned: set[str] = set()
         self._plots: jobs.ClassificationPlots | None = None
         self._background_views = background_views
+        self._views_time = float("-inf")  # when evaluation figures were last drawn
+        self._views_skipped = False
+        self._views_step = -1
 
     # -- events -------------------------------------------------------------------------------
 
@@ -101,10 +106,13 @@ class TensorBoardLogger(Callback):
             values.append((f"best/{state.monitor}", state.best))
         self.sink.scalars(state.step, tuple(values))
         self._safe("evaluation summaries", self._eval_views, state)
+        self._views_step = state.step
 
     def on_fit_end(self, state: TrainState) -> None:
         if self.sink is None:
             return
+        if self._views_skipped and self._views_step == state.step:  # the final evaluation's views
+            self._safe("evaluation summaries", self._eval_views, state, True)
         if self.log.embeddings:
             self._safe("projector", self._projector, state)
         final = [("run/seconds", state.elapsed)]
@@ -223,11 +231,17 @@ class TensorBoardLogger(Callback):
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def _eval_views(self, state: TrainState) -> None:
-        log, n_eval, step = self.log, len(state.history), state.step
-        due = {k: bool(every) and n_eval % every == 0 for k, every in (
+    def _eval_views(self, state: TrainState, final: bool = False) -> None:
+        log, n_eval, step = self.log, state.num_evals, state.step
+        # Figures cost tenths of a second; with short epochs drawing them at every evaluation would
+        # dominate the run, so they are drawn at most every views_min_seconds (and at the end).
+        now = time.monotonic()
+        self._views_skipped = not final and now - self._views_time < log.views_min_seconds
+        due = {k: bool(every) and (final or (n_eval % every == 0 and not self._views_skipped)) for k, every in (
             ("worst", log.worst_every), ("figures", log.figures_every), ("pr", log.pr_curves_every),
             ("predictions", log.predictions_every))}
+        if any(due.values()):
+            self._views_time = now
         val, train = self.data.val, self.data.train
         model = state.model
         # Train-split metrics in eval mode on a fixed subset, so train and val share a chart.
