@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from pathlib import Path
 
 from .errors import UserError
 
@@ -12,7 +12,6 @@ from .errors import UserError
 def cmd_train(args) -> int:
     from .api import train
     from .config import load_config
-    from .runs import read_run_config
 
     overrides = list(args.set or [])
     if args.resume:
@@ -30,7 +29,7 @@ def cmd_train(args) -> int:
     if args.board:
         from .track.board import start_board
 
-        logdir = read_run_config(args.resume).log.dir if args.resume else config.log.dir
+        logdir = Path(args.resume).parent if args.resume else config.log.dir
         board = start_board(logdir, port=args.port)
         print(f"TensorBoard: {board.url}", flush=True)
     try:

@@ -10,6 +10,7 @@ from .data.batches import iter_batches
 from .data.bundle import DataMeta, Split
 from .errors import UserError
 from .metrics import classification_metrics, regression_metrics
+from .models.modes import eval_mode
 
 LOSSES = {"classification": ("cross_entropy", "bce", "hinge"), "regression": ("mse",)}
 
@@ -45,13 +46,10 @@ class Task:
             return F.multi_margin_loss(out, y)
         return F.mse_loss(out.squeeze(-1), y)
 
-    @torch.no_grad()
     def outputs(self, model: torch.nn.Module, split: Split, batch_size: int = 512) -> torch.Tensor:
         """Model outputs for a whole split, in eval mode, as float32 on the split's device."""
-        was_training = model.training
-        model.eval()
-        outs = [model(x).float() for x, _ in iter_batches(split, batch_size)]
-        model.train(was_training)
+        with eval_mode(model):
+            outs = [model(x).float() for x, _ in iter_batches(split, batch_size)]
         return torch.cat(outs) if outs else torch.empty(0, self.meta.num_outputs)
 
     def quick_metrics(self, model: torch.nn.Module, split: Split, prefix: str) -> dict[str, float]:

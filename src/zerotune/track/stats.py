@@ -6,9 +6,10 @@ waits for it, and the background writer copies it to the host with a single tran
 
 from __future__ import annotations
 
-import contextlib
 
 import torch
+
+from ..models.modes import eval_mode  # noqa: F401  (re-exported)
 
 HIST_BINS = 30  # as tf.summary.histogram; fewer bytes to checksum and send
 
@@ -86,18 +87,3 @@ def snapshot(tensors: list[torch.Tensor], into: list[torch.Tensor] | None = None
     return into
 
 
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module):
-    """Eval mode and no_grad for a look at the model, then every module's own mode back.
-
-    ``model.train(was)`` would not do: a fine-tune keeps frozen batch-norm layers in eval mode
-    inside a model in train mode, and one call to ``train()`` would wake them up.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield model
-    finally:
-        for m, training in modes:
-            m.training = training
