@@ -29,6 +29,8 @@ def parent_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
     """A randomly initialised 2-layer BERT with its own word-level vocabulary, saved with save_pretrained."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("peft")
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
