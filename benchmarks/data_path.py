@@ -1,7 +1,7 @@
 """Data path: zerotune's in-memory batching (slicing tensors with a shuffled index) against
 torch.utils.data.DataLoader with default collation, on digits, in one process.
 
-    python benchmarks/data_path.py [--epochs 20] [--batch-size 64]
+    python benchmarks/data_path.py [--epochs 20] [--batch-size 64] [--threads 1]
 
 Prints the time per epoch of each, for fetching batches alone and for a full training epoch of
 the digits CNN, and the DataLoader / in-memory ratio.
@@ -46,7 +46,10 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     split = build_data(DataConfig(name="digits")).train
     loader = DataLoader(TensorDataset(split.x, split.y), batch_size=args.batch_size, shuffle=True)
     ours = lambda e: in_memory_batches(split, args.batch_size, e)  # noqa: E731

@@ -65,8 +65,7 @@ def measure(strategy: str, batch: int, length: int, steps: int, device: str) -> 
     from zerotune.finetune.freezing import FreezePlan
     from zerotune.finetune.lora import apply_lora
     from zerotune.finetune.lr_groups import optimizer_groups
-    from zerotune.models import create_model
-    from zerotune.models import hf  # noqa: F401  (registers the "hf" family)
+    from zerotune.models import create_model, hf  # noqa: F401  (importing hf registers the family)
     from zerotune.train.optim import build_optimizer
 
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))

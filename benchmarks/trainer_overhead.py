@@ -1,7 +1,7 @@
 """Trainer overhead: zerotune's loop against a plain hand-written PyTorch loop (and Lightning, if
 installed), same model, data, optimizer and number of steps, in one process.
 
-    python benchmarks/trainer_overhead.py [--epochs 8] [--repeats 3]
+    python benchmarks/trainer_overhead.py [--epochs 8] [--repeats 3] [--threads 1]
 
 Prints each trainer's training throughput (samples/s over the optimizer steps) and its ratio to the
 plain loop. zerotune runs with its defaults: TensorBoard scalars every step, checkpoints each
@@ -113,7 +113,10 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads for all trainers")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = build_data(load_config(None, settings(args.epochs)).data)
     n_train = len(data.train)
     results: dict[str, list[float]] = {"plain": [], "zerotune": [], "lightning": []}

@@ -15,8 +15,9 @@ PARENT = ["data.name=digits", "data.classes=[0,1,2,3,4]", "model.name=cnn", "mod
 TARGET = ["data.name=digits", "data.classes=[5,6,7,8,9]", "data.train_per_class=20", "train.epochs=6",
           "train.batch_size=20", "train.threads=1", "train.deterministic=true", "optim.lr=1e-2",
           "log.progress=false", "log.graph=false", "log.embeddings=false", "log.images=false"]
-POSITIVE, NEGATIVE = "good great love excellent nice".split(), "bad awful hate terrible poor".split()
-FILLER = "the food service was phone it is very".split()
+POSITIVE = ["good", "great", "love", "excellent", "nice"]
+NEGATIVE = ["bad", "awful", "hate", "terrible", "poor"]
+FILLER = ["the", "food", "service", "was", "phone", "it", "is", "very"]
 
 
 @pytest.fixture(scope="session")
