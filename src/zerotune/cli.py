@@ -135,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_subcommand(name: str, argv: list[str] | None = None) -> int:
+    """``python -m zerotune.<name> ARGS`` behaves exactly as ``zerotune <name> ARGS``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [name]:
+        argv = argv[1:]
+    return main([name, *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv

@@ -79,16 +79,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `export` on its own (``python -m zerotune.export``), with the main CLI's error handling."""
-    import sys
+    """``python -m zerotune.export ...``: the same as ``zerotune export ...``."""
+    from ..cli import run_subcommand
 
-    from ..errors import UserError
-
-    parser = argparse.ArgumentParser(prog="zerotune")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["export", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_subcommand("export", argv)

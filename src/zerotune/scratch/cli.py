@@ -198,16 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, run, and turn a `UserError` into ``error: <message>`` and exit code 2."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "scratch":
-        argv = ["scratch", *argv]
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """``python -m zerotune.scratch ...``: the same as ``zerotune scratch ...``."""
+    from ..cli import run_subcommand
+
+    return run_subcommand("scratch", argv)
 
 
 if __name__ == "__main__":

@@ -58,18 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `serve` on its own (``python -m zerotune.serve``), with the main CLI's error handling."""
-    import sys
+    """``python -m zerotune.serve ...``: the same as ``zerotune serve ...``."""
+    from ..cli import run_subcommand
 
-    from ..errors import UserError
-
-    parser = argparse.ArgumentParser(prog="zerotune")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_subcommand("serve", argv)
