@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data import build_data
 from ..data.bundle import DataBundle
 from ..errors import UserError
-from ..runs import LoadedRun
+from ..runs import LoadedRun, run_data
 
 MAX_PARITY_INPUTS = 1024
 CALIBRATION_EXAMPLES = 512
@@ -19,7 +18,7 @@ def load_data(run: LoadedRun) -> DataBundle | None:
     """The run's data splits (normalised exactly as in training), or None when they cannot be rebuilt,
     e.g. because a data file has moved since the run was trained."""
     try:
-        data = build_data(run.config.data)
+        data = run_data(run)  # the run's own data path: tokenizer, parent's normalisation
     except (UserError, OSError):
         return None
     if list(data.meta.input_shape) != list(run.meta.input_shape):
