@@ -3,9 +3,8 @@
 This is the one place where model-specific rewrites happen before export, so TorchScript, ONNX,
 quantization and pruning all see the same graph:
 
-- LoRA: adapters are to be merged into their base weights here (W <- W + scale * B @ A), so the
-  exported file is an ordinary dense model with no adapter branches. LoRA does not exist in
-  zerotune yet; when it lands, its merge function is called at the marked line below.
+- LoRA: adapters are merged into their base weights here (W <- W + scale * B @ A), so the
+  exported file is an ordinary dense model with no adapter branches.
 - GPT-style models whose forward returns ``(logits, loss)`` or ``{"logits": ...}`` are wrapped so
   the exported graph has exactly one output: the logits.
 """
@@ -16,6 +15,8 @@ import copy
 
 import torch
 from torch import nn
+
+from ..finetune.lora import merge_into_base
 
 
 class LogitsOnly(nn.Module):
@@ -45,7 +46,7 @@ def prepare_for_export(model: nn.Module, example: torch.Tensor) -> nn.Module:
     model = copy.deepcopy(model).float().cpu().eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    # LoRA merge goes here: model = merge_lora(model), once zerotune.finetune provides it.
+    model = merge_into_base(model)
     with torch.no_grad():
         out = model(example)
     if isinstance(out, (tuple, list, dict)):

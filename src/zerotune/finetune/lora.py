@@ -124,7 +124,8 @@ def apply_lora(model: nn.Module, cfg) -> list[str]:
         features = getattr(model, "features", None)
         if not isinstance(features, nn.Module):
             raise UserError("LoRA needs a model with `features` (the part the adapters go into)")
-        targets = cfg.lora_targets or ["Linear", "Conv2d"]
+        # By default every Linear and Conv2d of the features: only the kinds the model has.
+        targets = cfg.lora_targets or [k.__name__ for k in WRAPPERS if any(type(m) is k for m in features.modules())]
         names = resolve_targets(model, targets, tuple(WRAPPERS), "model's features", prefix="features.")
         for name in names:
             parent, _, child = name.rpartition(".")
