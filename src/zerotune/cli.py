@@ -18,12 +18,7 @@ def cmd_train(args) -> int:
         if args.recipe:
             raise UserError("give either a recipe or --resume RUN, not both")
     else:
-        if args.name:
-            overrides.append(f"log.name={args.name}")
-        if args.runs_dir:
-            overrides.append(f"log.dir={args.runs_dir}")
-        if args.no_progress:
-            overrides.append("log.progress=false")
+        overrides += run_flags_as_overrides(args)
         config = load_config(args.recipe, overrides)
     board = None
     if args.board:
@@ -42,6 +37,18 @@ def cmd_train(args) -> int:
         if board is not None:
             board.stop()
     return 0
+
+
+def run_flags_as_overrides(args) -> list[str]:
+    """--name, --runs-dir and --no-progress as the config overrides they stand for."""
+    out = []
+    if args.name:
+        out.append(f"log.name={args.name}")
+    if args.runs_dir:
+        out.append(f"log.dir={args.runs_dir}")
+    if args.no_progress:
+        out.append("log.progress=false")
+    return out
 
 
 def _print_summary(run_dir, metrics: dict) -> None:

@@ -29,12 +29,9 @@ def cmd_finetune(args) -> int:
 
         result = train(None, resume=args.resume, resume_overrides=overrides)
     else:
-        if args.name:
-            overrides.append(f"log.name={args.name}")
-        if args.runs_dir:
-            overrides.append(f"log.dir={args.runs_dir}")
-        if args.no_progress:
-            overrides.append("log.progress=false")
+        from ..cli import run_flags_as_overrides
+
+        overrides += run_flags_as_overrides(args)
         result = finetune(args.recipe, source=args.source, strategy=args.strategy, overrides=overrides)
     print_summary(result.run_dir, result.metrics)
     return 0
