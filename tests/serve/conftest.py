@@ -6,27 +6,10 @@ import httpx
 import pytest
 import torch
 
-import zerotune
 from zerotune import load_run
-from zerotune.config import load_config
 from zerotune.data import build_data
 from zerotune.export import export_run
 from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
-
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-QUIET = ["log.progress=false", "log.tensorboard=false"]
-# The same in tests/export/conftest.py, so a session running both trains each run once.
-CNN = ["model.channels=[8, 16]", "model.dense=32", "train.epochs=3", "data.augment.rotate_degrees=0",
-       "data.augment.shift=0"]
-TABULAR = ["train.epochs=10"]
-
-
-def train_run(root: Path, recipe: str, name: str, overrides: list[str]) -> Path:
-    """Train once per test session: tests/export and tests/serve share runs of the same name."""
-    if (root / name / "metrics.json").exists():
-        return root / name
-    cfg = load_config(RECIPES / recipe, [*overrides, *QUIET, f"log.dir={root}", f"log.name={name}"])
-    return zerotune.train(cfg).run_dir
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,26 +23,6 @@ def no_proxy(monkeypatch_session):
 def monkeypatch_session():
     with pytest.MonkeyPatch.context() as mp:
         yield mp
-
-
-@pytest.fixture(scope="session")
-def runs_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.getbasetemp() / "zerotune-runs"
-
-
-@pytest.fixture(scope="session")
-def cnn_run(runs_root) -> Path:
-    return train_run(runs_root, "digits_cnn.toml", "cnn", CNN)
-
-
-@pytest.fixture(scope="session")
-def tabular_run(runs_root) -> Path:
-    return train_run(runs_root, "breast_cancer_softmax.toml", "tabular", TABULAR)
-
-
-@pytest.fixture(scope="session")
-def regression_run(runs_root) -> Path:
-    return train_run(runs_root, "diabetes_linear.yaml", "regression", ["train.epochs=5"])
 
 
 @pytest.fixture(scope="session")
