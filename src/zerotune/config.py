@@ -64,6 +64,14 @@ class DataConfig(Section):
     label_field: str = Field("label", description="text: column or JSON key of the label (headerless files: last column)")
     test_path: str | None = Field(None, description="text: a file used whole as the test split (e.g. another domain)")
     max_length: int = Field(128, ge=2, le=8192, description="text: truncate to this many tokens")
+    tokenizer: Literal["char", "bpe"] = Field("char", description="corpus: character-level, or byte-level BPE trained on the corpus")
+    vocab_size: int = Field(1024, ge=260, le=65536, description="corpus: BPE vocabulary size (256 bytes + merges)")
+    block_size: int = Field(128, ge=2, le=8192, description="corpus: tokens of context per training window")
+    windows_per_epoch: int | None = Field(
+        None, ge=1, description="corpus: random windows per epoch (default: training tokens // block_size)")
+    eval_windows: int = Field(240, ge=1, description="corpus: fixed validation windows in each loss estimate")
+    cache_dir: str | None = Field(
+        None, description="corpus: where token arrays are memory-mapped (default: $XDG_CACHE_HOME/zerotune/tokens)")
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self):
