@@ -13,8 +13,8 @@ import torch
 from .config import Config, apply_overrides, build_config
 from .errors import UserError
 from .rundir import create_run_dir, new_run_name, read_json, write_json
-from .runs import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
-from .tasks import Task
+from .runs import TOKENIZER_DIR, build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
+from .tasks import make_task
 from .track.tensorboard import TensorBoardLogger
 from .train.callbacks import EarlyStopping, ProgressBar
 from .train.env import resolve_device, seed_everything, set_deterministic
@@ -68,7 +68,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     # A source run lends its normalisation statistics, tokenizer and transformer architecture.
     origin = run_dir if resume is not None else (source.path if source is not None and source.kind == "run" else None)
     data = load_data(config, origin)
-    task = Task(data.meta, tc.loss, tc.label_smoothing)
+    task = make_task(data.meta, tc, config.data)
     model = build_model_for(config, data.meta, origin)
     setup = attach(model, config, data.meta, source) if is_finetune(config) else None
     _check_model_fits(model, data)
@@ -86,6 +86,8 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         write_json(run_dir / "meta.json", data.meta.to_dict())
         write_json(run_dir / "env.json", environment(device, tc.seed))
         save_model_files(run_dir, config, origin)
+        if data.tokenizer is not None:
+            data.tokenizer.save(run_dir / TOKENIZER_DIR)
         if setup is not None:
             write_json(run_dir / "finetune.json", {
                 "source": {"kind": source.kind, "spec": source.spec, "path": str(Path(source.path).resolve()),
@@ -97,7 +99,12 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
 
     builtin = []
     if config.log.tensorboard:
-        builtin.append(TensorBoardLogger(run_dir, config, data, task))
+        if task.kind == "lm":
+            from .track.lm_board import LMBoard
+
+            builtin.append(LMBoard(run_dir, config, data, task))
+        else:
+            builtin.append(TensorBoardLogger(run_dir, config, data, task))
         if setup is not None:
             from .finetune.board import FinetuneBoard
 
@@ -139,7 +146,7 @@ def _resume_config(run_dir: Path, overrides: list[str]) -> Config:
 
 def _check_model_fits(model: torch.nn.Module, data) -> None:
     """Run one example through the model so a shape mismatch is reported before training starts."""
-    x = data.train.x[:2]
+    x = data.train.sample_inputs(2)
     try:
         was = model.training
         model.eval()
@@ -163,7 +170,7 @@ def _augmenter(config: Config, meta):
     return Augmenter(AugmentConfig(**aug.model_dump()))
 
 
-def final_metrics(run_dir: Path, config: Config, data, task: Task, device) -> dict:
+def final_metrics(run_dir: Path, config: Config, data, task, device) -> dict:
     """Full metrics of the best checkpoint on val and test."""
     run = load_run(run_dir, "best", device)
     return {
@@ -185,7 +192,7 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best")
         raise UserError(f"split {split!r} is unknown; allowed: train, val, test")
     run = load_run(run_dir, checkpoint)
     data = run_data(run)
-    task = Task(data.meta, run.config.train.loss, run.config.train.label_smoothing)
+    task = make_task(data.meta, run.config.train, run.config.data)
     return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint,
             **task.full_metrics(run.model, data.split(split))}
 

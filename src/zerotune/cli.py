@@ -52,11 +52,17 @@ def run_flags_as_overrides(args) -> list[str]:
 
 
 def _print_summary(run_dir, metrics: dict) -> None:
-    test = metrics["test"]
-    keys = ("accuracy", "f1_macro", "roc_auc") if "accuracy" in test else ("r2", "mse", "mae")
-    shown = "  ".join(f"{k} {test[k]:.4f}" for k in keys if test.get(k) is not None)
+    split = "test" if metrics["test"].get("n") else "val"  # a corpus may have no test part
+    result = metrics[split]
+    if "perplexity" in result:
+        keys = ("loss", "perplexity", "bits_per_token")
+    elif "accuracy" in result:
+        keys = ("accuracy", "f1_macro", "roc_auc")
+    else:
+        keys = ("r2", "mse", "mae")
+    shown = "  ".join(f"{k} {result[k]:.4f}" for k in keys if result.get(k) is not None)
     stop = metrics["training"]["stop_reason"]
-    print(f"run: {run_dir}\ntest ({metrics['checkpoint']} checkpoint): {shown}" + (f"\n{stop}" if stop else ""))
+    print(f"run: {run_dir}\n{split} ({metrics['checkpoint']} checkpoint): {shown}" + (f"\n{stop}" if stop else ""))
 
 
 def cmd_eval(args) -> int:
@@ -69,6 +75,23 @@ def cmd_eval(args) -> int:
     from .report_text import print_eval
 
     print_eval(m)
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .generation import generate
+
+    pieces = generate(args.run, args.prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
+                      top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop or (),
+                      checkpoint=args.checkpoint, use_cache=not args.no_cache, device=args.device)
+    if args.no_stream:
+        print(args.prompt + "".join(pieces), flush=True)
+        return 0
+    sys.stdout.write(args.prompt)
+    for piece in pieces:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
     return 0
 
 
@@ -95,6 +118,9 @@ def cmd_datasets(args) -> int:
     table = Table("name", "needs data.path", "description")
     for s in SOURCES.values():
         table.add_row(s.name, "yes" if s.needs_path else "no", s.summary)
+    # Tokenised data, built by data/text.py and data/corpus.py rather than as arrays:
+    table.add_row("text", "yes", "labelled texts (TSV, CSV or JSONL) for a pretrained transformer (model hf)")
+    table.add_row("corpus", "yes", "any UTF-8 text file or folder of .txt files for a language model (model gpt)")
     Console().print(table)
     return 0
 
@@ -124,6 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=cmd_eval)
+
+    g = sub.add_parser("generate", help="continue a prompt with a language-model run, streaming")
+    g.add_argument("run", help="run directory of a language model (model gpt, data corpus)")
+    g.add_argument("--prompt", required=True, help="text to continue")
+    g.add_argument("--max-tokens", type=int, default=200, help="tokens to generate at most (default 200)")
+    g.add_argument("--temperature", type=float, default=0.8, help="0: greedy; higher: more random (default 0.8)")
+    g.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
+    g.add_argument("--top-p", type=float, help="sample among the most likely tokens up to probability p")
+    g.add_argument("--seed", type=int, help="seed for a reproducible sample")
+    g.add_argument("--stop", action="append", metavar="TEXT", help="stop before this text (repeatable)")
+    g.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    g.add_argument("--no-stream", action="store_true", help="print the whole text at the end")
+    g.add_argument("--no-cache", action="store_true", help="recompute every past token at each step (slower; same output)")
+    g.set_defaults(func=cmd_generate)
 
     sub.add_parser("models", help="list registered models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list data sources").set_defaults(func=cmd_datasets)

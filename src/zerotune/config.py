@@ -163,6 +163,7 @@ class TrainConfig(Section):
     seed: int = Field(0, description="seed for weights, shuffling, dropout and augmentation")
     deterministic: bool = Field(False, description="deterministic kernels (bitwise reproducible resume)")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice)")
+    compile: bool = Field(False, description="torch.compile the model for training steps (compiling takes tens of seconds)")
     monitor: str = Field("auto", description="metric for best checkpoint and early stopping, e.g. val/accuracy")
     monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="whether the monitor should rise or fall")
     early_stopping: EarlyStoppingConfig | None = Field(None, description="early stopping (off when absent)")
@@ -200,6 +201,9 @@ class LogConfig(Section):
     embeddings: bool = Field(True, description="projector embedding of penultimate features at the end of training")
     embedding_samples: int = Field(256, ge=1, le=10000, description="val examples in the projector embedding")
     graph: bool = Field(True, description="model graph, traced once at the start")
+    sample_tokens: int = Field(200, ge=0, le=10000, description="language models: tokens generated as a text sample at each evaluation (0: off)")
+    sample_prompt: str | None = Field(None, description="language models: prompt of the samples and attention maps (default: the start of the validation text)")
+    attention_maps: bool = Field(True, description="language models: attention maps of the sample prompt as images at each evaluation")
     flush_secs: float = Field(2.0, gt=0, le=600, description="seconds between flushes of the event file to disk")
 
 

@@ -45,6 +45,7 @@ def read_run_config(run_dir: str | Path) -> Config:
 
 
 HF_DIR = "hf"
+TOKENIZER_DIR = "tokenizer"  # a language-model run's own tokenizer (char vocabulary or BPE)
 
 
 def model_dir(config: Config, run_dir: str | Path | None = None) -> Path | None:
@@ -79,10 +80,19 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
 
     Args:
         config: the run's Config.
-        run_dir: the run, if it exists: text is tokenised with its ``hf/`` tokenizer, and inputs
+        run_dir: the run, if it exists: text is tokenised with its ``hf/`` or ``tokenizer/`` tokenizer, and inputs
             are normalised with the statistics in its meta.json.
         stats: metadata whose normalisation to apply instead (a fine-tune uses its parent's).
     """
+    if config.data.name == "corpus":
+        from .data.corpus import build_corpus_data
+        from .data.lm_tokenizer import load_tokenizer_dir
+
+        saved = Path(run_dir) / TOKENIZER_DIR if run_dir is not None else None
+        tokenizer = load_tokenizer_dir(saved) if saved is not None and saved.is_dir() else None
+        data, tokenizer = build_corpus_data(config.data, tokenizer)
+        data.tokenizer = tokenizer
+        return data
     if config.data.name == "text":
         from .data.text import build_text_data, load_tokenizer
 

@@ -83,3 +83,13 @@ class Task:
                 self.to_target_units(split.y).cpu().numpy(), self.to_target_units(out.squeeze(-1)).cpu().numpy()
             )
         return {"loss": loss, "n": len(split), **m}
+
+
+def make_task(meta: DataMeta, train_cfg, data_cfg=None):
+    """The task for a run's data: classification and regression here, language modelling in lm_task."""
+    if meta.task == "lm":
+        from .lm_task import LMTask
+
+        return LMTask(meta, train_cfg.loss, train_cfg.label_smoothing,
+                      eval_windows=data_cfg.eval_windows if data_cfg is not None else 240)
+    return Task(meta, train_cfg.loss, train_cfg.label_smoothing)

@@ -18,13 +18,41 @@ class Split:
     def to(self, device) -> "Split":
         return Split(self.x.to(device), self.y.to(device))
 
+    def epoch_batches(self, seed: int, epoch: int, batch_size: int) -> "EpochBatches":
+        """The shuffled micro-batches of one epoch, a pure function of (seed, epoch).
+
+        The training loop only needs ``len()`` and ``[i] -> (x, y)``; a language-model corpus
+        (data/corpus.py) offers the same with random windows instead of examples.
+        """
+        from .batches import epoch_permutation
+
+        return EpochBatches(self, epoch_permutation(len(self), seed, epoch, self.x.device), batch_size)
+
+    def sample_inputs(self, n: int) -> torch.Tensor:
+        """The first n inputs (for shape checks and graph tracing)."""
+        return self.x[:n]
+
+
+@dataclass
+class EpochBatches:
+    split: Split
+    perm: torch.Tensor
+    batch_size: int
+
+    def __len__(self) -> int:
+        return (len(self.perm) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.perm[i * self.batch_size:(i + 1) * self.batch_size]
+        return self.split.x[idx], self.split.y[idx]
+
 
 @dataclass
 class DataMeta:
     """Everything about the data that a model and its users need, saved as meta.json in a run."""
 
     source: str
-    task: str  # "classification" | "regression"
+    task: str  # "classification" | "regression" | "lm"
     input_shape: list[int]
     num_classes: int  # 0 for regression
     class_names: list[str] | None = None
@@ -57,6 +85,7 @@ class DataBundle:
     val: Split
     test: Split
     meta: DataMeta
+    tokenizer: object | None = None  # language-model corpora: saved into the run directory
 
     def split(self, name: str) -> Split:
         return {"train": self.train, "val": self.val, "test": self.test}[name]

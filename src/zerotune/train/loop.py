@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.batches import epoch_permutation, num_batches
+from ..data.batches import num_batches
 from ..data.bundle import DataBundle
 from ..errors import UserError
 from ..tasks import Task
@@ -67,6 +67,8 @@ def fit(
     autocast = _autocast(device, tc.precision)
     aug_gen = torch.Generator(device=device).manual_seed(tc.seed + 1)
     params = [p for g in optimizer.param_groups for p in g["params"]]
+    # Compiled for training steps only; evaluation and callbacks use the plain module (same weights).
+    forward = torch.compile(model) if tc.compile else model
     penalised = [p for p in params if p.ndim >= 2]
 
     micro_per_epoch = num_batches(len(train), tc.batch_size)
@@ -130,7 +132,7 @@ def fit(
         while not done and state.epoch < tc.epochs:
             if freeze is not None:  # after fit start and after each evaluation, which reset train mode
                 freeze.apply(model, state.epoch)
-            perm = epoch_permutation(len(train), tc.seed, state.epoch, device)
+            batches = train.epoch_batches(tc.seed, state.epoch, tc.batch_size)
             b = state.batch_in_epoch  # micro-batch index; checkpoints fall on step boundaries
             running, n_micro = torch.zeros((), device=device), 0
             while b < micro_per_epoch:
@@ -138,18 +140,17 @@ def fit(
                 # Gradients are cleared here rather than after the step, so step_end callbacks can read them.
                 optimizer.zero_grad(set_to_none=True)
                 for _ in range(group):
-                    idx = perm[b * tc.batch_size:(b + 1) * tc.batch_size]
-                    x, y = train.x[idx], train.y[idx]
+                    x, y = batches[b]
                     if augment is not None:
                         x = augment(x, aug_gen)
                     with autocast:
-                        loss = task.loss(model(x), y)
+                        loss = task.loss(forward(x), y)
                     if oc.l1 or oc.l2:
                         loss = loss + _penalty(penalised, oc.l1, oc.l2)
                     scaler.scale(loss / group if group > 1 else loss).backward()
                     running += loss.detach()
                     n_micro += 1
-                    samples_log += len(idx)
+                    samples_log += len(x)
                     b += 1
                 state.lr = set_lr(optimizer, lr_multiplier(cfg.schedule, state.step, total, steps_per_epoch))
                 measure = (state.step + 1) % cfg.log.grad_norm_every == 0
