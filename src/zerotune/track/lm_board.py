@@ -1,35 +1,38 @@
 """TensorBoard for language models: loss, perplexity, tokens/s, MFU, attention maps and samples.
 
-Scalars go through the :class:`~zerotune.track.sink.EventSink` like every run's. At each evaluation
-(at most every ``log.views_min_seconds``, and always at the last) the model writes a text sample
-from a fixed prompt and the attention maps of that prompt, one image per layer with a panel per head.
+Built on :class:`~zerotune.track.tensorboard.TensorBoardLogger`, which keeps doing what applies to
+every model (loss, learning rate, gradient norms, per-layer statistics, histograms, graph,
+hparams). In place of the classification views, each evaluation (at most every
+``log.views_min_seconds``, and always the last) writes a text sample from a fixed prompt and the
+attention maps of that prompt, one image per layer with a panel per head; the projector shows the
+token embeddings.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from pathlib import Path
+import time
 
 import numpy as np
 import torch
 
-from ..train.callbacks import Callback, TrainState
+from ..train.callbacks import TrainState
 from ..train.peak import matmul_peak_flops
-from . import hparams, summaries, text
-from .sink import EventSink
+from . import hparams, jobs, summaries, text
+from .tensorboard import TensorBoardLogger
 
 PROMPT_TOKENS = 24  # default prompt: the start of the validation text
 MAX_MAP_TOKENS = 48  # attention maps beyond this many tokens are unreadable
 
 
 def layout() -> dict:
+    """Charts of the CUSTOM SCALARS tab for a language model."""
     return {
         "1 curves": {
             "loss (train vs val)": ["Multiline", ["train/loss", "train/epoch_loss", "val/loss"]],
             "perplexity (train vs val)": ["Multiline", ["train/perplexity", "val/perplexity"]],
             "learning rate": ["Multiline", ["train/lr"]],
-            "gradient norm (before clipping)": ["Multiline", ["train/grad_norm"]],
+            "gradient norm, global (before clipping)": ["Multiline", ["train/grad_norm"]],
         },
         "2 performance": {
             "tokens per second": ["Multiline", ["perf/tokens_per_sec"]],
@@ -37,84 +40,47 @@ def layout() -> dict:
             "step time (ms)": ["Multiline", ["perf/step_time_ms"]],
             "memory (MiB)": ["Multiline", [r"perf/.*memory_mb"]],
         },
+        "3 layers": {
+            "gradient norm per layer": ["Multiline", [r"layers/grad_norm/.*"]],
+            "update / weight ratio per layer": ["Multiline", [r"layers/update_ratio/.*"]],
+        },
     }
 
 
-class LMBoard(Callback):
-    """The TensorBoard callback of a language-model run.
+class LMBoard(TensorBoardLogger):
+    """The TensorBoard callback of a language-model run (arguments as TensorBoardLogger's;
+    ``data.tokenizer`` decodes samples and labels the attention maps)."""
 
-    Args:
-        run_dir: the run directory.
-        config: the run's Config (``log`` intervals, sample options, precision).
-        data: the DataBundle (its tokenizer decodes samples; the val split gives the default prompt).
-        task: the LMTask.
-    """
-
-    def __init__(self, run_dir: Path, config, data, task):
-        self.run_dir, self.config, self.log = Path(run_dir), config, config.log
-        self.data, self.task = data, task
+    def __init__(self, run_dir, config, data, task):
+        super().__init__(run_dir, config, data, task, background_views=False)
         self.tokenizer = data.tokenizer
         self.block_size = int(data.meta.input_shape[0])
-        self.sink: EventSink | None = None
         self.flops_per_token = 0
         self.peak = 0.0
-        self._views_time = float("-inf")
-        self._views_step = -1
 
     def on_fit_start(self, state: TrainState) -> None:
-        import time
-
-        resumed = state.resumed_from_step is not None
-        self.sink = EventSink(self.run_dir, self.log.flush_secs, purge_step=state.step if resumed else None)
         model = state.model
         device = next(model.parameters()).device
         if hasattr(model, "flops_per_token"):
             self.flops_per_token = model.flops_per_token(self.block_size)
-        gpu_bf16 = device.type == "cuda" and self.config.train.precision != "32"
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.train.precision) if gpu_bf16 else torch.float32
+        precision = self.config.train.precision
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision] if device.type == "cuda" and precision != "32" \
+            else torch.float32
         self.peak = matmul_peak_flops(device, dtype)
-        self._time = time
         self.prompt = self._prompt()
-        if not resumed:
-            self._write_start(state)
+        super().on_fit_start(state)
 
     def on_step_end(self, state: TrainState) -> None:
+        super().on_step_end(state)
         if state.step % self.log.scalars_every:
             return
         tokens_per_sec = state.samples_per_sec * self.block_size
-        items = [("train/loss", state.loss), ("train/perplexity", state.loss.exp()), ("train/lr", state.lr),
-                 ("perf/tokens_per_sec", tokens_per_sec), ("perf/step_time_ms", state.step_time * 1000)]
+        items = [("train/perplexity", state.loss.exp()), ("perf/tokens_per_sec", tokens_per_sec)]
         if self.peak and self.flops_per_token:
             items.append(("perf/mfu", self.flops_per_token * tokens_per_sec / self.peak))
-        if state.grad_norm is not None:
-            items.append(("train/grad_norm", state.grad_norm))
         self.sink.scalars(state.step, tuple(items))
 
-    def on_eval_end(self, state: TrainState) -> None:
-        values = [(k, v) for k, v in state.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)]
-        values.append(("train/epoch", state.epoch))
-        if state.best is not None:
-            values.append((f"best/{state.monitor}", state.best))
-        self.sink.scalars(state.step, tuple(values))
-        last = state.step >= state.total_steps or state.epoch >= state.epochs
-        now = self._time.monotonic()
-        if last or now - self._views_time >= self.log.views_min_seconds:
-            self._views(state)
-            self._views_time = now
-
-    def on_fit_end(self, state: TrainState) -> None:
-        if self.sink is None:
-            return
-        if self._views_step != state.step:  # e.g. stopped early between throttled views
-            self._views(state)
-        final = [("run/seconds", state.elapsed)]
-        if state.best is not None:
-            final.append((f"best/{state.monitor}", state.best))
-        self.sink.scalars(state.step, tuple(final))
-        self.sink.write([(hparams.session_end_summary(True), state.step)])
-        self.sink.close()
-
-    # -- summaries ------------------------------------------------------------------------------
+    # -- start ----------------------------------------------------------------------------------
 
     def _prompt(self) -> str:
         if self.log.sample_prompt:
@@ -127,13 +93,14 @@ class LMBoard(Callback):
         kinds, values = hparams.resolve(cfg.to_dict())
         metric_cols = {f"best/{state.monitor}": f"best {state.monitor}", "val/loss": "val loss",
                        "val/perplexity": "val perplexity", "train/loss": "train loss", "run/seconds": "training seconds"}
+        meta = self.data.meta
         size = [["parameters", f"{sum(p.numel() for p in model.parameters()):,}"]]
         if hasattr(model, "num_params"):
             size.append(["parameters without position embeddings", f"{model.num_params():,}"])
         size += [["FLOPs per token (forward + backward)", f"{self.flops_per_token:,}"],
                  ["context (tokens)", str(self.block_size)],
-                 ["vocabulary", f"{self.data.meta.num_classes:,} ({getattr(self.tokenizer, 'kind', '?')})"],
-                 ["tokens (train / val / test)", " / ".join(f"{self.data.meta.sizes.get(k, 0):,}" for k in ("train", "val", "test"))],
+                 ["vocabulary", f"{meta.num_classes:,} ({getattr(self.tokenizer, 'kind', '?')})"],
+                 ["tokens (train / val / test)", " / ".join(f"{meta.sizes.get(k, 0):,}" for k in ("train", "val", "test"))],
                  ["measured matmul peak", f"{self.peak / 1e9:,.1f} GFLOP/s"]]
         records = [
             (summaries.custom_scalars(layout()), 0),
@@ -148,19 +115,26 @@ class LMBoard(Callback):
             env = json.loads(env_file.read_text(encoding="utf-8"))
             records.append((summaries.text("run/environment", text.environment(env)), 0))
         self.sink.write(records)
+        if self.log.graph:
+            self._safe("graph", self._graph, model)
 
-    def _views(self, state: TrainState) -> None:
-        self._views_step = state.step
-        records = []
-        try:
-            if self.log.sample_tokens:
-                records.append((summaries.text("samples/generated", self._sample(state.model)), state.step))
-            if self.log.attention_maps and hasattr(state.model, "attention_maps"):
-                records += [(summaries.image(f"attention/layer_{i}", img), state.step)
-                            for i, img in enumerate(self._attention_images(state.model))]
-        except Exception as e:  # a view must never stop training; say what failed instead
-            records.append((summaries.text("run/warnings", f"samples or attention maps failed: {type(e).__name__}: {e}"),
-                            state.step))
+    # -- evaluation -----------------------------------------------------------------------------
+
+    def _eval_views(self, state: TrainState, final: bool = False) -> None:
+        now = time.monotonic()
+        last = state.step >= state.total_steps or state.epoch >= state.epochs
+        self._views_skipped = not (final or last) and now - self._views_time < self.log.views_min_seconds
+        if self._views_skipped:
+            return
+        self._views_time = now
+        step, records = state.step, []
+        if self.log.sample_tokens:
+            self._safe("text samples", lambda: records.append(
+                (summaries.text("samples/generated", self._sample(state.model)), step)))
+        if self.log.attention_maps and hasattr(state.model, "attention_maps"):
+            self._safe("attention maps", lambda: records.extend(
+                (summaries.image(f"attention/layer_{i}", img), step)
+                for i, img in enumerate(self._attention_images(state.model))))
         self.sink.write(records)
 
     def _sample(self, model) -> str:
@@ -173,13 +147,12 @@ class LMBoard(Callback):
     def _attention_images(self, model) -> list[np.ndarray]:
         from .figures import new_figure, to_rgb
 
-        device = next(model.parameters()).device
         ids = self.tokenizer.encode(self.prompt)[:min(MAX_MAP_TOKENS, self.block_size)]
-        maps = model.attention_maps(torch.tensor([ids], device=device)).float().cpu().numpy()  # (L, H, T, T)
+        maps = model.attention_maps(torch.tensor([ids], device=self._device)).float().cpu().numpy()  # (L, H, T, T)
         labels = [self.tokenizer.decode([i]).replace("\n", "⏎") or "·" for i in ids]
-        out = []
         n_heads, t = maps.shape[1], len(ids)
         side = max(2.5, 0.12 * t)
+        out = []
         for layer in maps:
             fig = new_figure(side * n_heads, side + 0.4)
             for h in range(n_heads):
@@ -191,3 +164,16 @@ class LMBoard(Callback):
             fig.tight_layout()
             out.append(to_rgb(fig))
         return out
+
+    # -- end --------------------------------------------------------------------------------------
+
+    def _projector(self, state: TrainState) -> None:
+        """The token embeddings in the PROJECTOR tab, labelled with their text."""
+        wte = getattr(getattr(state.model, "features", None), "wte", None)
+        if not isinstance(wte, torch.nn.Embedding):
+            return
+        vectors = wte.weight.detach().float().cpu().numpy()
+        k = min(len(vectors), self.log.embedding_samples)
+        # Two columns: with a single one the projector would read the header as a label.
+        rows = [[repr(self.tokenizer.decode([i]))[1:-1].replace("\t", "\\t") or "(empty)", str(i)] for i in range(k)]
+        self._heavy(jobs.projector, self.run_dir, state.step, vectors[:k], rows, ["token", "id"], None)

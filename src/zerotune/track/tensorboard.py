@@ -147,7 +147,7 @@ class TensorBoardLogger(Callback):
 
     def _graph(self, model: torch.nn.Module) -> None:
         with stats.eval_mode(model):  # no dropout randomness, no batch-norm statistics update while tracing
-            event = summaries.graph_event(model, self.data.train.x[:2].to(self._device))
+            event = summaries.graph_event(model, self.data.train.sample_inputs(2).to(self._device))
         self.sink.write([(event, 0)])
 
     def _input_samples(self) -> None:
@@ -213,7 +213,7 @@ class TensorBoardLogger(Callback):
     def _activations(self, model: torch.nn.Module):
         """Outputs of every leaf module on a fixed validation batch, in eval mode."""
         split = self.data.val if len(self.data.val) else self.data.train
-        x = split.x[:ACTIVATION_BATCH].to(self._device)
+        x = split.sample_inputs(ACTIVATION_BATCH).to(self._device)
         outs: dict[str, torch.Tensor] = {}
         def keep(key: str):
             return lambda _module, _inputs, output: outs.__setitem__(key, output)

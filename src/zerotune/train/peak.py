@@ -21,7 +21,7 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, 
     Args:
         device: where to measure.
         dtype: the dtype training computes in (bf16 under autocast on a GPU, else float32).
-        size: matrix side (default 1024 on a CPU, 4096 on a GPU).
+        size: matrix side (default 2048 on a CPU, 4096 on a GPU).
         seconds: about how long to time, after one warm-up call.
 
     Returns:
@@ -31,7 +31,7 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, 
     key = (str(device), dtype, torch.get_num_threads(), size)
     if key in _CACHE:
         return _CACHE[key]
-    n = size or (4096 if device.type == "cuda" else 1024)
+    n = size or (4096 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
