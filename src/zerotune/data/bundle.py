@@ -65,7 +65,7 @@ class DataMeta:
 
     @property
     def num_outputs(self) -> int:
-        return self.num_classes if self.task == "classification" else 1
+        return 1 if self.task == "regression" else self.num_classes  # classes, or an lm's vocabulary
 
     @property
     def is_image(self) -> bool:

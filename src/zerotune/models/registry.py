@@ -43,7 +43,7 @@ def register_model(name: str, options: type, summary: str, input_kind: str = "an
 
 def _ensure_loaded() -> None:
     # Importing the package registers every family.
-    from . import cnn, hf, linear, mlp, resnet  # noqa: F401  (hf imports transformers only when used)
+    from . import cnn, gpt, hf, linear, mlp, resnet  # noqa: F401  (hf imports transformers only when used)
 
 
 def list_models() -> list[ModelEntry]:
