@@ -1,4 +1,5 @@
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,20 @@ def runs_dir(tmp_path) -> Path:
     return tmp_path / "runs"
 
 
+@pytest.fixture(scope="session")
+def read_events():
+    """``read_events(run_dir)``: TensorBoard's EventAccumulator over a run, every point of every plugin kept."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def read(run_dir):
+        acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
+        acc.Reload()
+        return acc
+
+    return read
+
+
 def quiet(*overrides: str) -> list[str]:
     """Overrides that keep a test run silent."""
     return ["log.progress=false", *overrides]
@@ -27,14 +42,14 @@ _SMALL_CNN = ["model.channels=[8, 16]", "model.dense=32", "train.epochs=3", "dat
               "data.augment.shift=0"]
 
 
-def _train_once(root: Path, recipe: str, name: str, overrides: list[str]) -> Path:
+def _train_once(root: Path, recipe: str | None, name: str, overrides: list[str]) -> Path:
     if (root / name / "metrics.json").exists():
         return root / name
     import zerotune
     from zerotune.config import load_config
 
-    cfg = load_config(RECIPES / recipe, [*overrides, "log.progress=false", "log.tensorboard=false",
-                                         f"log.dir={root}", f"log.name={name}"])
+    cfg = load_config(RECIPES / recipe if recipe else None,
+                      [*overrides, "log.progress=false", "log.tensorboard=false", f"log.dir={root}", f"log.name={name}"])
     return zerotune.train(cfg).run_dir
 
 
@@ -65,3 +80,164 @@ def tabular_run(runs_root) -> Path:
 def regression_run(runs_root) -> Path:
     """Least-squares linear regression on diabetes, 5 epochs."""
     return _train_once(runs_root, "diabetes_linear.yaml", "regression", ["train.epochs=5"])
+
+
+# -- a tiny random BERT, synthetic sentiment files, and a text run trained on them ------------
+
+POSITIVE = ["good", "great", "love", "excellent", "nice"]
+NEGATIVE = ["bad", "awful", "hate", "terrible", "poor"]
+FILLER = ["the", "food", "service", "was", "phone", "it", "is", "very"]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A randomly initialised 2-layer BERT with its own word-level vocabulary, saved with save_pretrained."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *FILLER, "not"]
+    (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizer(str(out / "vocab.txt")).save_pretrained(str(out))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(str(out))
+    return out
+
+
+def write_sentiment(path, n: int, seed: int, fillers=FILLER) -> None:
+    """`n` lines of ``sentence<TAB>label``: filler words around one word that carries the label."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        y = rng.randint(0, 1)
+        words = [rng.choice(fillers) for _ in range(rng.randint(1, 4))]
+        words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE if y else NEGATIVE))
+        lines.append(f"{' '.join(words)}\t{y}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def sentiment(tmp_path_factory):
+    """(train file, test file) of the same synthetic reviews, drawn with different seeds."""
+    d = tmp_path_factory.mktemp("sentiment")
+    write_sentiment(d / "train.tsv", 200, 0)
+    write_sentiment(d / "test.tsv", 100, 1)
+    return d / "train.tsv", d / "test.tsv"
+
+
+@pytest.fixture(scope="session")
+def text_run(runs_root, tiny_bert, sentiment) -> Path:
+    """The tiny BERT fine-tuned on the sentiment files for 2 epochs (data.name = "text", a few seconds)."""
+    train, test = sentiment
+    return _train_once(runs_root, None, "text", [
+        "data.name=text", f"data.path={train}", f"data.test_path={test}", "model.name=hf", f"model.path={tiny_bert}",
+        "train.epochs=2", "train.batch_size=16", "train.threads=1", "optim.lr=5e-3", "log.graph=false",
+        "log.embeddings=false"])
+
+
+@pytest.fixture(scope="session")
+def text_exports(text_run, tmp_path_factory) -> dict:
+    """The text run exported once to ONNX and once to TorchScript, into one directory of their own."""
+    from zerotune.export import ExportOptions, export_run
+
+    out = tmp_path_factory.mktemp("text-export")
+    return {"onnx": export_run(text_run, ExportOptions("onnx"), out=out),
+            "torchscript": export_run(text_run, ExportOptions("torchscript"), out=out)}
+
+
+class TextReference:
+    """A text run's test texts, their native token ids (as in training) and PyTorch's probabilities."""
+
+    def __init__(self, run_dir: Path):
+        import torch
+
+        from zerotune import load_run
+        from zerotune.data.text import read_text_file
+        from zerotune.runs import run_data
+
+        run = load_run(run_dir)
+        self.run = run
+        self.texts, _ = read_text_file(run.config.data.test_path)
+        self.ids = run_data(run).test.x
+        with torch.no_grad():
+            self.logits = run.model(self.ids).numpy()
+        self.probs = torch.softmax(torch.from_numpy(self.logits), 1).numpy()
+        self.classes = self.probs.argmax(1)
+        self.names = run.meta.class_names
+
+    def logits_of(self, texts: list[str]):
+        """PyTorch's logits for any texts, tokenised as in training."""
+        import torch
+
+        from zerotune.data.text import load_tokenizer, pad_ids, tokenize
+
+        tok = load_tokenizer(self.run.path / "hf")
+        ids = tokenize(tok, texts, self.run.config.data.max_length)
+        with torch.no_grad():
+            return self.run.model(pad_ids(ids, max(map(len, ids)))).numpy()
+
+
+@pytest.fixture(scope="session")
+def text_ref(text_run) -> TextReference:
+    return TextReference(text_run)
+
+
+# -- a synthetic corpus and a tiny character-level GPT trained on it (tests/lm, tests/export) ----
+
+SUBJECTS = ["the cat", "a dog", "my friend", "the king", "our queen"]
+VERBS = ["sees", "likes", "finds", "follows", "greets"]
+OBJECTS = ["the moon.", "a bird.", "the river.", "an apple.", "the sea."]
+
+
+def write_corpus(path, lines: int, seed: int = 0) -> str:
+    """`lines` short sentences from a tiny grammar: predictable enough for a small model to learn."""
+    rng = random.Random(seed)
+    text = "\n".join(f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}" for _ in range(lines)) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+TINY_GPT = ["data.name=corpus", "data.block_size=32", "data.val_fraction=0.1", "data.test_fraction=0.1",
+            "data.windows_per_epoch=640", "data.eval_windows=64", "model.name=gpt", "model.n_layer=2",
+            "model.n_head=2", "model.n_embd=32", "optim.name=adamw", "optim.lr=1e-2", "optim.weight_decay=0.1",
+            "optim.clip_norm=1.0", "schedule.name=cosine", "schedule.warmup_steps=10", "train.batch_size=32",
+            "train.epochs=6", "log.sample_tokens=40", "log.views_min_seconds=0", "log.embedding_samples=64"]
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "sentences.txt"
+    write_corpus(path, 1500)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lm_run(runs_root, corpus_file, tmp_path_factory) -> Path:
+    """A 2-layer character-level GPT trained for 120 steps on the synthetic corpus, TensorBoard on."""
+    name = "lm"
+    if (runs_root / name / "metrics.json").exists():
+        return runs_root / name
+    import zerotune
+    from zerotune.config import load_config
+
+    cache = tmp_path_factory.mktemp("token-cache")
+    cfg = load_config(None, [*TINY_GPT, f"data.path={corpus_file}", f"data.cache_dir={cache}", "log.progress=false",
+                             f"log.dir={runs_root}", f"log.name={name}"])
+    return zerotune.train(cfg).run_dir
+
+
+@pytest.fixture
+def lm_config():
+    """``lm_config(root, corpus, cache, name, *overrides)``: a quiet Config of the tiny GPT on a corpus."""
+    from zerotune.config import load_config
+
+    def make(root, corpus, cache, name, *extra):
+        return load_config(None, [*TINY_GPT, f"data.path={corpus}", f"data.cache_dir={cache}", "log.progress=false",
+                                  "log.tensorboard=false", f"log.dir={root}", f"log.name={name}", "train.epochs=2",
+                                  "train.checkpoint_every_steps=5", *extra])
+
+    return make

@@ -61,6 +61,12 @@ def cnn_served(cnn_run):
 
 
 @pytest.fixture(scope="session")
+def text_served(text_run):
+    """The text run on PyTorch: strings in, tokenised with the run's own tokenizer."""
+    return load_served_model(text_run)
+
+
+@pytest.fixture(scope="session")
 def cnn_url(cnn_served):
     """A server for the CNN run (PyTorch backend, micro-batching on, default limits)."""
     app = create_app(cnn_served, ServeOptions(max_examples=100))

@@ -2,7 +2,8 @@
 
 Schemathesis generates requests from the server's own OpenAPI schema (conforming and
 non-conforming); Hypothesis adds arbitrary JSON and bytes for /predict. Both hit a real server on
-127.0.0.1 with a bounded number of examples.
+127.0.0.1 with a bounded number of examples: one serving an image model (arrays in), one serving a
+text model (strings in, tokenised by the server).
 """
 
 import json
@@ -19,9 +20,10 @@ from zerotune.serve import ServeOptions, create_app, running_server
 TOKEN = "fuzz-token-123"
 
 
-@pytest.fixture(scope="module")
-def fuzz_url(cnn_served):
-    app = create_app(cnn_served, ServeOptions(token=TOKEN, max_body_bytes=64_000, max_examples=50))
+@pytest.fixture(scope="module", params=["image", "text"])
+def fuzz_url(request):
+    served = request.getfixturevalue("cnn_served" if request.param == "image" else "text_served")
+    app = create_app(served, ServeOptions(token=TOKEN, max_body_bytes=64_000, max_examples=50))
     with running_server(app) as url:
         yield url
 
@@ -59,6 +61,7 @@ json_values = st.recursive(
 )
 near_valid = st.lists(st.lists(st.lists(st.floats(width=32) | st.integers(-300, 300), min_size=7, max_size=9),
                                min_size=7, max_size=9), min_size=1, max_size=2)
+texts = st.text(max_size=300) | st.lists(st.text(max_size=40), max_size=60)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,7 @@ def http(fuzz_url):
 
 
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@given(inputs=json_values | near_valid)
+@given(inputs=json_values | near_valid | texts)
 def test_predict_fuzz_json(http, inputs):
     body = json.dumps({"inputs": inputs}).encode()  # NaN/Infinity as Python's json writes them
     r = http.post("/predict", content=body, headers={"content-type": "application/json"})

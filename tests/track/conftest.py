@@ -61,27 +61,11 @@ def reg_run(logdir) -> Path:
     return logdir / "reg"
 
 
-def accumulator(run_dir: Path):
-    """TensorBoard's EventAccumulator over a run, keeping every point of every plugin."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
-    acc.Reload()
-    return acc
-
-
-@pytest.fixture
-def read_events():
-    """``read_events(run_dir)``: an EventAccumulator over the run, every point kept."""
-    pytest.importorskip("tensorboard")
-    return accumulator
+@pytest.fixture(scope="session")
+def cls_events(cls_run, read_events):
+    return read_events(cls_run)
 
 
 @pytest.fixture(scope="session")
-def cls_events(cls_run):
-    return accumulator(cls_run)
-
-
-@pytest.fixture(scope="session")
-def reg_events(reg_run):
-    return accumulator(reg_run)
+def reg_events(reg_run, read_events):
+    return read_events(reg_run)

@@ -315,6 +315,22 @@ class GPT(nn.Module):
                   {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
         return [g for g in groups if g["params"]]
 
+    def layer_groups(self) -> list[tuple[str, list[str]]]:
+        """Groups for fine-tuning, input to output, head last (see finetune/freezing.py).
+
+        The head is the final LayerNorm and the output projection. With tied weights that
+        projection is the token embedding, so it goes with the head: training "the head only"
+        then trains the one matrix that both reads and writes tokens.
+        """
+        names = [n for n, _ in self.named_parameters()]  # a tied weight appears once, as features.wte.weight
+        out_proj = "features.wte.weight" if self.config.tie_weights else "head.weight"
+        head = [n for n in names if n.startswith("features.ln_f.")] + [out_proj]
+        stem = [n for n in names if n.startswith(("features.wte.", "features.wpe.")) and n not in head]
+        groups = [("embeddings", stem)] if stem else []
+        for i in range(len(self.features.blocks)):
+            groups.append((f"blocks.{i}", [n for n in names if n.startswith(f"features.blocks.{i}.")]))
+        return groups + [("head", head)]
+
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
         """Causal attention probabilities of every layer and head for one prompt.
 
