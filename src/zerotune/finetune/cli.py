@@ -44,7 +44,8 @@ def print_summary(run_dir, metrics: dict) -> None:
     print(f"run: {run_dir}")
     print(f"strategy {ft.get('strategy')}: {ft.get('trainable', 0):,} of {ft.get('parameters', 0):,} parameters "
           f"trainable ({ft.get('trainable_percent', 0):.2f}%), head {ft.get('head')}")
-    for k in ("val/accuracy", "test/accuracy"):
+    keys = [k for k in ("val/accuracy", "test/accuracy") if k in after] or ["val/loss", "test/loss"]  # lm: loss
+    for k in keys:
         if k in after:
             parts = [f"before {before[k]:.4f}" if k in before else None,
                      f"linear probe {probe[k]:.4f}" if k in probe else None, f"after {after[k]:.4f}"]
