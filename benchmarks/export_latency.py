@@ -36,7 +36,7 @@ def main() -> None:
     run = load_run(a.run)
     ctx = ExportContext.create(run, load_data(run))
     runners = {
-        "pytorch eager": torch_runner(ctx.model),
+        "pytorch eager": torch_runner(ctx.model, ctx.signature),
         "torchscript": build_export(ctx, ExportOptions("torchscript")).runner,
         "onnxruntime": build_export(ctx, ExportOptions("onnx"), threads=a.threads).runner,
     }

@@ -3,10 +3,12 @@
     zerotune serve runs/cnn                          # in one terminal
     python examples/client.py http://127.0.0.1:8000  # in another
     python examples/client.py URL --inputs batch.json --token "$ZEROTUNE_SERVE_TOKEN"
+    python examples/client.py URL --text "the food was great" --text "awful service"   # a text model
 
 It reads /metadata to learn what the model takes, then sends either the examples in --inputs (a
-JSON file holding one example or a list of them, in raw units) or, without it, one example made
-of the training mean of every feature (a valid input for any model), and prints the predictions.
+JSON file holding one example or a list of them, in raw units; strings for a text model), the
+--text strings, or, without either, one example made of the training mean of every feature (a
+valid input for any array model; a text model gets a short sentence), and prints the predictions.
 """
 
 from __future__ import annotations
@@ -44,19 +46,24 @@ def mean_example(meta: dict) -> list:
 def main() -> None:
     p = argparse.ArgumentParser(description="Send inputs to a zerotune server and print its predictions.")
     p.add_argument("url", help="server base URL, e.g. http://127.0.0.1:8000")
-    p.add_argument("--inputs", help="JSON file with one example or a list of examples (raw units)")
+    p.add_argument("--inputs", help="JSON file with one example or a list of examples (raw units, or strings)")
+    p.add_argument("--text", action="append", help="a text to classify (text models; may be repeated)")
     p.add_argument("--token", help="bearer token, if the server was started with one")
     a = p.parse_args()
     base = a.url.rstrip("/")
 
     meta = call(f"{base}/metadata", a.token)
+    text = meta["input"]["type"] == "text"
+    takes = "text" if text else f"input shape {meta['input']['shape']}"
     print(f"model {meta['model']['name']} ({meta['model']['backend']}, version {meta['version']['model']}), "
-          f"input shape {meta['input']['shape']}, task {meta['task']}")
+          f"{takes}, task {meta['task']}")
     if a.inputs:
         with open(a.inputs) as f:
             inputs = json.load(f)
+    elif a.text:
+        inputs = a.text
     else:
-        inputs = mean_example(meta)
+        inputs = "this is a short example sentence" if text else mean_example(meta)
     out = call(f"{base}/predict", a.token, {"inputs": inputs})
     if "values" in out:
         for i, v in enumerate(out["values"]):

@@ -1,6 +1,6 @@
 """Exporting token-id runs: a text classifier (tiny BERT) to ONNX and TorchScript with free batch and
-sequence axes, parity on real tokenised text, int8, the comparison table, LoRA merging, and the
-signature a future language-model run will reuse."""
+sequence axes, parity on real tokenised text, int8, the comparison table and LoRA merging; and a
+GPT run, whose logits go through the same signature path."""
 
 import json
 import shutil
@@ -11,15 +11,13 @@ import onnxruntime as ort
 import pytest
 import torch
 import yaml
-from torch import nn
 
 from zerotune import load_run
 from zerotune.data.bundle import DataMeta
 from zerotune.errors import UserError
-from zerotune.export import ExportOptions, compare_run, export_run, prepare_for_export, print_comparison
+from zerotune.export import ExportOptions, compare_run, export_run, print_comparison
 from zerotune.export.cli import main as export_main
-from zerotune.export.onnx_export import to_onnx
-from zerotune.export.runtime import onnx_runner, torch_runner
+from zerotune.export.runtime import onnx_runner
 from zerotune.export.sidecar import sha256
 from zerotune.export.signature import LMSignature, TextSignature, signature_for
 from zerotune.runs import run_data
@@ -146,8 +144,9 @@ def test_lora_text_run_is_merged_before_export(tiny_bert, sentiment, tmp_path):
     train, test = sentiment
     result = finetune(None, source=str(tiny_bert), strategy="lora", overrides=[
         "data.name=text", f"data.path={train}", f"data.test_path={test}", "optim.lr=5e-3", "train.epochs=1",
-        "train.batch_size=32", "train.threads=1", "finetune.lora_rank=4", "finetune.baseline=false", "log.progress=false",
-        "log.graph=false", "log.embeddings=false", "log.tensorboard=false", f"log.dir={tmp_path}", "log.name=lora"])
+        "train.batch_size=32", "train.threads=1", "finetune.lora_rank=4", "finetune.baseline=false",
+        "log.progress=false", "log.graph=false", "log.embeddings=false", "log.tensorboard=false", f"log.dir={tmp_path}",
+        "log.name=lora"])
     run = load_run(result.run_dir)
     assert any("lora_" in n for n, _ in run.model.named_parameters())  # served as trained: peft adapters
     r = export_run(result.run_dir, ExportOptions("onnx"), out=tmp_path / "lora.onnx")
@@ -162,37 +161,35 @@ def test_lora_text_run_is_merged_before_export(tiny_bert, sentiment, tmp_path):
     assert np.abs(got - want).max() < 1e-4
 
 
-# -- the signature that a decoder-only language model will export through --------------------
+# -- a decoder-only language model (the tiny GPT of tests/lm) through the same signature path --
 
-class ToyLM(nn.Module):
-    """A stand-in decoder: token + position embeddings and a linear head; returns (logits, loss) as GPTs do."""
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_gpt_run_exports_logits_with_free_batch_and_sequence(lm_run, tmp_path):
+    run = load_run(lm_run)
+    sig = signature_for(run.meta, run.model)
+    assert isinstance(sig, LMSignature) and sig.block_size == 32 and sig.input_names == ["input_ids"]
+    onnx_file = export_run(lm_run, ExportOptions("onnx"), out=tmp_path)
+    ts_file = export_run(lm_run, ExportOptions("torchscript"), out=tmp_path)
+    side = json.loads(onnx_file.sidecar.read_text())
+    vocab = run.meta.num_classes
+    assert side["input"]["kind"] == "lm" and side["output"]["shape"] == ["batch", "sequence", vocab]
+    (p,) = side["parity"]
+    assert p["inputs"] == "test split" and p["ok"] and p["max_abs_diff"] <= 1e-4
+    assert not (tmp_path / "model.onnx.tokenizer").exists()
+    sess = ort.InferenceSession(str(onnx_file.path), providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(str(ts_file.path))
+    x = np.random.default_rng(0).integers(0, vocab, size=(5, 32))
+    for b, t in [(1, 1), (3, 7), (5, 32)]:
+        with torch.no_grad():
+            want = run.model(torch.from_numpy(x[:b, :t])).numpy()
+            got_ts = scripted(torch.from_numpy(x[:b, :t])).numpy()
+        got = sess.run(None, {"input_ids": x[:b, :t]})[0]
+        assert got.shape == (b, t, vocab)
+        assert np.abs(got - want).max() < 1e-4 and np.abs(got_ts - want).max() < 1e-4
+    with pytest.raises(UserError, match="a language model generates text"):
+        from zerotune.serve import load_served_model
 
-    def __init__(self, vocab=11, block=8, dim=6):
-        super().__init__()
-        self.tok, self.pos, self.head = nn.Embedding(vocab, dim), nn.Embedding(block, dim), nn.Linear(dim, vocab)
-
-    def forward(self, idx):
-        t = idx.shape[1]
-        h = self.tok(idx) + self.pos(torch.arange(t, device=idx.device))  # (B, T, C)
-        logits = self.head(h)  # (B, T, V)
-        return logits, None
-
-
-def test_lm_signature_exports_logits_with_free_batch_and_sequence():
-    torch.manual_seed(0)
-    meta = DataMeta(source="corpus", task="lm", input_shape=[8], num_classes=0)
-    model = ToyLM()
-    sig = signature_for(meta, model)
-    assert isinstance(sig, LMSignature) and sig.vocab_size == 11 and sig.input_names == ["input_ids"]
-    x = sig.noise(4)
-    assert x.shape == (4, 8) and x.dtype == np.int64
-    ready = prepare_for_export(model, torch.from_numpy(x[:2]))
-    runner = onnx_runner(to_onnx(sig.wrap(ready), sig.example(x), 18), signature=sig)
-    eager = torch_runner(ready, sig)
-    for b, t in [(1, 3), (3, 8), (2, 5)]:
-        got, want = runner(x[:b, :t]), eager(x[:b, :t])
-        assert got.shape == (b, t, 11) and np.abs(got - want).max() < 1e-5
-    assert sig.to_dict()["output"]["shape"] == ["batch", "sequence", 11]
+        load_served_model(onnx_file.path)
 
 
 def test_text_signature_trims_pads_and_joins():

@@ -3,6 +3,8 @@
 
 import asyncio
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -147,7 +149,8 @@ def test_bad_inputs_get_422_with_a_clear_message(text_client, body, message):
 def test_lone_surrogates_and_oversized_bodies(text_served):
     app = create_app(text_served, ServeOptions(max_body_bytes=4096))
     with running_server(app) as url, httpx.Client(base_url=url, trust_env=False) as c:
-        r = c.post("/predict", content=b'{"inputs": ["good", "a\\ud800b"]}', headers={"content-type": "application/json"})
+        r = c.post("/predict", content=b'{"inputs": ["good", "a\\ud800b"]}',
+                   headers={"content-type": "application/json"})
         assert r.status_code == 422 and "inputs[1] is not valid Unicode" in detail(r)
         big = c.post("/predict", json={"inputs": "good " * 2000})
         assert big.status_code == 413 and "4096 bytes" in big.json()["detail"]
@@ -156,3 +159,12 @@ def test_lone_surrogates_and_oversized_bodies(text_served):
 def test_image_server_refuses_strings(client):
     r = client.post("/predict", json={"inputs": ["a great phone"]})
     assert r.status_code == 422 and "inputs contains text; this model takes arrays of numbers" in detail(r)
+
+
+def test_client_example_sends_text(text_url):
+    client = Path(__file__).resolve().parents[2] / "examples" / "client.py"
+    out = subprocess.run([sys.executable, str(client), text_url, "--text", "great food", "--text", "awful phone"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "model hf" in out.stdout and "text, task classification" in out.stdout
+    assert "example 0: predicted '1'" in out.stdout and "example 1: predicted '0'" in out.stdout

@@ -11,7 +11,7 @@ from ..runs import load_run
 from .build import EXPORT_FORMATS, Bounds, ExportContext, ExportOptions, build_export
 from .inputs import load_data
 from .parity import Parity
-from .sidecar import build_sidecar, sidecar_path, write_sidecar
+from .sidecar import build_sidecar, sidecar_path, tokenizer_path, write_sidecar, write_tokenizer
 
 
 @dataclass
@@ -37,6 +37,9 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None, *, out
         checkpoint: "best" or "last".
         bounds: parity bounds (default: max |diff| 1e-4; int8: 97% same class).
 
+    A text run's tokenizer is written beside the model (``<file>.tokenizer/``), so the exported
+    directory serves on its own.
+
     Returns:
         Where the files went, their size and the parity checks.
 
@@ -48,31 +51,51 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None, *, out
     bounds = bounds or Bounds()
     run = load_run(run_dir, checkpoint)
     path = _output_path(Path(run_dir), options, out)
-    side = sidecar_path(path)
+    side, tok = sidecar_path(path), tokenizer_path(path)
     if not force:
-        for p in (path, side):
+        for p in (path, side, tok):
             if p.exists():
                 raise UserError(f"{p} already exists; pass --force to overwrite it")
 
     ctx = ExportContext.create(run, load_data(run))
+    tokenizer = _run_tokenizer(run) if ctx.signature.kind == "text" else None
     built = build_export(ctx, options, bounds)
 
     source = {"run": str(run.path.resolve()), "run_name": run.path.name, "checkpoint": run.checkpoint,
               "model": run.config.model.name}
-    content = build_sidecar(fmt=options.format, data=built.data, file_name=path.name, source=source, meta=run.meta,
-                            export=built.info, parity=[p.to_dict() for p in built.parity])
-    if not force and (path.exists() or side.exists()):  # appeared while we were exporting
+    if not force and any(p.exists() for p in (path, side, tok)):  # appeared while we were exporting
         raise UserError(f"{path} or its sidecar appeared during export; pass --force to overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tok_info = None
+    if tokenizer is not None:  # first: a sidecar, written last, only ever names complete files
+        files = write_tokenizer(tokenizer, tok)
+        tok_info = {"path": tok.name, "files": files, "class": type(tokenizer).__name__,
+                    "max_length": ctx.signature.max_length, "truncation": True}
+    content = build_sidecar(fmt=options.format, data=built.data, file_name=path.name, source=source, meta=run.meta,
+                            export=built.info, parity=[p.to_dict() for p in built.parity],
+                            signature=ctx.signature, tokenizer=tok_info)
     atomic_write_bytes(path, built.data)
     write_sidecar(side, content)
     return ExportResult(path, side, len(built.data), built.parity, built.info, options.label)
 
 
+def _run_tokenizer(run):
+    """The tokenizer a text run was trained with (its own ``hf/`` copy)."""
+    from ..data.text import load_tokenizer
+    from ..runs import model_dir
+
+    directory = model_dir(run.config, run.path)
+    if directory is None:
+        raise UserError(f"{run.path} reads text but names no transformers model whose tokenizer to ship")
+    return load_tokenizer(directory)
+
+
 def _output_path(run_dir: Path, options: ExportOptions, out: str | Path | None) -> Path:
     if out is None:
         return run_dir / "export" / options.file_name()
+    as_dir = str(out).endswith(("/", "\\"))  # before Path() drops the trailing slash
     out = Path(out)
-    if out.is_dir() or str(out).endswith(("/", "\\")):
+    if as_dir or out.is_dir():
         return out / options.file_name()
     suffix = EXPORT_FORMATS[options.format]
     if out.suffix != suffix:

@@ -23,7 +23,8 @@ from .onnx_export import DEFAULT_OPSET, check_opset, to_onnx
 from .parity import Parity, verify
 from .prepare import prepare_for_export
 from .quantize import INT8_MODES, onnx_dynamic_int8, onnx_static_int8, torch_dynamic_int8, torch_static_int8
-from .runtime import Runner, load_torchscript, onnx_runner, torch_runner
+from .runtime import Runner, graph_runner, load_torchscript, onnx_runner, torch_runner
+from .signature import ExampleInputs, Signature, signature_for
 from .torchscript import to_torchscript
 
 EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -129,7 +130,11 @@ class Bounds:
 
 @dataclass
 class ExportContext:
-    """What every variant of one run shares, computed once: data, inputs, the prepared model."""
+    """What every variant of one run shares, computed once: data, inputs, the prepared model.
+
+    ``model`` takes native batches (``example``, ``x``: what the run's data holds); the exported
+    graphs take ``signature``'s named inputs, for which ``export_inputs`` is the example.
+    """
 
     run: LoadedRun
     data: DataBundle | None
@@ -137,18 +142,27 @@ class ExportContext:
     x: np.ndarray
     inputs: str
     model: nn.Module
+    signature: Signature
+    export_inputs: ExampleInputs
     float_cache: dict = field(default_factory=dict)  # prune spec -> (pruned model, sparsity)
     onnx_cache: dict = field(default_factory=dict)  # (prune spec, opset) -> fp32 ONNX bytes
 
     @classmethod
     def create(cls, run: LoadedRun, data: DataBundle | None) -> "ExportContext":
-        example = example_batch(run, data)
-        x, inputs = parity_inputs(run, data)
-        return cls(run, data, example, x, inputs, prepare_for_export(run.model, example))
+        signature = signature_for(run.meta, run.model, run.config.data.max_length)
+        example = example_batch(run, data, signature)
+        x, inputs = parity_inputs(run, data, signature)
+        model = prepare_for_export(run.model, example)
+        return cls(run, data, example, x, inputs, model, signature, signature.example(x))
 
     @property
     def classification(self) -> bool:
         return self.run.meta.task == "classification"
+
+    @property
+    def by_class(self) -> bool:
+        """Whether outputs are logits over classes (or tokens), so int8 exports are bounded by agreement."""
+        return self.run.meta.task in ("classification", "lm")
 
 
 def float_model(ctx: ExportContext, options: ExportOptions) -> tuple[nn.Module, float | None]:
@@ -194,13 +208,14 @@ def build_export(ctx: ExportContext, options: ExportOptions, bounds: Bounds | No
     options.validate()
     bounds = bounds or Bounds()
     model, sparsity = float_model(ctx, options)
-    fp32 = torch_runner(model)
+    sig = ctx.signature
+    fp32 = torch_runner(model, sig)
     exact = dict(tolerance=bounds.tolerance)
-    if not ctx.classification:
+    if not ctx.by_class:
         close = dict(tolerance=max(bounds.tolerance, REGRESSION_INT8_TOLERANCE))
     else:
         close = dict(min_agreement=bounds.min_agreement)
-    check = dict(inputs=ctx.inputs, classification=ctx.classification)
+    check = dict(inputs=ctx.inputs, classification=ctx.by_class)
     parity = []
 
     if options.format == "torchscript":
@@ -210,26 +225,26 @@ def build_export(ctx: ExportContext, options: ExportOptions, bounds: Bounds | No
             quantized = torch_dynamic_int8(model)
         else:
             quantized = torch_static_int8(model, ctx.example, calibration_batches(ctx.data))
-        data = to_torchscript(quantized if quantized is not None else model, ctx.example)
-        runner = torch_runner(load_torchscript(data))
+        data = to_torchscript(sig.wrap(quantized if quantized is not None else model), ctx.export_inputs)
+        runner = graph_runner(load_torchscript(data), sig)
         if quantized is None:
             parity.append(verify(fp32, runner, ctx.x, reference_name="pytorch fp32", **exact, **check))
         else:
             parity.append(verify(fp32, runner, ctx.x, reference_name="pytorch fp32", **close, **check))
             # The saved archive must also be the very model that was quantized in memory.
-            parity.append(verify(torch_runner(quantized), runner, ctx.x, reference_name="pytorch int8 in memory",
+            parity.append(verify(torch_runner(quantized, sig), runner, ctx.x, reference_name="pytorch int8 in memory",
                                  **exact, **check))
     else:
         key = (options.prune, options.amount, options.finetune_epochs, options.finetune_lr) if options.prune else None
         key = (key, options.opset)
         if key not in ctx.onnx_cache:
-            ctx.onnx_cache[key] = to_onnx(model, ctx.example, options.opset)
+            ctx.onnx_cache[key] = to_onnx(sig.wrap(model), ctx.export_inputs, options.opset)
         data = ctx.onnx_cache[key]
         if options.int8 == "dynamic":
             data = onnx_dynamic_int8(data)
         elif options.int8 == "static":
-            data = onnx_static_int8(data, calibration_batches(ctx.data))
-        runner = onnx_runner(data, threads)
+            data = onnx_static_int8(data, [sig.feeds(b) for b in calibration_batches(ctx.data)])
+        runner = onnx_runner(data, threads, signature=sig)
         bound = exact if options.int8 is None else close
         parity.append(verify(fp32, runner, ctx.x, reference_name="pytorch fp32", **bound, **check))
 
@@ -237,7 +252,8 @@ def build_export(ctx: ExportContext, options: ExportOptions, bounds: Bounds | No
     if failed:
         raise UserError(f"{options.label} export failed its parity check {failed[0].summary()}")
     info = {"format": options.format, "opset": options.opset if options.format == "onnx" else None,
-            "dynamic_batch": True, "int8": options.int8, "quantizer": options.quantizer, "prune": options.prune,
+            "dynamic_batch": True, "dynamic_axes": sig.dynamic_axes(), "int8": options.int8,
+            "quantizer": options.quantizer, "prune": options.prune,
             "amount": options.amount if options.prune else None,
             "finetune_epochs": options.finetune_epochs if options.prune else None, "sparsity": sparsity}
     return Built(options, data, runner, parity, info)

@@ -19,7 +19,7 @@ from safetensors.torch import save as safetensors_bytes
 from ..errors import UserError
 from ..runs import load_run
 from .build import Bounds, ExportContext, ExportOptions, build_export
-from .inputs import load_data
+from .inputs import eval_split, load_data
 from .onnx_export import DEFAULT_OPSET
 from .parity import outputs
 from .prune import sparsity
@@ -84,10 +84,10 @@ def latency_ms(run: Runner, x: np.ndarray, iters: int) -> tuple[float, float]:
     return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 95) * 1e3)
 
 
-def _metric(run: Runner, x: np.ndarray, y: np.ndarray, classification: bool) -> float:
+def _metric(run: Runner, x: np.ndarray, y: np.ndarray, classification: bool) -> float | None:
     out = outputs(run, x)
-    if classification:
-        return float((out.argmax(1) == y).mean())
+    if classification:  # classes, or next tokens of a language model: (N, C) vs (N,), (N, T, V) vs (N, T)
+        return float((out.argmax(-1) == y).mean()) if out.shape[:-1] == y.shape else None
     pred = out.reshape(-1)
     return float(1.0 - ((pred - y) ** 2).mean() / max(float(y.var()), 1e-12))
 
@@ -95,6 +95,17 @@ def _metric(run: Runner, x: np.ndarray, y: np.ndarray, classification: bool) -> 
 def _batch(x: np.ndarray, n: int) -> np.ndarray:
     reps = -(-n // len(x))
     return np.ascontiguousarray(np.concatenate([x] * reps)[:n])
+
+
+def _unshared(state: dict) -> dict:
+    """A state dict with tied weights (a GPT's embedding and output layer) kept once, as a file stores them."""
+    seen, out = set(), {}
+    for k, v in state.items():
+        ptr = v.untyped_storage().data_ptr()
+        if ptr not in seen:
+            seen.add(ptr)
+            out[k] = v.contiguous()
+    return out
 
 
 def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None, *, iters: int = 100,
@@ -124,22 +135,19 @@ def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        if data is not None and len(data.test):
-            x_eval, y_eval = data.test.x.numpy(), data.test.y.numpy()
-        else:
-            x_eval = y_eval = None
+        x_eval, y_eval = eval_split(data) or (None, None)
         x_bench = {b: _batch(ctx.x, b) for b in BATCH_SIZES}
 
         def measure(row: VariantRow, runner: Runner) -> VariantRow:
             row.p50_b1, row.p95_b1 = latency_ms(runner, x_bench[1], iters)
             row.p50_b32, row.p95_b32 = latency_ms(runner, x_bench[32], iters)
             if x_eval is not None:
-                row.metric = _metric(runner, x_eval, y_eval, ctx.classification)
+                row.metric = _metric(runner, x_eval, y_eval, ctx.by_class)
             return row
 
-        eager = safetensors_bytes({k: v.contiguous() for k, v in ctx.model.state_dict().items()})
+        eager = safetensors_bytes(_unshared(ctx.model.state_dict()))
         rows = [measure(VariantRow("pytorch fp32 (eager)", "pytorch", len(eager), len(gzip.compress(eager)),
-                                   sparsity=sparsity(ctx.model)), torch_runner(ctx.model))]
+                                   sparsity=sparsity(ctx.model)), torch_runner(ctx.model, ctx.signature))]
         for v in variants:
             runtime = "onnxruntime" if v.format == "onnx" else "pytorch (torchscript)"
             row = VariantRow(v.label, runtime)
@@ -154,7 +162,7 @@ def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None
             rows.append(measure(row, built.runner))
     finally:
         torch.set_num_threads(before)
-    metric = "accuracy" if ctx.classification else "r2"
+    metric = "accuracy" if ctx.by_class else "r2"
     return Comparison(str(run_dir), metric if x_eval is not None else "n/a (data unavailable)", threads, rows)
 
 

@@ -53,7 +53,8 @@ def compare(reference: Runner, candidate: Runner, x: np.ndarray, classification:
     diff = max(float(np.abs(ref - got).max(initial=0.0)), float(np.abs(ref1 - got1).max(initial=0.0)))
     if not (np.isfinite(got).all() and np.isfinite(got1).all()):
         diff = float("inf")
-    agreement = float((ref.argmax(1) == got.argmax(1)).mean()) if classification and len(x) else None
+    # Over the last axis: classes of a classifier, next tokens of a language model (B, T, V).
+    agreement = float((ref.argmax(-1) == got.argmax(-1)).mean()) if classification and len(x) else None
     return diff, agreement
 
 
@@ -67,7 +68,7 @@ def verify(reference: Runner, candidate: Runner, x: np.ndarray, *, reference_nam
         x: inputs, already normalised as the model expects.
         reference_name: how the reference is named in reports.
         inputs: where ``x`` came from, for reports.
-        classification: whether outputs are class logits (enables the agreement measure).
+        classification: whether outputs are logits over classes or tokens (enables the agreement measure).
         tolerance: bound on the max absolute difference (exact exports).
         min_agreement: bound on class agreement (quantized exports, whose outputs move by design).
     """

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -91,17 +92,24 @@ def onnx_dynamic_int8(model: bytes) -> bytes:
 
 
 class _Batches:
-    """onnxruntime's CalibrationDataReader protocol (``get_next``) over NumPy batches."""
+    """onnxruntime's CalibrationDataReader protocol (``get_next``) over NumPy batches or named feeds."""
 
-    def __init__(self, name: str, batches: Iterable[np.ndarray]):
-        self._it = iter([{name: np.ascontiguousarray(b, dtype=np.float32)} for b in batches])
+    def __init__(self, name: str, batches: Iterable[np.ndarray | dict[str, np.ndarray]]):
+        self._it = iter([{k: np.ascontiguousarray(v) for k, v in b.items()} if isinstance(b, dict)
+                         else {name: np.ascontiguousarray(b, dtype=np.float32)} for b in batches])
 
     def get_next(self):
         return next(self._it, None)
 
 
-def onnx_static_int8(model: bytes, calibration: Iterable[np.ndarray], input_name: str = "input") -> bytes:
+def onnx_static_int8(model: bytes, calibration: Iterable[np.ndarray | dict[str, np.ndarray]],
+                     input_name: str = "input") -> bytes:
     """Statically quantize an ONNX model (QDQ format, per-channel weights) with onnxruntime.
+
+    Args:
+        model: the float32 ONNX model.
+        calibration: float32 batches for the input ``input_name``, or dicts of named inputs
+            (`Signature.feeds`) for graphs that take several.
 
     Raises:
         UserError: when onnxruntime cannot quantize the model.
@@ -115,7 +123,9 @@ def onnx_static_int8(model: bytes, calibration: Iterable[np.ndarray], input_name
         src, pre, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model)
         try:
-            with _quiet():
+            # onnxruntime's shape inference saves its partial result into the working directory when it
+            # gives up (transformer graphs): let it do so in the temporary directory, not in the user's.
+            with _quiet(), _working_directory(tmp):
                 # Shape inference and graph fusion first, as onnxruntime recommends for static quantization.
                 quant_pre_process(str(src), str(pre))
                 quantize_static(pre, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True,
@@ -123,6 +133,17 @@ def onnx_static_int8(model: bytes, calibration: Iterable[np.ndarray], input_name
         except Exception as e:  # onnxruntime's quantizer raises assorted types for unsupported graphs
             raise UserError(f"static int8 with onnxruntime failed: {first_line(e)}") from None
         return dst.read_bytes()
+
+
+@contextlib.contextmanager
+def _working_directory(path):
+    """``contextlib.chdir`` (Python 3.11+), for 3.10 too."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 @contextlib.contextmanager

@@ -1,13 +1,19 @@
 """The JSON file written next to every exported model: what a server needs to use it on raw inputs.
 
 ``model.onnx`` gets ``model.onnx.json`` holding the data metadata (input shape, normalisation,
-class names), where the model came from, how it was exported, the parity check and the model
-file's SHA-256, so a server can refuse a file that does not match its sidecar.
+class names), the graph's inputs (`signature.Signature.to_dict`), where the model came from, how
+it was exported, the parity check and the model file's SHA-256, so a server can refuse a file
+that does not match its sidecar.
+
+A text model also gets its tokenizer, ``model.onnx.tokenizer/`` (the files ``save_pretrained``
+writes), whose files' SHA-256 the sidecar records too: the exported directory serves on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
+import uuid
 from pathlib import Path
 
 from .. import __version__
@@ -25,12 +31,65 @@ def sidecar_path(model_path: str | Path) -> Path:
     return model_path.with_name(model_path.name + ".json")
 
 
+def tokenizer_path(model_path: str | Path) -> Path:
+    """``model.onnx`` -> ``model.onnx.tokenizer`` (a directory)."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + ".tokenizer")
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _file_hashes(directory: Path) -> dict[str, str]:
+    return {f.name: sha256(f.read_bytes()) for f in sorted(directory.iterdir()) if f.is_file()}
+
+
+def write_tokenizer(tokenizer, target: Path) -> dict[str, str]:
+    """Save ``tokenizer`` into the directory ``target`` (replacing it), written aside and renamed into place.
+
+    Returns:
+        The SHA-256 of every file written, by name.
+    """
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tokenizer.save_pretrained(str(tmp))
+        files = _file_hashes(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return files
+
+
+def load_export_tokenizer(model_path: str | Path, content: dict):
+    """The tokenizer a text model's sidecar names, checked against the hashes the sidecar holds.
+
+    Raises:
+        UserError: when the directory is missing, or its files differ from those exported.
+    """
+    info = (content.get("input") or {}).get("tokenizer") or {}
+    if not info.get("path"):
+        raise UserError(f"the sidecar of {Path(model_path).name} names no tokenizer; export the run again")
+    directory = Path(model_path).parent / info["path"]
+    if not directory.is_dir():
+        raise UserError(f"{model_path} takes text and needs its tokenizer {directory.name}/ next to it; "
+                        "copy it with the model or export the run again")
+    want = info.get("files") or {}
+    have = _file_hashes(directory)
+    changed = sorted(n for n in want if have.get(n) != want[n])
+    if changed:
+        raise UserError(f"the tokenizer in {directory} does not match the sidecar ({', '.join(changed)} "
+                        "changed or missing); export the run again")
+    from ..data.text import load_tokenizer
+
+    return load_tokenizer(directory)
+
+
 def build_sidecar(*, fmt: str, data: bytes, file_name: str, source: dict, meta: DataMeta, export: dict,
-                  parity: dict | None) -> dict:
+                  parity: dict | None, signature=None, tokenizer: dict | None = None) -> dict:
     """The sidecar's content.
 
     Args:
@@ -41,7 +100,25 @@ def build_sidecar(*, fmt: str, data: bytes, file_name: str, source: dict, meta: 
         meta: the run's data metadata.
         export: how it was exported: opset, int8 mode, pruning, sparsity.
         parity: the parity check's result.
+        signature: the graph's input signature (default: float32 arrays of the data's shape).
+        tokenizer: text models: {"path" (relative to the sidecar), "files" (SHA-256 by name),
+            "max_length", "truncation", "class"}.
     """
+    if signature is None:
+        from .signature import signature_for
+
+        signature = signature_for(meta)
+    described = signature.to_dict()
+    if signature.kind == "array":
+        only = described["tensors"][0]
+        described.update(name=only["name"], dtype=only["dtype"], shape=only["shape"],
+                         normalised="the model takes normalised inputs; apply meta.x_mean / meta.x_std first")
+    elif signature.kind == "text":
+        described.update(tokenizer=tokenizer, raw=(
+            "strings: tokenise them with the tokenizer in input.tokenizer.path (truncation at max_length, "
+            "special tokens added), then feed input_ids and attention_mask"))
+    output = {**described.pop("output"),
+              "kind": "standardised values" if meta.task == "regression" else "logits"}
     return {
         "sidecar_version": SIDECAR_VERSION,
         "zerotune": __version__,
@@ -50,9 +127,8 @@ def build_sidecar(*, fmt: str, data: bytes, file_name: str, source: dict, meta: 
         "bytes": len(data),
         "sha256": sha256(data),
         "source": source,
-        "input": {"name": "input", "dtype": "float32", "shape": ["batch", *meta.input_shape],
-                  "normalised": "the model takes normalised inputs; apply meta.x_mean / meta.x_std first"},
-        "output": {"name": "logits", "kind": "logits" if meta.task == "classification" else "standardised values"},
+        "input": described,
+        "output": output,
         "export": export,
         "parity": parity,
         "meta": meta.to_dict(),

@@ -93,7 +93,8 @@ class TextEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = x != PAD  # (B, T)
-        if not torch.jit.is_tracing():  # a trace (graph, export) keeps the full width for any input
+        # A trace or an export keeps the full width: the cut depends on the data, which a graph cannot.
+        if not (torch.jit.is_tracing() or torch.compiler.is_exporting()):
             longest = max(int(mask.sum(1).max()), 1) if x.numel() else 1
             x, mask = x[:, :longest], mask[:, :longest]  # dynamic padding: (B, L)
         ids = torch.where(mask, x, torch.full_like(x, self.pad_id)).long()

@@ -1,5 +1,8 @@
 """The HTTP API: POST /predict, GET /health, GET /metadata, and the OpenAPI docs at /docs.
 
+``inputs`` is one example or many: nested arrays of numbers for tabular and image models, strings
+for text models (tokenised by the server with the run's own tokenizer).
+
 Everything a client can get wrong is answered with a 4xx and a message saying what to send:
 401 without the bearer token (when one is set), 413 for a body over the size limit, 422 for
 inputs of the wrong type, shape or values.
@@ -16,12 +19,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
+from typing_extensions import Annotated
 
 from .. import __version__
 from ..errors import UserError
 from .batcher import MicroBatcher
-from .inputs import InputError, describe_shape, to_batch
+from .inputs import InputError, describe_shape, to_batch, to_texts
 from .model import ServedModel
 
 
@@ -120,6 +124,42 @@ def _example(served: ServedModel) -> list:
     return np.round(x, 3).tolist()
 
 
+TEXT_EXAMPLE = "a short review: the food was great"
+
+
+def _text_input_field(served: ServedModel, max_examples: int):
+    """The ``inputs`` field of a text model: validated by `to_texts` (clear 422 messages), described
+    to OpenAPI as a string or a list of strings."""
+    schema = {
+        "anyOf": [{"type": "string"},
+                  {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": max_examples}],
+        "title": "Inputs",
+        "description": f"One text, or a list of 1 to {max_examples} texts. The server tokenises them with the "
+                       f"model's own tokenizer, truncated to {served.max_length} tokens as in training.",
+        "examples": [TEXT_EXAMPLE, [TEXT_EXAMPLE, "terrible service"]],
+    }
+    return Annotated[Any, WithJsonSchema(schema)], Field(...)
+
+
+def _input_metadata(served: ServedModel, opts: "ServeOptions") -> dict:
+    meta = served.meta
+    if served.text:
+        return {
+            "type": "text", "dtype": "string",
+            "accepts": ["one string", f"a list of 1 to {opts.max_examples} strings"],
+            "tokenizer": {"class": type(served.tokenizer).__name__, "max_length": served.max_length,
+                          "truncation": True, "applied_by_server": True},
+            "model_inputs": served.signature.to_dict(),
+        }
+    shape_text, batch_text = describe_shape(meta.input_shape), describe_shape(["N", *meta.input_shape])
+    return {
+        "type": "array of numbers", "dtype": "float32", "shape": meta.input_shape,
+        "accepts": [f"one example {shape_text}", f"a batch {batch_text} with N <= {opts.max_examples}"],
+        "feature_names": meta.feature_names,
+        "normalisation": {"applied_by_server": meta.x_mean is not None, "mean": meta.x_mean, "std": meta.x_std},
+    }
+
+
 def create_app(served: ServedModel, options: ServeOptions | None = None) -> FastAPI:
     """The FastAPI application serving ``served``.
 
@@ -130,7 +170,7 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
     opts = options or ServeOptions()
     meta = served.meta
     batcher = MicroBatcher(served.predict, opts.max_batch if opts.batching else 1,
-                           opts.max_wait_ms if opts.batching else 0.0)
+                           opts.max_wait_ms if opts.batching else 0.0, concat=served.signature.concat)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -140,14 +180,13 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
         logging.getLogger("uvicorn.error").info(
             "zerotune: answered %d examples in %d model calls; stopped", batcher.examples, batcher.batches)
 
-    app = FastAPI(
-        title=f"zerotune: {served.name}",
-        version=__version__,
-        description=f"Predictions of the `{served.name}` model ({meta.task}, input shape "
-                    f"{describe_shape(meta.input_shape)}) on raw, un-normalised inputs. GET /metadata tells "
-                    "what to send.",
-        lifespan=lifespan,
-    )
+    if served.text:
+        about = (f"Predictions of the `{served.name}` model ({meta.task}) on text, tokenised by the server. "
+                 "GET /metadata tells what to send.")
+    else:
+        about = (f"Predictions of the `{served.name}` model ({meta.task}, input shape "
+                 f"{describe_shape(meta.input_shape)}) on raw, un-normalised inputs. GET /metadata tells what to send.")
+    app = FastAPI(title=f"zerotune: {served.name}", version=__version__, description=about, lifespan=lifespan)
     app.state.batcher = batcher
     app.add_middleware(BodyLimit, max_bytes=opts.max_body_bytes)
 
@@ -162,15 +201,15 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
     guard = [Depends(authorized)] if opts.token is not None else []
     shape_text = describe_shape(meta.input_shape)
     batch_text = describe_shape(["N", *meta.input_shape])
-    PredictRequest = create_model(
-        "PredictRequest",
-        __config__=ConfigDict(extra="forbid"),
-        inputs=(list[Any] | str, Field(
+    if served.text:
+        inputs_field = _text_input_field(served, opts.max_examples)
+    else:
+        inputs_field = (list[Any] | str, Field(
             description=f"One example as a nested array of shape {shape_text}, or a batch of up to "
                         f"{opts.max_examples} examples {batch_text}, in raw (un-normalised) units; the "
                         "server applies the model's normalisation. Text is rejected: this model takes numbers.",
-            examples=[_example(served)])),
-    )
+            examples=[_example(served)]))
+    PredictRequest = create_model("PredictRequest", __config__=ConfigDict(extra="forbid"), inputs=inputs_field)
 
     @app.exception_handler(InputError)
     async def bad_inputs(request: Request, exc: InputError):
@@ -193,12 +232,7 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
             "model": {"name": served.name, "backend": served.backend, "source": served.source,
                       "export": served.export},
             "task": meta.task,
-            "input": {
-                "type": "array of numbers", "dtype": "float32", "shape": meta.input_shape,
-                "accepts": [f"one example {shape_text}", f"a batch {batch_text} with N <= {opts.max_examples}"],
-                "feature_names": meta.feature_names,
-                "normalisation": {"applied_by_server": meta.x_mean is not None, "mean": meta.x_mean, "std": meta.x_std},
-            },
+            "input": _input_metadata(served, opts),
             "classes": meta.class_names if meta.task == "classification" else None,
             "version": {"zerotune": __version__, "model": served.version},
             "batching": {"enabled": opts.batching, "max_batch": opts.max_batch, "max_wait_ms": opts.max_wait_ms},
@@ -209,9 +243,12 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
               responses={401: {"description": "missing or wrong bearer token"},
                          413: {"description": "request body too large"},
                          422: {"description": "inputs of the wrong type, shape or values"}},
-              summary="predict for one example or a batch")
+              summary="predict for one example or a batch (strings for text models)")
     async def predict(body: PredictRequest):  # type: ignore[valid-type]
-        x = to_batch(body.inputs, meta.input_shape, opts.max_examples)
+        if served.text:
+            x = served.encode(to_texts(body.inputs, opts.max_examples))
+        else:
+            x = to_batch(body.inputs, meta.input_shape, opts.max_examples)
         (out,) = await batcher.submit(x)
         result = {"model": served.name, "version": served.version}
         if served.classification:

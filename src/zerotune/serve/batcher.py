@@ -26,13 +26,16 @@ class MicroBatcher:
         fn: maps a (B, ...) array to a tuple of (B, ...) arrays; runs in a worker thread.
         max_batch: most examples per call of ``fn`` (a single larger request still runs, alone).
         max_wait_ms: how long to wait for more requests once one has arrived.
+        concat: joins the requests' batches into one (default ``np.concatenate``; token ids of
+            different lengths are padded to the longest instead).
     """
 
     def __init__(self, fn: Callable[[np.ndarray], tuple[np.ndarray, ...]], max_batch: int = 64,
-                 max_wait_ms: float = 1.0):
+                 max_wait_ms: float = 1.0, concat: Callable[[list[np.ndarray]], np.ndarray] | None = None):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.fn = fn
+        self.concat = concat or np.concatenate
         self.max_batch = max_batch
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.batches = 0  # model calls made, for metrics and tests
@@ -99,8 +102,8 @@ class MicroBatcher:
         items = [(x, fut) for x, fut in items if not fut.cancelled()]  # the client went away
         if not items:
             return
-        x = items[0][0] if len(items) == 1 else np.concatenate([x for x, _ in items])
         try:
+            x = items[0][0] if len(items) == 1 else self.concat([x for x, _ in items])
             outs = await loop.run_in_executor(self._executor, self.fn, x)
         except Exception as e:  # hand the failure to every waiting request; keep serving
             for _, fut in items:

@@ -1,4 +1,5 @@
-"""Turning the ``inputs`` of a /predict request into a float32 batch, or a clear reason why not."""
+"""Turning the ``inputs`` of a /predict request into a float32 batch (or a list of texts), or a clear
+reason why not."""
 
 from __future__ import annotations
 
@@ -60,3 +61,46 @@ def to_batch(inputs: Any, input_shape: list[int], max_examples: int) -> np.ndarr
     if not np.isfinite(batch).all():
         raise InputError("inputs contains NaN or infinite values (or numbers too large for float32)")
     return batch
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def to_texts(inputs: Any, max_examples: int) -> list[str]:
+    """Validate the ``inputs`` of a text model: one string or a list of 1 to ``max_examples`` strings.
+
+    Raises:
+        InputError: numbers, arrays of numbers, nulls, an empty list, too many texts, or text that is
+            not valid Unicode (lone surrogates).
+    """
+    want = f"this model takes text: one string or a list of 1 to {max_examples} strings"
+    if isinstance(inputs, str):
+        texts = [inputs]
+    elif isinstance(inputs, list):
+        if not inputs:
+            raise InputError(f"inputs is an empty list; {want}")
+        if len(inputs) > max_examples:
+            raise InputError(f"inputs holds {len(inputs)} texts; at most {max_examples} are allowed per request")
+        for i, t in enumerate(inputs):
+            if not isinstance(t, str):
+                raise InputError(f"inputs[{i}] is {_kind(t)}, not a string; {want}")
+        texts = inputs
+    else:
+        raise InputError(f"inputs is {_kind(inputs)}; {want}")
+    for i, t in enumerate(texts):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"inputs[{i}] is not valid Unicode text (it holds a lone surrogate)") from None
+    return texts

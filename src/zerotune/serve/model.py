@@ -1,13 +1,16 @@
 """The model behind the server: loaded from a run directory or an exported file, on one backend.
 
-Whatever the source, the server sees one object that takes raw (un-normalised) inputs and returns
-classes and probabilities (or regression values in target units).
+Whatever the source, the server sees one object that takes raw (un-normalised) inputs, or strings
+for a text model, and returns classes and probabilities (or regression values in target units).
+A text model tokenises with the run's own tokenizer (the run's ``hf/`` copy, or the one exported
+beside the file), truncated at the run's ``data.max_length`` exactly as in training.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,9 @@ from .. import __version__
 from ..data.build import normalize_inputs
 from ..data.bundle import DataMeta
 from ..errors import UserError
-from ..export.runtime import Runner, load_torchscript, onnx_runner, torch_runner
+from ..export.runtime import Runner, graph_runner, load_torchscript, onnx_runner, torch_runner
+from ..export.signature import Signature, signature_for, signature_from_dict
+from .inputs import InputError
 
 BACKENDS = ("auto", "torch", "onnx")
 BACKEND_NAMES = {"torch": "pytorch", "onnx": "onnxruntime"}
@@ -33,7 +38,12 @@ class ServedModel:
         backend: "pytorch" or "onnxruntime".
         source: where it came from: the run, checkpoint, file and format.
         version: a short hash of the weights or model file, so clients can tell models apart.
-        runner: the backend call on normalised float32 batches.
+        runner: the backend call on native batches (normalised float32; token ids padded with -1).
+        export: how the file was exported (its sidecar's "export"), or None.
+        signature: what the model takes (default: float32 arrays of the data's shape).
+        tokenizer: text models: the run's tokenizer.
+        max_length: text models: the truncation length of training (``data.max_length``, capped at the
+            model's position table).
     """
 
     name: str
@@ -43,17 +53,52 @@ class ServedModel:
     version: str
     runner: Runner
     export: dict | None = None
+    signature: Signature | None = None
+    tokenizer: object | None = None
+    max_length: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self):
+        if self.signature is None:
+            self.signature = signature_for(self.meta)
+        if self.text and (self.tokenizer is None or not self.max_length):
+            raise UserError("a text model needs its tokenizer and max_length to be served")
 
     @property
     def classification(self) -> bool:
         return self.meta.task == "classification"
 
+    @property
+    def text(self) -> bool:
+        return self.signature.kind == "text"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Texts -> native token ids (B, L), right-padded with -1 to the longest, tokenised as in training.
+
+        Raises:
+            InputError: a text the tokenizer cannot read, or one that gives no tokens at all.
+        """
+        from ..data.text import pad_ids, tokenize
+
+        try:
+            with self._lock:  # a fast tokenizer's truncation settings are state shared between calls
+                ids = tokenize(self.tokenizer, texts, self.max_length)
+        except Exception as e:  # tokenizers raise assorted types on odd input; none is the server's fault
+            raise InputError(f"the tokenizer cannot read inputs: {type(e).__name__}: {str(e)[:200]}") from None
+        empty = next((i for i, s in enumerate(ids) if not s), None)
+        if empty is not None:
+            raise InputError(f"inputs[{empty}] gives no tokens; send some text")
+        return pad_ids(ids, max(len(s) for s in ids)).numpy()
+
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Raw inputs (B, *input_shape) -> (probabilities (B, C),) or (values (B,),).
+        """Raw inputs (B, *input_shape) or token ids (B, L) -> (probabilities (B, C),) or (values (B,),).
 
         The run's normalisation is applied here, exactly as ``normalize_inputs`` does in evaluation.
         """
-        x = normalize_inputs(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), self.meta).numpy()
+        if self.signature.kind == "array":
+            x = normalize_inputs(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), self.meta).numpy()
+        else:
+            x = self.signature.native(x)
         out = self.runner(x).astype(np.float64)
         if self.classification:
             z = np.exp(out - out.max(axis=1, keepdims=True))  # softmax, shifted so exp cannot overflow
@@ -95,19 +140,31 @@ def load_served_model(target: str | Path, backend: str = "auto", checkpoint: str
     if backend not in ("auto", kind):
         raise UserError(f"{target.name} runs on the {kind} backend only; use --backend {kind} "
                         "or serve the run directory")
-    from ..export.sidecar import read_sidecar
+    from ..export.sidecar import load_export_tokenizer, read_sidecar
 
     data = target.read_bytes()
     side = read_sidecar(target, data)
+    signature = signature_from_dict(side.get("input"), side["meta"])
+    _servable(signature)
+    tokenizer = max_length = None
+    if signature.kind == "text":
+        tokenizer = load_export_tokenizer(target, side)
+        max_length = int((side["input"].get("tokenizer") or {}).get("max_length") or signature.max_length or 0)
     if kind == "onnx":
-        runner = onnx_runner(data, threads)
+        runner = onnx_runner(data, threads, signature=signature)
     else:
         if threads:
             torch.set_num_threads(threads)
-        runner = torch_runner(load_torchscript(data))
+        runner = graph_runner(load_torchscript(data), signature)
     source = {**side["source"], "file": str(target), "format": side["format"]}
     return ServedModel(side["source"].get("model", "unknown"), side["meta"], BACKEND_NAMES[kind], source,
-                       side["sha256"][:12], runner, side.get("export"))
+                       side["sha256"][:12], runner, side.get("export"), signature, tokenizer, max_length)
+
+
+def _servable(signature: Signature) -> None:
+    if signature.kind == "lm":
+        raise UserError("the server answers classification and regression models; a language model "
+                        "generates text with `zerotune generate` instead")
 
 
 def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None) -> ServedModel:
@@ -116,8 +173,16 @@ def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None)
     from ..train.checkpoint import MODEL_FILE, find_checkpoint
 
     run = load_run(run_dir, checkpoint)
-    example = torch.zeros(2, *run.meta.input_shape)
-    model = prepare_for_export(run.model, example)
+    signature = signature_for(run.meta, run.model, run.config.data.max_length)
+    _servable(signature)
+    tokenizer = max_length = None
+    if signature.kind == "text":
+        from ..data.text import load_tokenizer
+        from ..runs import model_dir
+
+        tokenizer, max_length = load_tokenizer(model_dir(run.config, run_dir)), signature.max_length
+    noise = signature.noise(64)  # seeded stand-in inputs: the server does not rebuild the run's data
+    model = prepare_for_export(run.model, torch.from_numpy(noise[:2]))
     found = find_checkpoint(run_dir / "checkpoints" / run.checkpoint)
     weights = found / MODEL_FILE if found is not None else None
     version = _file_hash(weights) if weights is not None and weights.exists() else __version__
@@ -126,16 +191,19 @@ def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None)
     if backend == "torch":
         if threads:
             torch.set_num_threads(threads)
-        runner = torch_runner(model)
+        runner = torch_runner(model, signature)
     else:
         from ..export.onnx_export import DEFAULT_OPSET, to_onnx
         from ..export.parity import verify
 
-        runner = onnx_runner(to_onnx(model, example, DEFAULT_OPSET), threads)
-        x = torch.randn(64, *run.meta.input_shape, generator=torch.Generator().manual_seed(0)).numpy()
-        parity = verify(torch_runner(model), runner, x, reference_name="pytorch fp32", inputs="random normal",
+        runner = onnx_runner(to_onnx(signature.wrap(model), signature.example(noise), DEFAULT_OPSET), threads,
+                             signature=signature)
+        inputs = "random normal" if signature.kind == "array" else "random token"
+        parity = verify(torch_runner(model, signature), runner, noise, reference_name="pytorch fp32", inputs=inputs,
                         classification=run.meta.task == "classification", tolerance=1e-4)
         if not parity.ok:
             raise UserError(f"the in-memory ONNX export does not match PyTorch: {parity.summary()}")
-        export = {"format": "onnx", "opset": DEFAULT_OPSET, "in_memory": True, "parity": parity.to_dict()}
-    return ServedModel(run.config.model.name, run.meta, BACKEND_NAMES[backend], source, version, runner, export)
+        export = {"format": "onnx", "opset": DEFAULT_OPSET, "in_memory": True, "parity": parity.to_dict(),
+                  "dynamic_axes": signature.dynamic_axes()}
+    return ServedModel(run.config.model.name, run.meta, BACKEND_NAMES[backend], source, version, runner, export,
+                       signature, tokenizer, max_length)
