@@ -10,9 +10,11 @@ sampling (random windows of a memory-mapped array) and its evaluation (every 250
 batches each of train and val), written as a plain loop. zerotune trains the recipe through
 ``zerotune.train``, with TensorBoard logging, checkpoints and evaluation on.
 
-Both are timed in this process, one after the other: tokens/s over the whole training (evaluation
-included, start-up and the final exact evaluation excluded), wall time, and the validation loss
-of the final model over every validation token. nanoGPT's own figures on this machine kind (67 s,
+Both are timed in this process, alternately (``--repeats`` pairs, since the speed of a shared
+machine drifts by tens of percent over minutes): tokens/s over the whole training (evaluation
+included, start-up and the final exact evaluation excluded), and the validation loss of the final
+model over every validation token. The ratio printed is the median over pairs of zerotune's
+tokens/s over the reference's in the same pair. nanoGPT's own figures on this machine kind (67 s,
 validation loss 1.886 estimated on 20 batches, about 23,000 tokens/s) are printed beside them.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -148,28 +151,34 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=2000, help="reference iterations")
     p.add_argument("--skip-reference", action="store_true")
+    p.add_argument("--repeats", type=int, default=1, help="reference/zerotune pairs to run alternately")
     p.add_argument("--set", action="append", default=[], help="extra zerotune overrides")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     extra = [f"data.path={args.data}", f"train.threads={args.threads}", *args.set]
-    rows = []
+    rows, ratios, ref, z = [], [], None, None
     if not args.skip_reference:
         train, val, vocab = char_splits(args.data)
-        ref = reference(train, val, vocab, args.steps)
-        rows.append(("reference loop (nanoGPT settings)", ref["tokens_per_sec"], ref["seconds"], ref["val_exact"],
-                     f"estimate {ref['val_estimate']:.3f}"))
-    with tempfile.TemporaryDirectory() as root:
-        z = run_zerotune(args.recipe, extra, root)
-    rows.append((f"zerotune ({args.recipe.name})", z["tokens_per_sec"], z["seconds"], z["val_exact"],
-                 f"best estimate {z['best_estimate']:.3f}; wall {z['wall']:.1f} s"))
-    print(f"{'trainer':38s} {'tokens/s':>9s} {'train s':>8s} {'val loss':>9s}  notes")
+    for i in range(args.repeats):
+        if not args.skip_reference:
+            ref = reference(train, val, vocab, args.steps)
+            rows.append((f"reference loop (nanoGPT settings) #{i + 1}", ref["tokens_per_sec"], ref["seconds"],
+                         ref["val_exact"], f"estimate {ref['val_estimate']:.3f}"))
+        with tempfile.TemporaryDirectory() as root:
+            z = run_zerotune(args.recipe, extra, root)
+        rows.append((f"zerotune ({args.recipe.name}) #{i + 1}", z["tokens_per_sec"], z["seconds"], z["val_exact"],
+                     f"best estimate {z['best_estimate']:.3f}; wall {z['wall']:.1f} s"))
+        if ref is not None:
+            ratios.append(z["tokens_per_sec"] / ref["tokens_per_sec"])
+    print(f"{'trainer':44s} {'tokens/s':>9s} {'train s':>8s} {'val loss':>9s}  notes")
     for name, tps, sec, loss, note in rows:
-        print(f"{name:38s} {tps:9,.0f} {sec:8.1f} {loss:9.4f}  {note}")
-    print(f"{'nanoGPT, documented on this machine':38s} {NANOGPT_TOKENS_PER_SEC:9,.0f} {NANOGPT_SECONDS:8.1f} "
+        print(f"{name:44s} {tps:9,.0f} {sec:8.1f} {loss:9.4f}  {note}")
+    print(f"{'nanoGPT, documented on this machine kind':44s} {NANOGPT_TOKENS_PER_SEC:9,.0f} {NANOGPT_SECONDS:8.1f} "
           f"{NANOGPT_VAL_LOSS:9.4f}  estimate on 20 batches")
-    if not args.skip_reference:
-        print(f"zerotune / reference loop tokens/s: {z['tokens_per_sec'] / ref['tokens_per_sec']:.2f}")
-    print(f"zerotune / nanoGPT's 23,000 tokens/s: {z['tokens_per_sec'] / NANOGPT_TOKENS_PER_SEC:.2f}  (target >= 1.2)")
+    if ratios:
+        print(f"zerotune / reference loop tokens/s, median of {len(ratios)} pairs: {statistics.median(ratios):.2f} "
+              f"(each: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(f"zerotune / nanoGPT's documented 23,000 tokens/s: {z['tokens_per_sec'] / NANOGPT_TOKENS_PER_SEC:.2f}  (target >= 1.2)")
     print(f"zerotune val loss {z['val_exact']:.3f} (target <= 1.80)")
 
 

@@ -193,8 +193,11 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best")
     run = load_run(run_dir, checkpoint)
     data = run_data(run)
     task = make_task(data.meta, run.config.train, run.config.data)
-    return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint,
-            **task.full_metrics(run.model, data.split(split))}
+    metrics = task.full_metrics(run.model, data.split(split))
+    if not metrics.get("n"):
+        raise UserError(f"the {split} split of {run_dir} is empty (data.{split}_fraction is 0); "
+                        f"evaluate another split with --split")
+    return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint, **metrics}
 
 
 def environment(device: torch.device, seed: int) -> dict:

@@ -22,5 +22,8 @@ def print_eval(m: dict) -> None:
         for name, row in zip(names, m["confusion_matrix"]):
             cm.add_row(name, *(str(v) for v in row))
         console.print(cm)
+    elif "perplexity" in m:
+        console.print(f"loss {m['loss']:.4f}  perplexity {m['perplexity']:.4f}  "
+                      f"bits per token {m['bits_per_token']:.4f}  tokens {m['tokens']:,}")
     else:
         console.print(f"r2 {m['r2']:.4f}  mse {m['mse']:.4f}  rmse {m['rmse']:.4f}  mae {m['mae']:.4f}")

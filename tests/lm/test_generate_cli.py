@@ -85,3 +85,21 @@ def test_bad_corpus_files(tmp_path, content, needle):
     assert_one_line_error(proc, str(path))
     assert needle.lower() in proc.stderr.lower()
     assert not (runs / "bad").exists()
+
+
+def test_eval_prints_loss_perplexity_and_bits(lm_run):
+    proc = zt("eval", str(lm_run), "--split", "val")
+    assert proc.returncode == 0, proc.stderr
+    assert "perplexity" in proc.stdout and "bits per token" in proc.stdout
+
+
+def test_compiled_training_steps_match_eager(tmp_path, corpus_file, lm_config):
+    pytest.importorskip("torch._inductor")
+    import zerotune
+
+    results = {}
+    for compiled in (False, True):
+        cfg = lm_config(tmp_path, corpus_file, tmp_path / "cache", f"c{compiled}", "train.max_steps=3",
+                        "model.n_layer=1", f"train.compile={str(compiled).lower()}")
+        results[compiled] = zerotune.train(cfg).metrics["val"]["loss"]
+    assert results[True] == pytest.approx(results[False], rel=1e-3)

@@ -39,7 +39,9 @@ class GPTConfig:
     positions: Literal["rope", "learned"] = "rope"  # rotary (relative) or learned absolute position embeddings
     rope_base: float = Field(10000.0, gt=1)  # RoPE frequency base: angle of pair i is pos * base**(-2i/head_dim)
     mlp_ratio: int = Field(4, ge=1)  # MLP hidden width = mlp_ratio * n_embd
-    activation: Literal["gelu", "gelu_tanh"] = "gelu"  # exact GELU, or GPT-2's tanh approximation
+    # exact GELU, GPT-2's tanh approximation, or squared ReLU (So et al. 2021, "Primer"): as good per
+    # token and about 6x cheaper than GELU on a CPU, where activations are a visible part of a small model's step
+    activation: Literal["gelu", "gelu_tanh", "relu2"] = "gelu"
     tie_weights: bool = True  # the output head shares the token-embedding matrix
 
     @model_validator(mode="after")
@@ -151,7 +153,15 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache._update(self.index, k, v)  # (B, H, S, hd)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)  # (B, H, T, hd)
+        if q.device.type == "cpu" and q.dtype != torch.float32:
+            # PyTorch's CPU flash-attention backward is about 5x slower in bf16 than in float32
+            # (measured: 40% of a small GPT's bf16 step); the matmuls around it keep bf16.
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=p,
+                                                   is_causal=is_causal).to(q.dtype)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)
+        # y: (B, H, T, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, self.n_embd)  # (B, T, C)
         return self.resid_drop(self.proj(y))
 
@@ -164,12 +174,20 @@ class CausalSelfAttention(nn.Module):
         return att.masked_fill(~causal, float("-inf")).softmax(dim=-1)
 
 
+class ReLU2(nn.Module):
+    """max(x, 0)²."""
+
+    def forward(self, x):
+        return torch.relu(x).square()
+
+
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         hidden = cfg.mlp_ratio * cfg.n_embd
         self.fc = nn.Linear(cfg.n_embd, hidden, bias=cfg.bias)
-        self.act = nn.GELU(approximate="tanh" if cfg.activation == "gelu_tanh" else "none")
+        self.act = ReLU2() if cfg.activation == "relu2" else nn.GELU(
+            approximate="tanh" if cfg.activation == "gelu_tanh" else "none")
         self.proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)  # residual projection
         self.drop = nn.Dropout(cfg.dropout)
 
