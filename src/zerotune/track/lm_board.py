@@ -10,7 +10,6 @@ token embeddings.
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -114,10 +113,7 @@ class LMBoard(TensorBoardLogger):
         ]
         if self.log.attention_maps and hasattr(model, "attention_maps"):
             records.append((summaries.text("attention/tokens", self._attention_tokens()), 0))
-        env_file = self.run_dir / "env.json"
-        if env_file.exists():
-            env = json.loads(env_file.read_text(encoding="utf-8"))
-            records.append((summaries.text("run/environment", text.environment(env)), 0))
+        records += self._environment_records()
         self.sink.write(records)
         if self.log.graph:
             self._safe("graph", self._graph, model)

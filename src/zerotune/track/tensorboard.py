@@ -135,15 +135,20 @@ class TensorBoardLogger(Callback):
             (summaries.text("run/config", text.code_block(cfg.to_yaml())), 0),
             (summaries.text("run/model", text.model_summary(state.model)), 0),
         ]
-        env_file = self.run_dir / "env.json"
-        if env_file.exists():
-            env = json.loads(env_file.read_text(encoding="utf-8"))
-            records.append((summaries.text("run/environment", text.environment(env)), 0))
+        records += self._environment_records()
         self.sink.write(records)
         if self.log.graph:
             self._safe("graph", self._graph, state.model)
         if self.log.images:
             self._safe("input images", self._input_samples)
+
+    def _environment_records(self) -> list:
+        """The run's env.json (versions, device, seed) as a text summary, if the run has one."""
+        env_file = self.run_dir / "env.json"
+        if not env_file.exists():
+            return []
+        env = json.loads(env_file.read_text(encoding="utf-8"))
+        return [(summaries.text("run/environment", text.environment(env)), 0)]
 
     def _graph(self, model: torch.nn.Module) -> None:
         with stats.eval_mode(model):  # no dropout randomness, no batch-norm statistics update while tracing
