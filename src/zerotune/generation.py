@@ -51,7 +51,6 @@ def generate(run_dir: str | Path, prompt: str, *, max_new_tokens: int = 200, tem
     run, tokenizer = load_lm(run_dir, checkpoint, device)
     if not prompt:
         raise UserError("the prompt is empty; give at least one character")
-    if getattr(tokenizer, "kind", "") == "char":
-        tokenizer.encode(prompt, what="prompt")  # unknown characters: one clear error before anything runs
+    tokenizer.encode(prompt, what="prompt")  # characters outside a char vocabulary: one clear error, up front
     return generate_text(run.model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                          top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), use_cache=use_cache)

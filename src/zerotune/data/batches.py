@@ -7,14 +7,18 @@ import torch
 from .bundle import Split
 
 
-def epoch_permutation(n: int, seed: int, epoch: int, device) -> torch.Tensor:
-    """The shuffle order of one epoch, a pure function of (seed, epoch).
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The random generator of one epoch's batches, a pure function of (seed, epoch).
 
     Deriving it from the epoch number, rather than from a running generator, lets a resumed run
     continue mid-epoch with exactly the batches the uninterrupted run would have seen.
     """
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g).to(device)
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def epoch_permutation(n: int, seed: int, epoch: int, device) -> torch.Tensor:
+    """The shuffle order of one epoch (see `epoch_generator`)."""
+    return torch.randperm(n, generator=epoch_generator(seed, epoch)).to(device)
 
 
 def iter_batches(split: Split, batch_size: int, perm: torch.Tensor | None = None, start: int = 0):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .batches import epoch_generator
 from .bundle import DataBundle, DataMeta
 from .lm_tokenizer import LMTokenizer, load_tokenizer_dir, train_tokenizer
 
@@ -292,11 +293,6 @@ def _open_tokens(path: Path) -> np.ndarray:
 # -- windows ---------------------------------------------------------------------------------
 
 
-def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    # Same derivation as data/batches.py: a pure function of (seed, epoch), so resume is exact.
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
-
 def _widen(t: torch.Tensor) -> torch.Tensor:
     """int16 tensor holding uint16 bit patterns → int64 token ids."""
     return t.long() & 0xFFFF
@@ -364,7 +360,7 @@ class TokenSplit:
             `WindowBatches`: ``len()`` batches, ``[i] -> (x, y)`` LongTensors (B, block_size).
         """
         self._check_windows()
-        starts = torch.randint(0, self.n_starts, (self.windows_per_epoch,), generator=_epoch_generator(seed, epoch))
+        starts = torch.randint(0, self.n_starts, (self.windows_per_epoch,), generator=epoch_generator(seed, epoch))
         return WindowBatches(self, starts.numpy(), batch_size)
 
     def fixed_windows(self, count: int, seed: int = 1234) -> tuple[torch.Tensor, torch.Tensor]:
