@@ -191,6 +191,30 @@ def test_gradient_reaches_every_parameter():
             assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, n
 
 
+@pytest.mark.parametrize("positions", ["rope", "learned"])
+def test_cpu_autocast_runs_attention_in_float32(monkeypatch, positions):
+    """Under CPU bf16 autocast, SDPA gets float32 inputs (its CPU backward is ~3x slower in bf16),
+    also with RoPE, whose float32 tables turn the bf16 queries and keys into float32 ones."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(q, k, v, *args, **kwargs):
+        seen.append((q.dtype, k.dtype, v.dtype, torch.is_autocast_enabled("cpu")))
+        return sdpa(q, k, v, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    model = tiny(positions=positions)
+    x = ids(2)
+    reference = model(x)
+    seen.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    out.logsumexp(-1).sum().backward()
+    assert seen == [(torch.float32, torch.float32, torch.float32, False)] * 2  # one call per layer
+    assert model.features.blocks[0].attn.qkv.weight.grad is not None
+    torch.testing.assert_close(out, reference, atol=0.05, rtol=0.05)  # bf16 matmuls, same model
+
+
 def test_dropout_only_in_train_mode():
     model = tiny(dropout=0.2)
     x = ids(2)

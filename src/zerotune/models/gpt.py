@@ -153,12 +153,14 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache._update(self.index, k, v)  # (B, H, S, hd)
         p = self.dropout if self.training else 0.0
-        if q.device.type == "cpu" and q.dtype != torch.float32:
-            # PyTorch's CPU flash-attention backward is about 5x slower in bf16 than in float32
-            # (measured: 40% of a small GPT's bf16 step); the matmuls around it keep bf16.
+        if q.device.type == "cpu" and (torch.is_autocast_enabled("cpu") or v.dtype != torch.float32):
+            # PyTorch's CPU flash-attention backward is about 3x slower in bf16 than in float32
+            # (measured: 40% of a small GPT's bf16 step); the matmuls around it keep bf16. The test is
+            # on autocast, not on q's dtype: RoPE's float32 tables turn bf16 queries into float32 ones,
+            # and autocast would still run attention in bf16.
             with torch.autocast("cpu", enabled=False):
                 y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=p,
-                                                   is_causal=is_causal).to(q.dtype)
+                                                   is_causal=is_causal).to(v.dtype)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal)
         # y: (B, H, T, hd)
