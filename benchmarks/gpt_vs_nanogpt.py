@@ -14,7 +14,7 @@ Both are timed in this process, alternately (``--repeats`` pairs, since the spee
 machine drifts by tens of percent over minutes): tokens/s over the whole training (evaluation
 included, start-up and the final exact evaluation excluded), and the validation loss of the final
 model over every validation token. The ratio printed is the median over pairs of zerotune's
-tokens/s over the reference's in the same pair. nanoGPT's own figures on this machine kind (67 s,
+tokens/s over the reference's in the same pair: the throughput target (>= 1.2) is checked on it. nanoGPT's own figures on this machine kind (67 s,
 validation loss 1.886 estimated on 20 batches, about 23,000 tokens/s) are printed beside them.
 """
 
@@ -177,8 +177,10 @@ def main() -> None:
           f"{NANOGPT_VAL_LOSS:9.4f}  estimate on 20 batches")
     if ratios:
         print(f"zerotune / reference loop tokens/s, median of {len(ratios)} pairs: {statistics.median(ratios):.2f} "
-              f"(each: {', '.join(f'{r:.2f}' for r in ratios)})")
-    print(f"zerotune / nanoGPT's documented 23,000 tokens/s: {z['tokens_per_sec'] / NANOGPT_TOKENS_PER_SEC:.2f}  (target >= 1.2)")
+              f"(each: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 1.2)")
+    # Only meaningful on a machine that runs the reference at about the documented speed.
+    print(f"zerotune / nanoGPT's documented 23,000 tokens/s: {z['tokens_per_sec'] / NANOGPT_TOKENS_PER_SEC:.2f}"
+          + (f"  (the reference here: {ref['tokens_per_sec'] / NANOGPT_TOKENS_PER_SEC:.2f})" if ref else ""))
     print(f"zerotune val loss {z['val_exact']:.3f} (target <= 1.80)")
 
 

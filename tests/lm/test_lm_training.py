@@ -110,3 +110,16 @@ def test_learned_positions_and_bpe_train_too(tmp_path, corpus_file, lm_config):
     result = zerotune.train(cfg)
     assert (result.run_dir / "tokenizer" / "tokenizer.json").is_file()
     assert math.isfinite(result.metrics["val"]["loss"]) and result.metrics["val"]["loss"] < math.log(300)
+
+
+def test_no_test_split_gives_strict_json_metrics(tmp_path, corpus_file, lm_config):
+    """nanoGPT's 90/10 split has no test part: its metrics are null, and metrics.json stays JSON (no NaN)."""
+    run = zerotune.train(lm_config(tmp_path, corpus_file, tmp_path / "cache", "no-test", "data.test_fraction=0",
+                                   "train.max_steps=3")).run_dir
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    metrics = json.loads((run / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["test"] == {"loss": None, "n": 0, "tokens": 0}
+    assert metrics["val"]["loss"] > 0 and metrics["val"]["tokens"] > 0
