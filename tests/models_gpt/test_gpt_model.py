@@ -113,6 +113,37 @@ def test_rope_tables_stay_out_of_the_state_dict():
     assert "features.wpe.weight" in tiny(positions="learned").state_dict()
 
 
+def test_rope_matches_transformers_llama():
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
+
+    from zerotune.models.gpt import apply_rope, rope_tables
+
+    T, hd, base = 12, 16, 500.0
+    cfg = LlamaConfig(hidden_size=4 * hd, num_attention_heads=4, rope_theta=base, max_position_embeddings=64)
+    q, k = torch.randn(2, 4, T, hd), torch.randn(2, 4, T, hd)
+    cos, sin = LlamaRotaryEmbedding(cfg)(q, torch.arange(T)[None])
+    ref_q, ref_k = apply_rotary_pos_emb(q, k, cos, sin)
+    ours_cos, ours_sin = rope_tables(T, hd, base)
+    torch.testing.assert_close(apply_rope(q, ours_cos, ours_sin), ref_q, atol=2e-6, rtol=0)
+    torch.testing.assert_close(apply_rope(k, ours_cos, ours_sin), ref_k, atol=2e-6, rtol=0)
+
+
+def test_rope_scores_depend_only_on_the_distance():
+    from zerotune.models.gpt import apply_rope, rope_tables
+
+    hd, shift = 8, 5
+    cos, sin = rope_tables(20, hd, 10000.0)
+    q, k = torch.randn(hd), torch.randn(hd)
+
+    def score(t, s):  # query at position t, key at position s
+        return float(apply_rope(q, cos[t], sin[t]) @ apply_rope(k, cos[s], sin[s]))
+
+    for t, s in [(3, 1), (7, 7), (10, 2)]:
+        assert score(t, s) == pytest.approx(score(t + shift, s + shift), abs=1e-5)
+    assert score(3, 1) != pytest.approx(score(3, 2), abs=1e-3)
+
+
 def test_param_groups_cover_each_trainable_parameter_once():
     for kw in ({}, {"bias": True, "positions": "learned"}, {"tie_weights": False}):
         model = tiny(**kw)
