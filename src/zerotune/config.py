@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 
@@ -171,6 +171,12 @@ class TrainConfig(Section):
     checkpoint_every_steps: int | None = Field(None, ge=1, description="also save `last` every N steps")
     checkpoint_every_seconds: float = Field(
         10.0, ge=0, description="save `last` at an epoch end once N seconds passed since the previous save (0: every epoch)")
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_32_as_a_number(cls, value):
+        # `--set train.precision=32` and TOML's `precision = 32` give the integer 32
+        return "32" if value == 32 and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _fp16_is_gpu_only(self):

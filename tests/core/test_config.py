@@ -76,6 +76,14 @@ def test_yaml_and_toml_give_the_same_config(tmp_path):
     assert load_config(tmp_path / "a.toml").to_dict() == load_config(tmp_path / "a.yaml").to_dict()
 
 
+def test_precision_32_may_be_written_as_a_number(tmp_path):
+    (tmp_path / "r.toml").write_text('[train]\nprecision = 32\n')
+    assert load_config(tmp_path / "r.toml").train.precision == "32"
+    assert load_config(None, ["train.precision=bf16", "train.precision=32"]).train.precision == "32"
+    with pytest.raises(UserError, match="train.precision"):
+        load_config(None, ["train.precision=16"])
+
+
 def test_overrides_reject_malformed_text():
     with pytest.raises(UserError, match="must look like group.field=value"):
         apply_overrides({}, ["optim.lr"])

@@ -124,3 +124,20 @@ def test_no_test_split_gives_strict_json_metrics(tmp_path, corpus_file, lm_confi
     metrics = json.loads((run / "metrics.json").read_text(), parse_constant=refuse)
     assert metrics["test"] == {"loss": None, "n": 0, "tokens": 0}
     assert metrics["val"]["loss"] > 0 and metrics["val"]["tokens"] > 0
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("32", torch.float32)])
+def test_mfu_is_measured_against_the_peak_of_the_training_dtype(tmp_path, corpus_file, lm_config, monkeypatch,
+                                                               precision, dtype):
+    from zerotune.track import lm_board
+
+    asked = []
+
+    def peak(device, dtype=torch.float32, **kw):
+        asked.append(dtype)
+        return 1e12
+
+    monkeypatch.setattr(lm_board, "matmul_peak_flops", peak)
+    zerotune.train(lm_config(tmp_path, corpus_file, tmp_path / "cache", "mfu", "log.tensorboard=true",
+                             f"train.precision={precision}", "train.max_steps=2"))
+    assert asked == [dtype]

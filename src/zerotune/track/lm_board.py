@@ -65,8 +65,9 @@ class LMBoard(TensorBoardLogger):
         if hasattr(model, "flops_per_token"):
             self.flops_per_token = model.flops_per_token(self.block_size)
         precision = self.config.train.precision
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision] if device.type == "cuda" and precision != "32" \
-            else torch.float32
+        # The peak of the dtype the matmuls run in: autocast bf16 also on a CPU (AVX512-BF16/AMX
+        # matmuls run about 2x the float32 rate there, so a float32 peak gave an MFU above 1).
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "32": torch.float32}[precision]  # as train/loop.py's autocast
         self.peak = matmul_peak_flops(device, dtype)
         self.prompt = self._prompt()
         super().on_fit_start(state)

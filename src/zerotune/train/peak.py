@@ -20,7 +20,7 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, 
 
     Args:
         device: where to measure.
-        dtype: the dtype training computes in (bf16 under autocast on a GPU, else float32).
+        dtype: the dtype the training matmuls run in (the autocast dtype, else float32).
         size: matrix side (default 2048 on a CPU, 4096 on a GPU).
         seconds: about how long to time, after one warm-up call.
 
