@@ -1,7 +1,5 @@
 """Character and byte-level BPE tokenizers: round trips, errors, save/load, streaming training."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -58,13 +56,10 @@ def test_char_streaming_training_equals_whole():
     assert train_tokenizer("char", iter(chunks)).chars == train_tokenizer("char", ["".join(chunks)]).chars
 
 
-def test_char_encode_is_fast_on_a_megabyte():
+def test_char_encode_array_round_trips_a_megabyte():
     text = ("To be, or not to be, that is the question:\n" * 25_000)[:1_000_000]
     tok = train_tokenizer("char", [text])
-    t = time.perf_counter()
     ids = tok.encode_array(text)
-    elapsed = time.perf_counter() - t  # measured ~0.06 s; no assert, a loaded machine would flake
-    print(f"char encode of 1 MB: {elapsed:.3f} s")
     assert ids.dtype == np.uint16 and len(ids) == len(text)
     assert tok.decode(ids) == text
 
