@@ -12,16 +12,19 @@ import torch
 
 from .config import Config, apply_overrides, build_config
 from .errors import UserError
-from .rundir import create_run_dir, new_run_name, read_json, write_json
+from .rundir import atomic_write_text, clear_run_outputs, create_run_dir, new_run_name, read_json, write_json
 from .runs import TOKENIZER_DIR, build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
 from .tasks import make_task
 from .track.tensorboard import TensorBoardLogger
 from .train.callbacks import EarlyStopping, ProgressBar
 from .train.env import resolve_device, seed_everything, set_deterministic
-from .train.loop import fit
+from .train import checkpoint as ckpt
+from .train.loop import check_monitor, check_progress, fit
 
 # Fields that may change when a run is resumed; anything else would break exact continuation.
 RESUMABLE_OVERRIDES = ("train.epochs", "train.max_steps", "train.early_stopping", "log.progress", "log.tensorboard")
+# A run with no checkpoint yet starts again from step 0 in its own directory: only where it lives is fixed.
+RESTART_FIXED = ("log.dir", "log.name")
 
 
 @dataclass
@@ -38,19 +41,23 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
 
     Args:
         config: the run's Config (ignored when resuming: the run's saved config is used).
-        resume: a run directory to continue from its last checkpoint.
-        resume_overrides: ``group.field=value`` changes allowed on resume (see RESUMABLE_OVERRIDES).
+        resume: a run directory to continue from its last checkpoint; a run with no checkpoint yet
+            (killed or diverged before its first) starts again from step 0 with its own config.
+        resume_overrides: ``group.field=value`` changes allowed on resume (see RESUMABLE_OVERRIDES;
+            any but RESTART_FIXED on a run that starts again).
         callbacks: extra Callback objects, called after the built-in ones.
 
-    Everything that can fail on bad input (data, model shapes) is checked before the run directory
-    is created, so a failed start leaves nothing behind.
+    Everything that can fail on bad input (data, model shapes, the checkpoint to resume from) is
+    checked before the run directory is created or changed, so a failed command leaves it as it was.
 
     Returns:
         The run directory and the final metrics (also written to metrics.json).
     """
+    checkpoint = None
     if resume is not None:
         run_dir = Path(resume)
-        config = _resume_config(run_dir, resume_overrides or [])
+        config, checkpoint = _resume(run_dir, resume_overrides or [])
+    fresh = checkpoint is None  # a new run, or one that starts again from step 0
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -63,26 +70,34 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     from .finetune.setup import adapt_config, attach, is_finetune
 
     source = None
-    if is_finetune(config) and resume is None:
+    if is_finetune(config) and fresh:
         config, source = adapt_config(config)
     # A source run lends its normalisation statistics, tokenizer and transformer architecture.
-    origin = run_dir if resume is not None else (source.path if source is not None and source.kind == "run" else None)
+    origin = run_dir if not fresh else (source.path if source is not None and source.kind == "run" else None)
     data = load_data(config, origin)
     task = make_task(data.meta, tc, config.data)
+    check_monitor(tc, task)
     model = build_model_for(config, data.meta, origin)
     setup = attach(model, config, data.meta, source) if is_finetune(config) else None
     _check_model_fits(model, data)
+    if checkpoint is not None:  # the checkpoint must fit this data and model before anything is written
+        check_progress(checkpoint, data, tc)
+        ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
     augment = _augmenter(config, data.meta)
     before = probe = None
-    if setup is not None and resume is None and config.finetune.baseline:
+    if setup is not None and fresh and config.finetune.baseline:
         from .finetune.baseline import before_metrics, linear_probe
 
         before, probe = before_metrics(model, data, task, device), linear_probe(model, data, device, tc.seed)
 
     if resume is None:
-        name = config.log.name or new_run_name(f"{config.data.name}-{config.model.name}")
-        run_dir = create_run_dir(config.log.dir, name)
-        (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+        run_dir = create_run_dir(config.log.dir, config.log.name or new_run_name(default_run_prefix(config)))
+    elif fresh:
+        print(f"{run_dir} has no checkpoint yet: training it again from step 0 with its config.yaml",
+              file=sys.stderr, flush=True)
+        clear_run_outputs(run_dir)  # the dead attempt's events and files would mix with the new ones
+    if fresh:
+        atomic_write_text(run_dir / "config.yaml", config.to_yaml())
         write_json(run_dir / "meta.json", data.meta.to_dict())
         write_json(run_dir / "env.json", environment(device, tc.seed))
         save_model_files(run_dir, config, origin)
@@ -93,9 +108,12 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
                 "source": {"kind": source.kind, "spec": source.spec, "path": str(Path(source.path).resolve()),
                            "checkpoint": config.finetune.checkpoint if source.kind == "run" else None},
                 **setup.summary(model), "before": before, "probe": probe})
-    elif setup is not None and (run_dir / "finetune.json").is_file():
-        saved = read_json(run_dir / "finetune.json")
-        before, probe = saved.get("before"), saved.get("probe")
+    else:
+        if resume_overrides:
+            atomic_write_text(run_dir / "config.yaml", config.to_yaml())
+        if setup is not None and (run_dir / "finetune.json").is_file():
+            saved = read_json(run_dir / "finetune.json")
+            before, probe = saved.get("before"), saved.get("probe")
 
     builtin = []
     if config.log.tensorboard:
@@ -114,7 +132,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     if config.log.progress:
         builtin.append(ProgressBar(f"{run_dir.name}"))
 
-    state = fit(model, data, task, config, run_dir, device, builtin + list(callbacks or []), resume=resume is not None,
+    state = fit(model, data, task, config, run_dir, device, builtin + list(callbacks or []), resume=checkpoint,
                 augment=augment, groups=setup.groups if setup else None, freeze=setup.plan if setup else None)
     metrics = final_metrics(run_dir, config, data, task, device)
     metrics["training"] = {"steps": state.step, "epochs": state.epoch, "seconds": round(state.elapsed, 3),
@@ -132,16 +150,29 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     return TrainResult(run_dir, metrics, state.step, state.stop_reason)
 
 
-def _resume_config(run_dir: Path, overrides: list[str]) -> Config:
+def default_run_prefix(config: Config) -> str:
+    """``digits-cnn``, or ``digits-cnn-finetune`` for a fine-tune; the time is appended."""
+    from .finetune.setup import is_finetune
+
+    return f"{config.data.name}-{config.model.name}" + ("-finetune" if is_finetune(config) else "")
+
+
+def _resume(run_dir: Path, overrides: list[str]) -> tuple[Config, ckpt.Checkpoint | None]:
+    """The run's config with `overrides` applied, and its last checkpoint read and checked (None if it has none).
+
+    Nothing is written here: the caller writes config.yaml once everything else has been checked too.
+    """
     config = read_run_config(run_dir)
+    found = ckpt.find_checkpoint(run_dir / "checkpoints" / "last")
     for o in overrides:
         key = o.split("=", 1)[0].strip()
-        if not any(key == k or key.startswith(k + ".") for k in RESUMABLE_OVERRIDES):
+        if found is None and any(key == k or key.startswith(k + ".") for k in RESTART_FIXED):
+            raise UserError(f"--set {key} cannot change on resume: the run stays in {run_dir}")
+        if found is not None and not any(key == k or key.startswith(k + ".") for k in RESUMABLE_OVERRIDES):
             raise UserError(f"--set {key} cannot change on resume; allowed: {', '.join(RESUMABLE_OVERRIDES)}")
     if overrides:
         config = build_config(apply_overrides(config.to_dict(), overrides))
-        (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
-    return config
+    return config, ckpt.load_checkpoint(found) if found is not None else None
 
 
 def _check_model_fits(model: torch.nn.Module, data) -> None:

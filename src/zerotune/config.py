@@ -189,7 +189,7 @@ class LogConfig(Section):
     """Where the run goes and what is written to TensorBoard."""
 
     dir: str = Field("runs", description="parent directory of run directories")
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="run name (default: <data>-<model>-<time>)")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="run name (default: <data>-<model>-<time>, <data>-<model>-finetune-<time> for a fine-tune)")
     tensorboard: bool = Field(True, description="write TensorBoard events")
     scalars_every: int = Field(1, ge=1, description="write train scalars every N steps")
     grad_norm_every: int = Field(10, ge=1, description="measure the global gradient norm every N steps")
@@ -307,7 +307,15 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"recipe {path} is not a UTF-8 text file (byte {e.start}: {e.reason}); "
+                        f"a recipe is TOML or YAML text") from None
+    except OSError as e:
+        raise UserError(f"recipe {path} cannot be read: {e.strerror or e}") from None
+    if "\x00" in text:  # NUL bytes: a binary file, which some parsers would half-read
+        raise UserError(f"recipe {path} is a binary file; a recipe is TOML or YAML text")
     try:
         if path.suffix == ".toml":
             raw = tomllib.loads(text)

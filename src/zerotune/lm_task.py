@@ -47,6 +47,10 @@ class LMTask:
                 count += y.numel()
         return total, count
 
+    def metric_names(self, prefix: str) -> list[str]:
+        """The names `quick_metrics` gives."""
+        return [f"{prefix}/loss", f"{prefix}/perplexity"]
+
     def quick_metrics(self, model: torch.nn.Module, split, prefix: str) -> dict[str, float]:
         """Loss and perplexity on the split's fixed evaluation windows."""
         if split.n_tokens <= split.block_size:  # too short for one whole window (e.g. no test part)

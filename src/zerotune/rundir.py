@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -38,8 +39,23 @@ def create_run_dir(root: str | os.PathLike, name: str) -> Path:
         raise UserError(
             f"run directory {path} already exists; choose another --name or pass --resume {path}"
         )
-    path.mkdir(parents=True)
+    try:
+        path.mkdir(parents=True)
+    except OSError as e:  # a read-only or full disk, or a file where a directory should be
+        raise UserError(f"cannot create run directory {path}: {e.strerror or e} (check --runs-dir / log.dir)") from None
     return path
+
+
+def clear_run_outputs(run_dir: str | os.PathLike) -> None:
+    """Remove what an attempt that never reached a checkpoint wrote while training: events, checkpoints, metrics.
+
+    The files that describe the run (config.yaml, meta.json, ...) are written again by the new attempt.
+    """
+    run_dir = Path(run_dir)
+    for events in run_dir.glob("events.out.tfevents.*"):
+        events.unlink()
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    (run_dir / "metrics.json").unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

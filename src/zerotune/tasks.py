@@ -52,6 +52,11 @@ class Task:
             outs = [model(x).float() for x, _ in iter_batches(split, batch_size)]
         return torch.cat(outs) if outs else torch.empty(0, self.meta.num_outputs)
 
+    def metric_names(self, prefix: str) -> list[str]:
+        """The names `quick_metrics` gives, e.g. for a train.monitor check before training."""
+        names = ("loss", "accuracy") if self.kind == "classification" else ("loss", "mse", "r2")
+        return [f"{prefix}/{n}" for n in names]
+
     def quick_metrics(self, model: torch.nn.Module, split: Split, prefix: str) -> dict[str, float]:
         """The cheap metrics logged at each evaluation during training."""
         out = self.outputs(model, split)

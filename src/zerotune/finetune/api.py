@@ -73,7 +73,7 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     Returns:
         The new run directory.
     """
-    from ..rundir import create_run_dir
+    from ..rundir import atomic_write_text, create_run_dir
     from ..train import checkpoint as ckpt
     from .lora import merge_into_base
 
@@ -84,7 +84,7 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     target = create_run_dir(out.parent, out.name)
     config = run.config.model_copy(deep=True)
     config.finetune.merged = True
-    (target / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    atomic_write_text(target / "config.yaml", config.to_yaml())
     for name in ("meta.json", "env.json", "metrics.json", "finetune.json"):
         if (src / name).is_file():
             shutil.copy2(src / name, target / name)

@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
@@ -137,12 +142,118 @@ def find_checkpoint(path: Path) -> Path | None:
 def read_state(path: Path) -> dict:
     try:
         return json.loads((Path(path) / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
         raise UserError(f"checkpoint {path} is unreadable: {STATE_FILE}: {e}") from None
 
 
-def load_weights(path: Path, model: torch.nn.Module, device="cpu") -> None:
-    """Load model.safetensors into `model`, with a clear error when it does not fit."""
+# -- state.json, validated like the config ------------------------------------------------------
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Progress(_Part):
+    """Where the loop stands (see `TrainState.progress_dict`)."""
+
+    # StrictInt: 3.5, "3" and true are refused, not rounded or converted
+    step: StrictInt = Field(ge=0)
+    epoch: StrictInt = Field(ge=0)
+    batch_in_epoch: StrictInt = Field(ge=0)
+    metrics: dict[str, float | None] = {}
+    num_evals: StrictInt = Field(0, ge=0)
+    best: float | None = None
+    best_step: StrictInt | None = Field(None, ge=0)
+    elapsed: float = Field(0.0, ge=0)
+    stop_requested: StrictBool = False
+    stop_reason: str | None = None
+
+
+class ParamGroup(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    params: list[StrictInt]
+
+
+class OptimizerState(_Part):
+    param_groups: list[ParamGroup]
+    state: dict[str, dict[str, Any]]
+
+    @model_validator(mode="after")
+    def _ids_are_integers(self):
+        bad = [k for k in self.state if not k.isdigit()]
+        if bad:
+            raise ValueError(f"parameter ids must be whole numbers, got {bad[0]!r}")
+        return self
+
+
+class RngState(_Part):
+    """Python's and NumPy's generator states, as lists (see `env.rng_state`)."""
+
+    python: tuple[StrictInt, list[StrictInt], float | None]
+    numpy: tuple[str, list[StrictInt], StrictInt, StrictInt, float]
+
+    @model_validator(mode="after")
+    def _states_load(self):
+        # Tried on private generators, so a bad state is refused before anything is restored.
+        try:
+            random.Random().setstate((self.python[0], tuple(self.python[1]), self.python[2]))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ValueError(f"python state does not load: {e}") from None
+        name, keys, pos, has_gauss, cached = self.numpy
+        try:
+            np.random.RandomState().set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ValueError(f"numpy state does not load: {e}") from None
+        return self
+
+
+class StateFile(_Part):
+    """The whole of a `last` checkpoint's state.json."""
+
+    progress: Progress
+    optimizer: OptimizerState
+    rng: RngState
+    scaler: dict[str, Any] | None = None
+    callbacks: dict[str, dict[str, Any]] = {}
+
+
+@dataclass
+class Checkpoint:
+    """A `last` checkpoint read and checked in full, before anything of it is applied or written."""
+
+    path: Path
+    state: StateFile
+    weights: dict[str, torch.Tensor]
+    tensors: dict[str, torch.Tensor]  # optimizer state and RNG tensors
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a `last` checkpoint and check each part: state.json, weights, optimizer and RNG tensors.
+
+    Raises:
+        UserError: naming the file and what is wrong with it, in one line.
+    """
+    from ..config import format_validation_error
+
+    raw = read_state(path)
+    try:
+        state = StateFile.model_validate(raw)
+    except ValidationError as e:
+        detail = format_validation_error(e)
+        detail = detail if len(detail) <= 300 else detail[:300] + "..."
+        raise UserError(f"checkpoint {path} is invalid: {STATE_FILE}: {detail}") from None
+    weights = read_weights(path)
+    tensors = load_tensors(path)
+    try:  # the CPU generator's state, tried on a private generator
+        torch.Generator().set_state(tensors["rng.torch"])
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise UserError(f"checkpoint {path} is invalid: {TENSORS_FILE}: rng.torch does not load "
+                        f"({str(e).splitlines()[0]})") from None
+    return Checkpoint(Path(path), state, weights, tensors)
+
+
+def read_weights(path: Path, device="cpu") -> dict[str, torch.Tensor]:
+    """model.safetensors as a state dict, tied names restored."""
     file = Path(path) / MODEL_FILE
     if not file.exists():
         raise UserError(f"checkpoint {path} has no {MODEL_FILE}")
@@ -155,11 +266,21 @@ def load_weights(path: Path, model: torch.nn.Module, device="cpu") -> None:
     for name, kept in aliases.items():
         if kept in sd:
             sd[name] = sd[kept]
+    return sd
+
+
+def fit_weights(model: torch.nn.Module, sd: dict[str, torch.Tensor], file) -> None:
+    """Load a state dict into `model`, with a clear error when it does not fit."""
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
         detail = " ".join(str(e).split())[:300]
         raise UserError(f"{file} does not fit the model: {detail}") from None
+
+
+def load_weights(path: Path, model: torch.nn.Module, device="cpu") -> None:
+    """Load model.safetensors into `model`, with a clear error when it does not fit."""
+    fit_weights(model, read_weights(path, device), Path(path) / MODEL_FILE)
 
 
 def load_tensors(path: Path, device="cpu") -> dict[str, torch.Tensor]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import math
+import statistics
 import time
 from pathlib import Path
 
@@ -21,7 +23,50 @@ from .optim import build_optimizer, lr_multiplier, set_lr
 
 
 class Diverged(UserError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or blew up to BLOWUP times its running median."""
+
+
+BLOWUP = 1e3  # a loss this many times its running median counts as diverged
+MEDIAN_FLOOR = 1e-3  # a loss near zero (an almost perfect fit) is not stopped by noise above it
+MEDIAN_WINDOW = 100  # checked losses the running median is taken over
+
+
+class DivergenceWatch:
+    """Checks losses where the loop reads them anyway (measured steps, epoch ends, before each save)."""
+
+    def __init__(self, lr: float):
+        self.lr = lr
+        self.seen: collections.deque[float] = collections.deque(maxlen=MEDIAN_WINDOW)
+
+    def check(self, loss: float, where: str) -> None:
+        """Raise Diverged if `loss` is not finite or has blown up; otherwise remember it."""
+        if not math.isfinite(loss):
+            raise Diverged(f"training loss became {loss} {where}; lower optim.lr (now {self.lr:g}) or set optim.clip_norm")
+        if self.seen:
+            median = statistics.median(self.seen)
+            if median > 0 and loss > BLOWUP * max(median, MEDIAN_FLOOR):
+                raise Diverged(f"training loss blew up to {loss:.4g} {where}, over {BLOWUP:g}x its running median "
+                               f"{median:.4g}; lower optim.lr (now {self.lr:g}) or set optim.clip_norm")
+        self.seen.append(loss)
+
+
+def check_monitor(tc, task: Task) -> None:
+    """Refuse a train.monitor the task never produces: no best checkpoint, no early stop would follow."""
+    if tc.monitor == "auto":
+        return
+    produced = ["train/epoch_loss", *task.metric_names("val")]
+    if tc.monitor not in produced:
+        raise UserError(f"train.monitor {tc.monitor!r} is never measured for this task; allowed: auto, "
+                        f"{', '.join(produced)}")
+
+
+def check_progress(checkpoint: ckpt.Checkpoint, data: DataBundle, tc) -> None:
+    """A checkpoint's position must lie within this data's epoch."""
+    micro = num_batches(len(data.train), tc.batch_size)
+    b = checkpoint.state.progress.batch_in_epoch
+    if b >= micro:
+        raise UserError(f"checkpoint {checkpoint.path} is invalid: {ckpt.STATE_FILE}: progress.batch_in_epoch is "
+                        f"{b}, past the epoch of {micro} micro-batches")
 
 
 def fit(
@@ -32,7 +77,7 @@ def fit(
     run_dir: Path,
     device: torch.device,
     callbacks: list[Callback] = (),
-    resume: bool = False,
+    resume: ckpt.Checkpoint | None = None,
     augment=None,
     groups: list[dict] | None = None,
     freeze=None,
@@ -47,7 +92,7 @@ def fit(
         run_dir: the run directory.
         device: where to train.
         callbacks: called at each event, in order.
-        resume: continue from run_dir/checkpoints/last.
+        resume: a checkpoint to continue from (see `checkpoint.load_checkpoint`).
         augment: optional callable (x, generator) -> x applied to training batches.
         groups: optimizer parameter groups (default: the model's trainable parameters).
         freeze: optional schedule with ``apply(model, epoch)`` that sets which parameters train in
@@ -81,16 +126,23 @@ def fit(
                        monitor=monitor, monitor_mode=mode)
     ckpt_dir = Path(run_dir) / "checkpoints"
     writer = ckpt.CheckpointWriter()
-    if resume:
+    if resume is not None:
         ckpt.remove_partial_writes(ckpt_dir)
-        _restore(ckpt_dir / "last", model, optimizer, scaler, aug_gen, state, callbacks, device)
+        _restore(resume, model, optimizer, scaler, aug_gen, state, callbacks)
         state.resumed_from_step = state.step
+    watch = DivergenceWatch(oc.lr)
 
     pending_best = None  # (tensors, aliases, info): best weights copied, not yet on disk
     last_save = time.monotonic()
 
     def save_last():
         nonlocal pending_best, last_save
+        # `last` keeps the last sound state: a blown-up one is never written over it.
+        if state.loss is not None:
+            watch.check(float(state.loss), f"at step {state.step}")
+        if not torch.isfinite(torch.nn.utils.get_total_norm(params)):
+            raise Diverged(f"weights became too large or not finite at step {state.step}; "
+                           f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
         if pending_best is not None:  # the best on disk always matches what `last` records
             writer.submit(ckpt_dir / "best", *pending_best)
             pending_best = None
@@ -155,9 +207,11 @@ def fit(
                 state.lr = set_lr(optimizer, lr_multiplier(cfg.schedule, state.step, total, steps_per_epoch))
                 measure = (state.step + 1) % cfg.log.grad_norm_every == 0
                 state.grad_norm = _clip(params, optimizer, scaler, oc, measure=measure)
-                if measure and not torch.isfinite(state.grad_norm):
-                    raise Diverged(f"gradients became {float(state.grad_norm)} at step {state.step + 1}; "
-                                   f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
+                if measure:
+                    if not torch.isfinite(state.grad_norm):
+                        raise Diverged(f"gradients became {float(state.grad_norm)} at step {state.step + 1}; "
+                                       f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
+                    watch.check(float(loss.detach()), f"at step {state.step + 1}")
                 scaler.step(optimizer)
                 scaler.update()
                 state.step += 1
@@ -182,9 +236,7 @@ def fit(
                 state.epoch += 1
                 state.batch_in_epoch = 0
             last = state.step >= total or state.epoch >= tc.epochs
-            if not math.isfinite(epoch_loss):
-                raise Diverged(f"training loss became {epoch_loss} in epoch {state.epoch}; "
-                               f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
+            watch.check(epoch_loss, f"in epoch {state.epoch}")
             if state.epoch % tc.eval_every == 0 or last:
                 evaluate()
             state.elapsed = time.perf_counter() - t_start
@@ -242,22 +294,18 @@ def _clip(params, optimizer, scaler, oc, measure: bool):
     return norm.detach()
 
 
-def _restore(path, model, optimizer, scaler, aug_gen, state: TrainState, callbacks, device) -> None:
-    found = ckpt.find_checkpoint(path)
-    if found is None:
-        raise UserError(f"cannot resume: {path} holds no checkpoint")
-    saved = ckpt.read_state(found)
-    ckpt.load_weights(found, model, device)
-    tensors = ckpt.load_tensors(found)
-    ckpt.optimizer_from_parts(optimizer, saved["optimizer"], tensors)
-    set_rng_state(saved["rng"], {k[4:]: v for k, v in tensors.items() if k.startswith("rng.") and k != "rng.augment"})
+def _restore(checkpoint: ckpt.Checkpoint, model, optimizer, scaler, aug_gen, state: TrainState, callbacks) -> None:
+    saved, tensors = checkpoint.state, checkpoint.tensors
+    ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
+    ckpt.optimizer_from_parts(optimizer, saved.optimizer.model_dump(), tensors)
+    set_rng_state(saved.rng.model_dump(mode="json"), {k[4:]: v for k, v in tensors.items() if k.startswith("rng.") and k != "rng.augment"})
     if "rng.augment" in tensors:
         aug_gen.set_state(tensors["rng.augment"])
-    if saved.get("scaler"):
-        scaler.load_state_dict(saved["scaler"])
-    for k, v in saved["progress"].items():
+    if saved.scaler:
+        scaler.load_state_dict(saved.scaler)
+    for k, v in saved.progress.model_dump().items():
         setattr(state, k, v)
-    saved_callbacks = saved.get("callbacks", {})
+    saved_callbacks = saved.callbacks
     for cb in callbacks:
         if type(cb).__name__ in saved_callbacks:
             cb.load_state_dict(saved_callbacks[type(cb).__name__])
