@@ -314,8 +314,6 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
                         f"a recipe is TOML or YAML text") from None
     except OSError as e:
         raise UserError(f"recipe {path} cannot be read: {e.strerror or e}") from None
-    if "\x00" in text:  # NUL bytes: a binary file, which some parsers would half-read
-        raise UserError(f"recipe {path} is a binary file; a recipe is TOML or YAML text")
     try:
         if path.suffix == ".toml":
             raw = tomllib.loads(text)
