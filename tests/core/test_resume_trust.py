@@ -172,6 +172,10 @@ def _bad_rng_numpy(s):
     s["rng"]["numpy"][0] = "XYZ"
 
 
+def _numpy_rng_position_past_its_state(s):  # numpy itself would read past its array and crash
+    s["rng"]["numpy"][2] = 10**6
+
+
 STATE_DAMAGE = {
     "fractional step": (lambda s: s["progress"].update(step=2.5), "progress.step"),
     "step as text": (lambda s: s["progress"].update(step="3"), "progress.step"),
@@ -180,6 +184,7 @@ STATE_DAMAGE = {
     "batch past the epoch": (lambda s: s["progress"].update(batch_in_epoch=10_000), "batch_in_epoch"),
     "bad python rng": (_bad_rng_python, "rng"),
     "bad numpy rng": (_bad_rng_numpy, "rng"),
+    "numpy rng position": (_numpy_rng_position_past_its_state, "rng.numpy.2"),
     "callbacks not an object": (lambda s: s.update(callbacks=[1]), "callbacks"),
 }
 
@@ -190,7 +195,7 @@ def test_bad_state_json_is_refused_in_one_line(iris_run, tmp_path, zt, case):
     file = run / "checkpoints" / "last" / "state.json"
     state = json.loads(file.read_text())
     if case == "a list":
-        state, needle = [state], "valid dictionary"
+        state, needle = [state], "must hold an object, not list"
     else:
         change, needle = STATE_DAMAGE[case]
         change(state)

@@ -21,7 +21,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -186,11 +186,16 @@ class OptimizerState(_Part):
         return self
 
 
+Word = Annotated[StrictInt, Field(ge=0, lt=2**32)]
+
+
 class RngState(_Part):
     """Python's and NumPy's generator states, as lists (see `env.rng_state`)."""
 
-    python: tuple[StrictInt, list[StrictInt], float | None]
-    numpy: tuple[str, list[StrictInt], StrictInt, StrictInt, float]
+    python: tuple[StrictInt, list[Word], float | None]
+    # NumPy reads its position unchecked (one past 624 crashes the process), so each part is bounded here.
+    numpy: tuple[Literal["MT19937"], Annotated[list[Word], Field(min_length=624, max_length=624)],
+                 Annotated[StrictInt, Field(ge=0, le=624)], Annotated[StrictInt, Field(ge=0, le=1)], float]
 
     @model_validator(mode="after")
     def _states_load(self):
@@ -236,6 +241,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
     from ..config import format_validation_error
 
     raw = read_state(path)
+    if not isinstance(raw, dict):
+        raise UserError(f"checkpoint {path} is invalid: {STATE_FILE} must hold an object, not {type(raw).__name__}")
     try:
         state = StateFile.model_validate(raw)
     except ValidationError as e:
