@@ -189,7 +189,8 @@ class LogConfig(Section):
     """Where the run goes and what is written to TensorBoard."""
 
     dir: str = Field("runs", description="parent directory of run directories")
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="run name (default: <data>-<model>-<time>, <data>-<model>-finetune-<time> for a fine-tune)")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$",
+                             description="run name (default: <data>-<model>-<time>, <data>-<model>-finetune-<time> for a fine-tune)")
     tensorboard: bool = Field(True, description="write TensorBoard events")
     scalars_every: int = Field(1, ge=1, description="write train scalars every N steps")
     grad_norm_every: int = Field(10, ge=1, description="measure the global gradient norm every N steps")

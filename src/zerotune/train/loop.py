@@ -41,7 +41,8 @@ class DivergenceWatch:
     def check(self, loss: float, where: str) -> None:
         """Raise Diverged if `loss` is not finite or has blown up; otherwise remember it."""
         if not math.isfinite(loss):
-            raise Diverged(f"training loss became {loss} {where}; lower optim.lr (now {self.lr:g}) or set optim.clip_norm")
+            raise Diverged(f"training loss became {loss} {where}; lower optim.lr (now {self.lr:g}) "
+                           f"or set optim.clip_norm")
         if self.seen:
             median = statistics.median(self.seen)
             if median > 0 and loss > BLOWUP * max(median, MEDIAN_FLOOR):
@@ -298,7 +299,8 @@ def _restore(checkpoint: ckpt.Checkpoint, model, optimizer, scaler, aug_gen, sta
     saved, tensors = checkpoint.state, checkpoint.tensors
     ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
     ckpt.optimizer_from_parts(optimizer, saved.optimizer.model_dump(), tensors)
-    set_rng_state(saved.rng.model_dump(mode="json"), {k[4:]: v for k, v in tensors.items() if k.startswith("rng.") and k != "rng.augment"})
+    global_rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.") and k != "rng.augment"}
+    set_rng_state(saved.rng.model_dump(mode="json"), global_rng)
     if "rng.augment" in tensors:
         aug_gen.set_state(tensors["rng.augment"])
     if saved.scaler:
