@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..track import summaries
+from ..track.sink import EventSink
 from ..train.callbacks import Callback, TrainState
 from .freezing import FreezePlan, count_parameters
 from .unfreezing import first_epoch_training
@@ -43,41 +45,40 @@ def group_table(plan: FreezePlan, groups: list[dict], model) -> list[list]:
 
 
 class FinetuneBoard(Callback):
-    """Writes the fine-tune's own TensorBoard views to a second event file in the run directory.
+    """Writes the fine-tune's own TensorBoard views into the run's event file.
+
+    They go through the sink of the run's TensorBoard callback, so one file, with one restart
+    marker after a resume, holds every point; a second writer's file would sort after the main
+    one and its marker would hide the points the main writer logged after the resume.
 
     Args:
-        run_dir: the run directory.
+        board: the run's TensorBoardLogger (called before this callback; its ``sink`` is used).
         plan: the freeze plan (which parameters train when).
         groups: the optimizer's parameter groups, in optimizer order (``name``, ``lr``).
         before: metrics of the source model on the target task before training.
         probe: linear-probe metrics on the frozen features, or None.
     """
 
-    def __init__(self, run_dir: Path, plan: FreezePlan, groups: list[dict], before: dict | None = None,
+    def __init__(self, board, plan: FreezePlan, groups: list[dict], before: dict | None = None,
                  probe: dict | None = None):
-        self.run_dir, self.plan = Path(run_dir), plan
+        self.board, self.plan = board, plan
         self.names = [g["name"] for g in groups]
         self.base = [g["lr"] for g in groups]
         self.before, self.probe = before or {}, probe or {}
         self.groups = groups
-        self.writer = None
+        self.sink: EventSink | None = None
         self._counted_epoch: int | None = None
 
     def on_fit_start(self, state: TrainState) -> None:
-        from tensorboardX import SummaryWriter
-
-        resumed = state.resumed_from_step is not None
-        self.writer = SummaryWriter(str(self.run_dir), purge_step=state.step if resumed else None,
-                                    filename_suffix=".finetune", flush_secs=5)
-        if resumed:
+        self.sink = self.board.sink
+        if state.resumed_from_step is not None:  # the start views are in the file already
             return
         rows = group_table(self.plan, self.groups, state.model)
-        self.writer.add_text("finetune/groups", _md_table(
-            ["block", "group", "parameters", "trainable", "lr", "trains from epoch"], rows), 0)
-        for k, v in self.before.items():
-            self.writer.add_scalar(f"compare/before/{k}", v, 0)
-        for k, v in self.probe.items():
-            self.writer.add_scalar(f"compare/probe/{k}", v, 0)
+        compare = [(f"compare/{kind}/{k}", v) for kind, metrics in (("before", self.before), ("probe", self.probe))
+                   for k, v in metrics.items()]
+        self.sink.write([(summaries.text("finetune/groups", _md_table(
+            ["block", "group", "parameters", "trainable", "lr", "trains from epoch"], rows)), 0)]
+            + ([(summaries.scalars(compare), 0)] if compare else []))
 
     def on_step_end(self, state: TrainState) -> None:
         epoch_changed = self._counted_epoch != state.epoch
@@ -85,54 +86,59 @@ class FinetuneBoard(Callback):
             self._write(state, epoch_changed)
 
     def _write(self, state: TrainState, epoch_changed: bool) -> None:
-        w, s = self.writer, state.step
+        s = state.step
         multiplier = state.lr / self.base[0] if self.base and self.base[0] else 0.0
-        seen = set()
+        rates = dict.fromkeys(self.names)  # decayed and non-decayed halves of a group share one rate
         for name, base in zip(self.names, self.base):
-            if name not in seen:  # decayed and non-decayed halves of a group share one rate
-                seen.add(name)
-                w.add_scalar(f"lr/{name}", base * multiplier, s)
+            if rates[name] is None:
+                rates[name] = base * multiplier
         trainable, frozen = count_parameters(state.model)
-        w.add_scalar("finetune/params_trainable", trainable, s)
-        w.add_scalar("finetune/params_frozen", frozen, s)
-        w.add_scalar("finetune/trainable_percent", 100.0 * trainable / max(trainable + frozen, 1), s)
         names = self.plan.trainable_at(state.epoch)
         blocks = sum(1 for g in self.plan.blocks if any(n in names for n in g.params))
-        w.add_scalar("finetune/blocks_trainable", blocks, s)
+        self.sink.scalars(s, tuple((f"lr/{name}", rate) for name, rate in rates.items()) + (
+            ("finetune/params_trainable", trainable), ("finetune/params_frozen", frozen),
+            ("finetune/trainable_percent", 100.0 * trainable / max(trainable + frozen, 1)),
+            ("finetune/blocks_trainable", blocks)))
         if epoch_changed and self._counted_epoch is not None and self.plan.cfg.strategy == "gradual":
             before = self.plan.trainable_at(self._counted_epoch)
             new = [g.name for g in self.plan.blocks if any(n in names and n not in before for n in g.params)]
             if new:
-                w.add_text("finetune/unfrozen", f"epoch {state.epoch}: {', '.join(new)} unfrozen "
-                           f"({trainable:,} trainable parameters)", s)
+                self.sink.write([(summaries.text("finetune/unfrozen", f"epoch {state.epoch}: {', '.join(new)} "
+                                                 f"unfrozen ({trainable:,} trainable parameters)"), s)])
         self._counted_epoch = state.epoch
 
-    def on_fit_end(self, state: TrainState) -> None:
-        if self.writer is not None:
-            self.writer.close()
+    # A resumed run writes at the same steps as an uninterrupted one: the next write after the
+    # checkpoint still knows which epoch was counted last.
+    def state_dict(self) -> dict:
+        return {"counted_epoch": self._counted_epoch}
+
+    def load_state_dict(self, d: dict) -> None:
+        self._counted_epoch = d.get("counted_epoch")
 
 
 def write_comparison(run_dir: Path, step: int, before: dict, probe: dict | None, after: dict) -> None:
-    """Before/after scalars and a table, at the run's final step.
+    """Before/after scalars and a table, at the run's final step (through an EventSink of its own,
+    since the training run's sink is closed by then).
 
     Args:
         before: metrics before fine-tuning, keyed like ``val/accuracy``.
         probe: linear-probe metrics on the frozen source features, or None.
         after: final metrics, keyed the same way.
     """
-    from tensorboardX import SummaryWriter
-
-    with SummaryWriter(str(run_dir), filename_suffix=".compare") as w:
-        rows = []
-        for k in sorted(after):
-            w.add_scalar(f"compare/after/{k}", after[k], step)
-            b = before.get(k)
-            if b is not None:
-                w.add_scalar(f"compare/before/{k}", b, step)
-                w.add_scalar(f"compare/gain/{k}", after[k] - b, step)
-            p = (probe or {}).get(k)
-            rows.append([k, _fmt(b), _fmt(p), _fmt(after[k]), _fmt(None if b is None else after[k] - b)])
-        w.add_text("compare/before_after", _md_table(["metric", "before", "linear probe", "after", "change"], rows), step)
+    values, rows = [], []
+    for k in sorted(after):
+        values.append((f"compare/after/{k}", after[k]))
+        b = before.get(k)
+        if b is not None:
+            values += [(f"compare/before/{k}", b), (f"compare/gain/{k}", after[k] - b)]
+        p = (probe or {}).get(k)
+        rows.append([k, _fmt(b), _fmt(p), _fmt(after[k]), _fmt(None if b is None else after[k] - b)])
+    sink = EventSink(run_dir)
+    try:
+        sink.write([(summaries.scalars(values), step), (summaries.text(
+            "compare/before_after", _md_table(["metric", "before", "linear probe", "after", "change"], rows)), step)])
+    finally:
+        sink.close()
 
 
 def _fmt(v) -> str:

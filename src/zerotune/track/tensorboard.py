@@ -64,7 +64,9 @@ class TensorBoardLogger(Callback):
 
     def on_fit_start(self, state: TrainState) -> None:
         resumed = state.resumed_from_step is not None
-        self.sink = EventSink(self.run_dir, self.log.flush_secs, purge_step=state.step if resumed else None)
+        # The checkpoint's own step was logged before it was saved (see state_dict) and is not
+        # run again: only the steps after it are redone, so only those are hidden.
+        self.sink = EventSink(self.run_dir, self.log.flush_secs, purge_step=state.step + 1 if resumed else None)
         named = [(n, p) for n, p in state.model.named_parameters() if p.requires_grad]
         self._names = tuple(n for n, _ in named)
         self._params = [p for _, p in named]
@@ -81,6 +83,9 @@ class TensorBoardLogger(Callback):
         self._hist_tags = tuple(f"weights/{n}" for n in self._names)
         if not resumed:
             self._safe("start summaries", self._write_start, state)
+        elif self.log.layer_stats_every and (state.step + 1) % self.log.layer_stats_every == 0:
+            # the killed run took this copy at the checkpoint's step; the restored weights are it
+            self._safe("layer statistics", self._snapshot)
 
     def on_step_end(self, state: TrainState) -> None:
         s, log = state.step, self.log
@@ -107,6 +112,13 @@ class TensorBoardLogger(Callback):
         self.sink.scalars(state.step, tuple(values))
         self._safe("evaluation summaries", self._eval_views, state)
         self._views_step = state.step
+
+    def state_dict(self) -> dict:
+        # Called as a checkpoint is taken: everything logged up to its step goes to disk first,
+        # since a run resumed from it never logs those steps again.
+        if self.sink is not None:
+            self.sink.flush()
+        return {}
 
     def on_fit_end(self, state: TrainState) -> None:
         if self.sink is None:
