@@ -21,6 +21,8 @@ import zerotune
 from zerotune.config import load_config
 from zerotune.finetune import finetune
 
+# One child process imports everything once, then forks a process per run, which kills itself
+# with SIGKILL at its step (a fresh interpreter per kill would spend most of the test importing).
 CHILD = textwrap.dedent("""
     import json, os, signal, sys, time
     from pathlib import Path
@@ -29,8 +31,10 @@ CHILD = textwrap.dedent("""
     from zerotune.finetune import finetune
     from zerotune.train.callbacks import Callback
     from zerotune.train.checkpoint import find_checkpoint, read_state
-
-    spec = json.loads(sys.argv[1])
+    # what a run imports lazily, imported once here rather than in every forked process
+    import sklearn.datasets, tensorboardX, torch._inductor.config
+    import zerotune.finetune.baseline, zerotune.finetune.board, zerotune.finetune.setup, zerotune.models.gpt
+    import zerotune.track.lm_board
 
     def saved_step(run_dir):
         found = find_checkpoint(Path(run_dir) / "checkpoints" / "last")
@@ -40,21 +44,37 @@ CHILD = textwrap.dedent("""
             return None
 
     class KillAt(Callback):
+        def __init__(self, spec):
+            self.spec = spec
+
         def on_step_end(self, state):
-            if state.step != spec["kill"]:
+            if state.step != self.spec["kill"]:
                 return
             # checkpoints are written in the background: wait until the one asked for is on disk
             deadline = time.monotonic() + 60
-            while spec["after"] and saved_step(spec["run_dir"]) != spec["after"] and time.monotonic() < deadline:
+            while saved_step(self.spec["run_dir"]) != self.spec["after"] and time.monotonic() < deadline:
                 time.sleep(0.01)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    if spec["strategy"]:
-        finetune(None, source=spec["source"], strategy=spec["strategy"], overrides=spec["overrides"],
-                 callbacks=[KillAt()])
-    else:
-        zerotune.train(load_config(None, spec["overrides"]), callbacks=[KillAt()])
+    def run(spec):
+        if spec["strategy"]:
+            finetune(None, source=spec["source"], strategy=spec["strategy"], overrides=spec["overrides"],
+                     callbacks=[KillAt(spec)])
+        else:
+            zerotune.train(load_config(None, spec["overrides"]), callbacks=[KillAt(spec)])
+
+    signals = {}
+    for spec in json.loads(sys.argv[1]):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                run(spec)
+            finally:
+                os._exit(1)  # not killed: the run ended or failed
+        signals[spec["run_dir"]] = os.WTERMSIG(os.waitpid(pid, 0)[1])
+    print(json.dumps(signals))
 """)
+
 
 # Sampled by wall clock (at each drain of the writer thread), so never the same steps twice.
 CLOCKED = re.compile(r"perf/.*memory_mb")
@@ -94,27 +114,43 @@ def root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def killed(root):
+    """Every kind killed at every point: run directory -> the signal that ended its process."""
+    specs = []
+    for kind, (strategy, _) in KINDS.items():
+        for kill, (step, after) in KILLS.items():
+            name = f"{kind}-{kill}"
+            specs.append({"strategy": strategy, "source": str(root / "parent"), "overrides": _overrides(root, kind, name),
+                          "kill": step, "after": after, "run_dir": str(root / "runs" / name)})
+    child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(specs)], capture_output=True, text=True,
+                           timeout=600)
+    assert child.returncode == 0, child.stderr
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def _overrides(root, kind, name):
     extra = [f"data.path={root / 'text.txt'}", f"data.cache_dir={root / 'cache'}"] if kind == "gpt" else []
     return KINDS[kind][1] + LOG + extra + [f"log.dir={root / 'runs'}", f"log.name={name}"]
 
 
-def _run(root, kind, name, callbacks=()):
-    strategy, _ = KINDS[kind]
-    if strategy:
-        return finetune(None, source=str(root / "parent"), strategy=strategy, overrides=_overrides(root, kind, name),
-                        callbacks=list(callbacks))
-    return zerotune.train(load_config(None, _overrides(root, kind, name)), callbacks=list(callbacks))
+@pytest.fixture(scope="module")
+def reference(root, read_events):
+    """``reference(kind)``: the uninterrupted run's directory and tag steps, trained on first use."""
+    made = {}
 
+    def get(kind):
+        if kind not in made:
+            strategy, _ = KINDS[kind]
+            overrides = _overrides(root, kind, f"{kind}-whole")
+            if strategy:
+                run_dir = finetune(None, source=str(root / "parent"), strategy=strategy, overrides=overrides).run_dir
+            else:
+                run_dir = zerotune.train(load_config(None, overrides)).run_dir
+            made[kind] = (run_dir, _steps(run_dir, read_events))
+        return made[kind]
 
-_references = {}
-
-
-def _reference(root, kind, read_events):
-    if kind not in _references:
-        run_dir = _run(root, kind, f"{kind}-whole").run_dir
-        _references[kind] = (run_dir, _steps(run_dir, read_events))
-    return _references[kind]
+    return get
 
 
 def _steps(run_dir, read_events) -> dict[str, Counter]:
@@ -125,33 +161,29 @@ def _steps(run_dir, read_events) -> dict[str, Counter]:
 
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("kill", list(KILLS))
-def test_a_killed_run_resumed_keeps_every_point(root, kind, kill, read_events):
-    _, reference = _reference(root, kind, read_events)
+def test_a_killed_run_resumed_keeps_every_point(root, killed, reference, kind, kill, read_events):
+    _, expected = reference(kind)
     name = f"{kind}-{kill}"
-    step, after = KILLS[kill]
-    spec = {"strategy": KINDS[kind][0], "source": str(root / "parent"), "overrides": _overrides(root, kind, name),
-            "kill": step, "after": after, "run_dir": str(root / "runs" / name)}
-    child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True, timeout=300)
-    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert killed[str(root / "runs" / name)] == signal.SIGKILL
     resumed = zerotune.train(None, resume=root / "runs" / name)
     assert resumed.steps == 30
     got = _steps(resumed.run_dir, read_events)
-    assert got.keys() == reference.keys()
-    for tag in reference:  # the same points, each once
-        assert got[tag] == reference[tag], tag
+    assert got.keys() == expected.keys()
+    for tag in expected:  # the same points, each once
+        assert got[tag] == expected[tag], tag
     assert "train/loss" in got and "val/loss" in got
     if KINDS[kind][0]:
         assert len(got["finetune/params_trainable"]) > 5 and "compare/after/test/accuracy" in got
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_a_finished_run_resumed_keeps_every_point(root, kind, read_events):
-    whole, reference = _reference(root, kind, read_events)
+def test_a_finished_run_resumed_keeps_every_point(root, reference, kind, read_events):
+    whole, expected = reference(kind)
     copy = shutil.copytree(whole, root / "runs" / f"{kind}-finished")
     resumed = zerotune.train(None, resume=copy)
     assert resumed.steps == 30
     got = _steps(copy, read_events)
-    assert got.keys() == reference.keys()
-    for tag in reference:  # the end of the run (run/seconds, compare/...) is written again, at the same step
-        assert got[tag].keys() == reference[tag].keys(), tag
+    assert got.keys() == expected.keys()
+    for tag in expected:  # the end of the run (run/seconds, compare/...) is written again, at the same step
+        assert got[tag].keys() == expected[tag].keys(), tag
     assert 30 in got["val/loss"]
