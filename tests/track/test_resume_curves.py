@@ -20,6 +20,7 @@ import pytest
 import zerotune
 from zerotune.config import load_config
 from zerotune.finetune import finetune
+from zerotune.track import events
 
 # One child process imports everything once, then forks a process per run, which kills itself
 # with SIGKILL at its step (a fresh interpreter per kill would spend most of the test importing).
@@ -154,9 +155,13 @@ def reference(root, read_events):
 
 
 def _steps(run_dir, read_events) -> dict[str, Counter]:
-    """tag -> how many points at each step, for every scalar tag."""
+    """tag -> how many points at each step, for every scalar tag; `zerotune runs` and `report` read the same."""
     acc = read_events(run_dir)
-    return {tag: Counter(e.step for e in acc.Scalars(tag)) for tag in acc.Tags()["scalars"] if not CLOCKED.match(tag)}
+    steps = {tag: Counter(e.step for e in acc.Scalars(tag)) for tag in acc.Tags()["scalars"] if not CLOCKED.match(tag)}
+    ours = {tag: Counter(s for s, _ in points) for tag, points in events.load_run(run_dir).scalars.items()
+            if not CLOCKED.match(tag)}
+    assert ours == steps
+    return steps
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
