@@ -10,12 +10,16 @@ before/after table.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..track import summaries
 from ..track.sink import EventSink
 from ..train.callbacks import Callback, TrainState
 from .freezing import FreezePlan, count_parameters
 from .unfreezing import first_epoch_training
+
+if TYPE_CHECKING:
+    from ..track.tensorboard import TensorBoardLogger
 
 EVERY = 10  # steps between learning-rate and count points when nothing changed
 
@@ -59,7 +63,7 @@ class FinetuneBoard(Callback):
         probe: linear-probe metrics on the frozen features, or None.
     """
 
-    def __init__(self, board, plan: FreezePlan, groups: list[dict], before: dict | None = None,
+    def __init__(self, board: TensorBoardLogger, plan: FreezePlan, groups: list[dict], before: dict | None = None,
                  probe: dict | None = None):
         self.board, self.plan = board, plan
         self.names = [g["name"] for g in groups]
@@ -88,10 +92,9 @@ class FinetuneBoard(Callback):
     def _write(self, state: TrainState, epoch_changed: bool) -> None:
         s = state.step
         multiplier = state.lr / self.base[0] if self.base and self.base[0] else 0.0
-        rates = dict.fromkeys(self.names)  # decayed and non-decayed halves of a group share one rate
+        rates: dict[str, float] = {}
         for name, base in zip(self.names, self.base):
-            if rates[name] is None:
-                rates[name] = base * multiplier
+            rates.setdefault(name, base * multiplier)  # decayed and non-decayed halves of a group share one rate
         trainable, frozen = count_parameters(state.model)
         names = self.plan.trainable_at(state.epoch)
         blocks = sum(1 for g in self.plan.blocks if any(n in names for n in g.params))

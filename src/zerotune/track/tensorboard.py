@@ -64,9 +64,11 @@ class TensorBoardLogger(Callback):
 
     def on_fit_start(self, state: TrainState) -> None:
         resumed = state.resumed_from_step is not None
-        # The checkpoint's own step was logged before it was saved (see state_dict) and is not
-        # run again: only the steps after it are redone, so only those are hidden.
-        self.sink = EventSink(self.run_dir, self.log.flush_secs, purge_step=state.step + 1 if resumed else None)
+        # Points a killed process wrote from the first step this one logs are hidden. A resume
+        # redoes only the steps after its checkpoint (whose own points were on disk before it
+        # was, see state_dict); a run that starts from step 0 in a directory a killed run
+        # left events in writes everything again.
+        self.sink = EventSink(self.run_dir, self.log.flush_secs, purge_step=state.step + 1 if resumed else 0)
         named = [(n, p) for n, p in state.model.named_parameters() if p.requires_grad]
         self._names = tuple(n for n, _ in named)
         self._params = [p for _, p in named]
