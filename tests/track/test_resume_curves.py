@@ -122,8 +122,8 @@ def killed(root):
     for kind, (strategy, _) in KINDS.items():
         for kill, (step, after) in KILLS.items():
             name = f"{kind}-{kill}"
-            specs.append({"strategy": strategy, "source": str(root / "parent"), "overrides": _overrides(root, kind, name),
-                          "kill": step, "after": after, "run_dir": str(root / "runs" / name)})
+            specs.append({"strategy": strategy, "source": str(root / "parent"), "kill": step, "after": after,
+                          "overrides": _overrides(root, kind, name), "run_dir": str(root / "runs" / name)})
     child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(specs)], capture_output=True, text=True,
                            timeout=600)
     assert child.returncode == 0, child.stderr
