@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..track import summaries
 from ..track.sink import EventSink
 from ..train.callbacks import Callback, TrainState
 from .freezing import FreezePlan, count_parameters
@@ -70,19 +69,20 @@ class FinetuneBoard(Callback):
         self.base = [g["lr"] for g in groups]
         self.before, self.probe = before or {}, probe or {}
         self.groups = groups
-        self.sink: EventSink | None = None
+        self.writer: EventSink | None = None
         self._counted_epoch: int | None = None
 
     def on_fit_start(self, state: TrainState) -> None:
-        self.sink = self.board.sink
+        self.writer = self.board.sink
         if state.resumed_from_step is not None:  # the start views are in the file already
             return
         rows = group_table(self.plan, self.groups, state.model)
-        compare = [(f"compare/{kind}/{k}", v) for kind, metrics in (("before", self.before), ("probe", self.probe))
-                   for k, v in metrics.items()]
-        self.sink.write([(summaries.text("finetune/groups", _md_table(
-            ["block", "group", "parameters", "trainable", "lr", "trains from epoch"], rows)), 0)]
-            + ([(summaries.scalars(compare), 0)] if compare else []))
+        self.writer.add_text("finetune/groups", _md_table(
+            ["block", "group", "parameters", "trainable", "lr", "trains from epoch"], rows), 0)
+        for k, v in self.before.items():
+            self.writer.add_scalar(f"compare/before/{k}", v, 0)
+        for k, v in self.probe.items():
+            self.writer.add_scalar(f"compare/probe/{k}", v, 0)
 
     def on_step_end(self, state: TrainState) -> None:
         epoch_changed = self._counted_epoch != state.epoch
@@ -90,24 +90,26 @@ class FinetuneBoard(Callback):
             self._write(state, epoch_changed)
 
     def _write(self, state: TrainState, epoch_changed: bool) -> None:
-        s = state.step
+        w, s = self.writer, state.step
         multiplier = state.lr / self.base[0] if self.base and self.base[0] else 0.0
-        rates: dict[str, float] = {}
+        seen = set()
         for name, base in zip(self.names, self.base):
-            rates.setdefault(name, base * multiplier)  # decayed and non-decayed halves of a group share one rate
+            if name not in seen:  # decayed and non-decayed halves of a group share one rate
+                seen.add(name)
+                w.add_scalar(f"lr/{name}", base * multiplier, s)
         trainable, frozen = count_parameters(state.model)
+        w.add_scalar("finetune/params_trainable", trainable, s)
+        w.add_scalar("finetune/params_frozen", frozen, s)
+        w.add_scalar("finetune/trainable_percent", 100.0 * trainable / max(trainable + frozen, 1), s)
         names = self.plan.trainable_at(state.epoch)
         blocks = sum(1 for g in self.plan.blocks if any(n in names for n in g.params))
-        self.sink.scalars(s, tuple((f"lr/{name}", rate) for name, rate in rates.items()) + (
-            ("finetune/params_trainable", trainable), ("finetune/params_frozen", frozen),
-            ("finetune/trainable_percent", 100.0 * trainable / max(trainable + frozen, 1)),
-            ("finetune/blocks_trainable", blocks)))
+        w.add_scalar("finetune/blocks_trainable", blocks, s)
         if epoch_changed and self._counted_epoch is not None and self.plan.cfg.strategy == "gradual":
             before = self.plan.trainable_at(self._counted_epoch)
             new = [g.name for g in self.plan.blocks if any(n in names and n not in before for n in g.params)]
             if new:
-                self.sink.write([(summaries.text("finetune/unfrozen", f"epoch {state.epoch}: {', '.join(new)} "
-                                                 f"unfrozen ({trainable:,} trainable parameters)"), s)])
+                w.add_text("finetune/unfrozen", f"epoch {state.epoch}: {', '.join(new)} unfrozen "
+                           f"({trainable:,} trainable parameters)", s)
         self._counted_epoch = state.epoch
 
     # A resumed run writes at the same steps as an uninterrupted one: the next write after the
@@ -120,28 +122,25 @@ class FinetuneBoard(Callback):
 
 
 def write_comparison(run_dir: Path, step: int, before: dict, probe: dict | None, after: dict) -> None:
-    """Before/after scalars and a table, at the run's final step (through an EventSink of its own,
-    since the training run's sink is closed by then).
+    """Before/after scalars and a table, at the run's final step (in a file of its own: the
+    training run's sink is closed by then).
 
     Args:
         before: metrics before fine-tuning, keyed like ``val/accuracy``.
         probe: linear-probe metrics on the frozen source features, or None.
         after: final metrics, keyed the same way.
     """
-    values, rows = [], []
-    for k in sorted(after):
-        values.append((f"compare/after/{k}", after[k]))
-        b = before.get(k)
-        if b is not None:
-            values += [(f"compare/before/{k}", b), (f"compare/gain/{k}", after[k] - b)]
-        p = (probe or {}).get(k)
-        rows.append([k, _fmt(b), _fmt(p), _fmt(after[k]), _fmt(None if b is None else after[k] - b)])
-    sink = EventSink(run_dir)
-    try:
-        sink.write([(summaries.scalars(values), step), (summaries.text(
-            "compare/before_after", _md_table(["metric", "before", "linear probe", "after", "change"], rows)), step)])
-    finally:
-        sink.close()
+    with EventSink(run_dir) as w:
+        rows = []
+        for k in sorted(after):
+            w.add_scalar(f"compare/after/{k}", after[k], step)
+            b = before.get(k)
+            if b is not None:
+                w.add_scalar(f"compare/before/{k}", b, step)
+                w.add_scalar(f"compare/gain/{k}", after[k] - b, step)
+            p = (probe or {}).get(k)
+            rows.append([k, _fmt(b), _fmt(p), _fmt(after[k]), _fmt(None if b is None else after[k] - b)])
+        w.add_text("compare/before_after", _md_table(["metric", "before", "linear probe", "after", "change"], rows), step)
 
 
 def _fmt(v) -> str:

@@ -98,6 +98,14 @@ class EventSink:
         """
         self._scalars.append((step, time.time(), items))
 
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        """One scalar, as ``SummaryWriter.add_scalar`` (for a few values now and then)."""
+        self.scalars(step, ((tag, value),))
+
+    def add_text(self, tag: str, markdown: str, step: int) -> None:
+        """A text summary, as ``SummaryWriter.add_text``."""
+        self.write([(summaries.text(tag, markdown), step)])
+
     def submit(self, fn: Callable[..., Records | None], *args, **kwargs) -> None:
         """Run ``fn(*args, **kwargs)`` in the background and write the records it returns."""
         if self._closed:
@@ -136,6 +144,12 @@ class EventSink:
             self._drain_scalars()
             self._events.close()
             self.busy_seconds += time.thread_time() - t0
+
+    def __enter__(self) -> EventSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- background thread ----------------------------------------------------------------------
 
