@@ -7,6 +7,7 @@ gradual unfreezing and with LoRA (whose views come from a callback of their own)
 """
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -21,6 +22,8 @@ import zerotune
 from zerotune.config import load_config
 from zerotune.finetune import finetune
 from zerotune.track import events
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the kills fork processes (POSIX only)")
 
 # One child process imports everything once, then forks a process per run, which kills itself
 # with SIGKILL at its step (a fresh interpreter per kill would spend most of the test importing).
