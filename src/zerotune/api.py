@@ -126,7 +126,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         if setup is not None:
             from .finetune.board import FinetuneBoard
 
-            builtin.append(FinetuneBoard(run_dir, setup.plan, setup.groups, before, probe))
+            builtin.append(FinetuneBoard(builtin[-1], setup.plan, setup.groups, before, probe))
     if tc.early_stopping is not None:
         builtin.append(EarlyStopping(tc.early_stopping.patience, tc.early_stopping.min_delta))
     if config.log.progress:

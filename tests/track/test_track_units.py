@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,6 +166,30 @@ def test_sink_purge_on_resume(tmp_path):
     for s in range(6, 9):
         resumed.scalars(s, (("loss", 100.0 + s),))
     resumed.close()
+    assert [(p.step, p.value) for p in _scalars(tmp_path).Scalars("loss")] == \
+        [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 106), (7, 107), (8, 108)]
+
+
+def test_resumed_sink_file_sorts_after_a_killed_one_of_the_same_second(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from tensorboardX import event_file_writer
+
+    from zerotune.track import sink as sink_module
+
+    # File names hold the second they were opened in; the killed process's pid sorts after the
+    # resumed one's (99999 > 100000 as text), which must not put the resumed file first.
+    monkeypatch.setattr(event_file_writer.time, "time", lambda: 1_700_000_000.5)
+    monkeypatch.setattr(sink_module.os, "getpid", lambda: 99999)
+    killed = EventSink(tmp_path)
+    for s in range(1, 11):
+        killed.scalars(s, (("loss", float(s)),))
+    killed.close()
+    monkeypatch.setattr(sink_module.os, "getpid", lambda: 100000)
+    resumed = EventSink(tmp_path, purge_step=6)
+    for s in range(6, 9):
+        resumed.scalars(s, (("loss", 100.0 + s),))
+    resumed.close()
+    assert sorted(p.name for p in tmp_path.iterdir())[-1] == Path(resumed.path).name
     assert [(p.step, p.value) for p in _scalars(tmp_path).Scalars("loss")] == \
         [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 106), (7, 107), (8, 108)]
 

@@ -10,10 +10,15 @@ before/after table.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..track.sink import EventSink
 from ..train.callbacks import Callback, TrainState
 from .freezing import FreezePlan, count_parameters
 from .unfreezing import first_epoch_training
+
+if TYPE_CHECKING:
+    from ..track.tensorboard import TensorBoardLogger
 
 EVERY = 10  # steps between learning-rate and count points when nothing changed
 
@@ -43,33 +48,33 @@ def group_table(plan: FreezePlan, groups: list[dict], model) -> list[list]:
 
 
 class FinetuneBoard(Callback):
-    """Writes the fine-tune's own TensorBoard views to a second event file in the run directory.
+    """Writes the fine-tune's own TensorBoard views into the run's event file.
+
+    They go through the sink of the run's TensorBoard callback, so one file, with one restart
+    marker after a resume, holds every point; a second writer's file would sort after the main
+    one and its marker would hide the points the main writer logged after the resume.
 
     Args:
-        run_dir: the run directory.
+        board: the run's TensorBoardLogger (called before this callback; its ``sink`` is used).
         plan: the freeze plan (which parameters train when).
         groups: the optimizer's parameter groups, in optimizer order (``name``, ``lr``).
         before: metrics of the source model on the target task before training.
         probe: linear-probe metrics on the frozen features, or None.
     """
 
-    def __init__(self, run_dir: Path, plan: FreezePlan, groups: list[dict], before: dict | None = None,
+    def __init__(self, board: TensorBoardLogger, plan: FreezePlan, groups: list[dict], before: dict | None = None,
                  probe: dict | None = None):
-        self.run_dir, self.plan = Path(run_dir), plan
+        self.board, self.plan = board, plan
         self.names = [g["name"] for g in groups]
         self.base = [g["lr"] for g in groups]
         self.before, self.probe = before or {}, probe or {}
         self.groups = groups
-        self.writer = None
+        self.writer: EventSink | None = None
         self._counted_epoch: int | None = None
 
     def on_fit_start(self, state: TrainState) -> None:
-        from tensorboardX import SummaryWriter
-
-        resumed = state.resumed_from_step is not None
-        self.writer = SummaryWriter(str(self.run_dir), purge_step=state.step if resumed else None,
-                                    filename_suffix=".finetune", flush_secs=5)
-        if resumed:
+        self.writer = self.board.sink
+        if state.resumed_from_step is not None:  # the start views are in the file already
             return
         rows = group_table(self.plan, self.groups, state.model)
         self.writer.add_text("finetune/groups", _md_table(
@@ -107,22 +112,25 @@ class FinetuneBoard(Callback):
                            f"({trainable:,} trainable parameters)", s)
         self._counted_epoch = state.epoch
 
-    def on_fit_end(self, state: TrainState) -> None:
-        if self.writer is not None:
-            self.writer.close()
+    # A resumed run writes at the same steps as an uninterrupted one: the next write after the
+    # checkpoint still knows which epoch was counted last.
+    def state_dict(self) -> dict:
+        return {"counted_epoch": self._counted_epoch}
+
+    def load_state_dict(self, d: dict) -> None:
+        self._counted_epoch = d.get("counted_epoch")
 
 
 def write_comparison(run_dir: Path, step: int, before: dict, probe: dict | None, after: dict) -> None:
-    """Before/after scalars and a table, at the run's final step.
+    """Before/after scalars and a table, at the run's final step (in a file of its own: the
+    training run's sink is closed by then).
 
     Args:
         before: metrics before fine-tuning, keyed like ``val/accuracy``.
         probe: linear-probe metrics on the frozen source features, or None.
         after: final metrics, keyed the same way.
     """
-    from tensorboardX import SummaryWriter
-
-    with SummaryWriter(str(run_dir), filename_suffix=".compare") as w:
+    with EventSink(run_dir) as w:
         rows = []
         for k in sorted(after):
             w.add_scalar(f"compare/after/{k}", after[k], step)

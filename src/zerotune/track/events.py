@@ -72,9 +72,9 @@ def load_run(run_dir: str | Path, images: bool = False, texts: bool = False) -> 
     """Read one run directory's event files.
 
     Each file is read on its own with ``EventFileLoader`` (which also migrates older summary
-    formats to the current ones), so several files written at the same time into one run, as a
-    fine-tune's extra writer does, are all read in full. A restart marker (SessionLog START, left
-    by a resumed run) hides points at or after its step written before it, as TensorBoard does.
+    formats to the current ones), in name order, which is the order they were opened. A restart
+    marker (SessionLog START, left by a resumed run at the first step it logs again) hides points
+    at or after its step read before it, as TensorBoard does.
 
     Args:
         run_dir: a directory holding event files (sub-directories are other runs).

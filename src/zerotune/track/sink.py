@@ -38,8 +38,8 @@ class EventSink:
     Args:
         logdir: the run directory.
         flush_secs: seconds between flushes to disk.
-        purge_step: on resume, the step the run continues from; events a killed run wrote at
-            this step or later are hidden by TensorBoard's readers.
+        purge_step: on resume, the first step the resumed run logs again; events a killed run
+            wrote at this step or later are hidden by TensorBoard's readers (those before it stay).
         interval: seconds between drains of the scalar list.
         max_jobs: heavy jobs that may wait; the training thread blocks when more are pending,
             which bounds memory if summaries are asked for faster than they can be written.
@@ -52,9 +52,12 @@ class EventSink:
 
         self.logdir = str(logdir)
         os.makedirs(self.logdir, exist_ok=True)
-        # pid and a counter keep two writers opened in the same second from sharing a file name;
-        # zero-padded, so names still sort in the order the files were opened (readers rely on it).
-        suffix = f".{os.getpid()}.{next(_file_counter):05d}"
+        # Readers take a directory's files in name order, and a restart marker only hides what
+        # was read before it; so a new file must sort after every file already there, also one
+        # a killed process opened in the same second (its pid may sort after ours). The number
+        # of files already there, zero-padded, does that; pid and counter keep names unique.
+        opened = sum(1 for name in os.listdir(self.logdir) if ".tfevents." in name)
+        suffix = f".{opened:05d}.{os.getpid()}.{next(_file_counter):05d}"
         self._events = EventsWriter(os.path.join(self.logdir, "events"), filename_suffix=suffix)
         self.path = getattr(self._events, "_file_name", None)
         self._event_cls = Event
@@ -95,6 +98,14 @@ class EventSink:
         """
         self._scalars.append((step, time.time(), items))
 
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        """One scalar, as ``SummaryWriter.add_scalar`` (for a few values now and then)."""
+        self.scalars(step, ((tag, value),))
+
+    def add_text(self, tag: str, markdown: str, step: int) -> None:
+        """A text summary, as ``SummaryWriter.add_text``."""
+        self.write([(summaries.text(tag, markdown), step)])
+
     def submit(self, fn: Callable[..., Records | None], *args, **kwargs) -> None:
         """Run ``fn(*args, **kwargs)`` in the background and write the records it returns."""
         if self._closed:
@@ -133,6 +144,12 @@ class EventSink:
             self._drain_scalars()
             self._events.close()
             self.busy_seconds += time.thread_time() - t0
+
+    def __enter__(self) -> EventSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- background thread ----------------------------------------------------------------------
 

@@ -64,7 +64,11 @@ class TensorBoardLogger(Callback):
 
     def on_fit_start(self, state: TrainState) -> None:
         resumed = state.resumed_from_step is not None
-        self.sink = EventSink(self.run_dir, self.log.flush_secs, purge_step=state.step if resumed else None)
+        # Points a killed process wrote from the first step this one logs are hidden. A resume
+        # redoes only the steps after its checkpoint (whose own points were on disk before it
+        # was, see state_dict); a run that starts from step 0 in a directory a killed run
+        # left events in writes everything again.
+        self.sink = EventSink(self.run_dir, self.log.flush_secs, purge_step=state.step + 1 if resumed else 0)
         named = [(n, p) for n, p in state.model.named_parameters() if p.requires_grad]
         self._names = tuple(n for n, _ in named)
         self._params = [p for _, p in named]
@@ -81,6 +85,9 @@ class TensorBoardLogger(Callback):
         self._hist_tags = tuple(f"weights/{n}" for n in self._names)
         if not resumed:
             self._safe("start summaries", self._write_start, state)
+        elif self.log.layer_stats_every and (state.step + 1) % self.log.layer_stats_every == 0:
+            # the killed run took this copy at the checkpoint's step; the restored weights are it
+            self._safe("layer statistics", self._snapshot)
 
     def on_step_end(self, state: TrainState) -> None:
         s, log = state.step, self.log
@@ -107,6 +114,13 @@ class TensorBoardLogger(Callback):
         self.sink.scalars(state.step, tuple(values))
         self._safe("evaluation summaries", self._eval_views, state)
         self._views_step = state.step
+
+    def state_dict(self) -> dict:
+        # Called as a checkpoint is taken: everything logged up to its step goes to disk first,
+        # since a run resumed from it never logs those steps again.
+        if self.sink is not None:
+            self.sink.flush()
+        return {}
 
     def on_fit_end(self, state: TrainState) -> None:
         if self.sink is None:
