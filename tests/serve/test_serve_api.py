@@ -107,6 +107,28 @@ def test_nan_in_a_valid_shape_is_named(client):
     assert r.status_code == 422 and "NaN or infinite" in detail(r)
 
 
+@pytest.mark.parametrize("run", ["cnn_run", "tabular_run", "regression_run"])
+def test_huge_finite_inputs_get_422_naming_the_overflow(request, run):
+    served = load_served_model(request.getfixturevalue(run))
+    shape = served.meta.input_shape
+    huge = np.full([2, *shape], 3.0e38)  # finite in float32, but the model's outputs overflow
+    huge[1] = -3.0e38
+    with running_server(create_app(served)) as url:
+        r = httpx.post(url + "/predict", json={"inputs": huge.tolist()}, trust_env=False)
+        ok = httpx.post(url + "/predict", json={"inputs": np.zeros(shape).tolist()}, trust_env=False)
+    assert r.status_code == 422, r.text
+    assert ("the model's outputs overflow float32 (infinite or NaN) for example(s) 0, 1: inputs as large as 3e+38 "
+            "are too far from the training data; send values in the training range") in detail(r)
+    assert ok.status_code == 200  # the server keeps serving
+
+
+def test_overflow_in_a_shared_model_call_fails_only_its_own_rows(cnn_served, cnn_ref):
+    # Batched requests share one model call; rows do not mix, so only the request that overflowed is refused.
+    (probs,) = cnn_served.predict(np.concatenate([np.full((1, 1, 8, 8), 3.0e38, np.float32), cnn_ref.raw[:3]]))
+    assert not np.isfinite(probs[0]).all()
+    assert np.allclose(probs[1:], cnn_ref.probs[:3], atol=1e-5)
+
+
 def test_body_size_limit(cnn_served):
     app = create_app(cnn_served, ServeOptions(max_body_bytes=4096))
     with running_server(app) as url, httpx.Client(base_url=url, trust_env=False) as c:

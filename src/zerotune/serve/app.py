@@ -5,7 +5,8 @@ for text models (tokenised by the server with the run's own tokenizer).
 
 Everything a client can get wrong is answered with a 4xx and a message saying what to send:
 401 without the bearer token (when one is set), 413 for a body over the size limit, 422 for
-inputs of the wrong type, shape or values.
+inputs of the wrong type, shape or values, or inputs so large that the model's outputs overflow.
+Whatever parses as JSON never gets a 5xx.
 """
 
 import logging
@@ -25,7 +26,7 @@ from typing_extensions import Annotated
 from .. import __version__
 from ..errors import UserError
 from .batcher import MicroBatcher
-from .inputs import InputError, describe_shape, to_batch, to_texts
+from .inputs import InputError, check_outputs, describe_shape, to_batch, to_texts
 from .model import ServedModel
 
 
@@ -250,6 +251,7 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
         else:
             x = to_batch(body.inputs, meta.input_shape, opts.max_examples)
         (out,) = await batcher.submit(x)
+        check_outputs(out, None if served.text else x)
         result = {"model": served.name, "version": served.version}
         if served.classification:
             classes = out.argmax(axis=1)

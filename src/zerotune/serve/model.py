@@ -100,10 +100,12 @@ class ServedModel:
         else:
             x = self.signature.native(x)
         out = self.runner(x).astype(np.float64)
-        if self.classification:
-            z = np.exp(out - out.max(axis=1, keepdims=True))  # softmax, shifted so exp cannot overflow
-            return (z / z.sum(axis=1, keepdims=True),)
-        return (out[:, 0] * self.meta.y_std + self.meta.y_mean,)
+        # Outputs overflowed by huge inputs become inf/NaN rows here, without warnings; the app refuses them.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.classification:
+                z = np.exp(out - out.max(axis=1, keepdims=True))  # softmax, shifted so exp cannot overflow
+                return (z / z.sum(axis=1, keepdims=True),)
+            return (out[:, 0] * self.meta.y_std + self.meta.y_mean,)
 
 
 def _file_hash(path: Path) -> str:
