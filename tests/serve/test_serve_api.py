@@ -1,5 +1,8 @@
 """The HTTP API on a real server: predictions equal PyTorch's, metadata, and every 4xx path."""
 
+import json
+import re
+
 import httpx
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ from zerotune import load_run
 from zerotune.data import build_data
 from zerotune.errors import UserError
 from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
+from zerotune.serve.cli import main as serve_main
 
 
 def probs_close(got, want, atol=1e-5) -> bool:
@@ -203,6 +207,46 @@ def test_onnx_backend_on_a_run_exports_in_memory(cnn_run, cnn_ref):
     assert served.backend == "onnxruntime" and served.export["in_memory"] is True
     (probs,) = served.predict(cnn_ref.raw[:20])
     assert np.allclose(probs, cnn_ref.probs[:20], atol=1e-4)
+
+
+def edited_export(cnn_onnx, tmp_path, edit) -> "Path":
+    """A copy of the exported CNN whose sidecar text went through ``edit``."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(cnn_onnx.read_bytes())
+    side = json.loads(cnn_onnx.with_name("model.onnx.json").read_text())
+    path.with_name("model.onnx.json").write_text(edit(side))
+    return path
+
+
+def std(value):
+    return lambda side: json.dumps({**side, "meta": {**side["meta"], "x_std": value}})
+
+
+@pytest.mark.parametrize("edit, message", [
+    (std([0.0]), "meta.x_std.0: Input should be greater than 0 (got 0.0)"),
+    (std([-2.5]), "meta.x_std.0: Input should be greater than 0 (got -2.5)"),
+    (std([float("nan")]), "meta.x_std.0: Input should be a finite number"),  # json.dumps writes NaN
+    (std([1.0, 2.0]), "meta: x_std has 2 values; input shape [1, 8, 8] has 1 channels"),
+    (std(None), "meta: x_mean and x_std come together: give both or neither"),
+    (lambda side: json.dumps({**side, "meta": {**side["meta"], "y_std": 0}}), "meta.y_std: Input should be greater"),
+    (lambda side: json.dumps({**side, "meta": {**side["meta"], "class_names": ["a"] * 10}}),
+     "model.onnx.json was changed after export (its content SHA-256 differs); export the run again"),
+], ids=["std-zero", "std-negative", "std-nan", "std-wrong-length", "std-missing", "y-std-zero", "edited"])
+def test_sidecar_values_are_checked_at_load(cnn_onnx, tmp_path, capsys, edit, message):
+    path = edited_export(cnn_onnx, tmp_path, edit)
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_served_model(path)
+    assert serve_main([str(path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_sidecar_without_a_content_hash_still_loads(cnn_onnx, cnn_ref, tmp_path):
+    # Exports made before the sidecar recorded its own hash are still served; their values are still checked.
+    path = edited_export(cnn_onnx, tmp_path, lambda side: json.dumps({k: v for k, v in side.items()
+                                                                     if k != "content_sha256"}))
+    (probs,) = load_served_model(path).predict(cnn_ref.raw[:5])
+    assert np.allclose(probs, cnn_ref.probs[:5], atol=1e-4)
 
 
 def test_load_errors(cnn_onnx, cnn_run, tmp_path):
