@@ -81,7 +81,8 @@ def check_outputs(out: np.ndarray, x: np.ndarray | None = None) -> None:
         return
     which = ", ".join(str(i) for i in bad[:10]) + (", ..." if bad.size > 10 else "")
     if x is None:
-        raise InputError(f"the model's outputs overflow (infinite or NaN) for inputs[{which}]; shorten or change the text")
+        raise InputError(f"the model's outputs overflow (infinite or NaN) for inputs[{which}]; "
+                         "shorten or change the text")
     peak = float(np.abs(x[bad]).max())
     raise InputError(f"the model's outputs overflow float32 (infinite or NaN) for example(s) {which}: inputs as large "
                      f"as {peak:.3g} are too far from the training data; send values in the training range (each "
