@@ -250,7 +250,18 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
             x = served.encode(to_texts(body.inputs, opts.max_examples))
         else:
             x = to_batch(body.inputs, meta.input_shape, opts.max_examples)
-        (out,) = await batcher.submit(x)
+            served.check_range(x)
+        try:
+            (out,) = await batcher.submit(x)
+        except Exception as e:  # inputs that passed validation yet break the model (int8 scales of overflowed
+            # activations); the batcher has run them alone, so the failure is theirs
+            logging.getLogger("uvicorn.error").warning("zerotune: the model failed on a request", exc_info=True)
+            reason = (str(e).strip().splitlines() or [""])[-1][:200]  # TorchScript puts its own trace first
+            if not reason.startswith(type(e).__name__):
+                reason = f"{type(e).__name__}: {reason}"
+            raise InputError(f"the model cannot compute outputs for these inputs ({reason}); "
+                             "send values in the training range (each feature's mean and std are under "
+                             "input.normalisation in GET /metadata)") from None
         check_outputs(out, None if served.text else x)
         result = {"model": served.name, "version": served.version}
         if served.classification:
