@@ -5,8 +5,9 @@ for text models (tokenised by the server with the run's own tokenizer).
 
 Everything a client can get wrong is answered with a 4xx and a message saying what to send:
 401 without the bearer token (when one is set), 413 for a body over the size limit, 422 for
-inputs of the wrong type, shape or values, or inputs so large that the model's outputs overflow.
-Whatever parses as JSON never gets a 5xx.
+inputs of the wrong type, shape or values: also numbers too far from the training data for the
+model to compute (a million training standard deviations, e.g. 3e38), outputs that overflow, and a
+model call that fails on a request's own values. Whatever parses as JSON never gets a 5xx.
 """
 
 import logging
@@ -259,9 +260,10 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
             reason = (str(e).strip().splitlines() or [""])[-1][:200]  # TorchScript puts its own trace first
             if not reason.startswith(type(e).__name__):
                 reason = f"{type(e).__name__}: {reason}"
-            raise InputError(f"the model cannot compute outputs for these inputs ({reason}); "
-                             "send values in the training range (each feature's mean and std are under "
-                             "input.normalisation in GET /metadata)") from None
+            hint = "change or shorten the text" if served.text else (
+                "send values in the training range (each feature's mean and std are under input.normalisation "
+                "in GET /metadata)")
+            raise InputError(f"the model cannot compute outputs for these inputs ({reason}); {hint}") from None
         check_outputs(out, None if served.text else x)
         result = {"model": served.name, "version": served.version}
         if served.classification:
