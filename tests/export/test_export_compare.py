@@ -7,6 +7,7 @@ import re
 import pytest
 
 from zerotune.export import ExportOptions, compare_run, print_comparison
+from zerotune.export.compare import loss_note
 from zerotune.export.cli import add_parser, main
 
 
@@ -29,10 +30,15 @@ def test_compare_measures_every_variant(mlp_run, mlp_comparison):
                      "onnx pruned-channel-50%"]
     assert c.metric_name == "accuracy" and c.threads == 1
     rows = {r.variant: r for r in c.rows}
+    base = rows["pytorch fp32 (eager)"].metric
     for r in c.rows:
-        assert r.note == "" and r.bytes > 0 and 0 < r.gzip_bytes
+        assert r.bytes > 0 and 0 < r.gzip_bytes
         assert 0 < r.p50_b1 <= r.p95_b1 and 0 < r.p50_b32 <= r.p95_b32
         assert 0.5 < r.metric <= 1.0
+        # a note says "loses N points" exactly when the variant is more than 5 points below the eager model
+        assert (r.note != "") == (base - r.metric > 0.05) and (r.note == "" or r.note.startswith("loses "))
+    assert rows["onnx"].note == "" and rows["onnx int8-dynamic"].note == ""
+    assert rows["onnx pruned-channel-50%"].note.startswith("loses ")  # without fine-tuning, this MLP loses ~20
     expected = json.loads((mlp_run / "metrics.json").read_text())["test"]["accuracy"]
     assert rows["pytorch fp32 (eager)"].metric == pytest.approx(expected, abs=1e-9)
     assert rows["onnx"].metric == rows["pytorch fp32 (eager)"].metric
@@ -52,6 +58,29 @@ def test_compare_table_and_infeasible_variants(tabular_run, capsys):
     out = re.sub(r"[│\s]+", " ", capsys.readouterr().out)  # undo the note's wrapping inside its cell
     assert "onnx pruned-channel-50% channel pruning needs hidden layers" in out
     assert "batch 32" in out and "accuracy" in out
+
+
+def test_compare_flags_a_variant_that_loses_accuracy(cnn_run, capsys):
+    c = compare_run(cnn_run, [ExportOptions("onnx"), ExportOptions("onnx", prune="channel", amount=0.9)], iters=1,
+                    threads=1)
+    eager, onnx, pruned = c.rows
+    assert eager.metric - pruned.metric > 0.05, (eager.metric, pruned.metric)  # 90% of channels: a real loss
+    assert onnx.note == ""
+    lost = (eager.metric - pruned.metric) * 100
+    assert pruned.note == (f"loses {lost:.1f} points of accuracy ({pruned.metric:.4f} vs {eager.metric:.4f}; more "
+                           "than 5 points); fine-tune after pruning (--finetune-epochs) or prune less (--amount)")
+    print_comparison(c)
+    out = re.sub(r"[│\s]+", " ", capsys.readouterr().out)
+    assert f"loses {lost:.1f} points of accuracy" in out
+
+
+def test_loss_note_threshold():
+    plain, pruned = ExportOptions("onnx"), ExportOptions("onnx", prune="channel")
+    assert loss_note(0.90, 0.95, "accuracy", plain) == ""  # exactly 5 points: within the limit
+    assert loss_note(0.097, 0.95, "accuracy", plain) == (
+        "loses 85.3 points of accuracy (0.0970 vs 0.9500; more than 5 points)")
+    assert loss_note(0.80, 0.90, "r2", pruned).startswith("loses 10.0 points of r2 (0.8000 vs 0.9000;")
+    assert loss_note(None, 0.95, "accuracy", plain) == loss_note(0.5, None, "accuracy", plain) == ""
 
 
 def test_cli_export_writes_and_reports(tabular_run, tmp_path, capsys):

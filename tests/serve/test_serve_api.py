@@ -1,5 +1,10 @@
 """The HTTP API on a real server: predictions equal PyTorch's, metadata, and every 4xx path."""
 
+import dataclasses
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import numpy as np
 import pytest
@@ -8,7 +13,10 @@ import torch
 from zerotune import load_run
 from zerotune.data import build_data
 from zerotune.errors import UserError
+from zerotune.export import ExportOptions, export_run
 from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
+from zerotune.serve.cli import main as serve_main
+from zerotune.serve.model import ServedModel
 
 
 def probs_close(got, want, atol=1e-5) -> bool:
@@ -107,6 +115,82 @@ def test_nan_in_a_valid_shape_is_named(client):
     assert r.status_code == 422 and "NaN or infinite" in detail(r)
 
 
+@pytest.mark.parametrize("run", ["cnn_run", "tabular_run", "regression_run"])
+def test_huge_finite_inputs_get_422_naming_the_allowed_range(request, run):
+    served = load_served_model(request.getfixturevalue(run))
+    meta, shape = served.meta, served.meta.input_shape
+    huge = np.full([2, *shape], 3.0e38)  # finite in float32, but the model's activations would overflow
+    huge[1] = -3.0e38
+    lo, hi = meta.x_mean[0] - 1e6 * meta.x_std[0], meta.x_mean[0] + 1e6 * meta.x_std[0]
+    bound = np.asarray(meta.x_mean) + 0.99e6 * np.asarray(meta.x_std)
+    edge = np.broadcast_to(bound.reshape(-1, 1, 1), shape) if len(shape) == 3 else bound
+    with running_server(create_app(served)) as url:
+        r = httpx.post(url + "/predict", json={"inputs": huge.tolist()}, trust_env=False)
+        inside = httpx.post(url + "/predict", json={"inputs": np.asarray(edge).tolist()}, trust_env=False)
+    assert r.status_code == 422, r.text
+    what = "channel 0" if len(shape) == 3 else f"feature {meta.feature_names[0]!r}"
+    assert detail(r) == (f"example(s) 0, 1 lie too far from the training data for the model to compute: {what} is "
+                         f"3e+38; its allowed range is [{lo:.4g}, {hi:.4g}], the training mean ± 1,000,000 standard "
+                         "deviations")
+    assert inside.status_code == 200, inside.text  # far, but inside the range: answered with finite values
+
+
+def stub(served, runner, normalised=True):
+    """``served`` with another backend call (and, optionally, no normalisation to measure inputs by)."""
+    meta = served.meta if normalised else dataclasses.replace(served.meta, x_mean=None, x_std=None)
+    return ServedModel("stub", meta, "pytorch", {}, "0", runner)
+
+
+def test_outputs_that_overflow_get_422_naming_the_overflow(cnn_served):
+    # Without training statistics the range cannot be checked first; the outputs still are.
+    def runner(x):
+        huge = np.abs(x).reshape(len(x), -1).max(axis=1, keepdims=True) > 1e30
+        return np.where(huge, np.inf, 0.0) * np.ones((1, 10))
+
+    with running_server(create_app(stub(cnn_served, runner, normalised=False))) as url:
+        two = [np.zeros((1, 8, 8)).tolist(), np.full((1, 8, 8), 3e38).tolist()]
+        r = httpx.post(url + "/predict", json={"inputs": two}, trust_env=False)
+        ok = httpx.post(url + "/predict", json={"inputs": np.zeros((1, 8, 8)).tolist()}, trust_env=False)
+    assert r.status_code == 422
+    assert detail(r).startswith("the model's outputs overflow float32 (infinite or NaN) for example(s) 1: inputs as "
+                                "large as 3e+38 are too far from the training data")
+    assert ok.status_code == 200 and ok.json()["classes"] == [0]
+
+
+def test_a_model_that_fails_on_inputs_gets_422_and_spares_the_requests_batched_with_them(cnn_served):
+    def runner(x):
+        if np.abs(x).max() > 1e30:
+            raise RuntimeError("The following operation failed in the TorchScript interpreter.\n"
+                               "RuntimeError: min > max")
+        return np.zeros((len(x), 10))
+
+    app = create_app(stub(cnn_served, runner, normalised=False), ServeOptions(max_batch=64, max_wait_ms=1000))
+    bodies = [{"inputs": np.full((1, 8, 8), 3.0e38).tolist()}, {"inputs": np.zeros((4, 1, 8, 8)).tolist()}]
+    with running_server(app) as url, ThreadPoolExecutor(2) as pool:  # both may share one model call
+        bad, ok = pool.map(lambda body: httpx.post(url + "/predict", json=body, trust_env=False, timeout=60), bodies)
+    assert bad.status_code == 422, bad.text
+    assert detail(bad).startswith("the model cannot compute outputs for these inputs (RuntimeError: min > max); ")
+    assert ok.status_code == 200 and ok.json()["classes"] == [0, 0, 0, 0]
+
+
+def test_an_int8_model_refuses_huge_inputs_before_they_reach_it(cnn_run, cnn_ref, tmp_path):
+    # Dynamic int8 takes its scales from the whole batch: a 3e38 example raised, or wrecked its neighbours.
+    path = export_run(cnn_run, ExportOptions("torchscript", int8="dynamic"), out=tmp_path).path
+    app = create_app(load_served_model(path), ServeOptions(max_batch=64, max_wait_ms=1000))
+    bodies = [{"inputs": np.full((1, 8, 8), 3.0e38).tolist()}, {"inputs": cnn_ref.raw[:4].tolist()}]
+    with running_server(app) as url, ThreadPoolExecutor(2) as pool:
+        huge, ok = pool.map(lambda body: httpx.post(url + "/predict", json=body, trust_env=False, timeout=60), bodies)
+    assert huge.status_code == 422 and "lie too far from the training data" in detail(huge)
+    assert ok.status_code == 200 and ok.json()["classes"] == cnn_ref.classes[:4].tolist()
+
+
+def test_rows_of_a_shared_model_call_are_independent(cnn_served, cnn_ref):
+    # Batched requests share one model call; rows do not mix, so a refused request leaves the others as they were.
+    (probs,) = cnn_served.predict(np.concatenate([np.full((1, 1, 8, 8), 3.0e38, np.float32), cnn_ref.raw[:3]]))
+    assert not np.isfinite(probs[0]).all()
+    assert np.allclose(probs[1:], cnn_ref.probs[:3], atol=1e-5)
+
+
 def test_body_size_limit(cnn_served):
     app = create_app(cnn_served, ServeOptions(max_body_bytes=4096))
     with running_server(app) as url, httpx.Client(base_url=url, trust_env=False) as c:
@@ -181,6 +265,46 @@ def test_onnx_backend_on_a_run_exports_in_memory(cnn_run, cnn_ref):
     assert served.backend == "onnxruntime" and served.export["in_memory"] is True
     (probs,) = served.predict(cnn_ref.raw[:20])
     assert np.allclose(probs, cnn_ref.probs[:20], atol=1e-4)
+
+
+def edited_export(cnn_onnx, tmp_path, edit) -> "Path":
+    """A copy of the exported CNN whose sidecar text went through ``edit``."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(cnn_onnx.read_bytes())
+    side = json.loads(cnn_onnx.with_name("model.onnx.json").read_text())
+    path.with_name("model.onnx.json").write_text(edit(side))
+    return path
+
+
+def std(value):
+    return lambda side: json.dumps({**side, "meta": {**side["meta"], "x_std": value}})
+
+
+@pytest.mark.parametrize("edit, message", [
+    (std([0.0]), "meta.x_std.0: Input should be greater than 0 (got 0.0)"),
+    (std([-2.5]), "meta.x_std.0: Input should be greater than 0 (got -2.5)"),
+    (std([float("nan")]), "meta.x_std.0: Input should be a finite number"),  # json.dumps writes NaN
+    (std([1.0, 2.0]), "meta: x_std has 2 values; input shape [1, 8, 8] has 1 channels"),
+    (std(None), "meta: x_mean and x_std come together: give both or neither"),
+    (lambda side: json.dumps({**side, "meta": {**side["meta"], "y_std": 0}}), "meta.y_std: Input should be greater"),
+    (lambda side: json.dumps({**side, "meta": {**side["meta"], "class_names": ["a"] * 10}}),
+     "model.onnx.json was changed after export (its content SHA-256 differs); export the run again"),
+], ids=["std-zero", "std-negative", "std-nan", "std-wrong-length", "std-missing", "y-std-zero", "edited"])
+def test_sidecar_values_are_checked_at_load(cnn_onnx, tmp_path, capsys, edit, message):
+    path = edited_export(cnn_onnx, tmp_path, edit)
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_served_model(path)
+    assert serve_main([str(path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_sidecar_without_a_content_hash_still_loads(cnn_onnx, cnn_ref, tmp_path):
+    # Exports made before the sidecar recorded its own hash are still served; their values are still checked.
+    path = edited_export(cnn_onnx, tmp_path, lambda side: json.dumps({k: v for k, v in side.items()
+                                                                     if k != "content_sha256"}))
+    (probs,) = load_served_model(path).predict(cnn_ref.raw[:5])
+    assert np.allclose(probs, cnn_ref.probs[:5], atol=1e-4)
 
 
 def test_load_errors(cnn_onnx, cnn_run, tmp_path):

@@ -110,6 +110,22 @@ def test_a_failing_call_fails_its_requests_only():
     assert (after[0] == 0).all()
 
 
+def test_a_failing_shared_call_fails_only_the_request_that_breaks_it():
+    model = Model(fail_on=3.0)
+
+    async def main():
+        b = MicroBatcher(model, max_batch=64, max_wait_ms=1000)
+        await b.start()
+        results = await asyncio.gather(*(b.submit(x) for x in requests(6)), return_exceptions=True)
+        await b.stop()
+        return results
+
+    results = run(main())
+    assert isinstance(results[3], RuntimeError)
+    assert [r[0][0, 0] for i, r in enumerate(results) if i != 3] == [0, 2, 4, 8, 10]
+    assert model.sizes == [6, 1, 1, 1, 1, 1, 1]  # the shared call, then each request alone
+
+
 def test_stop_answers_everything_already_queued():
     model = Model(delay=0.01)
 

@@ -59,8 +59,13 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=9) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=80,
 )
-near_valid = st.lists(st.lists(st.lists(st.floats(width=32) | st.integers(-300, 300), min_size=7, max_size=9),
+# Finite in float32 yet far outside any training data: the model's outputs overflow (3e38 did, to a 500).
+huge = (st.floats(1e30, 3.4e38) | st.floats(-3.4e38, -1e30) | st.sampled_from([3.0e38, -3.0e38, 3.4028234e38])
+        | st.floats(1e38, 1e300))  # the last also past float32's range
+near_valid = st.lists(st.lists(st.lists(st.floats(width=32) | st.integers(-300, 300) | huge, min_size=7, max_size=9),
                                min_size=7, max_size=9), min_size=1, max_size=2)
+exact_shape = st.lists(st.lists(st.lists(huge | st.floats(-20, 20), min_size=8, max_size=8),
+                                min_size=8, max_size=8), min_size=1, max_size=1)
 texts = st.text(max_size=300) | st.lists(st.text(max_size=40), max_size=60)
 
 
@@ -80,6 +85,15 @@ def test_predict_fuzz_json(http, inputs):
     if r.status_code == 200:
         out = r.json()
         assert len(out["classes"]) == len(out["probabilities"]) == len(out["labels"]) >= 1
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(inputs=exact_shape, batch=st.booleans())
+def test_predict_fuzz_huge_finite_floats(http, inputs, batch):
+    r = http.post("/predict", json={"inputs": [inputs] if batch else inputs})
+    assert r.status_code in (200, 422), r.text[:300]
+    if r.status_code == 200:
+        assert all(0 <= p <= 1 for row in r.json()["probabilities"] for p in row)
 
 
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))

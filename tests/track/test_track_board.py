@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -112,6 +115,37 @@ def test_stop_frees_the_port(board_logdir):
     b.stop()
     assert b.process.poll() is not None
     check_port("127.0.0.1", port)  # would raise if something still listened
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from Linux's /proc")
+def test_sigterm_stops_the_tensorboard_child(board_logdir):
+    proc = subprocess.Popen([sys.executable, "-m", "zerotune", "board", str(board_logdir), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children = []
+    try:
+        line = proc.stdout.readline()  # printed once TensorBoard answers
+        port = int(line.rsplit(":", 1)[1].split("/")[0]) if " at http://127.0.0.1:" in line else None
+        assert port, line + proc.stderr.read()
+        children = _children(proc.pid)
+        assert len(children) == 1
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        with pytest.raises(ProcessLookupError):  # stopped and reaped, not orphaned
+            os.kill(children[0], 0)
+        check_port("127.0.0.1", port)  # would raise if TensorBoard still listened
+    finally:  # leave nothing running, whatever failed
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pid in children:  # an orphaned TensorBoard
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")

@@ -2,7 +2,8 @@
 
 Variants are built in memory and never written, so comparing leaves the run directory untouched.
 A variant that cannot be built for this model (e.g. channel pruning of a one-layer model) gets a
-row that says why instead of stopping the comparison.
+row that says why instead of stopping the comparison. A variant that loses more than
+``MAX_METRIC_LOSS`` of the eager model's metric (5 points of accuracy) says so in its note.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .prune import sparsity
 from .runtime import Runner, torch_runner
 
 BATCH_SIZES = (1, 32)
+MAX_METRIC_LOSS = 0.05  # 5 points of accuracy (or 0.05 of R^2): beyond this a variant is not a drop-in
 
 
 @dataclass
@@ -92,6 +94,17 @@ def _metric(run: Runner, x: np.ndarray, y: np.ndarray, classification: bool) -> 
     return float(1.0 - ((pred - y) ** 2).mean() / max(float(y.var()), 1e-12))
 
 
+def loss_note(metric: float | None, base: float | None, metric_name: str, options: ExportOptions) -> str:
+    """The note of a variant whose metric falls more than ``MAX_METRIC_LOSS`` below the eager model's, else ""."""
+    if metric is None or base is None or base - metric <= MAX_METRIC_LOSS:
+        return ""
+    note = (f"loses {(base - metric) * 100:.1f} points of {metric_name} ({metric:.4f} vs {base:.4f}; "
+            f"more than {MAX_METRIC_LOSS * 100:.0f} points)")
+    if options.prune is not None:
+        note += "; fine-tune after pruning (--finetune-epochs) or prune less (--amount)"
+    return note
+
+
 def _batch(x: np.ndarray, n: int) -> np.ndarray:
     reps = -(-n // len(x))
     return np.ascontiguousarray(np.concatenate([x] * reps)[:n])
@@ -136,6 +149,7 @@ def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None
     torch.set_num_threads(threads)
     try:
         x_eval, y_eval = eval_split(data) or (None, None)
+        metric = "accuracy" if ctx.by_class else "r2"
         x_bench = {b: _batch(ctx.x, b) for b in BATCH_SIZES}
 
         def measure(row: VariantRow, runner: Runner) -> VariantRow:
@@ -160,9 +174,9 @@ def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None
             row.bytes, row.gzip_bytes = len(built.data), len(gzip.compress(built.data))
             row.sparsity = built.info["sparsity"]
             rows.append(measure(row, built.runner))
+            row.note = loss_note(row.metric, rows[0].metric, metric, v)
     finally:
         torch.set_num_threads(before)
-    metric = "accuracy" if ctx.by_class else "r2"
     return Comparison(str(run_dir), metric if x_eval is not None else "n/a (data unavailable)", threads, rows)
 
 

@@ -3,7 +3,9 @@
 ``model.onnx`` gets ``model.onnx.json`` holding the data metadata (input shape, normalisation,
 class names), the graph's inputs (`signature.Signature.to_dict`), where the model came from, how
 it was exported, the parity check and the model file's SHA-256, so a server can refuse a file
-that does not match its sidecar.
+that does not match its sidecar. The sidecar also records the SHA-256 of its own content, and its
+values are validated when it is read: a server refuses a sidecar that was edited or whose
+normalisation cannot be applied (a zero, negative or NaN std; a list of the wrong length).
 
 A text model also gets its tokenizer, ``model.onnx.tokenizer/`` (the files ``save_pretrained``
 writes), whose files' SHA-256 the sidecar records too: the exported directory serves on its own.
@@ -12,9 +14,15 @@ writes), whose files' SHA-256 the sidecar records too: the exported directory se
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import shutil
 import uuid
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PositiveInt, ValidationError, model_validator
+from typing_extensions import Annotated
 
 from .. import __version__
 from ..data.bundle import DataMeta
@@ -39,6 +47,69 @@ def tokenizer_path(model_path: str | Path) -> Path:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class MetaModel(BaseModel):
+    """The values of a sidecar's ``meta`` a server computes with; other fields pass through to DataMeta."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task: Literal["classification", "regression", "lm"]
+    input_shape: list[PositiveInt] = Field(min_length=1)
+    num_classes: int = Field(ge=0)
+    class_names: list[str] | None = None
+    x_mean: list[FiniteFloat] | None = None
+    x_std: list[PositiveFinite] | None = None
+    y_mean: FiniteFloat = 0.0
+    y_std: PositiveFinite = 1.0
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if (self.x_mean is None) != (self.x_std is None):
+            raise ValueError("x_mean and x_std come together: give both or neither")
+        shape = self.input_shape
+        # normalize_inputs applies one value per channel (images) or per feature (tables)
+        want = shape[0] if len(shape) == 3 else math.prod(shape)
+        for name in ("x_mean", "x_std"):
+            values = getattr(self, name)
+            if values is not None and len(values) != want:
+                what = "channels" if len(shape) == 3 else "features"
+                raise ValueError(f"{name} has {len(values)} values; input shape {shape} has {want} {what}")
+        if self.class_names is not None and self.task == "classification" and len(self.class_names) != self.num_classes:
+            raise ValueError(f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
+        return self
+
+
+class SidecarModel(BaseModel):
+    """What a sidecar must hold; fields not named here are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: Literal["onnx", "torchscript"]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    source: dict
+    meta: MetaModel
+    content_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
+def _plain(obj):
+    """``obj`` as JSON reads it back: NaN and infinite floats as None, tuples as lists."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def content_sha256(content: dict) -> str:
+    """SHA-256 of a sidecar's content (less this hash itself), as canonical JSON."""
+    body = {k: v for k, v in content.items() if k != "content_sha256"}
+    return sha256(json.dumps(_plain(body), sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
 
 
 def _file_hashes(directory: Path) -> dict[str, str]:
@@ -119,7 +190,7 @@ def build_sidecar(*, fmt: str, data: bytes, file_name: str, source: dict, meta: 
             "special tokens added), then feed input_ids and attention_mask"))
     output = {**described.pop("output"),
               "kind": "standardised values" if meta.task == "regression" else "logits"}
-    return {
+    content = {
         "sidecar_version": SIDECAR_VERSION,
         "zerotune": __version__,
         "format": fmt,
@@ -133,6 +204,8 @@ def build_sidecar(*, fmt: str, data: bytes, file_name: str, source: dict, meta: 
         "parity": parity,
         "meta": meta.to_dict(),
     }
+    content["content_sha256"] = content_sha256(content)
+    return content
 
 
 def write_sidecar(path: str | Path, content: dict) -> None:
@@ -147,7 +220,8 @@ def read_sidecar(model_path: str | Path, data: bytes | None = None) -> dict:
         data: the model file's bytes; when given, their SHA-256 must match the sidecar's.
 
     Raises:
-        UserError: when the sidecar is missing, corrupt, or describes another file.
+        UserError: when the sidecar is missing, corrupt, edited, holds values a server cannot use
+            (one line naming the field and what is allowed), or describes another file.
     """
     path = sidecar_path(model_path)
     if not path.exists():
@@ -155,6 +229,15 @@ def read_sidecar(model_path: str | Path, data: bytes | None = None) -> dict:
     content = read_json(path)
     if not isinstance(content, dict) or not {"format", "sha256", "meta", "source"} <= set(content):
         raise UserError(f"{path} is not a zerotune export sidecar")
+    from ..config import format_validation_error
+
+    try:
+        checked = SidecarModel.model_validate(content)
+    except ValidationError as e:
+        raise UserError(f"{path} holds invalid values: {format_validation_error(e)}; export the run again") from None
+    # Sidecars written before the content hash have none; their values are still validated above.
+    if checked.content_sha256 is not None and checked.content_sha256 != content_sha256(content):
+        raise UserError(f"{path} was changed after export (its content SHA-256 differs); export the run again")
     try:
         content["meta"] = DataMeta.from_dict(content["meta"])
     except TypeError as e:

@@ -5,7 +5,9 @@ for text models (tokenised by the server with the run's own tokenizer).
 
 Everything a client can get wrong is answered with a 4xx and a message saying what to send:
 401 without the bearer token (when one is set), 413 for a body over the size limit, 422 for
-inputs of the wrong type, shape or values.
+inputs of the wrong type, shape or values: also numbers too far from the training data for the
+model to compute (a million training standard deviations, e.g. 3e38), outputs that overflow, and a
+model call that fails on a request's own values. Whatever parses as JSON never gets a 5xx.
 """
 
 import logging
@@ -25,7 +27,7 @@ from typing_extensions import Annotated
 from .. import __version__
 from ..errors import UserError
 from .batcher import MicroBatcher
-from .inputs import InputError, describe_shape, to_batch, to_texts
+from .inputs import InputError, check_outputs, describe_shape, to_batch, to_texts
 from .model import ServedModel
 
 
@@ -249,7 +251,20 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
             x = served.encode(to_texts(body.inputs, opts.max_examples))
         else:
             x = to_batch(body.inputs, meta.input_shape, opts.max_examples)
-        (out,) = await batcher.submit(x)
+            served.check_range(x)
+        try:
+            (out,) = await batcher.submit(x)
+        except Exception as e:  # inputs that passed validation yet break the model (int8 scales of overflowed
+            # activations); the batcher has run them alone, so the failure is theirs
+            logging.getLogger("uvicorn.error").warning("zerotune: the model failed on a request", exc_info=True)
+            reason = (str(e).strip().splitlines() or [""])[-1][:200]  # TorchScript puts its own trace first
+            if not reason.startswith(type(e).__name__):
+                reason = f"{type(e).__name__}: {reason}"
+            hint = "change or shorten the text" if served.text else (
+                "send values in the training range (each feature's mean and std are under input.normalisation "
+                "in GET /metadata)")
+            raise InputError(f"the model cannot compute outputs for these inputs ({reason}); {hint}") from None
+        check_outputs(out, None if served.text else x)
         result = {"model": served.name, "version": served.version}
         if served.classification:
             classes = out.argmax(axis=1)

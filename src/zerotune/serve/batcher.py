@@ -6,6 +6,8 @@ worker thread, and hands each request its rows. While the model runs, new reques
 under load batches grow by themselves; a lone request waits at most ``max_wait_ms``.
 
 With ``max_batch=1`` every request gets its own model call: the same code path without batching.
+When a shared call fails, each of its requests is run again alone, so a request whose inputs break
+the model (e.g. values so large that activations overflow) fails by itself.
 """
 
 from __future__ import annotations
@@ -105,8 +107,12 @@ class MicroBatcher:
         try:
             x = items[0][0] if len(items) == 1 else self.concat([x for x, _ in items])
             outs = await loop.run_in_executor(self._executor, self.fn, x)
-        except Exception as e:  # hand the failure to every waiting request; keep serving
-            for _, fut in items:
+        except Exception as e:
+            if len(items) > 1:  # one request's inputs may have broken the shared call: retry each alone,
+                for item in items:  # so that only the requests that fail by themselves get the failure
+                    await self._call(loop, [item])
+                return
+            for _, fut in items:  # keep serving
                 if not fut.done():
                     fut.set_exception(e)
             return

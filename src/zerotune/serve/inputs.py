@@ -63,6 +63,32 @@ def to_batch(inputs: Any, input_shape: list[int], max_examples: int) -> np.ndarr
     return batch
 
 
+def check_outputs(out: np.ndarray, x: np.ndarray | None = None) -> None:
+    """Refuse a request whose outputs are not finite: JSON cannot carry them, and they mean nothing.
+
+    Finite inputs far outside the training data (e.g. 3e38) make float32 activations overflow.
+    Rows are checked one by one, so in a shared model call only the requests that overflowed fail.
+
+    Args:
+        out: the request's rows of the model's outputs.
+        x: its raw inputs (arrays; None for text), to say how large they were.
+
+    Raises:
+        InputError: naming the examples whose outputs overflowed.
+    """
+    bad = np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))
+    if not bad.size:
+        return
+    which = ", ".join(str(i) for i in bad[:10]) + (", ..." if bad.size > 10 else "")
+    if x is None:
+        raise InputError(f"the model's outputs overflow (infinite or NaN) for inputs[{which}]; "
+                         "shorten or change the text")
+    peak = float(np.abs(x[bad]).max())
+    raise InputError(f"the model's outputs overflow float32 (infinite or NaN) for example(s) {which}: inputs as large "
+                     f"as {peak:.3g} are too far from the training data; send values in the training range (each "
+                     "feature's mean and std are under input.normalisation in GET /metadata)")
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"

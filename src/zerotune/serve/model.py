@@ -25,6 +25,10 @@ from ..export.signature import Signature, signature_for, signature_from_dict
 from .inputs import InputError
 
 BACKENDS = ("auto", "torch", "onnx")
+# Raw inputs further than this from the training mean, in training standard deviations, are refused:
+# float32 activations overflow on them (3e38 did), and an int8 model's per-batch scales would let
+# one such example wreck the predictions of the others batched with it.
+MAX_STDS = 1e6
 BACKEND_NAMES = {"torch": "pytorch", "onnx": "onnxruntime"}
 
 
@@ -90,6 +94,33 @@ class ServedModel:
             raise InputError(f"inputs[{empty}] gives no tokens; send some text")
         return pad_ids(ids, max(len(s) for s in ids)).numpy()
 
+    def check_range(self, x: np.ndarray) -> None:
+        """Refuse raw inputs (B, *input_shape) more than ``MAX_STDS`` training standard deviations from the mean.
+
+        Raises:
+            InputError: naming the examples, the first value out of range and its allowed range.
+        """
+        meta = self.meta
+        if self.signature.kind != "array" or meta.x_mean is None:
+            return  # no training statistics to measure by; the outputs are still checked
+        image = x.ndim == 4
+        shape = (1, -1, 1, 1) if image else (1, -1)  # as normalize_inputs applies them
+        mean = np.asarray(meta.x_mean, np.float64).reshape(shape)
+        std = np.asarray(meta.x_std, np.float64).reshape(shape)
+        far = np.abs(x.astype(np.float64) - mean) > MAX_STDS * std
+        if not far.any():
+            return
+        first = tuple(np.argwhere(far)[0])
+        k = first[1] if image else first[-1]
+        names = meta.feature_names or []
+        what = f"channel {k}" if image else f"feature {names[k]!r}" if k < len(names) else f"feature {k}"
+        lo, hi = (meta.x_mean[k] + sign * MAX_STDS * meta.x_std[k] for sign in (-1, 1))
+        rows = np.flatnonzero(far.reshape(len(x), -1).any(axis=1))
+        which = ", ".join(str(i) for i in rows[:10]) + (", ..." if rows.size > 10 else "")
+        raise InputError(f"example(s) {which} lie too far from the training data for the model to compute: "
+                         f"{what} is {float(x[first]):.3g}; its allowed range is [{lo:.4g}, {hi:.4g}], the training "
+                         f"mean ± {MAX_STDS:,.0f} standard deviations")
+
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         """Raw inputs (B, *input_shape) or token ids (B, L) -> (probabilities (B, C),) or (values (B,),).
 
@@ -100,10 +131,12 @@ class ServedModel:
         else:
             x = self.signature.native(x)
         out = self.runner(x).astype(np.float64)
-        if self.classification:
-            z = np.exp(out - out.max(axis=1, keepdims=True))  # softmax, shifted so exp cannot overflow
-            return (z / z.sum(axis=1, keepdims=True),)
-        return (out[:, 0] * self.meta.y_std + self.meta.y_mean,)
+        # Outputs overflowed by huge inputs become inf/NaN rows here, without warnings; the app refuses them.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.classification:
+                z = np.exp(out - out.max(axis=1, keepdims=True))  # softmax, shifted so exp cannot overflow
+                return (z / z.sum(axis=1, keepdims=True),)
+            return (out[:, 0] * self.meta.y_std + self.meta.y_mean,)
 
 
 def _file_hash(path: Path) -> str:

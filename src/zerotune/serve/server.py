@@ -2,13 +2,14 @@
 
 Shutdown is graceful: on SIGINT or SIGTERM uvicorn stops accepting connections, lets requests in
 flight finish (up to ``shutdown_timeout`` seconds), and then the app's lifespan drains the
-micro-batcher, so no accepted request goes unanswered.
+micro-batcher, so no accepted request goes unanswered. The process then exits with status 0.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import signal
 import socket
 import sys
 import threading
@@ -85,7 +86,29 @@ def serve(target: str | Path, *, backend: str = "auto", host: str = "127.0.0.1",
     # garbage collector's sight, so full collections stop scanning it and stalling every request.
     gc.collect()
     gc.freeze()
-    _uvicorn_server(app, log_level, shutdown_timeout).run(sockets=[sock])
+    server = _uvicorn_server(app, log_level, shutdown_timeout)
+    with _exit_normally_on_sigterm(server):
+        server.run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _exit_normally_on_sigterm(server):
+    """After a graceful shutdown uvicorn re-raises the SIGTERM it caught, so the default handler would
+    end the process with status -15 although every request was answered. The work is done by then:
+    the re-raised signal is ignored and the command returns normally (status 0)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum, frame):
+        if not server.started:  # before uvicorn listens for signals itself: there is nothing to finish
+            raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _url_host(host: str) -> str:

@@ -3,17 +3,20 @@
 The server runs as a child process, not a thread: it then never competes with a training run
 for the GIL, and stopping it is a plain terminate. It is started with ``python -m
 tensorboard.main`` of the running interpreter, so it is the tensorboard installed next to
-zerotune.
+zerotune. ``zerotune board`` stops it on SIGTERM as on Ctrl-C, so the child never outlives the command.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -152,10 +155,37 @@ def start_board(logdir: str | Path = "runs", port: int = 6006, host: str = "127.
         time.sleep(0.25)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises KeyboardInterrupt, as Ctrl-C does.
+
+    SIGTERM's default action ends the process at once, with no cleanup: the TensorBoard child would
+    be orphaned and keep the port. As an interrupt, it runs the same stop as Ctrl-C.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not cut the stop short
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def board_command(logdir: str | Path = "runs", port: int = 6006, host: str = "127.0.0.1") -> int:
-    """Serve the runs in ``logdir`` until Ctrl-C."""
-    board = start_board(logdir, port, host, require_runs=True)
-    print(f"TensorBoard on {board.logdir} at {board.url} (Ctrl-C to stop)", flush=True)
-    code = board.wait()
-    board.stop()
+    """Serve the runs in ``logdir`` until Ctrl-C or SIGTERM, then stop the server."""
+    with sigterm_as_interrupt():
+        board = start_board(logdir, port, host, require_runs=True)
+        try:
+            print(f"TensorBoard on {board.logdir} at {board.url} (Ctrl-C to stop)", flush=True)
+            code = board.wait()
+        except KeyboardInterrupt:  # arrived outside board.wait's own handling
+            code = 0
+        finally:
+            board.stop()
     return 0 if code in (0, -15, None) else code
