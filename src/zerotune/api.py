@@ -16,7 +16,7 @@ from .rundir import create_run_dir, new_run_name, read_json, write_json
 from .runs import TOKENIZER_DIR, build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
 from .tasks import make_task
 from .track.tensorboard import TensorBoardLogger
-from .train.callbacks import EarlyStopping, ProgressBar
+from .train.callbacks import EarlyStopping, progress_callback
 from .train.env import resolve_device, seed_everything, set_deterministic
 from .train.loop import fit
 
@@ -92,7 +92,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
             write_json(run_dir / "finetune.json", {
                 "source": {"kind": source.kind, "spec": source.spec, "path": str(Path(source.path).resolve()),
                            "checkpoint": config.finetune.checkpoint if source.kind == "run" else None},
-                **setup.summary(model), "before": before, "probe": probe})
+                **setup.summary(model, tc.epochs), "before": before, "probe": probe})
     elif setup is not None and (run_dir / "finetune.json").is_file():
         saved = read_json(run_dir / "finetune.json")
         before, probe = saved.get("before"), saved.get("probe")
@@ -112,7 +112,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     if tc.early_stopping is not None:
         builtin.append(EarlyStopping(tc.early_stopping.patience, tc.early_stopping.min_delta))
     if config.log.progress:
-        builtin.append(ProgressBar(f"{run_dir.name}"))
+        builtin.append(progress_callback(run_dir.name))
 
     state = fit(model, data, task, config, run_dir, device, builtin + list(callbacks or []), resume=resume is not None,
                 augment=augment, groups=setup.groups if setup else None, freeze=setup.plan if setup else None)
@@ -123,7 +123,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     if setup is not None:
         after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in ("loss", "accuracy")
                  if isinstance(metrics[split].get(k), (int, float))}
-        metrics["finetune"] = {**setup.summary(model), "before": before, "probe": probe, "after": after}
+        metrics["finetune"] = {**setup.summary(model, tc.epochs), "before": before, "probe": probe, "after": after}
         if config.log.tensorboard:
             from .finetune.board import write_comparison
 
