@@ -112,12 +112,16 @@ def schema_kinds() -> dict[str, str]:
 
 
 def resolve(config_dict: dict) -> tuple[dict[str, str], dict[str, Any]]:
-    """Column types and this run's values, log.* left out.
+    """Column types and this run's values, log.* and the data options its data set ignores left out.
 
     Returns:
         (kinds: name -> bool/int/number/string for every column, values: name -> value, None omitted)
     """
-    flat = {k: v for k, v in flatten(config_dict).items() if not k.startswith(SKIPPED_GROUPS)}
+    from ..config import data_option_applies
+
+    data_name = str(config_dict.get("data", {}).get("name"))
+    flat = {k: v for k, v in flatten(config_dict).items() if not k.startswith(SKIPPED_GROUPS)
+            and not (k.startswith("data.") and not data_option_applies(k.removeprefix("data."), data_name))}
     schema = schema_kinds()
     kinds = {k: v for k, v in schema.items() if not k.startswith(SKIPPED_GROUPS)}
     values = {}
