@@ -219,7 +219,7 @@ class LogConfig(Section):
     tensorboard: bool = Field(True, description="write TensorBoard events")
     scalars_every: int = Field(1, ge=1, description="write train scalars every N steps")
     grad_norm_every: int = Field(10, ge=1, description="measure the global gradient norm every N steps")
-    progress: bool = Field(True, description="show a progress bar")
+    progress: bool = Field(True, description="show a progress bar (outside a terminal: one line per evaluation)")
     layer_stats_every: int = Field(10, ge=0, description="per-layer grad/weight norms and update ratio every N steps (0: off)")
     histograms_every: int = Field(100, ge=0, description="weight and gradient histograms every N steps (0: off)")
     activations: bool = Field(False, description="with histograms, also each layer's activations on a fixed val batch")
