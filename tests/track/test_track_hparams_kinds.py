@@ -40,7 +40,8 @@ def runs(tmp_path_factory):
 def report_rows(run_dir, tmp_path) -> dict[str, str]:
     text = write_report(run_dir, tmp_path / f"{run_dir.name}.html").read_text()
     section = text.split("<h2>hyperparameters</h2>")[1].split("<h2>")[0]
-    return {html.unescape(k): html.unescape(v) for k, v in re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", section)}
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", section)
+    return {html.unescape(k): html.unescape(v) for k, v in rows}
 
 
 def test_report_keeps_integers(runs, tmp_path):

@@ -5,9 +5,10 @@ values in the same run as the hyperparameters. Values TensorBoard cannot hold ar
 rather than dropped or allowed to crash: lists and tuples become compact JSON strings, nested
 groups are flattened with dots, non-finite numbers become strings, and None leaves the cell
 empty. TensorBoard holds every number as a float64, so an integer column is marked with the
-description "integer" and read back as ``int`` (``block_size`` 128, not 128.0). Every run declares the same columns (the whole config schema plus every registered
-model's options), because TensorBoard takes the column list from one run, whichever it reads
-first.
+description "integer" and read back as ``int`` (``block_size`` 128, not 128.0). Every run declares
+the same columns (the whole config schema plus every registered model's options), because
+TensorBoard takes the column list from one run, whichever it reads first. Data options the run's
+data set ignores get no value (an empty cell), so a language model's run shows no image options.
 """
 
 from __future__ import annotations

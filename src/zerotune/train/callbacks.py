@@ -120,7 +120,9 @@ class ProgressLines(Callback):
 
 
 def eval_line(state: TrainState) -> str:
-    """``step 40/120  epoch 1/3  train/loss 0.91  val/loss 0.88  val/accuracy 0.67  best val/accuracy 0.67 (step 40)``."""
+    """One evaluation in a line, e.g.
+    ``step 40/120  epoch 1/3  train/loss 0.91  val/loss 0.88  val/accuracy 0.67  best val/accuracy 0.67 (step 40)``.
+    """
     train_loss = state.metrics.get("train/epoch_loss", math.nan)
     if not math.isfinite(train_loss) and state.loss is not None:  # mid-epoch: the latest batch's loss
         train_loss = float(state.loss)
