@@ -11,27 +11,25 @@ import sys
 
 import pytest
 
-from tests.conftest import TINY_GPT, write_corpus
 from zerotune.track.report import write_report
 
 pytest.importorskip("tensorboard")
 
 QUIET = ["log.progress=false", "log.graph=false", "log.embeddings=false", "log.images=false", "train.threads=1"]
-LM = [*TINY_GPT, *QUIET, "train.epochs=1", "data.windows_per_epoch=64", "data.eval_windows=16", "log.sample_tokens=0",
-      "log.attention_maps=false"]
+LM = ["data.name=corpus", "data.block_size=32", "data.windows_per_epoch=64", "data.eval_windows=16", "model.name=gpt",
+      "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "optim.lr=0.01", "train.batch_size=32", "train.epochs=1",
+      "log.sample_tokens=0", "log.attention_maps=false", *QUIET]
 TABLE = ["data.name=synthetic_regression", "data.n_samples=200", "data.n_features=5", "model.name=mlp",
          "model.hidden=[16]", "train.epochs=1", *QUIET]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, corpus_file):
     from zerotune.api import train
     from zerotune.config import load_config
 
     root = tmp_path_factory.mktemp("hparam-kinds")
-    corpus = root / "corpus.txt"
-    write_corpus(corpus, 300)
-    train(load_config(None, [*LM, f"data.path={corpus}", f"data.cache_dir={root / 'cache'}", f"log.dir={root}",
+    train(load_config(None, [*LM, f"data.path={corpus_file}", f"data.cache_dir={root / 'cache'}", f"log.dir={root}",
                              "log.name=lm"]))
     train(load_config(None, [*TABLE, f"log.dir={root}", "log.name=table"]))
     return root
