@@ -1,13 +1,37 @@
 """zerotune: from zero to a trained, fine-tuned and served model, every step visible in TensorBoard."""
 
+import importlib
+import sys
+import types
+
 __version__ = "0.1.0"
 
-from .api import evaluate, train  # noqa: E402
-from .config import Config, load_config  # noqa: E402
-from .data import build_data  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .models import create_model, list_models, register_model  # noqa: E402
-from .runs import load_run  # noqa: E402
+# The public API, imported on first use: `zerotune --help` must not pay for torch.
+_EXPORTS = {
+    "evaluate": "api", "train": "api", "Config": "config", "load_config": "config", "build_data": "data",
+    "UserError": "errors", "create_model": "models", "list_models": "models", "register_model": "models",
+    "load_run": "runs",
+}
+__all__ = sorted([*_EXPORTS, "__version__"])
 
-__all__ = ["Config", "UserError", "build_data", "create_model", "evaluate", "list_models", "load_config",
-           "load_run", "register_model", "train", "__version__"]
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value) -> None:
+        # Importing the subpackage `zerotune.train` binds it on this package; `zerotune.train` stays the
+        # function, as `from zerotune.train import ...` finds the subpackage through sys.modules anyway.
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

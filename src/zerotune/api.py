@@ -16,7 +16,7 @@ from .rundir import atomic_write_text, clear_run_outputs, create_run_dir, new_ru
 from .runs import TOKENIZER_DIR, build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
 from .tasks import make_task
 from .track.tensorboard import TensorBoardLogger
-from .train.callbacks import EarlyStopping, ProgressBar
+from .train.callbacks import EarlyStopping, progress_callback
 from .train.env import resolve_device, seed_everything, set_deterministic
 from .train import checkpoint as ckpt
 from .train.loop import check_monitor, check_progress, fit
@@ -107,7 +107,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
             write_json(run_dir / "finetune.json", {
                 "source": {"kind": source.kind, "spec": source.spec, "path": str(Path(source.path).resolve()),
                            "checkpoint": config.finetune.checkpoint if source.kind == "run" else None},
-                **setup.summary(model), "before": before, "probe": probe})
+                **setup.summary(model, tc.epochs), "before": before, "probe": probe})
     else:
         if resume_overrides:
             atomic_write_text(run_dir / "config.yaml", config.to_yaml())
@@ -130,7 +130,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     if tc.early_stopping is not None:
         builtin.append(EarlyStopping(tc.early_stopping.patience, tc.early_stopping.min_delta))
     if config.log.progress:
-        builtin.append(ProgressBar(f"{run_dir.name}"))
+        builtin.append(progress_callback(run_dir.name))
 
     state = fit(model, data, task, config, run_dir, device, builtin + list(callbacks or []), resume=checkpoint,
                 augment=augment, groups=setup.groups if setup else None, freeze=setup.plan if setup else None)
@@ -141,7 +141,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     if setup is not None:
         after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in ("loss", "accuracy")
                  if isinstance(metrics[split].get(k), (int, float))}
-        metrics["finetune"] = {**setup.summary(model), "before": before, "probe": probe, "after": after}
+        metrics["finetune"] = {**setup.summary(model, tc.epochs), "before": before, "probe": probe, "after": after}
         if config.log.tensorboard:
             from .finetune.board import write_comparison
 

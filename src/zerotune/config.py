@@ -83,6 +83,32 @@ class DataConfig(Section):
         return self
 
 
+# The data sets that read each data option; an option not listed applies to every data set. A run's
+# hyperparameters (TensorBoard, `zerotune report`, `zerotune runs`) leave out those its data set ignores.
+_IMAGES = ("digits", "mnist", "fashion_mnist", "cifar10", "image_folder")
+_SYNTHETIC = ("synthetic_classification", "synthetic_regression")
+_TABLES = ("iris", "wine", "breast_cancer", "diabetes", "csv", *_SYNTHETIC)
+_CORPUS = ("corpus",)
+DATA_OPTION_SETS: dict[str, tuple[str, ...]] = {
+    "target": ("csv",), "task": ("csv",), "normalize": _IMAGES + _TABLES, "normalize_target": _TABLES,
+    "image_size": ("image_folder",), "grayscale": ("image_folder",), "download": ("mnist", "fashion_mnist", "cifar10"),
+    "n_samples": _SYNTHETIC, "n_features": _SYNTHETIC, "n_classes": ("synthetic_classification",),
+    "noise": _SYNTHETIC, "augment": _IMAGES, "text_field": ("text",), "label_field": ("text",),
+    "max_length": ("text",), "tokenizer": _CORPUS, "vocab_size": _CORPUS, "block_size": _CORPUS,
+    "windows_per_epoch": _CORPUS, "eval_windows": _CORPUS, "cache_dir": _CORPUS,
+}
+_KNOWN_DATA = {name for names in DATA_OPTION_SETS.values() for name in names} | {"text"}
+
+
+def data_option_applies(option: str, data_name: str) -> bool:
+    """Whether ``data.<option>`` (e.g. ``augment.flip``) means anything for the data set ``data_name``.
+
+    A data set this table does not know (a newer source) keeps every option.
+    """
+    sets = DATA_OPTION_SETS.get(option.split(".")[0])
+    return sets is None or data_name not in _KNOWN_DATA or data_name in sets
+
+
 class ModelConfig(Section):
     """The model: a registry name plus that model's own options (checked against its schema)."""
 
@@ -194,7 +220,7 @@ class LogConfig(Section):
     tensorboard: bool = Field(True, description="write TensorBoard events")
     scalars_every: int = Field(1, ge=1, description="write train scalars every N steps")
     grad_norm_every: int = Field(10, ge=1, description="measure the global gradient norm every N steps")
-    progress: bool = Field(True, description="show a progress bar")
+    progress: bool = Field(True, description="show a progress bar (outside a terminal: one line per evaluation)")
     layer_stats_every: int = Field(10, ge=0, description="per-layer grad/weight norms and update ratio every N steps (0: off)")
     histograms_every: int = Field(100, ge=0, description="weight and gradient histograms every N steps (0: off)")
     activations: bool = Field(False, description="with histograms, also each layer's activations on a fixed val batch")

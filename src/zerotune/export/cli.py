@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from .build import DEFAULT_MIN_AGREEMENT, DEFAULT_TOLERANCE, EXPORT_FORMATS, Bounds, ExportOptions
-from .onnx_export import DEFAULT_OPSET
-from .prune import PRUNE_METHODS
-from .quantize import INT8_MODES
+from ..lazyparse import defer_arguments
 
 
 def cmd_export(args) -> int:
     from .api import export_run
+    from .build import Bounds, ExportOptions
     from .compare import compare_run, default_variants, print_comparison
 
     bounds = Bounds(args.tolerance, args.min_agreement)
@@ -49,6 +47,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Export a run's model to ONNX or TorchScript, check its outputs against PyTorch on the run's "
                     "test inputs, and write it with a JSON sidecar (normalisation, classes, input shape) into "
                     "RUN/export/. With --compare, build every variant in memory and print one table instead.")
+    defer_arguments(p, _add_arguments)
+    return p
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from .build import DEFAULT_MIN_AGREEMENT, DEFAULT_TOLERANCE, EXPORT_FORMATS
+    from .onnx_export import DEFAULT_OPSET
+    from .prune import PRUNE_METHODS
+    from .quantize import INT8_MODES
+
     p.add_argument("run", help="run directory")
     p.add_argument("--format", default="onnx", choices=list(EXPORT_FORMATS),
                    help="onnx (quantized with onnxruntime) or torchscript (quantized with PyTorch) (default: onnx)")
@@ -75,7 +83,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="--compare: CPU threads for PyTorch and onnxruntime")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_export)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

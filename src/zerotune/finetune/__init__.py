@@ -1,8 +1,17 @@
 """Fine-tuning: continue from a run or a pretrained transformer with frozen layers, gradual
 unfreezing, layer-wise learning rates or LoRA. ``zerotune.train`` runs it whenever
 ``config.finetune.source`` is set; this package holds the pieces it is assembled from.
+
+Names are imported on first use, so the CLI can register `finetune` without loading torch.
 """
 
-from .api import finetune, merge_lora, save_adapters
+
+def __getattr__(name: str):
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import api
+
+    return getattr(api, name)
+
 
 __all__ = ["finetune", "merge_lora", "save_adapters"]

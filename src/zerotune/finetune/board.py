@@ -3,7 +3,7 @@
 Scalars: ``finetune/params_trainable``, ``finetune/params_frozen``, ``finetune/trainable_percent``
 and ``finetune/blocks_trainable`` over steps (a staircase under gradual unfreezing), and
 ``lr/<group>`` for every layer group. Text: the group table (size, rate, first epoch it trains)
-and one line each time blocks unfreeze. At the end, ``compare/{before,probe,after}/...`` and a
+what trains at the start and one line each time blocks unfreeze. At the end, ``compare/{before,probe,after}/...`` and a
 before/after table.
 """
 
@@ -98,18 +98,22 @@ class FinetuneBoard(Callback):
                 seen.add(name)
                 w.add_scalar(f"lr/{name}", base * multiplier, s)
         trainable, frozen = count_parameters(state.model)
+        percent = 100.0 * trainable / max(trainable + frozen, 1)
         w.add_scalar("finetune/params_trainable", trainable, s)
         w.add_scalar("finetune/params_frozen", frozen, s)
-        w.add_scalar("finetune/trainable_percent", 100.0 * trainable / max(trainable + frozen, 1), s)
+        w.add_scalar("finetune/trainable_percent", percent, s)
         names = self.plan.trainable_at(state.epoch)
         blocks = sum(1 for g in self.plan.blocks if any(n in names for n in g.params))
         w.add_scalar("finetune/blocks_trainable", blocks, s)
-        if epoch_changed and self._counted_epoch is not None and self.plan.cfg.strategy == "gradual":
+        counts = f"{trainable:,} of {trainable + frozen:,} parameters train ({percent:.2f}%)"
+        if self._counted_epoch is None and state.resumed_from_step is None:  # what trains at the start
+            training = [g.name for g in self.plan.groups if any(n in names for n in g.params)]
+            w.add_text("finetune/unfrozen", f"epoch {state.epoch}: {counts}: {', '.join(training)}", s)
+        elif epoch_changed and self._counted_epoch is not None and self.plan.cfg.strategy == "gradual":
             before = self.plan.trainable_at(self._counted_epoch)
             new = [g.name for g in self.plan.blocks if any(n in names and n not in before for n in g.params)]
             if new:
-                w.add_text("finetune/unfrozen", f"epoch {state.epoch}: {', '.join(new)} unfrozen "
-                           f"({trainable:,} trainable parameters)", s)
+                w.add_text("finetune/unfrozen", f"epoch {state.epoch}: {', '.join(new)} unfrozen; {counts}", s)
         self._counted_epoch = state.epoch
 
     # A resumed run writes at the same steps as an uninterrupted one: the next write after the

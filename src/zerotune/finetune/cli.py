@@ -42,8 +42,10 @@ def print_summary(run_dir, metrics: dict) -> None:
     ft = metrics.get("finetune", {})
     after, before, probe = ft.get("after", {}), ft.get("before") or {}, ft.get("probe") or {}
     print(f"run: {run_dir}")
+    later = "".join(f", {s['trainable']:,} ({s['trainable_percent']:.2f}%) from epoch {s['epoch']}"
+                    for s in ft.get("stages", [])[1:])
     print(f"strategy {ft.get('strategy')}: {ft.get('trainable', 0):,} of {ft.get('parameters', 0):,} parameters "
-          f"trainable ({ft.get('trainable_percent', 0):.2f}%), head {ft.get('head')}")
+          f"trainable at the start ({ft.get('trainable_percent', 0):.2f}%){later}, head {ft.get('head')}")
     keys = [k for k in ("val/accuracy", "test/accuracy") if k in after] or ["val/loss", "test/loss"]  # lm: loss
     for k in keys:
         if k in after:

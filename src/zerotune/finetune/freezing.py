@@ -127,6 +127,18 @@ class FreezePlan:
             names = head | {n for g in self._partial_blocks() for n in g.params}
         return frozenset(names - self.always_frozen)
 
+    def stages(self, epochs: int) -> list[tuple[int, frozenset[str]]]:
+        """(first epoch, names that train) for each change of the trainable set over `epochs` epochs.
+
+        One stage for every strategy but "gradual", where each unfreezing starts a new one.
+        """
+        out: list[tuple[int, frozenset[str]]] = []
+        for epoch in range(max(epochs, 1)):
+            names = self.trainable_at(epoch)
+            if not out or names != out[-1][1]:
+                out.append((epoch, names))
+        return out
+
     def _partial_blocks(self) -> list[LayerGroup]:
         cfg, n = self.cfg, len(self.blocks)
         if cfg.train_blocks is not None:

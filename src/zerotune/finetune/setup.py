@@ -63,13 +63,23 @@ class FinetuneSetup:
     adapters: list[str]
     head: str
 
-    def summary(self, model: torch.nn.Module) -> dict:
+    def summary(self, model: torch.nn.Module, epochs: int) -> dict:
+        """Parameter counts for finetune.json and metrics.json.
+
+        ``trainable`` is what trains in the first epoch; ``stages`` gives the count from each epoch
+        on where it changes (gradual unfreezing), so no figure counts a block before it trains.
+        """
         sizes = {n: p.numel() for n, p in model.named_parameters()}
         total = sum(sizes.values())
-        ever = sum(sizes[n] for n in self.plan.ever)
+
+        def count(epoch: int, names: frozenset[str]) -> dict:
+            n = sum(sizes[name] for name in names)
+            return {"epoch": epoch, "trainable": n, "trainable_percent": round(100.0 * n / max(total, 1), 4)}
+
+        stages = [count(epoch, names) for epoch, names in self.plan.stages(epochs)]
         return {"strategy": self.plan.cfg.strategy, "head": self.head, "parameters": total,
-                "trainable": ever, "trainable_percent": round(100.0 * ever / max(total, 1), 4),
-                "groups": [g.name for g in self.plan.groups]}
+                "trainable": stages[0]["trainable"], "trainable_percent": stages[0]["trainable_percent"],
+                "stages": stages, "groups": [g.name for g in self.plan.groups]}
 
 
 def attach(model: torch.nn.Module, config: Config, meta: DataMeta, source: Source | None) -> FinetuneSetup:

@@ -12,38 +12,21 @@ Python API::
 Command line: ``zerotune scratch linreg|logreg|mlp --data NAME_OR_CSV ...``.
 """
 
-from .config import DataConfig, LinRegConfig, LogRegConfig, MLPConfig, OutputConfig
-from .data import Split, Table, load_table, split
-from .linreg import LinRegResult, closed_form, fit_linreg
-from .logreg import LogRegResult, fit_logreg
-from .mlp import MLPResult, fit_mlp
-from .optim import Callback, GDConfig, GDResult, GDState, minimize
-from .runs import RunSummary, run_linreg, run_logreg, run_mlp
+import importlib
 
-__all__ = [
-    "Callback",
-    "DataConfig",
-    "GDConfig",
-    "GDResult",
-    "GDState",
-    "LinRegConfig",
-    "LinRegResult",
-    "LogRegConfig",
-    "LogRegResult",
-    "MLPConfig",
-    "MLPResult",
-    "OutputConfig",
-    "RunSummary",
-    "Split",
-    "Table",
-    "closed_form",
-    "fit_linreg",
-    "fit_logreg",
-    "fit_mlp",
-    "load_table",
-    "minimize",
-    "run_linreg",
-    "run_logreg",
-    "run_mlp",
-    "split",
-]
+# Names are imported on first use, so the CLI can register `scratch` without loading NumPy.
+_EXPORTS = {
+    "DataConfig": "config", "LinRegConfig": "config", "LogRegConfig": "config", "MLPConfig": "config",
+    "OutputConfig": "config", "Split": "data", "Table": "data", "load_table": "data", "split": "data",
+    "LinRegResult": "linreg", "closed_form": "linreg", "fit_linreg": "linreg", "LogRegResult": "logreg",
+    "fit_logreg": "logreg", "MLPResult": "mlp", "fit_mlp": "mlp", "Callback": "optim", "GDConfig": "optim",
+    "GDResult": "optim", "GDState": "optim", "minimize": "optim", "RunSummary": "runs", "run_linreg": "runs",
+    "run_logreg": "runs", "run_mlp": "runs",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from .config import DataConfig, LinRegConfig, LogRegConfig, MLPConfig, OutputConfig
-from .data import BUILTIN
-from .optim import METHODS, GDConfig
-from .runs import run_linreg, run_logreg, run_mlp
+from ..lazyparse import defer_arguments
+
+if TYPE_CHECKING:  # the modules below load NumPy: imported when `scratch` runs, not for `zerotune --help`
+    from .config import DataConfig, LinRegConfig, LogRegConfig, MLPConfig, OutputConfig
+    from .optim import GDConfig
 
 
 def _csv_list(values: list[str] | str | None) -> list[str] | None:
@@ -28,6 +30,8 @@ def _csv_list(values: list[str] | str | None) -> list[str] | None:
 
 
 def _add_data_args(p: argparse.ArgumentParser, d: DataConfig) -> None:
+    from .data import BUILTIN
+
     g = p.add_argument_group("data")
     g.add_argument("--data", default=d.data,
                    help=f"built-in dataset ({', '.join(BUILTIN)}) or a CSV path "
@@ -45,6 +49,8 @@ def _add_data_args(p: argparse.ArgumentParser, d: DataConfig) -> None:
 
 
 def _add_gd_args(p: argparse.ArgumentParser, gd: GDConfig, iters_help: str) -> None:
+    from .optim import METHODS
+
     g = p.add_argument_group("gradient descent")
     g.add_argument("--lr", type=float, default=gd.lr, help=f"learning rate (default: {gd.lr})")
     g.add_argument("--iters", type=int, default=gd.iters,
@@ -79,34 +85,46 @@ def _add_output_args(p: argparse.ArgumentParser, o: OutputConfig, hist: bool = F
 
 
 def _data(args) -> DataConfig:
+    from .config import DataConfig
+
     return DataConfig(data=args.data, target=args.target, features=_csv_list(args.features),
                       test_size=args.test_size, standardize=args.standardize, seed=args.seed)
 
 
 def _gd(args) -> GDConfig:
+    from .optim import GDConfig
+
     return GDConfig(lr=args.lr, iters=args.iters, tol=args.tol, method=args.method,
                     batch_size=args.batch_size, momentum=args.momentum, decay=args.decay,
                     seed=args.seed)
 
 
 def _output(args) -> OutputConfig:
+    from .config import OutputConfig
+
     return OutputConfig(runs_dir=args.runs_dir, name=args.name, log_every=args.log_every,
                         hist_every=getattr(args, "hist_every", 0))
 
 
 def linreg_config(args) -> LinRegConfig:
     """Build the `scratch linreg` config from parsed flags."""
+    from .config import LinRegConfig
+
     return LinRegConfig(data=_data(args), gd=_gd(args), output=_output(args),
                         loss_scale=args.loss_scale, compare_scaling=args.compare)
 
 
 def logreg_config(args) -> LogRegConfig:
     """Build the `scratch logreg` config from parsed flags."""
+    from .config import LogRegConfig
+
     return LogRegConfig(data=_data(args), gd=_gd(args), output=_output(args), l2=args.l2)
 
 
 def mlp_config(args) -> MLPConfig:
     """Build the `scratch mlp` config from parsed flags."""
+    from .config import MLPConfig
+
     try:
         hidden = [int(h) for h in _csv_list(args.hidden)]
     except ValueError:
@@ -138,6 +156,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "scratch", help="models from scratch in NumPy: linear/logistic regression, MLP",
         description="Gradient descent and backpropagation written by hand in NumPy, "
                     "logged to TensorBoard and compared with exact or library solutions.")
+    defer_arguments(scratch, _add_commands)
+    return scratch
+
+
+def _add_commands(scratch: argparse.ArgumentParser) -> None:
+    from .config import LinRegConfig, LogRegConfig, MLPConfig
+    from .runs import run_linreg, run_logreg, run_mlp
+
     sub = scratch.add_subparsers(dest="scratch_command", metavar="{linreg,logreg,mlp}")
     sub.required = True
 
@@ -185,7 +211,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"L2 penalty on weights (default: {d.l2})")
     _add_output_args(p, d.output, hist=True)
     p.set_defaults(func=_runner(mlp_config, run_mlp))
-    return scratch
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .model import BACKENDS
+from ..lazyparse import defer_arguments
 
 TOKEN_ENV = "ZEROTUNE_SERVE_TOKEN"
 
@@ -36,6 +36,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Serve a model over HTTP with FastAPI and uvicorn. POST /predict takes raw inputs as JSON "
                     '({"inputs": one example or a batch}); the server applies the run\'s normalisation and '
                     "answers classes, labels and probabilities. Concurrent requests are micro-batched.")
+    defer_arguments(p, _add_arguments)
+    return p
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from .model import BACKENDS
+
     p.add_argument("target", help="run directory, or an exported .onnx / .pt file with its .json sidecar")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="auto: PyTorch for runs and .pt, onnxruntime for .onnx; onnx on a run exports it in memory")
@@ -54,7 +61,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="seconds requests in flight get to finish on shutdown (default: 10)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

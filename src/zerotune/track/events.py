@@ -139,6 +139,8 @@ def load_run(run_dir: str | Path, images: bool = False, texts: bool = False) -> 
     out.first_wall = min(walls) if walls else None
     out.last_wall = max(walls) if walls else None
     if hp.SESSION_START_TAG in hparams_content:
-        out.hparams = hp.parse_session_start(hparams_content[hp.SESSION_START_TAG])
+        integers = hp.integer_columns(hparams_content[hp.EXPERIMENT_TAG]) if hp.EXPERIMENT_TAG in hparams_content \
+            else frozenset()
+        out.hparams = hp.parse_session_start(hparams_content[hp.SESSION_START_TAG], integers)
     out.finished = hp.SESSION_END_TAG in hparams_content
     return out

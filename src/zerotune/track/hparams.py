@@ -4,9 +4,11 @@ Everything is written into the run's own directory (no sub-run), so the plugin f
 values in the same run as the hyperparameters. Values TensorBoard cannot hold are converted
 rather than dropped or allowed to crash: lists and tuples become compact JSON strings, nested
 groups are flattened with dots, non-finite numbers become strings, and None leaves the cell
-empty. Every run declares the same columns (the whole config schema plus every registered
-model's options), because TensorBoard takes the column list from one run, whichever it reads
-first.
+empty. TensorBoard holds every number as a float64, so an integer column is marked with the
+description "integer" and read back as ``int`` (``block_size`` 128, not 128.0). Every run declares
+the same columns (the whole config schema plus every registered model's options), because
+TensorBoard takes the column list from one run, whichever it reads first. Data options the run's
+data set ignores get no value (an empty cell), so a language model's run shows no image options.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ SESSION_START_TAG = "_hparams_/session_start_info"
 SESSION_END_TAG = "_hparams_/session_end_info"
 SKIPPED_GROUPS = ("log.",)  # where a run is written is not a hyperparameter
 MAX_STRING = 200
+INTEGER = "integer"  # the description of an integer column: TensorBoard itself has no integer type
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -36,12 +39,14 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def kind_of(value) -> str | None:
-    """The hparams data type a value is stored as: bool, number, string, or None (no value)."""
+    """The hparams data type a value is stored as: bool, int, number, string, or None (no value)."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
         return "number" if math.isfinite(value) else "string"
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
         return kind_of(value.item())
@@ -49,7 +54,7 @@ def kind_of(value) -> str | None:
 
 
 def to_hparam(value):
-    """Convert a config value to a bool, float or str; None stays None."""
+    """Convert a config value to a bool, int, float or str; None stays None."""
     kind = kind_of(value)
     if kind is None:
         return None
@@ -57,6 +62,8 @@ def to_hparam(value):
         value = value.item()
     if kind == "bool":
         return bool(value)
+    if kind == "int":
+        return int(value)
     if kind == "number":
         return float(value)
     if isinstance(value, (list, tuple, set, dict)):
@@ -73,6 +80,8 @@ def _kind_of_annotation(ann) -> str:
         return "string"
     if first is bool:
         return "bool"
+    if all(a is int for a in args):
+        return "int"
     if first in (int, float):
         return "number"
     return "string"
@@ -104,12 +113,16 @@ def schema_kinds() -> dict[str, str]:
 
 
 def resolve(config_dict: dict) -> tuple[dict[str, str], dict[str, Any]]:
-    """Column types and this run's values, log.* left out.
+    """Column types and this run's values, log.* and the data options its data set ignores left out.
 
     Returns:
-        (kinds: name -> bool/number/string for every column, values: name -> value, None omitted)
+        (kinds: name -> bool/int/number/string for every column, values: name -> value, None omitted)
     """
-    flat = {k: v for k, v in flatten(config_dict).items() if not k.startswith(SKIPPED_GROUPS)}
+    from ..config import data_option_applies
+
+    data_name = str(config_dict.get("data", {}).get("name"))
+    flat = {k: v for k, v in flatten(config_dict).items() if not k.startswith(SKIPPED_GROUPS)
+            and not (k.startswith("data.") and not data_option_applies(k.removeprefix("data."), data_name))}
     schema = schema_kinds()
     kinds = {k: v for k, v in schema.items() if not k.startswith(SKIPPED_GROUPS)}
     values = {}
@@ -144,9 +157,10 @@ def experiment_summary(kinds: dict[str, str], metrics: dict[str, str]):
     )
     from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
 
-    types = {"bool": DataType.DATA_TYPE_BOOL, "number": DataType.DATA_TYPE_FLOAT64,
+    types = {"bool": DataType.DATA_TYPE_BOOL, "int": DataType.DATA_TYPE_FLOAT64, "number": DataType.DATA_TYPE_FLOAT64,
              "string": DataType.DATA_TYPE_STRING}
-    infos = [HParamInfo(name=k, type=types[kinds[k]]) for k in sorted(kinds)]
+    infos = [HParamInfo(name=k, type=types[kinds[k]], description=INTEGER if kinds[k] == "int" else "")
+             for k in sorted(kinds)]
     mets = [MetricInfo(name=MetricName(tag=tag), display_name=name) for tag, name in metrics.items()]
     exp = Experiment(hparam_infos=infos, metric_infos=mets, time_created_secs=time.time())
     return _summary(EXPERIMENT_TAG, HParamsPluginData(experiment=exp, version=0))
@@ -163,7 +177,7 @@ def session_start_summary(values: dict[str, Any], group: str):
     for k, v in values.items():
         if isinstance(v, bool):
             ssi.hparams[k].bool_value = v
-        elif isinstance(v, float):
+        elif isinstance(v, (int, float)):
             ssi.hparams[k].number_value = v
         else:
             ssi.hparams[k].string_value = str(v)
@@ -190,13 +204,29 @@ def metric_columns(task_kind: str, monitor: str) -> dict[str, str]:
     return {**common, **extra, "run/seconds": "training seconds"}
 
 
-def parse_session_start(content: bytes) -> dict[str, Any]:
-    """Hyperparameter values from the plugin content of a session-start summary."""
+def parse_session_start(content: bytes, integers: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Hyperparameter values from the plugin content of a session-start summary.
+
+    Args:
+        content: the summary's plugin content.
+        integers: the integer columns (see `integer_columns`), whose whole numbers come back as ``int``.
+    """
     from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
 
     data = HParamsPluginData.FromString(content)
     out = {}
     for k, v in data.session_start_info.hparams.items():
         which = v.WhichOneof("kind")
-        out[k] = getattr(v, which) if which else None
+        value = getattr(v, which) if which else None
+        if k in integers and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out[k] = value
     return out
+
+
+def integer_columns(content: bytes) -> frozenset[str]:
+    """The columns an experiment summary (its plugin content) marks as integers."""
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+
+    infos = HParamsPluginData.FromString(content).experiment.hparam_infos
+    return frozenset(h.name for h in infos if h.description == INTEGER)

@@ -39,8 +39,10 @@ def model_summary(model: torch.nn.Module) -> str:
         n = sum(p.numel() for p in child.parameters())
         rows.append([name, type(child).__name__, f"{n:,}"])
     total = sum(p.numel() for p in model.parameters())
+    # At fit start every parameter that trains at some epoch is marked; gradual unfreezing starts with fewer
+    # (finetune/unfrozen says how many, stage by stage).
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    rows.append(["**total**", "", f"{total:,} ({trainable:,} trainable)"])
+    rows.append(["**total**", "", f"{total:,} ({trainable:,} trained in this run)"])
     return table(["block", "type", "parameters"], rows) + "\n\n" + code_block(repr(model))
 
 

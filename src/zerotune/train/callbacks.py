@@ -9,6 +9,7 @@ must survive a resume implement `state_dict()` / `load_state_dict()` (JSON-ready
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,43 @@ class EarlyStopping(Callback):
 
     def load_state_dict(self, d: dict) -> None:
         self.best, self.bad_evals = d.get("best"), d.get("bad_evals", 0)
+
+
+def progress_callback(description: str) -> Callback:
+    """A live bar on a terminal; elsewhere (nohup, CI, Slurm, ``> log``) one plain line per evaluation."""
+    return ProgressBar(description) if sys.stdout.isatty() else ProgressLines(description)
+
+
+class ProgressLines(Callback):
+    """One plain, uncut line per evaluation, for logs: step, losses, validation metrics, best monitored value."""
+
+    def __init__(self, description: str = "train"):
+        self.description = description
+
+    def on_fit_start(self, state: TrainState) -> None:
+        start = f"from step {state.step} " if state.step else ""
+        print(f"{self.description}: {start}to step {state.total_steps} ({state.epochs} epochs of "
+              f"{state.steps_per_epoch} steps)", flush=True)
+
+    def on_eval_end(self, state: TrainState) -> None:
+        print(eval_line(state), flush=True)
+
+
+def eval_line(state: TrainState) -> str:
+    """One evaluation in a line, e.g.
+    ``step 40/120  epoch 1/3  train/loss 0.91  val/loss 0.88  val/accuracy 0.67  best val/accuracy 0.67 (step 40)``.
+    """
+    train_loss = state.metrics.get("train/epoch_loss", math.nan)
+    if not math.isfinite(train_loss) and state.loss is not None:  # mid-epoch: the latest batch's loss
+        train_loss = float(state.loss)
+    epoch = state.epoch + (1 if state.batch_in_epoch else 0)
+    parts = [f"step {state.step}/{state.total_steps}", f"epoch {epoch}/{state.epochs}", f"train/loss {train_loss:.4f}"]
+    parts += [f"{k} {v:.4f}" for k, v in state.metrics.items() if k.startswith("val/")]
+    if state.monitor not in state.metrics or not state.monitor.startswith("val/"):
+        parts.append(f"{state.monitor} {state.metrics.get(state.monitor, math.nan):.4f}")
+    if state.best is not None:
+        parts.append(f"best {state.monitor} {state.best:.4f} (step {state.best_step})")
+    return "  ".join(parts)
 
 
 class ProgressBar(Callback):
