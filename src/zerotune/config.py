@@ -86,8 +86,15 @@ class DataConfig(Section):
         if isinstance(value, list):
             if not value:
                 raise ValueError("needs at least one path")
-            return [absolute_path(v, Path.cwd()) for v in value]
+            paths = [absolute_path(v, Path.cwd()) for v in value]
+            return paths if len(paths) > 1 else paths[0]
         return None if value is None else absolute_path(value, Path.cwd())
+
+    @model_validator(mode="after")
+    def _test_path_is_read(self):
+        if self.test_path is not None and self.name != "text":
+            raise ValueError(f"test_path (--test) applies to data.name 'text', not {self.name!r}")
+        return self
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self):
