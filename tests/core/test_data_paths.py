@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from zerotune.cli import main
-from zerotune.config import PATH_FIELDS, load_config, read_recipe
+from zerotune.config import load_config, read_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.*"))
@@ -65,7 +65,7 @@ def test_a_run_works_from_any_working_directory(project, monkeypatch, capsys):
 def _data_paths(recipe: Path) -> list[str]:
     raw = read_recipe(recipe)
     out = []
-    for group, field in PATH_FIELDS:
+    for group, field in (("data", "path"), ("data", "test_path"), ("data", "cache_dir")):
         value = raw.get(group, {}).get(field)
         out += value if isinstance(value, list) else [value] if value else []
     return out
