@@ -47,6 +47,9 @@ def test_recipe_paths_are_relative_to_the_recipe_and_overrides_to_the_current_di
     cfg = load_config(project / "recipes" / "tab.toml", ["data.path=../data/t.csv", "data.cache_dir=~/tok"])
     assert cfg.data.path == str(project / "data" / "t.csv")  # from elsewhere/, ../data is the same folder
     assert cfg.data.cache_dir == str(Path("~/tok").expanduser())
+    two = project / "recipes" / "two.toml"
+    two.write_text('[data]\nname = "csv"\npath = ["../data/t.csv", "../data/u.csv"]\n', encoding="utf-8")
+    assert load_config(two).data.path == [str(project / "data" / "t.csv"), str(project / "data" / "u.csv")]
     cfg = load_config(None, ["data.name=csv", "data.path=[x.csv, sub/../y.csv]"])
     assert cfg.data.path == [str(project / "elsewhere" / "x.csv"), str(project / "elsewhere" / "y.csv")]
 
