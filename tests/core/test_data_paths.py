@@ -50,6 +50,10 @@ def test_recipe_paths_are_relative_to_the_recipe_and_overrides_to_the_current_di
     two = project / "recipes" / "two.toml"
     two.write_text('[data]\nname = "csv"\npath = ["../data/t.csv", "../data/u.csv"]\n', encoding="utf-8")
     assert load_config(two).data.path == [str(project / "data" / "t.csv"), str(project / "data" / "u.csv")]
+    (project / "parent").mkdir()
+    for source, expected in (("../parent", str(project / "parent")), ("minilm-l6", "minilm-l6")):
+        two.write_text(f'[finetune]\nsource = "{source}"\n', encoding="utf-8")
+        assert load_config(two).finetune.source == expected  # a directory beside the recipe; an alias stays
     cfg = load_config(None, ["data.name=csv", "data.path=[x.csv, sub/../y.csv]"])
     assert cfg.data.path == [str(project / "elsewhere" / "x.csv"), str(project / "elsewhere" / "y.csv")]
 
