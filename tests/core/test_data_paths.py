@@ -67,6 +67,8 @@ def test_a_run_works_from_any_working_directory(project, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["eval", str(runs / "r"), "--split", "test", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["split"] == "test"
+    assert main(["export", str(runs / "r"), "--format", "torchscript"]) == 0  # checked against the run's data
+    assert (runs / "r" / "export" / "model.pt").is_file()
 
 
 def _data_paths(recipe: Path) -> list[str]:
