@@ -109,7 +109,8 @@ def copied(tmp_path, monkeypatch):
 def test_gpt_recipe_runs_from_a_copy_of_recipes_and_data(copied, tmp_path, monkeypatch, capsys):
     short = ["train.max_steps=2", "train.precision=32", "train.threads=1", "data.windows_per_epoch=48",
              "data.eval_windows=2", "model.n_layer=1", "model.n_embd=32", "log.sample_tokens=0",
-             "log.attention_maps=false", "log.graph=false", "log.tensorboard=false", f"data.cache_dir={tmp_path / 'tok'}"]
+             "log.attention_maps=false", "log.graph=false", "log.tensorboard=false",
+             f"data.cache_dir={tmp_path / 'tok'}"]
     args = ["train", str(copied / "recipes" / "shakespeare_char_gpt.toml"), "--runs-dir", "runs", "--name", "gpt",
             "--no-progress"]
     assert main(args + [a for s in short for a in ("--set", s)]) == 0

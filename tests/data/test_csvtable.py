@@ -142,7 +142,8 @@ def test_data_path_as_a_list_for_csv_and_refused_for_one_folder_sources(tmp_path
     a = _csv(tmp_path, "p,q,y\n" + "\n".join(rows[:25]) + "\n", "a.csv")
     b = _csv(tmp_path, "p,q,y\n" + "\n".join(rows[25:]) + "\n", "b.csv")
     whole = _csv(tmp_path, "p,q,y\n" + "\n".join(rows) + "\n", "whole.csv")
-    joined, single = build_data(DataConfig(name="csv", path=[str(a), str(b)])), build_data(DataConfig(name="csv", path=str(whole)))
+    joined = build_data(DataConfig(name="csv", path=[str(a), str(b)]))
+    single = build_data(DataConfig(name="csv", path=str(whole)))
     for split in ("train", "val", "test"):
         assert bool((joined.split(split).x == single.split(split).x).all())
     with pytest.raises(UserError, match="data set 'mnist' reads one data.path, got 2"):
