@@ -147,7 +147,7 @@ def run_zerotune(recipe: Path, extra: list[str], root: str) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", type=Path, default=Path("recipes/shakespeare_char_gpt.toml"))
-    p.add_argument("--data", type=Path, default=Path("../shared/data/tinyshakespeare.txt"))
+    p.add_argument("--data", type=Path, default=Path("data/tinyshakespeare.txt"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=2000, help="reference iterations")
     p.add_argument("--skip-reference", action="store_true")

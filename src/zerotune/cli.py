@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -40,8 +41,8 @@ def cmd_train(args) -> int:
 
 
 def run_flags_as_overrides(args) -> list[str]:
-    """--name, --runs-dir and --no-progress as the config overrides they stand for."""
-    out = []
+    """--name, --runs-dir, --no-progress and --test as the config overrides they stand for."""
+    out = [f"data.test_path={json.dumps(args.test)}"] if args.test else []  # quoted: a path stays a string
     if args.name:
         out.append(f"log.name={args.name}")
     if args.runs_dir:
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", help="run name (log.name)")
     t.add_argument("--runs-dir", help="parent directory of runs (log.dir)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--test", metavar="FILE", help="text data: a file used whole as the test split (data.test_path)")
     t.add_argument("--board", action="store_true", help="start TensorBoard on the runs directory for a live view")
     t.add_argument("--port", type=int, default=6006, help="TensorBoard port for --board (0: any free port)")
     t.set_defaults(func=cmd_train)

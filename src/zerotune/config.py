@@ -8,6 +8,8 @@ names the field and what is allowed.
 
 from __future__ import annotations
 
+import copy
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +44,8 @@ class DataConfig(Section):
     """Where the data comes from and how it is split and preprocessed."""
 
     name: str = Field("digits", description="built-in data set or file format (see `zerotune datasets`)")
-    path: str | None = Field(None, description="file or directory for file-based data sets")
+    path: str | list[str] | None = Field(
+        None, description="file or directory for file-based data sets; text, csv and corpus also take a list of files")
     target: str | None = Field(None, description="CSV: target column (default: last column)")
     task: Literal["auto", "classification", "regression"] = Field("auto", description="CSV task")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="fraction of data held out for validation")
@@ -62,7 +65,8 @@ class DataConfig(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     text_field: str = Field("text", description="text: column or JSON key of the text (headerless files: first column)")
     label_field: str = Field("label", description="text: column or JSON key of the label (headerless files: last column)")
-    test_path: str | None = Field(None, description="text: a file used whole as the test split (e.g. another domain)")
+    test_path: str | list[str] | None = Field(
+        None, description="text: a file (or list of files) used whole as the test split (e.g. another domain)")
     max_length: int = Field(128, ge=2, le=8192, description="text: truncate to this many tokens")
     tokenizer: Literal["char", "bpe"] = Field("char", description="corpus: character-level, or byte-level BPE trained on the corpus")
     vocab_size: int = Field(1024, ge=260, le=65536, description="corpus: BPE vocabulary size (256 bytes + merges)")
@@ -72,6 +76,25 @@ class DataConfig(Section):
     eval_windows: int = Field(240, ge=1, description="corpus: fixed validation windows in each loss estimate")
     cache_dir: str | None = Field(
         None, description="corpus: where token arrays are memory-mapped (default: $XDG_CACHE_HOME/zerotune/tokens)")
+
+    @field_validator("path", "test_path", "cache_dir")
+    @classmethod
+    def _absolute_paths(cls, value):
+        # A recipe's paths arrive already made absolute against the recipe's folder (load_config);
+        # what is left relative came from the command line or Python and is relative to the
+        # current directory. Stored absolute, a run directory works from any working directory.
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("needs at least one path")
+            paths = [absolute_path(v, Path.cwd()) for v in value]
+            return paths if len(paths) > 1 else paths[0]
+        return None if value is None else absolute_path(value, Path.cwd())
+
+    @model_validator(mode="after")
+    def _test_path_is_read(self):
+        if self.test_path is not None and self.name != "text":
+            raise ValueError(f"test_path (--test) applies to data.name 'text', not {self.name!r}")
+        return self
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self):
@@ -356,6 +379,37 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+# Fields that name files: relative values in a recipe are relative to the recipe's folder.
+PATH_FIELDS = (("data", "path"), ("data", "test_path"), ("data", "cache_dir"))
+# Fields that name a directory or an alias (minilm-l6): made absolute only when the path exists there.
+PATH_OR_NAME_FIELDS = (("finetune", "source"), ("model", "path"))
+
+
+def absolute_path(value: str, base: str | Path) -> str:
+    """`value` (``~`` expanded) made absolute against `base` and normalised; symlinks are kept."""
+    if not value:
+        raise ValueError("must not be empty")
+    return os.path.normpath(os.path.join(os.path.abspath(base), os.path.expanduser(value)))
+
+
+def resolve_recipe_paths(raw: dict[str, Any], recipe_dir: str | Path) -> dict[str, Any]:
+    """A copy of a recipe's dict with its relative paths made absolute against the recipe's folder."""
+    out = copy.deepcopy(raw)
+    for group, field in PATH_FIELDS + PATH_OR_NAME_FIELDS:
+        section = out.get(group)
+        value = section.get(field) if isinstance(section, dict) else None
+        if not value:
+            continue  # absent, or empty: validation says what is wrong
+        if (group, field) in PATH_FIELDS:
+            if isinstance(value, str):
+                section[field] = absolute_path(value, recipe_dir)
+            elif isinstance(value, list):
+                section[field] = [absolute_path(v, recipe_dir) if isinstance(v, str) and v else v for v in value]
+        elif isinstance(value, str) and os.path.exists(path := absolute_path(value, recipe_dir)):
+            section[field] = path
+    return out
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``optim.lr=3e-4`` into (["optim", "lr"], 0.0003); values are parsed as YAML scalars."""
     if "=" not in text:
@@ -373,8 +427,6 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of ``raw`` with each dotted override applied."""
-    import copy
-
     out = copy.deepcopy(raw)
     for text in overrides:
         keys, value = parse_override(text)
@@ -393,6 +445,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def load_config(recipe: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a recipe (or the defaults), apply overrides and validate.
 
+    Paths in the recipe are relative to the recipe's folder, paths in overrides to the current
+    directory; the Config holds them absolute.
+
     Args:
         recipe: path to a TOML or YAML recipe; None for the built-in defaults.
         overrides: strings like ``optim.lr=3e-4``.
@@ -400,5 +455,5 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | None = 
     Returns:
         The validated Config.
     """
-    raw = read_recipe(recipe) if recipe is not None else {}
+    raw = resolve_recipe_paths(read_recipe(recipe), Path(recipe).parent) if recipe is not None else {}
     return build_config(apply_overrides(raw, overrides or []))

@@ -19,7 +19,7 @@ from zerotune.data.corpus import (
 from zerotune.data.lm_tokenizer import CharTokenizer
 from zerotune.errors import UserError
 
-SHAKESPEARE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tinyshakespeare.txt"
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "data" / "tinyshakespeare.txt"
 TEXT = "".join(f"line {i}: the cat sat on the mat, naïve café №{i % 7}\n" for i in range(300))
 
 
@@ -69,6 +69,17 @@ def test_folder_concatenates_sorted_txt_files(tmp_path):
     bundle, tok = build_corpus_data(cfg_for(root, tmp_path, test_fraction=0.0, block_size=4))
     assert "".join(decode_all(bundle, tok).values()) == "first file\n" * 40 + "\n" + "second file\n" * 40
     assert "m" not in tok.chars  # notes.md was not read
+
+
+def test_a_list_of_paths_reads_each_in_the_order_given(tmp_path):
+    (tmp_path / "a.txt").write_text("first file\n" * 40)
+    (tmp_path / "b.txt").write_text("second file\n" * 40)
+    paths = [str(tmp_path / "b.txt"), str(tmp_path / "a.txt")]
+    assert [p.name for p in corpus_files(paths)] == ["b.txt", "a.txt"]
+    cfg = DataConfig(name="corpus", path=paths, cache_dir=str(tmp_path / "cache"), val_fraction=0.1, block_size=4,
+                     test_fraction=0.0)
+    bundle, tok = build_corpus_data(cfg)
+    assert "".join(decode_all(bundle, tok).values()) == "second file\n" * 40 + "\n" + "first file\n" * 40
 
 
 def test_chunked_reading_handles_multibyte_characters_across_chunks(tmp_path):

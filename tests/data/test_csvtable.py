@@ -111,3 +111,40 @@ def test_quoted_fields_and_bom(tmp_path):
     ds = load_csv(p)
     assert ds.feature_names == ["x", "city=New York, NY", "city=Paris"]
     assert ds.y.tolist() == [0, 1] and ds.class_names == ["0", "1"]
+
+
+def test_several_files_are_one_table(tmp_path):
+    a = _csv(tmp_path, "x,colour,y\n1,red,a\n2,blue,b\n", "a.csv")
+    b = _csv(tmp_path, "x,colour,y\n3,green,a\n\n4,red,c\n", "b.csv")
+    whole = load_csv(_csv(tmp_path, "x,colour,y\n1,red,a\n2,blue,b\n3,green,a\n4,red,c\n", "whole.csv"))
+    joined = load_csv([a, b])
+    np.testing.assert_array_equal(joined.x, whole.x)
+    np.testing.assert_array_equal(joined.y, whole.y)
+    assert (joined.class_names, joined.feature_names) == (whole.class_names, whole.feature_names)
+    assert joined.extra["categories"] == whole.extra["categories"] == {"colour": ["blue", "green", "red"]}
+
+
+def test_several_files_need_one_header_and_errors_name_the_file(tmp_path):
+    a = _csv(tmp_path, "x,colour,y\n1,red,a\n2,blue,b\n", "a.csv")
+    other = _csv(tmp_path, "x,y,colour\n1,a,red\n", "other.csv")
+    with pytest.raises(UserError, match=r"other.csv: columns x, y, colour differ from those of \S*a.csv: x, colour, y"):
+        load_csv([a, other])
+    holed = _csv(tmp_path, "x,colour,y\n1,red,a\nNA,blue,b\n", "holed.csv")
+    with pytest.raises(UserError, match=r"holed.csv: line 3, column 'x' is missing"):
+        load_csv([a, holed])
+
+
+def test_data_path_as_a_list_for_csv_and_refused_for_one_folder_sources(tmp_path):
+    from zerotune.config import DataConfig
+    from zerotune.data.build import build_data
+
+    rows = [f"{i % 7},{(i * 3) % 5},{i % 2}" for i in range(40)]
+    a = _csv(tmp_path, "p,q,y\n" + "\n".join(rows[:25]) + "\n", "a.csv")
+    b = _csv(tmp_path, "p,q,y\n" + "\n".join(rows[25:]) + "\n", "b.csv")
+    whole = _csv(tmp_path, "p,q,y\n" + "\n".join(rows) + "\n", "whole.csv")
+    joined = build_data(DataConfig(name="csv", path=[str(a), str(b)]))
+    single = build_data(DataConfig(name="csv", path=str(whole)))
+    for split in ("train", "val", "test"):
+        assert bool((joined.split(split).x == single.split(split).x).all())
+    with pytest.raises(UserError, match="data set 'mnist' reads one data.path, got 2"):
+        build_data(DataConfig(name="mnist", path=[str(tmp_path), str(tmp_path)]))

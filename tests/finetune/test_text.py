@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+import yaml
 
 from zerotune.config import DataConfig
 from zerotune.data.text import PAD, build_text_data, load_tokenizer, read_text_file
@@ -69,3 +70,56 @@ def test_pretrained_directory_without_weights_or_tokenizer_is_refused(tmp_path, 
     with pytest.raises(UserError, match="does not exist"):
         resolve_source(str(tmp_path / "nowhere"))
     assert resolve_source(str(tiny_bert)).kind == "pretrained"
+
+
+def _too_long(tokenizer, path, max_length):
+    texts, _ = read_text_file(path)
+    return sum(len(ids) > max_length for ids in tokenizer(texts)["input_ids"])
+
+
+def test_truncated_texts_are_counted_per_split_and_reported(tiny_bert, sentiment, capsys):
+    train, test = sentiment
+    tokenizer = load_tokenizer(tiny_bert)
+    cfg = DataConfig(name="text", path=str(train), test_path=str(test), max_length=5, val_fraction=0.2)
+    meta = build_text_data(cfg, tokenizer).meta
+    n_train, n_test = _too_long(tokenizer, train, 5), _too_long(tokenizer, test, 5)
+    assert 0 < n_test < 100 and meta.truncated["test"] == n_test
+    assert meta.truncated["train"] + meta.truncated["val"] == n_train and meta.truncated["val"] > 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"warning: texts longer than data.max_length=5 tokens were truncated: {meta.truncated['train']} of "
+                   f"160 train, {meta.truncated['val']} of 40 val, {n_test} of 100 test examples"]
+    assert build_text_data(cfg.model_copy(update={"max_length": 64}), tokenizer).meta.truncated == \
+        {"train": 0, "val": 0, "test": 0}
+    assert capsys.readouterr().err == ""  # nothing cut, nothing said
+
+
+def test_several_training_files_equal_their_concatenation(tmp_path, tiny_bert, sentiment):
+    train, test = sentiment
+    lines = train.read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "a.tsv").write_text("".join(lines[:120]), encoding="utf-8")
+    (tmp_path / "b.tsv").write_text("".join(lines[120:]), encoding="utf-8")
+    tokenizer = load_tokenizer(tiny_bert)
+    joined = build_text_data(DataConfig(name="text", path=[str(tmp_path / "a.tsv"), str(tmp_path / "b.tsv")],
+                                        test_path=[str(test)]), tokenizer)
+    whole = build_text_data(DataConfig(name="text", path=str(train), test_path=str(test)), tokenizer)
+    for split in ("train", "val", "test"):
+        assert torch.equal(joined.split(split).x, whole.split(split).x)
+        assert torch.equal(joined.split(split).y, whole.split(split).y)
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_test_flag_names_the_test_file(command, tmp_path, tiny_bert, sentiment, monkeypatch):
+    from zerotune.cli import main
+
+    train, test = sentiment
+    monkeypatch.chdir(test.parent)  # --test is relative to the current directory
+    sets = ["data.name=text", f"data.path={train}", "data.max_length=4", "train.epochs=1", "train.threads=1",
+            "log.tensorboard=false"]
+    args = ["--from", str(tiny_bert), "--strategy", "head", "--set", "finetune.baseline=false"] \
+        if command == "finetune" else ["--set", "model.name=hf", "--set", f"model.path={tiny_bert}"]
+    args = [command, *args, *(a for s in sets for a in ("--set", s)), "--test", test.name,
+            "--runs-dir", str(tmp_path), "--name", "r", "--no-progress"]
+    assert main(args) == 0
+    assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["data"]["test_path"] == str(test)
+    meta = json.loads((tmp_path / "r" / "meta.json").read_text())
+    assert meta["sizes"]["test"] == 100 and meta["truncated"]["test"] == _too_long(load_tokenizer(tiny_bert), test, 4)

@@ -31,3 +31,8 @@ class RawDataset:
     @property
     def is_image(self) -> bool:
         return self.x.ndim == 4
+
+
+def paths_of(value: str | list[str]) -> list[str]:
+    """``data.path`` (one path or a list of paths) as a list."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -62,6 +62,7 @@ class DataMeta:
     y_mean: float = 0.0  # regression target standardisation
     y_std: float = 1.0
     sizes: dict[str, int] = field(default_factory=dict)
+    truncated: dict[str, int] | None = None  # text: examples per split cut to data.max_length tokens
 
     @property
     def num_outputs(self) -> int:

@@ -34,18 +34,22 @@ from .lm_tokenizer import LMTokenizer, load_tokenizer_dir, train_tokenizer
 CHUNK_BYTES = 4 << 20  # read size: memory stays bounded by a few chunks whatever the corpus size
 SPLITS = ("train", "val", "test")
 CACHE_VERSION = 1  # bump when the token file layout or the reading rules change
-ALLOWED = "data.path must be a UTF-8 text file or a folder of .txt files"
+ALLOWED = "data.path must be a UTF-8 text file or a folder of .txt files (or a list of these)"
 
 
 # -- reading ---------------------------------------------------------------------------------
 
 
-def corpus_files(path: str | Path) -> list[Path]:
+def corpus_files(path: str | Path | list) -> list[Path]:
     """The files of a corpus: `path` itself, or every ``*.txt`` under the folder (recursive, sorted).
+
+    A list of paths (``data.path = [...]``) gives the files of each, in the order given.
 
     Raises:
         UserError: the path does not exist, or the folder holds no .txt file.
     """
+    if isinstance(path, (list, tuple)):
+        return [f for p in path for f in corpus_files(p)]
     path = Path(path).expanduser()
     if path.is_file():
         return [path]

@@ -12,6 +12,8 @@ Rules (kept strict so that a bad table fails loudly rather than training on garb
   ``column=value``; the categories are kept in ``extra["categories"]`` so the same encoding can
   be applied at inference. A categorical column with more than ``max_categories`` values (an id
   or free text, most likely) is a UserError instead.
+- Several files (``data.path`` as a list) are one table: their rows are joined in order, and every
+  file must have the same header (same names, same order); a UserError names the file that differs.
 - Classification targets are label-encoded: class i is ``class_names[i]``, names sorted (numbers
   numerically). ``task="auto"`` picks classification for string targets and for integer targets
   with at most 20 distinct values, regression otherwise.
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .base import RawDataset
+from .base import RawDataset, paths_of
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "?"})
 TASKS = ("auto", "classification", "regression")
@@ -80,6 +82,20 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
+def _read_tables(paths: list[Path]) -> tuple[list[str], list[tuple[Path, list[tuple[int, list[str]]]]]]:
+    """(header, [(path, rows), ...]) of files that must share one header."""
+    header, parts = None, []
+    for path in paths:
+        own, rows = _read_rows(path)
+        if header is None:
+            header = own
+        elif own != header:
+            raise UserError(f"{path}: columns {', '.join(own)} differ from those of {paths[0]}: {', '.join(header)}; "
+                            "every file of data.path needs the same header")
+        parts.append((path, rows))
+    return header, parts
+
+
 def _as_floats(values: list[str]) -> list[float] | None:
     """All values as floats, or None when any is not a number."""
     try:
@@ -121,7 +137,7 @@ def load_csv(
     """Load a CSV table as features and a target.
 
     Args:
-        path: the CSV file (UTF-8, header row first).
+        path: the CSV file (UTF-8, header row first), or a list of files with the same header.
         target: the name of the target column; defaults to the last column.
         task: "auto", "classification" or "regression" (see the module docstring for "auto").
         max_categories: the most distinct values a string feature column may have to be one-hot
@@ -137,14 +153,17 @@ def load_csv(
     """
     if task not in TASKS:
         raise UserError(f"unknown task {task!r} for a CSV table; allowed: {', '.join(TASKS)}")
-    path = Path(path)
-    header, rows = _read_rows(path)
+    paths = [Path(p) for p in paths_of(path)]
+    header, parts = _read_tables(paths)
+    path = " + ".join(map(str, paths))  # what the messages below name
     if len(header) < 2:
         raise UserError(f"{path} has {len(header)} column; expected at least one feature and a target")
     target = header[-1] if target is None else target
     if target not in header:
         raise UserError(f"{path} has no column {target!r}; columns: {', '.join(header)}")
-    _check_cells(path, header, rows)
+    for part, part_rows in parts:
+        _check_cells(part, header, part_rows)
+    rows = [row for _, part_rows in parts for row in part_rows]
     t = header.index(target)
     columns = {name: [cells[i] for _, cells in rows] for i, name in enumerate(header)}
 

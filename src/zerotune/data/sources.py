@@ -7,7 +7,7 @@ from typing import Callable
 
 from ..errors import UserError
 from . import builtin
-from .base import RawDataset
+from .base import RawDataset, paths_of
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class Source:
     load: Callable  # (DataConfig) -> RawDataset
     summary: str
     needs_path: bool = False
+    many_paths: bool = False  # data.path may be a list of files, joined into one data set
 
 
 def _mnist(variant: str):
@@ -71,7 +72,7 @@ SOURCES: dict[str, Source] = {
         Source("fashion_mnist", _mnist("fashion_mnist"), "Fashion-MNIST IDX files in data.path", True),
         Source("cifar10", _cifar10, "CIFAR-10 python batches in data.path", True),
         Source("image_folder", _image_folder, "one sub-folder of images per class in data.path", True),
-        Source("csv", _csv, "CSV table in data.path; target column data.target (default: last)", True),
+        Source("csv", _csv, "CSV table(s) in data.path; target column data.target (default: last)", True, True),
     ]
 }
 
@@ -87,4 +88,7 @@ def load_raw(cfg) -> RawDataset:
     source = get_source(cfg.name)
     if source.needs_path and not cfg.path:
         raise UserError(f"data set {cfg.name!r} reads files: set data.path")
+    if len(paths_of(cfg.path)) > 1 and not source.many_paths:
+        raise UserError(f"data set {cfg.name!r} reads one data.path, got {len(cfg.path)}; "
+                        "a list of files is for data sets text, csv and corpus")
     return source.load(cfg)

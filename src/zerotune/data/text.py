@@ -1,8 +1,11 @@
 """Text classification files (TSV, CSV, JSONL) tokenised with a model's own tokenizer.
 
 Each split becomes one int64 tensor of token ids, (N, T), right-padded with -1 up to the longest
-sequence of the data (at most ``data.max_length``, longer texts are truncated). Models cut every
-batch down to its own longest sequence, which is dynamic padding with plain tensor slicing.
+sequence of the data (at most ``data.max_length``). Longer texts are truncated, and how many were
+cut in each split is printed and kept in the metadata (``truncated``). Models cut every batch down
+to its own longest sequence, which is dynamic padding with plain tensor slicing.
+
+``data.path`` (and ``data.test_path``) may name several files: their examples are joined in order.
 
 A file may have a header naming ``data.text_field`` and ``data.label_field``; without one the
 first column is the text and the last the label (as in ``sentence<TAB>label``).
@@ -12,12 +15,14 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import UserError
+from .base import paths_of
 from .bundle import DataBundle, DataMeta, Split
 from .preprocess import limit_per_class, split_indices
 
@@ -44,6 +49,17 @@ def read_text_file(path: str | Path, text_field: str = "text", label_field: str 
         texts, labels = _table(path, lines, "\t" if kind == "tsv" else ",", text_field, label_field)
     if not texts:
         raise UserError(f"text file {path} holds no examples")
+    return texts, labels
+
+
+def read_text_files(paths: str | list[str], text_field: str = "text",
+                    label_field: str = "label") -> tuple[list[str], list[str]]:
+    """Texts and labels of one file or of several, joined in order (see `read_text_file`)."""
+    texts, labels = [], []
+    for path in paths_of(paths):
+        t, l = read_text_file(path, text_field, label_field)
+        texts += t
+        labels += l
     return texts, labels
 
 
@@ -112,7 +128,24 @@ def load_tokenizer(directory: str | Path):
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     """Token ids of each text, with the model's special tokens, truncated to `max_length`."""
-    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    return tokenize_counted(tokenizer, texts, max_length)[0]
+
+
+def tokenize_counted(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], np.ndarray]:
+    """Like `tokenize`, and which texts were truncated (a bool per text).
+
+    Texts are tokenised whole first, so the long ones are known; only those are tokenised again
+    with the tokenizer's own truncation, which keeps its special tokens at the end.
+    """
+    texts = list(texts)
+    ids = tokenizer(texts)["input_ids"] if texts else []
+    cut = np.array([len(seq) > max_length for seq in ids], dtype=bool)
+    if cut.any():
+        long = np.flatnonzero(cut)
+        again = tokenizer([texts[i] for i in long], truncation=True, max_length=max_length)["input_ids"]
+        for i, seq in zip(long, again):
+            ids[i] = seq
+    return ids, cut
 
 
 def pad_ids(ids: list[list[int]], length: int) -> torch.Tensor:
@@ -126,7 +159,7 @@ def build_text_data(cfg, tokenizer) -> DataBundle:
     """Train/val/test token-id splits of a text file (``data.name = "text"``).
 
     Args:
-        cfg: the DataConfig: path (training file), test_path (optional test file), text_field,
+        cfg: the DataConfig: path (training file or files), test_path (optional test file or files), text_field,
             label_field, max_length, val_fraction, test_fraction, split_seed, classes, train_per_class.
         tokenizer: the model's tokenizer (see `load_tokenizer`).
 
@@ -135,29 +168,30 @@ def build_text_data(cfg, tokenizer) -> DataBundle:
     """
     if not cfg.path:
         raise UserError("data set 'text' reads a file: set data.path (TSV, CSV or JSONL with text and label)")
-    texts, labels = read_text_file(cfg.path, cfg.text_field, cfg.label_field)
+    texts, labels = read_text_files(cfg.path, cfg.text_field, cfg.label_field)
     names = label_order(labels)
     index = {n: i for i, n in enumerate(names)}
     y = np.array([index[v] for v in labels], dtype=np.int64)
-    x_ids = tokenize(tokenizer, texts, cfg.max_length)
+    x_ids, x_cut = tokenize_counted(tokenizer, texts, cfg.max_length)
 
     if cfg.test_path:
-        t_texts, t_labels = read_text_file(cfg.test_path, cfg.text_field, cfg.label_field)
+        t_texts, t_labels = read_text_files(cfg.test_path, cfg.text_field, cfg.label_field)
         unseen = sorted(set(t_labels) - set(names))
         if unseen:
             raise UserError(f"data.test_path {cfg.test_path}: labels {', '.join(map(repr, unseen))} are not in the "
                             f"training data (its labels: {', '.join(map(repr, names))})")
         train_idx, val_idx, _ = split_indices(y, (cfg.val_fraction, 0.0), cfg.split_seed, True)
-        test_ids, y_test = tokenize(tokenizer, t_texts, cfg.max_length), np.array([index[v] for v in t_labels])
+        test_ids, test_cut = tokenize_counted(tokenizer, t_texts, cfg.max_length)
+        y_test = np.array([index[v] for v in t_labels])
     else:
         train_idx, val_idx, test_idx = split_indices(y, (cfg.val_fraction, cfg.test_fraction), cfg.split_seed, True)
-        test_ids, y_test = [x_ids[i] for i in test_idx], y[test_idx]
+        test_ids, y_test, test_cut = [x_ids[i] for i in test_idx], y[test_idx], x_cut[test_idx]
 
     if cfg.classes is not None:
         names, y, y_test = _select(cfg.classes, names, y, y_test)
         train_idx, val_idx = train_idx[y[train_idx] >= 0], val_idx[y[val_idx] >= 0]
         keep = y_test >= 0
-        test_ids, y_test = [s for s, k in zip(test_ids, keep) if k], y_test[keep]
+        test_ids, y_test, test_cut = [s for s, k in zip(test_ids, keep) if k], y_test[keep], test_cut[keep]
     if cfg.train_per_class is not None:
         train_idx = limit_per_class(train_idx, y, cfg.train_per_class, cfg.split_seed)
     if len(train_idx) == 0:
@@ -167,9 +201,20 @@ def build_text_data(cfg, tokenizer) -> DataBundle:
              "test": (test_ids, y_test)}
     length = max((len(s) for ids, _ in parts.values() for s in ids), default=1)
     splits = {k: Split(pad_ids(ids, length), torch.from_numpy(np.asarray(t, dtype=np.int64))) for k, (ids, t) in parts.items()}
+    truncated = {"train": int(x_cut[train_idx].sum()), "val": int(x_cut[val_idx].sum()), "test": int(test_cut.sum())}
+    sizes = {k: len(s) for k, s in splits.items()}
+    _report_truncated(truncated, sizes, cfg.max_length)
     meta = DataMeta(source="text", task="classification", input_shape=[length], num_classes=len(names),
-                    class_names=list(names), sizes={k: len(s) for k, s in splits.items()})
+                    class_names=list(names), sizes=sizes, truncated=truncated)
     return DataBundle(splits["train"], splits["val"], splits["test"], meta)
+
+
+def _report_truncated(truncated: dict[str, int], sizes: dict[str, int], max_length: int) -> None:
+    """One line on stderr when any text was cut: a silently shortened text can change its label."""
+    parts = [f"{n} of {sizes[k]} {k}" for k, n in truncated.items() if n]
+    if parts:
+        print(f"warning: texts longer than data.max_length={max_length} tokens were truncated: "
+              f"{', '.join(parts)} examples", file=sys.stderr, flush=True)
 
 
 def _select(classes: list[int], names: list[str], y: np.ndarray, y_test: np.ndarray):

@@ -70,6 +70,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--name", help="run name (log.name)")
     p.add_argument("--runs-dir", help="parent directory of runs (log.dir)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--test", metavar="FILE", help="text data: a file used whole as the test split (data.test_path)")
     p.add_argument("--merge-lora", metavar="RUN", help="write a copy of a LoRA run with the adapters merged in")
     p.add_argument("--save-adapters", metavar="RUN", help="save a LoRA run's adapters and head alone")
     p.add_argument("--out", help="with --merge-lora / --save-adapters: where to write")
