@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
+import random
 import re
 import runpy
 import shlex
@@ -32,8 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from conftest import write_corpus, write_sentiment
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -195,8 +195,8 @@ COMMANDS: dict[str, How] = {
 }
 
 # Names the pages use for runs made earlier on the same page, or for files a user brings.
-SUBSTITUTE = {"runs/<run>": "runs/my-gpt", "runs/<gpt run>": "runs/my-gpt", "/tmp/ship": "ship",
-              "model.path=minilm-l6": "model.path={tiny_bert}"}
+# (`model.path=minilm-l6` becomes a tiny random BERT, see test_page_commands_run.)
+SUBSTITUTE = {"runs/<run>": "runs/my-gpt", "runs/<gpt run>": "runs/my-gpt", "/tmp/ship": "ship"}
 # Runs a page uses without making them first (the README points to the fine-tuning guide's source run).
 PREREQUISITES = {"runs/digits-0to4": "zerotune train recipes/finetune_digits_pretrain.toml " + CNN,
                  "runs/my-gpt": "zerotune train recipes/shakespeare_char_gpt.toml --name my-gpt " + GPT}
@@ -264,7 +264,7 @@ def _only_names(text: str) -> bool:
 
 def _names_subcommand(line: str) -> bool:
     words = line.removeprefix("$ ").split()
-    return len(words) > 1 and (words[0] != "zerotune" or words[1] in subcommands())
+    return len(words) > 1 and (words[0] != "zerotune" or words[1] in _subparsers(_parser()))
 
 
 def _block_commands(page: str, start: int, body: list[str], console: bool) -> list[DocCommand]:
@@ -290,12 +290,13 @@ def _block_commands(page: str, start: int, body: list[str], console: bool) -> li
     return out
 
 
-def all_commands() -> list[DocCommand]:
-    return [c for page in DOCS for c in read_commands(page)[0]]
+def all_commands(pages=DOCS) -> list[DocCommand]:
+    return [c for page in pages for c in read_commands(page)[0]]
 
 
 # -- the CLI's parser ---------------------------------------------------------------------------------
 
+@functools.cache
 def _parser() -> argparse.ArgumentParser:
     from zerotune.cli import build_parser
 
@@ -309,25 +310,26 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
-def subcommands() -> set[str]:
-    return set(_subparsers(_parser()))
-
-
-def _command_parser(words: list[str]) -> argparse.ArgumentParser:
-    """The (sub)parser that reads the flags of ``zerotune WORDS...`` (e.g. ``scratch linreg``)."""
-    parser = _parser()
+def _command_path(words: list[str]) -> tuple[list[str], argparse.ArgumentParser]:
+    """``zerotune scratch linreg ...`` -> (["scratch", "linreg"], the parser that reads its flags)."""
+    path, parser = [], _parser()
     for word in words[1:]:
         subs = _subparsers(parser)
         if word not in subs:
             break
+        path.append(word)
         parser = subs[word]
-    return parser
+    return path, parser
+
+
+def _usage_words(text: str) -> list[str]:
+    return _command_path(text.split())[0]
 
 
 def check_flags(text: str) -> None:
     """Every --flag exists, and every a|b|c after a flag is among its choices."""
     words = text.replace("[", " ").replace("]", " ").split()
-    parser = _command_parser(words)
+    parser = _command_path(words)[1]
     options = parser._option_string_actions
     for word, after in zip(words, [*words[1:], ""]):
         if not word.startswith("--"):
@@ -415,19 +417,6 @@ def exercise(cmd: DocCommand, how: How, subs: dict[str, str]) -> None:
     assert code == 0, f"{_where(cmd)}: exit {code}\n{out[-2000:]}{err[-2000:]}"
 
 
-def _usage_words(text: str) -> list[str]:
-    """``zerotune scratch linreg ...`` -> ["scratch", "linreg"]: the subcommand path of a command."""
-    words, path = text.split(), []
-    parser = _parser()
-    for word in words[1:]:
-        subs = _subparsers(parser)
-        if word not in subs:
-            break
-        path.append(word)
-        parser = subs[word]
-    return path
-
-
 def _parse_only(argv: list[str], cmd: DocCommand) -> None:
     err = io.StringIO()
     try:
@@ -439,9 +428,13 @@ def _parse_only(argv: list[str], cmd: DocCommand) -> None:
 
 # -- the tests ----------------------------------------------------------------------------------------
 
+def uncovered(commands: list[DocCommand]) -> list[str]:
+    return [_where(c) for c in commands if c.text not in COMMANDS]
+
+
 def test_every_documented_command_is_in_the_table():
     commands = all_commands()
-    missing = [_where(c) for c in commands if c.text not in COMMANDS]
+    missing = uncovered(commands)
     assert not missing, "add these to COMMANDS in tests/docs/test_doc_commands.py:\n" + "\n".join(missing)
     stale = set(COMMANDS) - {c.text for c in commands}
     assert not stale, f"COMMANDS lists commands no page has any more: {sorted(stale)}"
@@ -454,15 +447,19 @@ def test_command_blocks_are_tagged():
     assert not untagged, f"tag these blocks ```bash (or ```console with $ prompts): {untagged}"
 
 
+def _write_lines(path: Path, n: int, choices: list[str]) -> None:
+    rng = random.Random(0)
+    path.write_text("".join(rng.choice(choices) + "\n" for _ in range(n)), encoding="utf-8")
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     for name in LINK:
         (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
-    for name, seed in (("corpus.txt", 0), ("hamlet.txt", 1)):  # with the characters of the pages' prompts
-        write_corpus(tmp_path / name, 300, seed)
-        with open(tmp_path / name, "a", encoding="utf-8") as f:
-            f.write("ROMEO: the king sees the moon.\n")
-    write_sentiment(tmp_path / "reviews.tsv", 120, 0)
+    _write_lines(tmp_path / "corpus.txt", 300, ["ROMEO: the king sees the moon.", "JULIET: a dog likes the sea."])
+    _write_lines(tmp_path / "hamlet.txt", 100, ["JULIET: the king sees the sea."])  # within the GPT's characters
+    _write_lines(tmp_path / "reviews.tsv", 120, ["the food was great\t1", "awful service\t0", "good phone\t1",
+                                                 "bad, poor and terrible\t0"])
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "200")
     return tmp_path
@@ -472,8 +469,8 @@ def workdir(tmp_path, monkeypatch):
 def test_page_commands_run(page, workdir, request):
     subs = dict(SUBSTITUTE)
     commands = read_commands(page)[0]
-    if any("minilm-l6" in c.text and COMMANDS.get(c.text, HELP).kind == "run" for c in commands):
-        subs["model.path=minilm-l6"] = f"model.path={request.getfixturevalue('tiny_bert')}"
+    if any("model.path=minilm-l6" in c.text and COMMANDS.get(c.text, HELP).kind == "run" for c in commands):
+        subs["model.path=minilm-l6"] = f"model.path={request.getfixturevalue('tiny_bert')}"  # the same, 2 layers
     for cmd in commands:
         how = COMMANDS.get(cmd.text)
         if how is None:
@@ -482,22 +479,22 @@ def test_page_commands_run(page, workdir, request):
             exercise(cmd, how, subs)
 
 
-def test_a_documented_flag_that_does_not_exist_is_caught(workdir):
-    cmd = DocCommand("x.md", 1, "zerotune eval runs/x --splt test")
-    with pytest.raises(AssertionError, match="--splt is not an option"):
-        exercise(cmd, HELP, {})
-    cmd = DocCommand("x.md", 1, "zerotune eval RUN [--split train|dev]")
+def test_a_documented_flag_that_does_not_exist_is_caught():
+    with pytest.raises(AssertionError, match="--splt is not an option of `zerotune eval`"):
+        exercise(DocCommand("x.md", 1, "zerotune eval runs/x --splt test"), HELP, {})
     with pytest.raises(AssertionError, match="--split choices"):
-        exercise(cmd, USAGE, {})
+        exercise(DocCommand("x.md", 1, "zerotune eval RUN [--split train|dev]"), USAGE, {})
+    with pytest.raises(pytest.fail.Exception, match="argparse exits 2: .*--prompt"):
+        exercise(DocCommand("x.md", 1, "zerotune generate runs/x"), HELP, {})
 
 
-def test_an_undocumented_command_fails_the_table_check(tmp_path, monkeypatch):
+def test_a_new_command_in_a_page_fails_the_table_check(tmp_path, monkeypatch):
     page = tmp_path / "new.md"
-    page.write_text("Try:\n\n```bash\nzerotune train --set train.epochs=2   # quick\n```\n", encoding="utf-8")
+    page.write_text("Try `zerotune eval runs/a --json` or:\n\n```bash\nzerotune models\n"
+                    "zerotune train --set train.epochs=2   # quick\n```\n", encoding="utf-8")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    found, _ = read_commands(page)
-    assert [c.text for c in found] == ["zerotune train --set train.epochs=2"]
-    assert found[0].text not in COMMANDS
+    assert uncovered(all_commands([page])) == ["new.md:1: zerotune eval runs/a --json",
+                                               "new.md:5: zerotune train --set train.epochs=2"]
 
 
 def test_readme_opens_with_the_lean_install_and_ci_runs_its_test_command():
