@@ -200,7 +200,7 @@ SUBSTITUTE = {"runs/<run>": "runs/my-gpt", "runs/<gpt run>": "runs/my-gpt", "/tm
 # Runs a page uses without making them first (the README points to the fine-tuning guide's source run).
 PREREQUISITES = {"runs/digits-0to4": "zerotune train recipes/finetune_digits_pretrain.toml " + CNN,
                  "runs/my-gpt": "zerotune train recipes/shakespeare_char_gpt.toml --name my-gpt " + GPT}
-LINK = ("recipes", "examples", "benchmarks", "scripts")  # what the commands' relative paths name
+LINK = ("recipes", "data", "examples", "benchmarks", "scripts")  # what the commands' relative paths name
 
 
 # -- reading the docs -------------------------------------------------------------------------------
@@ -310,6 +310,13 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
+def _loaded(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The parser with all its arguments: a sub-CLI may add them only when it first parses."""
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
+        parser.parse_known_args([])
+    return parser
+
+
 def _command_path(words: list[str]) -> tuple[list[str], argparse.ArgumentParser]:
     """``zerotune scratch linreg ...`` -> (["scratch", "linreg"], the parser that reads its flags)."""
     path, parser = [], _parser()
@@ -318,7 +325,7 @@ def _command_path(words: list[str]) -> tuple[list[str], argparse.ArgumentParser]
         if word not in subs:
             break
         path.append(word)
-        parser = subs[word]
+        parser = _loaded(subs[word])
     return path, parser
 
 
@@ -455,7 +462,8 @@ def _write_lines(path: Path, n: int, choices: list[str]) -> None:
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     for name in LINK:
-        (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
+        if (ROOT / name).is_dir():
+            (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
     _write_lines(tmp_path / "corpus.txt", 300, ["ROMEO: the king sees the moon.", "JULIET: a dog likes the sea."])
     _write_lines(tmp_path / "hamlet.txt", 100, ["JULIET: the king sees the sea."])  # within the GPT's characters
     _write_lines(tmp_path / "reviews.tsv", 120, ["the food was great\t1", "awful service\t0", "good phone\t1",
