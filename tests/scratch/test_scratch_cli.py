@@ -30,6 +30,7 @@ def test_linreg_end_to_end(tmp_path, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "closed form" in out and "relative parameter error" in out and str(tmp_path) in out
+    assert out.rstrip().endswith(f"view: zerotune board {tmp_path}")  # the product's own board command
     run = tmp_path / "lin"
     m = json.loads((run / "metrics.json").read_text())
     assert m["status"] == "ok" and m["converged"]
@@ -68,7 +69,8 @@ def test_linreg_one_feature_logs_contour_image(tmp_path):
 def test_logreg_end_to_end(tmp_path, capsys):
     args = parse("logreg", "--data", "iris", "--runs-dir", str(tmp_path), "--name", "lr")
     assert args.func(args) == 0
-    assert "scikit-learn" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "scikit-learn" in out and out.rstrip().endswith(f"view: zerotune board {tmp_path}")
     m = json.loads((tmp_path / "lr" / "metrics.json").read_text())
     assert m["model"] == "softmax" and m["n_classes"] == 3
     assert abs(m["test_accuracy_gap_points"]) <= 1.0
@@ -76,10 +78,11 @@ def test_logreg_end_to_end(tmp_path, capsys):
         events(tmp_path / "lr").Tags()["scalars"])
 
 
-def test_mlp_end_to_end(tmp_path):
+def test_mlp_end_to_end(tmp_path, capsys):
     args = parse("mlp", "--data", "digits", "--iters", "3", "--hidden", "32,16",
                  "--activation", "tanh", "--runs-dir", str(tmp_path), "--name", "m")
     assert args.func(args) == 0
+    assert capsys.readouterr().out.rstrip().endswith(f"view: zerotune board {tmp_path}")
     m = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert m["sizes"] == [64, 32, 16, 10] and m["init"] == "xavier" and m["iterations"] == 3
     assert m["test_accuracy"] > 0.8

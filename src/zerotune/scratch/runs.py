@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +52,11 @@ def _config_yaml(command: str, cfg) -> str:
     except ImportError:  # JSON is valid YAML, so the file stays readable by YAML loaders
         return json.dumps(data, indent=2) + "\n"
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def view_line(runs_dir) -> str:
+    """The summary line that tells how to look at the runs: zerotune's own TensorBoard command."""
+    return f"  view: zerotune board {shlex.quote(str(runs_dir))}"
 
 
 def _load(data: DataConfig, task: str) -> tuple[Table, Split]:
@@ -196,7 +202,7 @@ def run_linreg(cfg: LinRegConfig | None = None) -> RunSummary:
                    else f"not within 1e-6 after {len(r.excess) - 1} iterations "
                         f"(relative excess {r.excess[-1]:.2g})")
         lines.append(f"  {r.label:>12}: cond(X) {r.cond:.4g}, plain GD at 1/L {reached}")
-    lines += [f"  run directory: {run_dir}", f"  view: tensorboard --logdir {cfg.output.runs_dir}"]
+    lines += [f"  run directory: {run_dir}", view_line(cfg.output.runs_dir)]
     return RunSummary(run_dir, metrics, lines)
 
 
@@ -294,7 +300,7 @@ def run_logreg(cfg: LogRegConfig | None = None) -> RunSummary:
         f"  accuracy train {metrics['train_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}"
         f"   (scikit-learn: train {ref['train_accuracy']:.4f}, test {ref['test_accuracy']:.4f})",
         f"  run directory: {run_dir}",
-        f"  view: tensorboard --logdir {cfg.output.runs_dir}",
+        view_line(cfg.output.runs_dir),
     ]
     return RunSummary(run_dir, metrics, lines)
 
@@ -355,6 +361,6 @@ def run_mlp(cfg: MLPConfig | None = None) -> RunSummary:
         f"{fit.gd.iterations} epochs / {fit.gd.steps} updates ({fit.gd.seconds:.2f} s)",
         f"  accuracy train {metrics['train_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}",
         f"  run directory: {run_dir}",
-        f"  view: tensorboard --logdir {cfg.output.runs_dir}",
+        view_line(cfg.output.runs_dir),
     ]
     return RunSummary(run_dir, metrics, lines)

@@ -22,7 +22,7 @@ def require_tensorboard() -> None:
     import importlib.util
 
     if importlib.util.find_spec("tensorboard") is None:
-        raise UserError("this needs the tensorboard package: pip install 'zerotune[board]' (or pip install tensorboard)")
+        raise UserError("this needs the tensorboard package, a dependency of zerotune: pip install tensorboard")
 
 
 def find_runs(logdir: str | Path) -> list[Path]:

