@@ -95,7 +95,7 @@ def main() -> None:
                         r = train_once(mode, base + [f"log.name={mode}-{cond}-{i}"])
                         times.setdefault((mode, cond), []).append(r)
                         print(f"  {cond:<5}{mode:<4} wall {r['wall']:6.1f} s  cpu {r['cpu']:6.1f} s  "
-                              f"load {load()}", flush=True)
+                              f"wait policy {r['policy']:<13} load {load()}", flush=True)
                 finally:
                     stop_busy(busy)
 
