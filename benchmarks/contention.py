@@ -8,9 +8,11 @@ Each training runs in a fresh subprocess, since OpenMP reads its wait policy onc
 "old" imports torch before zerotune with OMP_WAIT_POLICY unset, which is how every run started before
 the change; "new" imports zerotune first. The busy processes are pure-Python loops, one per core by
 default, started and stopped by this script. Runs alternate between old and new, so drift in the
-machine's load hits both alike. Each line names the wait policy the run got. Prints wall and CPU seconds of the `zerotune.train` call (median of
-the repeats), the load average around each condition, and the ratios:
-contended/idle for the new defaults (target <= 2) and idle old/new (target >= 0.97: not slower).
+machine's load hits both alike; each line names the wait policy the run got. Prints wall and CPU
+seconds of the `zerotune.train` call (median of the repeats), the load average at the start of each
+condition, and the ratios: contended/idle for the new defaults (target <= 2) and idle old/new
+(target >= 0.97: not slower). On an idle machine the new defaults are the old ones; on a shared one
+even the "idle" runs may get the passive policy, since other processes are running then.
 """
 
 from __future__ import annotations
