@@ -26,7 +26,10 @@ def others_running() -> int | None:
 def choose_wait_policy(environ=os.environ) -> None:
     """Set OMP_WAIT_POLICY=PASSIVE unless the user set it or the machine is idle (unknown load counts as busy).
 
-    Child processes (torchrun workers, DataLoader workers) inherit the choice through the environment.
+    Child processes (torchrun workers, DataLoader workers) inherit a passive policy through the environment.
+
+    Args:
+        environ: the environment to read and change (the process's own by default).
     """
     if "OMP_WAIT_POLICY" not in environ and others_running() != 0:
         environ["OMP_WAIT_POLICY"] = "PASSIVE"
