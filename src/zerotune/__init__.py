@@ -1,5 +1,9 @@
 """zerotune: from zero to a trained, fine-tuned and served model, every step visible in TensorBoard."""
 
+from .omp import choose_wait_policy
+
+choose_wait_policy()  # first, before anything loads torch: every zerotune entry point runs this file first
+
 import importlib
 import sys
 import types
