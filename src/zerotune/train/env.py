@@ -35,7 +35,8 @@ def set_deterministic(enabled: bool) -> None:
     """Ask torch for deterministic kernels, so a resumed run repeats an uninterrupted one bit for bit."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled)
+    if torch.are_deterministic_algorithms_enabled() != enabled:  # the call imports torch._inductor: seconds
+        torch.use_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
 
