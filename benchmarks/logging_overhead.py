@@ -38,8 +38,8 @@ import torch
 
 from zerotune.config import load_config
 from zerotune.data import build_data
-from zerotune.runs import build_model_for
-from zerotune.tasks import Task
+from zerotune.run.load import build_model_for
+from zerotune.tasks.supervised import Task
 from zerotune.track.tensorboard import TensorBoardLogger
 from zerotune.train.callbacks import Callback
 from zerotune.train.loop import fit

@@ -1,6 +1,6 @@
 """zerotune: from zero to a trained, fine-tuned and served model, every step visible in TensorBoard."""
 
-from .omp import choose_wait_policy
+from .compute.omp import choose_wait_policy
 
 choose_wait_policy()  # first, before anything loads torch: every zerotune entry point runs this file first
 
@@ -12,9 +12,9 @@ __version__ = "0.1.0"
 
 # The public API, imported on first use: `zerotune --help` must not pay for torch.
 _EXPORTS = {
-    "evaluate": "api", "train": "api", "Config": "config", "load_config": "config", "build_data": "data",
-    "UserError": "errors", "create_model": "models", "list_models": "models", "register_model": "models",
-    "load_run": "runs",
+    "evaluate": "pipeline.train", "train": "pipeline.train", "Config": "config", "load_config": "config",
+    "build_data": "data", "UserError": "errors", "create_model": "models", "list_models": "models", "register_model": "models",
+    "load_run": "run.load",
 }
 __all__ = sorted([*_EXPORTS, "__version__"])
 

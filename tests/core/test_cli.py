@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from zerotune.cli import main
+from zerotune.cli.main import main
 
 
 def zt(*args, cwd=None):

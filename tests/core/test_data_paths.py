@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zerotune.cli import main
+from zerotune.cli.main import main
 from zerotune.config import load_config, read_recipe
 
 ROOT = Path(__file__).resolve().parents[2]

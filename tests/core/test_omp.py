@@ -53,7 +53,7 @@ def test_busy_machine_gets_a_passive_wait_policy_before_torch_loads(busy_machine
 
 
 def test_the_users_wait_policy_wins(busy_machine):
-    assert policy_seen("zerotune.cli", OMP_WAIT_POLICY="ACTIVE") == {"at_torch_import": "ACTIVE", "child": "ACTIVE"}
+    assert policy_seen("zerotune.cli.main", OMP_WAIT_POLICY="ACTIVE") == {"at_torch_import": "ACTIVE", "child": "ACTIVE"}
 
 
 @pytest.mark.parametrize("others, user, expected", [
@@ -64,7 +64,7 @@ def test_the_users_wait_policy_wins(busy_machine):
     (0, "PASSIVE", "PASSIVE"),
 ])
 def test_choose_wait_policy(monkeypatch, others, user, expected):
-    from zerotune import omp
+    from zerotune.compute import omp
 
     monkeypatch.setattr(omp, "others_running", lambda: others)
     environ = {} if user is None else {"OMP_WAIT_POLICY": user}
@@ -73,6 +73,6 @@ def test_choose_wait_policy(monkeypatch, others, user, expected):
 
 
 def test_others_running_reads_the_machine():
-    from zerotune import omp
+    from zerotune.compute import omp
 
     assert omp.others_running() is None or omp.others_running() >= 0

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zerotune.cli import main
+from zerotune.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = ["--set", "data.name=iris", "--set", "model.name=mlp", "--set", "model.hidden=[8]",
@@ -76,9 +76,9 @@ def copy_of(run: Path, tmp_path: Path) -> Path:
 
 KILL = textwrap.dedent("""
     import os, signal, sys, time
-    from zerotune.cli import main
+    from zerotune.cli.main import main
     from zerotune.train.callbacks import Callback
-    import zerotune.api as api
+    import zerotune.pipeline.train as api
 
     class KillAt(Callback):  # SIGKILL after step 3: events are on disk, no checkpoint yet
         def on_step_end(self, state):

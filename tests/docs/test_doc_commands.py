@@ -300,7 +300,7 @@ def all_commands(pages=DOCS) -> list[DocCommand]:
 
 @functools.cache
 def _parser() -> argparse.ArgumentParser:
-    from zerotune.cli import build_parser
+    from zerotune.cli.main import build_parser
 
     return build_parser()
 
@@ -370,7 +370,7 @@ def _call(argv: list[str]) -> tuple[int, str, str]:
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             if argv[0] == "zerotune":
-                from zerotune.cli import main
+                from zerotune.cli.main import main
 
                 code = main(argv[1:])
             elif argv[1] == "-m":
@@ -484,7 +484,7 @@ def workdir(tmp_path, monkeypatch):
                                                  "bad, poor and terrible\t0"])
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setattr("zerotune.rundir.datetime", _OneSecondPerRun)
+    monkeypatch.setattr("zerotune.run.files.datetime", _OneSecondPerRun)
     return tmp_path
 
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 import zerotune
-from zerotune.api import evaluate
+from zerotune.pipeline.train import evaluate
 from zerotune.errors import UserError
 from zerotune.finetune import finetune, merge_lora, save_adapters
 from zerotune.train.callbacks import Callback

@@ -109,7 +109,7 @@ def test_several_training_files_equal_their_concatenation(tmp_path, tiny_bert, s
 
 @pytest.mark.parametrize("command", ["train", "finetune"])
 def test_test_flag_names_the_test_file(command, tmp_path, tiny_bert, sentiment, monkeypatch):
-    from zerotune.cli import main
+    from zerotune.cli.main import main
 
     train, test = sentiment
     monkeypatch.chdir(test.parent)  # --test is relative to the current directory

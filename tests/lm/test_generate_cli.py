@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from zerotune.generation import generate
+from zerotune.lm.generation import generate
 
 
 def zt(*args, cwd=None):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from zerotune.errors import UserError
-from zerotune.finetune.api import finetune
-from zerotune.runs import load_run
+from zerotune.pipeline.finetune import finetune
+from zerotune.run.load import load_run
 
 
 @pytest.fixture(scope="module")

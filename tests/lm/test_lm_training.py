@@ -8,7 +8,7 @@ import torch
 
 import zerotune
 from zerotune.errors import UserError
-from zerotune.runs import load_run, run_data
+from zerotune.run.load import load_run, run_data
 from zerotune.train.callbacks import Callback
 
 
@@ -32,7 +32,7 @@ def test_run_directory_holds_the_tokenizer_and_rebuilds_alone(lm_run):
     assert run.meta.task == "lm" and run.meta.input_shape == [32] and run.meta.num_classes == tok.vocab_size
     data = run_data(run)
     # the rebuilt validation split is the one the run was measured on
-    from zerotune.tasks import make_task
+    from zerotune.tasks.supervised import make_task
 
     task = make_task(run.meta, run.config.train, run.config.data)
     again = task.full_metrics(run.model, data.val)

@@ -27,7 +27,7 @@ REG_OVERRIDES = [
 
 
 def train_run(logdir: Path, name: str, overrides: list[str]) -> Path:
-    from zerotune.api import train
+    from zerotune.pipeline.train import train
     from zerotune.config import load_config
 
     cfg = load_config(None, [*overrides, f"log.dir={logdir}", f"log.name={name}"])

@@ -25,7 +25,7 @@ TABLE = ["data.name=synthetic_regression", "data.n_samples=200", "data.n_feature
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, corpus_file):
-    from zerotune.api import train
+    from zerotune.pipeline.train import train
     from zerotune.config import load_config
 
     root = tmp_path_factory.mktemp("hparam-kinds")

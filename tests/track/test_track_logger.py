@@ -162,8 +162,8 @@ def test_views_drawn_in_the_writer_thread(tmp_path, read_events):
 
     from zerotune.config import load_config
     from zerotune.data import build_data
-    from zerotune.runs import build_model_for
-    from zerotune.tasks import Task
+    from zerotune.run.load import build_model_for
+    from zerotune.tasks.supervised import Task
     from zerotune.track.tensorboard import TensorBoardLogger
     from zerotune.train.loop import fit
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from ..rundir import atomic_write_bytes
-from ..runs import load_run
+from ..run.files import atomic_write_bytes
+from ..run.load import load_run
 from .build import EXPORT_FORMATS, Bounds, ExportContext, ExportOptions, build_export
 from .inputs import load_data
 from .parity import Parity
@@ -82,7 +82,7 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None, *, out
 def _run_tokenizer(run):
     """The tokenizer a text run was trained with (its own ``hf/`` copy)."""
     from ..data.text import load_tokenizer
-    from ..runs import model_dir
+    from ..run.load import model_dir
 
     directory = model_dir(run.config, run.path)
     if directory is None:

@@ -15,8 +15,8 @@ from torch import nn
 
 from ..data.bundle import DataBundle
 from ..errors import UserError
-from ..runs import LoadedRun
-from ..tasks import Task
+from ..run.load import LoadedRun
+from ..tasks.supervised import Task
 from . import prune as pruning
 from .inputs import calibration_batches, example_batch, parity_inputs
 from .onnx_export import DEFAULT_OPSET, check_opset, to_onnx

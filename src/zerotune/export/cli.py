@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..lazyparse import defer_arguments
+from ..cli.lazyparse import defer_arguments
 
 
 def cmd_export(args) -> int:
@@ -87,6 +87,6 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m zerotune.export ...``: the same as ``zerotune export ...``."""
-    from ..cli import run_subcommand
+    from ..cli.main import run_subcommand
 
     return run_subcommand("export", argv)

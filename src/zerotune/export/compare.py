@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from ..errors import UserError
-from ..runs import load_run
+from ..run.load import load_run
 from .build import Bounds, ExportContext, ExportOptions, build_export
 from .inputs import eval_split, load_data
 from .onnx_export import DEFAULT_OPSET

@@ -27,7 +27,7 @@ from typing_extensions import Annotated
 from .. import __version__
 from ..data.bundle import DataMeta
 from ..errors import UserError
-from ..rundir import read_json, write_json
+from ..run.files import read_json, write_json
 
 SIDECAR_VERSION = 1
 FORMATS = {".onnx": "onnx", ".pt": "torchscript"}

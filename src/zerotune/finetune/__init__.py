@@ -9,9 +9,9 @@ Names are imported on first use, so the CLI can register `finetune` without load
 def __getattr__(name: str):
     if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import api
+    from ..pipeline import finetune
 
-    return getattr(api, name)
+    return getattr(finetune, name)
 
 
 __all__ = ["finetune", "merge_lora", "save_adapters"]

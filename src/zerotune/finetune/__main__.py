@@ -2,7 +2,7 @@
 
 import sys
 
-from ..cli import run_subcommand
+from ..cli.main import run_subcommand
 
 if __name__ == "__main__":
     sys.exit(run_subcommand("finetune"))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data.bundle import DataBundle
-from ..tasks import Task
+from ..tasks.supervised import Task
 
 PROBE_BATCH = 256
 

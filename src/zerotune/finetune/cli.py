@@ -11,7 +11,7 @@ STRATEGIES = ("full", "head", "partial", "gradual", "lora")
 
 def cmd_finetune(args) -> int:
     """Run the action the arguments ask for; returns the exit code."""
-    from .api import finetune, merge_lora, save_adapters
+    from ..pipeline.finetune import finetune, merge_lora, save_adapters
 
     if args.merge_lora or args.save_adapters:
         if args.recipe or args.source or args.resume:
@@ -25,11 +25,11 @@ def cmd_finetune(args) -> int:
     if args.resume:
         if args.recipe or args.source or args.strategy:
             raise UserError("give either a recipe (with --from) or --resume RUN, not both")
-        from ..api import train
+        from ..pipeline.train import train
 
         result = train(None, resume=args.resume, resume_overrides=overrides)
     else:
-        from ..cli import run_flags_as_overrides
+        from ..cli.main import run_flags_as_overrides
 
         overrides += run_flags_as_overrides(args)
         result = finetune(args.recipe, source=args.source, strategy=args.strategy, overrides=overrides)

@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..lazyparse import defer_arguments
+from ..cli.lazyparse import defer_arguments
 
 if TYPE_CHECKING:  # the modules below load NumPy: imported when `scratch` runs, not for `zerotune --help`
     from .config import DataConfig, LinRegConfig, LogRegConfig, MLPConfig, OutputConfig
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m zerotune.scratch ...``: the same as ``zerotune scratch ...``."""
-    from ..cli import run_subcommand
+    from ..cli.main import run_subcommand
 
     return run_subcommand("scratch", argv)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..lazyparse import defer_arguments
+from ..cli.lazyparse import defer_arguments
 
 TOKEN_ENV = "ZEROTUNE_SERVE_TOKEN"
 
@@ -65,6 +65,6 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m zerotune.serve ...``: the same as ``zerotune serve ...``."""
-    from ..cli import run_subcommand
+    from ..cli.main import run_subcommand
 
     return run_subcommand("serve", argv)

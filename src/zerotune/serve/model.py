@@ -202,7 +202,7 @@ def _servable(signature: Signature) -> None:
 
 def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None) -> ServedModel:
     from ..export.prepare import prepare_for_export
-    from ..runs import load_run
+    from ..run.load import load_run
     from ..train.checkpoint import MODEL_FILE, find_checkpoint
 
     run = load_run(run_dir, checkpoint)
@@ -211,7 +211,7 @@ def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None)
     tokenizer = max_length = None
     if signature.kind == "text":
         from ..data.text import load_tokenizer
-        from ..runs import model_dir
+        from ..run.load import model_dir
 
         tokenizer, max_length = load_tokenizer(model_dir(run.config, run_dir)), signature.max_length
     noise = signature.noise(64)  # seeded stand-in inputs: the server does not rebuild the run's data

@@ -139,7 +139,7 @@ class LMBoard(TensorBoardLogger):
         self.sink.write(records)
 
     def _sample(self, model) -> str:
-        from ..sampling import complete
+        from ..lm.sampling import complete
 
         out = complete(model, self.tokenizer, self.prompt, max_new_tokens=self.log.sample_tokens,
                        temperature=0.8, seed=self.config.train.seed)

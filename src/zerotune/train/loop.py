@@ -15,7 +15,7 @@ import torch
 from ..data.batches import num_batches
 from ..data.bundle import DataBundle
 from ..errors import UserError
-from ..tasks import Task
+from ..tasks.supervised import Task
 from . import checkpoint as ckpt
 from .callbacks import Callback, TrainState
 from .env import rng_state, set_rng_state

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def load_lm(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
@@ -14,8 +14,8 @@ def load_lm(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
     Raises:
         UserError: the run is not a language-model run, or its tokenizer is missing.
     """
-    from .data.lm_tokenizer import load_tokenizer_dir
-    from .runs import TOKENIZER_DIR, load_run
+    from ..data.lm_tokenizer import load_tokenizer_dir
+    from ..run.load import TOKENIZER_DIR, load_run
 
     run = load_run(run_dir, checkpoint, device)
     if run.meta.task != "lm":

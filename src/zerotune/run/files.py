@@ -20,7 +20,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def new_run_name(prefix: str) -> str:

@@ -7,9 +7,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .data.bundle import DataMeta
-from .errors import UserError
-from .models.modes import eval_mode
+from ..data.bundle import DataMeta
+from ..errors import UserError
+from ..models.modes import eval_mode
 
 EVAL_BATCH = 64  # windows per forward pass when measuring
 

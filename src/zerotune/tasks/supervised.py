@@ -6,11 +6,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.batches import iter_batches
-from .data.bundle import DataMeta, Split
-from .errors import UserError
+from ..data.batches import iter_batches
+from ..data.bundle import DataMeta, Split
+from ..errors import UserError
 from .metrics import classification_metrics, regression_metrics
-from .models.modes import eval_mode
+from ..models.modes import eval_mode
 
 LOSSES = {"classification": ("cross_entropy", "bce", "hinge"), "regression": ("mse",)}
 
@@ -93,7 +93,7 @@ class Task:
 def make_task(meta: DataMeta, train_cfg, data_cfg=None):
     """The task for a run's data: classification and regression here, language modelling in lm_task."""
     if meta.task == "lm":
-        from .lm_task import LMTask
+        from .lm import LMTask
 
         return LMTask(meta, train_cfg.loss, train_cfg.label_smoothing,
                       eval_windows=data_cfg.eval_windows if data_cfg is not None else 240)

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, apply_overrides, build_config
-from .errors import UserError
-from .rundir import atomic_write_text, clear_run_outputs, create_run_dir, new_run_name, read_json, write_json
-from .runs import TOKENIZER_DIR, build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
-from .tasks import make_task
-from .track.tensorboard import TensorBoardLogger
-from .train.callbacks import EarlyStopping, progress_callback
-from .train.env import resolve_device, seed_everything, set_deterministic
-from .train import checkpoint as ckpt
-from .train.loop import check_monitor, check_progress, fit
+from ..config import Config, apply_overrides, build_config
+from ..errors import UserError
+from ..run.files import atomic_write_text, clear_run_outputs, create_run_dir, new_run_name, read_json, write_json
+from ..run.load import TOKENIZER_DIR, build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
+from ..tasks.supervised import make_task
+from ..track.tensorboard import TensorBoardLogger
+from ..train.callbacks import EarlyStopping, progress_callback
+from ..train.env import resolve_device, seed_everything, set_deterministic
+from ..train import checkpoint as ckpt
+from ..train.loop import check_monitor, check_progress, fit
 
 # Fields that may change when a run is resumed; anything else would break exact continuation.
 RESUMABLE_OVERRIDES = ("train.epochs", "train.max_steps", "train.early_stopping", "log.progress", "log.tensorboard")
@@ -67,7 +67,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     if tc.precision == "fp16" and device.type != "cuda":
         raise UserError("train.precision 'fp16' needs a CUDA device; use 'bf16' or '32' on cpu")
 
-    from .finetune.setup import adapt_config, attach, is_finetune
+    from ..finetune.setup import adapt_config, attach, is_finetune
 
     source = None
     if is_finetune(config) and fresh:
@@ -86,7 +86,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     augment = _augmenter(config, data.meta)
     before = probe = None
     if setup is not None and fresh and config.finetune.baseline:
-        from .finetune.baseline import before_metrics, linear_probe
+        from ..finetune.baseline import before_metrics, linear_probe
 
         before, probe = before_metrics(model, data, task, device), linear_probe(model, data, device, tc.seed)
 
@@ -118,13 +118,13 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     builtin = []
     if config.log.tensorboard:
         if task.kind == "lm":
-            from .track.lm_board import LMBoard
+            from ..track.lm_board import LMBoard
 
             builtin.append(LMBoard(run_dir, config, data, task))
         else:
             builtin.append(TensorBoardLogger(run_dir, config, data, task))
         if setup is not None:
-            from .finetune.board import FinetuneBoard
+            from ..finetune.board import FinetuneBoard
 
             builtin.append(FinetuneBoard(builtin[-1], setup.plan, setup.groups, before, probe))
     if tc.early_stopping is not None:
@@ -143,7 +143,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
                  if isinstance(metrics[split].get(k), (int, float))}
         metrics["finetune"] = {**setup.summary(model, tc.epochs), "before": before, "probe": probe, "after": after}
         if config.log.tensorboard:
-            from .finetune.board import write_comparison
+            from ..finetune.board import write_comparison
 
             write_comparison(run_dir, state.step, before or {}, probe, after)
     write_json(run_dir / "metrics.json", metrics)
@@ -152,7 +152,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
 
 def default_run_prefix(config: Config) -> str:
     """``digits-cnn``, or ``digits-cnn-finetune`` for a fine-tune; the time is appended."""
-    from .finetune.setup import is_finetune
+    from ..finetune.setup import is_finetune
 
     return f"{config.data.name}-{config.model.name}" + ("-finetune" if is_finetune(config) else "")
 
@@ -196,7 +196,7 @@ def _augmenter(config: Config, meta):
         return None
     if not meta.is_image:
         raise UserError("data.augment applies to image data only; this data set is a table")
-    from .data.augment import AugmentConfig, Augmenter
+    from ..data.augment import AugmentConfig, Augmenter
 
     return Augmenter(AugmentConfig(**aug.model_dump()))
 
@@ -235,7 +235,7 @@ def environment(device: torch.device, seed: int) -> dict:
     """Versions, device and seed, for reproducibility records."""
     import numpy
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "zerotune": __version__, "python": sys.version.split()[0], "platform": platform.platform(),

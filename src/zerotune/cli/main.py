@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def cmd_train(args) -> int:
-    from .api import train
-    from .config import load_config
+    from ..pipeline.train import train
+    from ..config import load_config
 
     overrides = list(args.set or [])
     if args.resume:
@@ -23,7 +23,7 @@ def cmd_train(args) -> int:
         config = load_config(args.recipe, overrides)
     board = None
     if args.board:
-        from .track.board import start_board
+        from ..track.board import start_board
 
         logdir = Path(args.resume).parent if args.resume else config.log.dir
         board = start_board(logdir, port=args.port)
@@ -67,7 +67,7 @@ def _print_summary(run_dir, metrics: dict) -> None:
 
 
 def cmd_eval(args) -> int:
-    from .api import dumps_metrics, evaluate
+    from ..pipeline.train import dumps_metrics, evaluate
 
     m = evaluate(args.run, split=args.split, checkpoint=args.checkpoint)
     if args.json:
@@ -80,7 +80,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .generation import generate
+    from ..lm.generation import generate
 
     pieces = generate(args.run, args.prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop or (),
@@ -100,7 +100,7 @@ def cmd_models(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .models.registry import list_models, model_defaults
+    from ..models.registry import list_models, model_defaults
 
     table = Table("name", "input", "description", "options (defaults)")
     for e in list_models():
@@ -114,7 +114,7 @@ def cmd_datasets(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .data.sources import SOURCES
+    from ..data.sources import SOURCES
 
     table = Table("name", "needs data.path", "description")
     for s in SOURCES.values():
@@ -127,7 +127,7 @@ def cmd_datasets(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     p = argparse.ArgumentParser(prog="zerotune", description="Train, fine-tune, inspect and ship models; see it all in TensorBoard.")
     p.add_argument("--version", action="version", version=f"zerotune {__version__}")
@@ -171,11 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list registered models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list data sources").set_defaults(func=cmd_datasets)
 
-    from .export.cli import add_parser as add_export
-    from .finetune.cli import add_parser as add_finetune
-    from .scratch.cli import add_parser as add_scratch
-    from .serve.cli import add_parser as add_serve
-    from .track.cli import add_parsers as add_track
+    from ..export.cli import add_parser as add_export
+    from ..finetune.cli import add_parser as add_finetune
+    from ..scratch.cli import add_parser as add_scratch
+    from ..serve.cli import add_parser as add_serve
+    from ..track.cli import add_parsers as add_track
 
     add_finetune(sub)
     add_track(sub)  # board, runs, report

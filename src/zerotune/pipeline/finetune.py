@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..config import Config, load_config
 from ..errors import UserError
-from ..rundir import write_json
+from ..run.files import write_json
 
 
 def finetune(recipe: str | Path | Config | None = None, *, source: str | None = None, strategy: str | None = None,
@@ -31,7 +31,7 @@ def finetune(recipe: str | Path | Config | None = None, *, source: str | None = 
         The TrainResult of the new run; its metrics hold a ``finetune`` section with the
         before/after comparison.
     """
-    from ..api import train
+    from .train import train
 
     extra = list(overrides or [])
     if source is not None:
@@ -50,8 +50,8 @@ def finetune(recipe: str | Path | Config | None = None, *, source: str | None = 
 
 
 def _lora_run(run_dir: str | Path, checkpoint: str):
-    from ..runs import load_run
-    from .lora import is_lora
+    from ..run.load import load_run
+    from ..finetune.lora import is_lora
 
     run = load_run(run_dir, checkpoint)
     if not is_lora(run.config):
@@ -73,9 +73,9 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     Returns:
         The new run directory.
     """
-    from ..rundir import atomic_write_text, create_run_dir
+    from ..run.files import atomic_write_text, create_run_dir
     from ..train import checkpoint as ckpt
-    from .lora import merge_into_base
+    from ..finetune.lora import merge_into_base
 
     run = _lora_run(run_dir, checkpoint)
     src = Path(run_dir)
@@ -110,7 +110,7 @@ def save_adapters(run_dir: str | Path, out: str | Path | None = None, checkpoint
     """
     from safetensors.torch import save_file
 
-    from .lora import adapter_tensors, is_transformer
+    from ..finetune.lora import adapter_tensors, is_transformer
 
     run = _lora_run(run_dir, checkpoint)
     out = Path(out) if out is not None else Path(run_dir) / "adapters"

@@ -12,13 +12,13 @@ from pathlib import Path
 import torch
 import yaml
 
-from .config import Config, build_config
-from .data import build_data
-from .data.bundle import DataBundle, DataMeta, Split
-from .errors import UserError
-from .models import create_model
-from .rundir import read_json
-from .train import checkpoint as ckpt
+from ..config import Config, build_config
+from ..data import build_data
+from ..data.bundle import DataBundle, DataMeta, Split
+from ..errors import UserError
+from ..models import create_model
+from .files import read_json
+from ..train import checkpoint as ckpt
 
 
 @dataclass
@@ -54,7 +54,7 @@ def model_dir(config: Config, run_dir: str | Path | None = None) -> Path | None:
         return None
     if run_dir is not None and (Path(run_dir) / HF_DIR).is_dir():
         return Path(run_dir) / HF_DIR
-    from .models.hf import resolve_pretrained
+    from ..models.hf import resolve_pretrained
 
     return resolve_pretrained(str(config.model.options.get("path", "")))
 
@@ -85,8 +85,8 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
         stats: metadata whose normalisation to apply instead (a fine-tune uses its parent's).
     """
     if config.data.name == "corpus":
-        from .data.corpus import build_corpus_data
-        from .data.lm_tokenizer import load_tokenizer_dir
+        from ..data.corpus import build_corpus_data
+        from ..data.lm_tokenizer import load_tokenizer_dir
 
         saved = Path(run_dir) / TOKENIZER_DIR if run_dir is not None else None
         tokenizer = load_tokenizer_dir(saved) if saved is not None and saved.is_dir() else None
@@ -94,7 +94,7 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
         data.tokenizer = tokenizer
         return data
     if config.data.name == "text":
-        from .data.text import build_text_data, load_tokenizer
+        from ..data.text import build_text_data, load_tokenizer
 
         directory = model_dir(config, run_dir)
         if directory is None:
@@ -132,7 +132,7 @@ def save_model_files(run_dir: Path, config: Config, source_run: Path | None = No
         return
     from transformers import AutoConfig
 
-    from .data.text import load_tokenizer
+    from ..data.text import load_tokenizer
 
     target = Path(run_dir) / HF_DIR
     AutoConfig.from_pretrained(str(directory), local_files_only=True).save_pretrained(str(target))
@@ -154,7 +154,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
     meta = DataMeta.from_dict(read_json(run_dir / "meta.json"))
     model = build_model_for(config, meta, run_dir)
     if config.finetune is not None and config.finetune.source is not None:
-        from .finetune.lora import apply_lora, is_lora
+        from ..finetune.lora import apply_lora, is_lora
 
         if is_lora(config):  # the same adapters as in training, so the checkpoint's names fit
             apply_lora(model, config.finetune)

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-from .errors import UserError
+from ..errors import UserError
 
 REPLACEMENT = "\ufffd"  # what a byte-level decoder shows for an incomplete UTF-8 sequence
 DECODE_CONTEXT = 5  # prompt tokens decoded along with new ones, so leading spaces come out right

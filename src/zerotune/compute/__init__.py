@@ -1,0 +1,1 @@
+"""Where the computation runs: OpenMP's wait policy, CPU threads and devices."""

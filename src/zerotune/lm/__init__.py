@@ -1,0 +1,1 @@
+"""Language-model inference: sampling, and generation from a run directory with a KV cache."""
