@@ -20,7 +20,6 @@ import numpy as np
 
 from ..errors import UserError
 from ..run.files import atomic_write_text, create_run_dir, new_run_name, write_json
-from ..track.sink import EventSink
 from . import conditioning, figures, linreg, logreg, mlp
 from .config import DataConfig, LinRegConfig, LogRegConfig, MLPConfig, OutputConfig
 from .data import Split, Table, as_classification, as_regression, load_table, split
@@ -84,8 +83,7 @@ def _meta(table: Table, parts: Split) -> dict:
 
 @contextmanager
 def _run(command: str, cfg, output: OutputConfig, table: Table, parts: Split):
-    """Create the run directory and its event writer; on a failure, record it in metrics.json
-    and re-raise."""
+    """Create the run directory and writer; on a failure, record it in metrics.json and re-raise."""
     name = output.name or new_run_name(f"scratch-{command}")
     run_dir = create_run_dir(output.runs_dir, name)
     config_text = _config_yaml(command, cfg)
@@ -102,8 +100,10 @@ def _run(command: str, cfg, output: OutputConfig, table: Table, parts: Split):
         writer.close()
 
 
-def _event_sink(logdir: Path) -> EventSink:
-    # No memory curve: these NumPy lessons train no torch model.
+def _event_sink(logdir: Path):
+    """zerotune's event writer, without the memory curve: these NumPy lessons train no torch model."""
+    from ..track.sink import EventSink  # loads torch: only when a run writes, as tensorboardX did
+
     return EventSink(logdir, record_memory=False)
 
 
