@@ -194,6 +194,58 @@ def test_resumed_sink_file_sorts_after_a_killed_one_of_the_same_second(tmp_path,
         [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 106), (7, 107), (8, 108)]
 
 
+def _summaries_by_tag(logdir: Path) -> dict:
+    """{(tag, step): (kind, content)} of every summary in a directory's event files."""
+    import io
+
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    found = {}
+    for path in sorted(logdir.glob("*tfevents*")):
+        for event in LegacyEventFileLoader(str(path)).Load():
+            for v in event.summary.value:
+                kind = v.WhichOneof("value")
+                if kind == "image":  # same pixels; the PNG encoder's settings may differ
+                    content = np.asarray(Image.open(io.BytesIO(v.image.encoded_image_string))).tolist()
+                else:
+                    content = getattr(v, kind)
+                found[v.tag, event.step] = (kind, content)
+    return found
+
+
+def test_sink_writes_what_a_summary_writer_writes(tmp_path):
+    """Scalars, histograms and images through the sink read back as SummaryWriter's do."""
+    pytest.importorskip("tensorboard")
+    from tensorboardX import SummaryWriter
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(20, 3))
+    image = rng.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    with SummaryWriter(logdir=str(tmp_path / "writer")) as writer:
+        writer.add_scalar("w/mean radius", 0.5, 3)  # a feature name with a space
+        writer.add_histogram("weights/W1", values, 4)
+        writer.add_image("figure", image, 5, dataformats="HWC")
+        writer.add_text("notes", "| a |\n|---|\n| 1 |", 0)
+    with EventSink(tmp_path / "sink", record_memory=False) as sink:
+        sink.add_scalar("w/mean radius", 0.5, 3)
+        sink.add_histogram("weights/W1", values, 4)
+        sink.add_image("figure", image, 5)
+        sink.add_text("notes", "| a |\n|---|\n| 1 |", 0)
+    expected = _summaries_by_tag(tmp_path / "writer")
+    assert set(expected) == {("w/mean_radius", 3), ("weights/W1", 4), ("figure", 5), ("notes/text_summary", 0)}
+    assert _summaries_by_tag(tmp_path / "sink") == expected
+
+
+def test_sink_records_memory_unless_told_not_to(tmp_path):
+    pytest.importorskip("tensorboard")
+    for record in (True, False):
+        with EventSink(tmp_path / str(record), record_memory=record) as sink:
+            sink.add_scalar("loss", 1.0, 1)
+        tags = set(_scalars(tmp_path / str(record)).Tags()["scalars"])
+        assert ("perf/rss_memory_mb" in tags) is record and "loss" in tags
+
+
 def test_sink_survives_failing_job(tmp_path, capsys):
     sink = EventSink(tmp_path)
 

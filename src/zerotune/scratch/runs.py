@@ -84,14 +84,12 @@ def _meta(table: Table, parts: Split) -> dict:
 @contextmanager
 def _run(command: str, cfg, output: OutputConfig, table: Table, parts: Split):
     """Create the run directory and writer; on a failure, record it in metrics.json and re-raise."""
-    from tensorboardX import SummaryWriter
-
     name = output.name or new_run_name(f"scratch-{command}")
     run_dir = create_run_dir(output.runs_dir, name)
     config_text = _config_yaml(command, cfg)
     atomic_write_text(run_dir / "config.yaml", config_text)
     write_json(run_dir / "meta.json", _meta(table, parts))
-    writer = SummaryWriter(logdir=str(run_dir))
+    writer = _event_sink(run_dir)
     writer.add_text("config", "```\n" + config_text + "```", 0)
     try:
         yield run_dir, writer
@@ -100,6 +98,13 @@ def _run(command: str, cfg, output: OutputConfig, table: Table, parts: Split):
         raise
     finally:
         writer.close()
+
+
+def _event_sink(logdir: Path):
+    """zerotune's event writer, without the memory curve: these NumPy lessons train no torch model."""
+    from ..track.sink import EventSink  # loads torch: only when a run writes, as tensorboardX did
+
+    return EventSink(logdir, record_memory=False)
 
 
 def _params_json(params: Params) -> dict:
@@ -165,8 +170,7 @@ def run_linreg(cfg: LinRegConfig | None = None) -> RunSummary:
             img = figures.loss_contour(X[:, 0], y, path.as_array(),
                                        (float(exact["w"][0]), float(exact["b"])), s,
                                        table.feature_names[0])
-            writer.add_image("loss_surface/gradient_descent_path", img, fit.gd.iterations,
-                             dataformats="HWC")
+            writer.add_image("loss_surface/gradient_descent_path", img, fit.gd.iterations)
 
         scaling = []
         if cfg.compare_scaling:
@@ -187,14 +191,24 @@ def run_linreg(cfg: LinRegConfig | None = None) -> RunSummary:
                                              "closed_form": _params_json(exact)})
         write_json(run_dir / "metrics.json", metrics)
 
+    lines = _linreg_lines(_describe(table, parts, cfg.data.standardize), cfg.gd.method, metrics,
+                          scaling)
+    lines += [f"  run directory: {run_dir}", view_line(cfg.output.runs_dir)]
+    return RunSummary(run_dir, metrics, lines)
+
+
+def _linreg_lines(description: str, method: str, metrics: dict, scaling) -> list[str]:
+    """The summary of a linreg run: gradient descent vs the closed form, then the scaling study."""
+    m = metrics
     lines = [
-        f"scratch linreg on {_describe(table, parts, cfg.data.standardize)}",
-        f"  gradient descent ({cfg.gd.method}): train loss {metrics['final_loss']:.6g} after "
-        f"{fit.gd.iterations} iterations ({'converged' if fit.gd.converged else 'iteration limit'}"
-        f", {fit.gd.seconds:.3f} s)",
-        f"  closed form:      train loss {metrics['closed_form_loss']:.6g} "
-        f"({cf_seconds * 1e3:.2f} ms); relative parameter error {metrics['rel_param_error']:.2e}",
-        f"  test loss {metrics['test_loss']:.6g}, test RMSE {metrics['test_rmse']:.4g}",
+        f"scratch linreg on {description}",
+        f"  gradient descent ({method}): train loss {m['final_loss']:.6g} after "
+        f"{m['iterations']} iterations ({'converged' if m['converged'] else 'iteration limit'}"
+        f", {m['seconds']:.3f} s)",
+        f"  closed form:      train loss {m['closed_form_loss']:.6g} "
+        f"({m['closed_form_seconds'] * 1e3:.2f} ms); relative parameter error "
+        f"{m['rel_param_error']:.2e}",
+        f"  test loss {m['test_loss']:.6g}, test RMSE {m['test_rmse']:.4g}",
     ]
     for r in scaling:
         reached = (f"reached 1e-6 of the optimum in {r.iters_to_target} iterations"
@@ -202,15 +216,12 @@ def run_linreg(cfg: LinRegConfig | None = None) -> RunSummary:
                    else f"not within 1e-6 after {len(r.excess) - 1} iterations "
                         f"(relative excess {r.excess[-1]:.2g})")
         lines.append(f"  {r.label:>12}: cond(X) {r.cond:.4g}, plain GD at 1/L {reached}")
-    lines += [f"  run directory: {run_dir}", view_line(cfg.output.runs_dir)]
-    return RunSummary(run_dir, metrics, lines)
+    return lines
 
 
 def _log_scaling(run_dir: Path, writer, parts: Split, cfg: LinRegConfig):
     """Raw vs standardised features: curves in two child runs (so TensorBoard overlays them),
     a combined figure, and a table of condition numbers."""
-    from tensorboardX import SummaryWriter
-
     from .data import standardization_stats
 
     raw = parts.X_train_raw
@@ -219,14 +230,14 @@ def _log_scaling(run_dir: Path, writer, parts: Split, cfg: LinRegConfig):
                                            cfg.gd.iters, cfg.loss_scale)
     every = cfg.output.log_every
     for r in results:
-        with SummaryWriter(logdir=str(run_dir / "scaling" / r.label)) as child:
+        with _event_sink(run_dir / "scaling" / r.label) as child:
             for i in range(0, len(r.excess), every):
                 child.add_scalar("scaling/relative_excess_loss", max(r.excess[i], 1e-16), i)
         writer.add_scalar(f"conditioning/cond_{r.label}", r.cond, 0)
         writer.add_scalar(f"conditioning/kappa_hessian_{r.label}", r.kappa, 0)
     img = figures.loss_curves({f"{r.label} (cond {r.cond:.3g})": r.excess for r in results},
                               "(J − J*) / J*", "Plain gradient descent at step 1/L")
-    writer.add_image("conditioning/raw_vs_standardized", img, 0, dataformats="HWC")
+    writer.add_image("conditioning/raw_vs_standardized", img, 0)
     rows = [(r.label, f"{r.cond:.4g}", f"{r.kappa:.4g}", f"{r.lr:.3g}",
              r.iters_to_target if r.iters_to_target is not None else f"> {len(r.excess) - 1}")
             for r in results]

@@ -1,10 +1,11 @@
 """TensorBoard logging for the from-scratch models.
 
 Layered like tensorboardX itself: pure functions turn a training state into ``{tag: value}``
-summaries, and `BoardLogger` (a `Callback`) writes them with a ``SummaryWriter``. The loss is
-written every iteration; parameters, gradient norms and the learning rate every ``log_every``
-iterations, histograms every ``hist_every``, because each scalar costs ~50 µs to write and a
-linear regression iteration costs less than that.
+summaries, and `BoardLogger` (a `Callback`) writes them through zerotune's one event writer,
+:class:`~zerotune.track.sink.EventSink`. The loss is written every iteration; parameters,
+gradient norms and the learning rate every ``log_every`` iterations, histograms every
+``hist_every``, because each scalar costs time to write and a linear regression iteration costs
+less than a few of them.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class BoardLogger(Callback):
     """Writes the loss, parameters, gradient norms and extra metrics of a run to TensorBoard.
 
     Args:
-        writer: a ``tensorboardX.SummaryWriter``.
+        writer: the run's :class:`~zerotune.track.sink.EventSink`.
         log_every: interval (iterations, and steps for the batch loss) of everything but the
             per-iteration training loss.
         hist_every: interval of weight and gradient histograms; 0 turns them off.

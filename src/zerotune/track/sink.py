@@ -43,10 +43,12 @@ class EventSink:
         interval: seconds between drains of the scalar list.
         max_jobs: heavy jobs that may wait; the training thread blocks when more are pending,
             which bounds memory if summaries are asked for faster than they can be written.
+        record_memory: add the process's memory use (``perf/*memory_mb``) at each drain of the
+            scalar list; off for runs that do not train a torch model (``zerotune scratch``).
     """
 
     def __init__(self, logdir, flush_secs: float = 2.0, purge_step: int | None = None,
-                 interval: float = 0.5, max_jobs: int = 16):
+                 interval: float = 0.5, max_jobs: int = 16, record_memory: bool = True):
         from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import Event, SessionLog
 
@@ -74,7 +76,7 @@ class EventSink:
         self._flush_secs = flush_secs
         self._last_flush = time.monotonic()
         self._last_step = 0
-        self._memory = _memory_probe()
+        self._memory = _memory_probe() if record_memory else dict
         self.errors: list[str] = []
         self.busy_seconds = 0.0  # CPU time the writer thread spent working (for overhead accounting)
         self._closed = False
@@ -100,11 +102,19 @@ class EventSink:
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         """One scalar, as ``SummaryWriter.add_scalar`` (for a few values now and then)."""
-        self.scalars(step, ((tag, value),))
+        self.scalars(step, ((summaries.writer_tag(tag), value),))
 
     def add_text(self, tag: str, markdown: str, step: int) -> None:
         """A text summary, as ``SummaryWriter.add_text``."""
         self.write([(summaries.text(tag, markdown), step)])
+
+    def add_image(self, tag: str, hwc_uint8, step: int) -> None:
+        """An (H, W, 3) or (H, W, 1) uint8 image, written now (figures of a finished computation)."""
+        self.write([(summaries.image(summaries.writer_tag(tag), hwc_uint8), step)])
+
+    def add_histogram(self, tag: str, values, step: int) -> None:
+        """A histogram of host values, as ``SummaryWriter.add_histogram``, written now."""
+        self.write([(summaries.values_histogram(tag, values), step)])
 
     def submit(self, fn: Callable[..., Records | None], *args, **kwargs) -> None:
         """Run ``fn(*args, **kwargs)`` in the background and write the records it returns."""

@@ -6,6 +6,7 @@ functions pick the inputs, batch values and keep tags valid.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -17,6 +18,16 @@ _BAD_TAG_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
 def clean_tag(text: str) -> str:
     """A TensorBoard-safe tag fragment: letters, digits and ``_ . - /``, others become ``_``."""
     return _BAD_TAG_CHARS.sub("_", str(text)).strip("/") or "_"
+
+
+# SummaryWriter's rule (tensorboardX.summary._clean_tag): letters of any alphabet stay.
+_WRITER_BAD_TAG_CHARS = re.compile(r"[^-/\w.]")
+
+
+def writer_tag(tag: str) -> str:
+    """``tag`` as ``SummaryWriter.add_scalar`` writes it: characters other than letters, digits
+    and ``- / _ .`` become ``_``, and leading slashes go."""
+    return _WRITER_BAD_TAG_CHARS.sub("_", tag).lstrip("/")
 
 
 def scalars(pairs: Iterable[tuple[str, float]]):
@@ -47,6 +58,31 @@ def histogram(tag: str, stats: np.ndarray):
     width = max(hi - lo, 1e-12)
     limits = lo + width * np.arange(1, bins + 1) / bins
     return histogram_raw(tag, lo, hi, num, total, squares, limits.tolist(), counts.tolist())
+
+
+@functools.cache
+def _tensorflow_buckets() -> tuple[float, ...]:
+    """TensorFlow's default histogram bucket edges: ±1e-12 growing by 10% up to ±1e20, and 0.
+
+    Built by repeated multiplication, as tensorboardX builds them, so the edges are the same
+    floats bit for bit.
+    """
+    edges, edge = [], 1e-12
+    while edge < 1e20:
+        edges.append(edge)
+        edge *= 1.1
+    return tuple([-e for e in reversed(edges)] + [0.0] + edges)
+
+
+def values_histogram(tag: str, values):
+    """A histogram Summary of an array of values, in TensorFlow's default buckets.
+
+    The same summary as ``SummaryWriter.add_histogram``; for values already on the host (the
+    training callback summarises device tensors with :func:`histogram` instead).
+    """
+    from tensorboardX.summary import histogram as tbx_histogram
+
+    return tbx_histogram(tag, np.asarray(values), list(_tensorflow_buckets()))
 
 
 def image(tag: str, hwc_uint8: np.ndarray):
