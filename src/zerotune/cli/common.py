@@ -33,7 +33,7 @@ def command_parser(add_parser: AddParser) -> argparse.ArgumentParser:
 
 
 def add_run_flags(p: argparse.ArgumentParser, resume_help: str) -> None:
-    """The flags of a command that starts or resumes a run: --set, --resume, --name, --runs-dir, --no-progress, --test."""
+    """Add the flags of a command that starts or resumes a run (--set, --resume, --name, --runs-dir, ...)."""
     p.add_argument("--set", action="append", metavar="GROUP.FIELD=VALUE", help="override a config value (repeatable)")
     p.add_argument("--resume", metavar="RUN", help=resume_help)
     p.add_argument("--name", help="run name (log.name)")
