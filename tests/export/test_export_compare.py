@@ -8,7 +8,7 @@ import pytest
 
 from zerotune.export import ExportOptions, compare_run, print_comparison
 from zerotune.export.compare import loss_note
-from zerotune.export.cli import add_parser, main
+from zerotune.cli.export import add_parser, main
 
 
 def parse(*argv):

@@ -16,7 +16,7 @@ from zerotune import load_run
 from zerotune.data.bundle import DataMeta
 from zerotune.errors import UserError
 from zerotune.export import ExportOptions, compare_run, export_run, print_comparison
-from zerotune.export.cli import main as export_main
+from zerotune.cli.export import main as export_main
 from zerotune.export.runtime import onnx_runner
 from zerotune.export.sidecar import sha256
 from zerotune.export.signature import LMSignature, TextSignature, signature_for

@@ -152,7 +152,7 @@ def test_finetune_from_a_transformer_needs_text_data(tiny_bert, runs_dir):
 def test_cli_subcommand(parent_run, runs_dir, target, capsys):
     import argparse
 
-    from zerotune.finetune.cli import add_parser
+    from zerotune.cli.finetune import add_parser
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())

@@ -12,7 +12,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from zerotune.errors import UserError
-from zerotune.scratch import cli
+from zerotune.cli import scratch as cli
 
 
 def parse(*argv):
@@ -144,6 +144,6 @@ def test_python_dash_m_entry_point(tmp_path):
     src = str(Path(cli.__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
-        [sys.executable, "-m", "zerotune.scratch.cli", "scratch", "mlp", "--activation", "softmax"],
+        [sys.executable, "-m", "zerotune.scratch", "scratch", "mlp", "--activation", "softmax"],
         capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr

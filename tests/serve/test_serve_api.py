@@ -15,7 +15,7 @@ from zerotune.data import build_data
 from zerotune.errors import UserError
 from zerotune.export import ExportOptions, export_run
 from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
-from zerotune.serve.cli import main as serve_main
+from zerotune.cli.serve import main as serve_main
 from zerotune.serve.model import ServedModel
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from zerotune.serve import ServeOptions, create_app, running_server
-from zerotune.serve.cli import TOKEN_ENV, add_parser, main
+from zerotune.cli.serve import TOKEN_ENV, add_parser, main
 from zerotune.serve.loadgen import run_load
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from zerotune.errors import UserError
-from zerotune.track.cli import add_parsers
+from zerotune.cli.track import add_parsers
 from zerotune.track.events import find_runs, load_run
 from zerotune.track.report import write_report
 from zerotune.track.runs_table import collect_runs, key_hparams

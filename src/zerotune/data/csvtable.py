@@ -128,6 +128,75 @@ def _class_order(values: list[str], numbers: list[float] | None) -> list[str]:
     return [by_number[n] for n in sorted(by_number)]
 
 
+def _encode_target(path: str, target: str, values: list[str], task: str) -> tuple[np.ndarray, list[str] | None, str]:
+    """(y, class_names, task) of the target column; "auto" resolved to the task it stands for."""
+    numbers = _as_floats(values)
+    integral = numbers is not None and all(n.is_integer() for n in numbers)
+    if task == "auto":
+        few = integral and len(set(numbers)) <= MAX_AUTO_CLASSES
+        task = "classification" if numbers is None or few else "regression"
+    if task == "regression":
+        if numbers is None:
+            bad = next(v for v in values if _as_floats([v]) is None)
+            raise UserError(
+                f"{path}: target {target!r} has non-numeric value {bad!r}; regression needs numbers "
+                "(use task classification for labels)"
+            )
+        with np.errstate(over="ignore"):
+            return np.asarray(numbers, dtype=np.float32), None, task
+    if numbers is not None and not integral:
+        raise UserError(
+            f"{path}: target {target!r} has fractional values; classification needs labels "
+            "(use task regression for continuous targets)"
+        )
+    class_names = _class_order(values, numbers)
+    if numbers is None:
+        index = {name: i for i, name in enumerate(class_names)}
+        y = np.array([index[v] for v in values], dtype=np.int64)
+    else:
+        # Compare as numbers so "1" and "1.0" are the same class.
+        index = {float(name): i for i, name in enumerate(class_names)}
+        y = np.array([index[n] for n in numbers], dtype=np.int64)
+    return y, class_names, task
+
+
+def _one_hot(path: str, name: str, col: list[str], max_categories: int) -> tuple[np.ndarray, list[str]]:
+    """(one 0/1 column per distinct value, the values sorted) of a string column."""
+    cats = sorted(set(col))
+    if len(cats) > max_categories:
+        raise UserError(
+            f"{path}: column {name!r} is not numeric and has {len(cats)} distinct values "
+            f"(more than {max_categories} to one-hot encode); drop it or make it numeric"
+        )
+    pos = {c: i for i, c in enumerate(cats)}
+    onehot = np.zeros((len(col), len(cats)))
+    onehot[np.arange(len(col)), [pos[v] for v in col]] = 1.0
+    return onehot, cats
+
+
+def _encode_features(
+    path: str, columns: dict[str, list[str]], max_categories: int
+) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
+    """(x float32, feature names, categories) of the feature columns, in file order; string
+    columns expand to one-hot blocks."""
+    blocks, feature_names, categories = [], [], {}
+    for name, col in columns.items():
+        nums = _as_floats(col)
+        if nums is not None:
+            blocks.append(np.asarray(nums, dtype=np.float64)[:, None])
+            feature_names.append(name)
+            continue
+        onehot, categories[name] = _one_hot(path, name, col, max_categories)
+        blocks.append(onehot)
+        feature_names.extend(f"{name}={c}" for c in categories[name])
+    with np.errstate(over="ignore"):  # overflow is reported below, naming the column
+        x = np.concatenate(blocks, axis=1).astype(np.float32)
+    if not np.isfinite(x).all():
+        bad = int(np.argwhere(~np.isfinite(x))[0, 1])
+        raise UserError(f"{path}: column {feature_names[bad]!r} has values too large for float32")
+    return x, feature_names, categories
+
+
 def load_csv(
     path: str | os.PathLike,
     target: str | None = None,
@@ -164,71 +233,12 @@ def load_csv(
     for part, part_rows in parts:
         _check_cells(part, header, part_rows)
     rows = [row for _, part_rows in parts for row in part_rows]
-    t = header.index(target)
     columns = {name: [cells[i] for _, cells in rows] for i, name in enumerate(header)}
-
-    # Target.
-    values = columns[target]
-    numbers = _as_floats(values)
-    integral = numbers is not None and all(n.is_integer() for n in numbers)
-    if task == "auto":
-        few = integral and len(set(numbers)) <= MAX_AUTO_CLASSES
-        task = "classification" if numbers is None or few else "regression"
-    if task == "regression":
-        if numbers is None:
-            bad = next(v for v in values if _as_floats([v]) is None)
-            raise UserError(
-                f"{path}: target {target!r} has non-numeric value {bad!r}; regression needs numbers "
-                "(use task classification for labels)"
-            )
-        with np.errstate(over="ignore"):
-            y = np.asarray(numbers, dtype=np.float32)
-        class_names = None
-    else:
-        if numbers is not None and not integral:
-            raise UserError(
-                f"{path}: target {target!r} has fractional values; classification needs labels "
-                "(use task regression for continuous targets)"
-            )
-        class_names = _class_order(values, numbers)
-        if numbers is None:
-            index = {name: i for i, name in enumerate(class_names)}
-            y = np.array([index[v] for v in values], dtype=np.int64)
-        else:
-            # Compare as numbers so "1" and "1.0" are the same class.
-            index = {float(name): i for i, name in enumerate(class_names)}
-            y = np.array([index[n] for n in numbers], dtype=np.int64)
-
-    # Features, in file order; string columns expand to one-hot blocks.
-    blocks, feature_names, categories = [], [], {}
-    for name in header[:t] + header[t + 1 :]:
-        col = columns[name]
-        nums = _as_floats(col)
-        if nums is not None:
-            blocks.append(np.asarray(nums, dtype=np.float64)[:, None])
-            feature_names.append(name)
-            continue
-        cats = sorted(set(col))
-        if len(cats) > max_categories:
-            raise UserError(
-                f"{path}: column {name!r} is not numeric and has {len(cats)} distinct values "
-                f"(more than {max_categories} to one-hot encode); drop it or make it numeric"
-            )
-        pos = {c: i for i, c in enumerate(cats)}
-        onehot = np.zeros((len(col), len(cats)))
-        onehot[np.arange(len(col)), [pos[v] for v in col]] = 1.0
-        blocks.append(onehot)
-        feature_names.extend(f"{name}={c}" for c in cats)
-        categories[name] = cats
-    with np.errstate(over="ignore"):  # overflow is reported below, naming the column
-        x = np.concatenate(blocks, axis=1).astype(np.float32)
-    if not np.isfinite(x).all():
-        bad = int(np.argwhere(~np.isfinite(x))[0, 1])
-        raise UserError(f"{path}: column {feature_names[bad]!r} has values too large for float32")
+    y, class_names, task = _encode_target(path, target, columns.pop(target), task)
+    x, feature_names, categories = _encode_features(path, columns, max_categories)
     if task == "regression" and not np.isfinite(y).all():
         raise UserError(f"{path}: target {target!r} has values too large for float32")
     return RawDataset(
         x=x, y=y, task=task, class_names=class_names, feature_names=feature_names,
         extra={"source": "csv", "path": str(path), "target": target, "categories": categories},
     )  # fmt: skip
-

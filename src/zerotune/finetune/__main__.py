@@ -2,7 +2,7 @@
 
 import sys
 
-from ..cli.main import run_subcommand
+from ..cli.finetune import main
 
 if __name__ == "__main__":
-    sys.exit(run_subcommand("finetune"))
+    sys.exit(main())

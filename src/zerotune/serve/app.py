@@ -65,7 +65,7 @@ class ServeOptions:
 
 
 # No `from __future__ import annotations` here: FastAPI must see the request model built inside
-# create_app as a real class, not as a name it cannot resolve.
+# _add_routes as a real class, not as a name it cannot resolve.
 
 
 class PredictResponse(BaseModel):
@@ -162,17 +162,8 @@ def _input_metadata(served: ServedModel, opts: "ServeOptions") -> dict:
     }
 
 
-def create_app(served: ServedModel, options: ServeOptions | None = None) -> FastAPI:
-    """The FastAPI application serving ``served``.
-
-    Args:
-        served: the loaded model.
-        options: authentication, limits and batching.
-    """
-    opts = options or ServeOptions()
-    meta = served.meta
-    batcher = MicroBatcher(served.predict, opts.max_batch if opts.batching else 1,
-                           opts.max_wait_ms if opts.batching else 0.0, concat=served.signature.concat)
+def _lifespan(batcher: MicroBatcher):
+    """Start the batcher with the server; on shutdown, answer every queued request before stopping."""
 
     @asynccontextmanager
     async def lifespan(app):
@@ -182,37 +173,47 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
         logging.getLogger("uvicorn.error").info(
             "zerotune: answered %d examples in %d model calls; stopped", batcher.examples, batcher.batches)
 
-    if served.text:
-        about = (f"Predictions of the `{served.name}` model ({meta.task}) on text, tokenised by the server. "
-                 "GET /metadata tells what to send.")
-    else:
-        about = (f"Predictions of the `{served.name}` model ({meta.task}, input shape "
-                 f"{describe_shape(meta.input_shape)}) on raw, un-normalised inputs. GET /metadata tells what to send.")
-    app = FastAPI(title=f"zerotune: {served.name}", version=__version__, description=about, lifespan=lifespan)
-    app.state.batcher = batcher
-    app.add_middleware(BodyLimit, max_bytes=opts.max_body_bytes)
+    return lifespan
 
+
+def _description(served: ServedModel) -> str:
+    meta = served.meta
+    if served.text:
+        return (f"Predictions of the `{served.name}` model ({meta.task}) on text, tokenised by the server. "
+                "GET /metadata tells what to send.")
+    return (f"Predictions of the `{served.name}` model ({meta.task}, input shape "
+            f"{describe_shape(meta.input_shape)}) on raw, un-normalised inputs. GET /metadata tells what to send.")
+
+
+def _auth_guard(opts: ServeOptions) -> list:
+    """The route dependencies that require the bearer token (none when no token is set)."""
+    if opts.token is None:
+        return []
     bearer = HTTPBearer(auto_error=False, description="the token given to `zerotune serve --token`")
 
     def authorized(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if opts.token is None:
-            return
         if creds is None or not secrets.compare_digest(creds.credentials.encode(), opts.token.encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
-    guard = [Depends(authorized)] if opts.token is not None else []
-    shape_text = describe_shape(meta.input_shape)
-    batch_text = describe_shape(["N", *meta.input_shape])
+    return [Depends(authorized)]
+
+
+def _request_model(served: ServedModel, opts: ServeOptions) -> type[BaseModel]:
+    """The body of POST /predict: ``{"inputs": ...}`` and nothing else, described for this model."""
     if served.text:
         inputs_field = _text_input_field(served, opts.max_examples)
     else:
+        shape_text = describe_shape(served.meta.input_shape)
+        batch_text = describe_shape(["N", *served.meta.input_shape])
         inputs_field = (list[Any] | str, Field(
             description=f"One example as a nested array of shape {shape_text}, or a batch of up to "
                         f"{opts.max_examples} examples {batch_text}, in raw (un-normalised) units; the "
                         "server applies the model's normalisation. Text is rejected: this model takes numbers.",
             examples=[_example(served)]))
-    PredictRequest = create_model("PredictRequest", __config__=ConfigDict(extra="forbid"), inputs=inputs_field)
+    return create_model("PredictRequest", __config__=ConfigDict(extra="forbid"), inputs=inputs_field)
 
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def bad_inputs(request: Request, exc: InputError):
         return JSONResponse({"detail": str(exc)}, 422)
@@ -224,22 +225,58 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
         errors = [{"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
         return JSONResponse({"detail": errors}, 422)
 
+
+def _metadata(served: ServedModel, opts: ServeOptions) -> dict[str, Any]:
+    meta = served.meta
+    return {
+        "model": {"name": served.name, "backend": served.backend, "source": served.source,
+                  "export": served.export},
+        "task": meta.task,
+        "input": _input_metadata(served, opts),
+        "classes": meta.class_names if meta.task == "classification" else None,
+        "version": {"zerotune": __version__, "model": served.version},
+        "batching": {"enabled": opts.batching, "max_batch": opts.max_batch, "max_wait_ms": opts.max_wait_ms},
+        "limits": {"max_body_bytes": opts.max_body_bytes, "max_examples": opts.max_examples},
+    }
+
+
+def _model_failure(served: ServedModel, e: Exception) -> InputError:
+    """The 422 for inputs that passed validation yet break the model (int8 scales of overflowed
+    activations); the batcher has run them alone, so the failure is theirs."""
+    logging.getLogger("uvicorn.error").warning("zerotune: the model failed on a request", exc_info=True)
+    reason = (str(e).strip().splitlines() or [""])[-1][:200]  # TorchScript puts its own trace first
+    if not reason.startswith(type(e).__name__):
+        reason = f"{type(e).__name__}: {reason}"
+    hint = "change or shorten the text" if served.text else (
+        "send values in the training range (each feature's mean and std are under input.normalisation "
+        "in GET /metadata)")
+    return InputError(f"the model cannot compute outputs for these inputs ({reason}); {hint}")
+
+
+def _predictions(served: ServedModel, out: np.ndarray) -> dict[str, Any]:
+    """The body of a /predict answer for the model's outputs ``out`` (N, classes or 1)."""
+    result = {"model": served.name, "version": served.version}
+    if served.classification:
+        classes = out.argmax(axis=1)
+        names = served.meta.class_names or [str(i) for i in range(out.shape[1])]
+        result.update(classes=classes.tolist(), labels=[names[c] for c in classes],
+                      probabilities=out.tolist())
+    else:
+        result["values"] = out.tolist()
+    return result
+
+
+def _add_routes(app: FastAPI, served: ServedModel, opts: ServeOptions, batcher: MicroBatcher) -> None:
+    guard = _auth_guard(opts)
+    PredictRequest = _request_model(served, opts)
+
     @app.get("/health", response_model=Health, summary="liveness: the model is loaded and serving")
     async def health():
         return {"status": "ok", "model": served.name, "backend": served.backend}
 
     @app.get("/metadata", dependencies=guard, summary="the model, its input schema, classes and version")
     async def metadata() -> dict[str, Any]:
-        return {
-            "model": {"name": served.name, "backend": served.backend, "source": served.source,
-                      "export": served.export},
-            "task": meta.task,
-            "input": _input_metadata(served, opts),
-            "classes": meta.class_names if meta.task == "classification" else None,
-            "version": {"zerotune": __version__, "model": served.version},
-            "batching": {"enabled": opts.batching, "max_batch": opts.max_batch, "max_wait_ms": opts.max_wait_ms},
-            "limits": {"max_body_bytes": opts.max_body_bytes, "max_examples": opts.max_examples},
-        }
+        return _metadata(served, opts)
 
     @app.post("/predict", dependencies=guard, response_model=PredictResponse,
               responses={401: {"description": "missing or wrong bearer token"},
@@ -250,30 +287,31 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
         if served.text:
             x = served.encode(to_texts(body.inputs, opts.max_examples))
         else:
-            x = to_batch(body.inputs, meta.input_shape, opts.max_examples)
+            x = to_batch(body.inputs, served.meta.input_shape, opts.max_examples)
             served.check_range(x)
         try:
             (out,) = await batcher.submit(x)
-        except Exception as e:  # inputs that passed validation yet break the model (int8 scales of overflowed
-            # activations); the batcher has run them alone, so the failure is theirs
-            logging.getLogger("uvicorn.error").warning("zerotune: the model failed on a request", exc_info=True)
-            reason = (str(e).strip().splitlines() or [""])[-1][:200]  # TorchScript puts its own trace first
-            if not reason.startswith(type(e).__name__):
-                reason = f"{type(e).__name__}: {reason}"
-            hint = "change or shorten the text" if served.text else (
-                "send values in the training range (each feature's mean and std are under input.normalisation "
-                "in GET /metadata)")
-            raise InputError(f"the model cannot compute outputs for these inputs ({reason}); {hint}") from None
+        except Exception as e:
+            raise _model_failure(served, e) from None
         check_outputs(out, None if served.text else x)
-        result = {"model": served.name, "version": served.version}
-        if served.classification:
-            classes = out.argmax(axis=1)
-            names = meta.class_names or [str(i) for i in range(out.shape[1])]
-            result.update(classes=classes.tolist(), labels=[names[c] for c in classes],
-                          probabilities=out.tolist())
-        else:
-            result["values"] = out.tolist()
         # Returned as-is: the values are already plain lists, and re-validating them costs latency.
-        return JSONResponse(result)
+        return JSONResponse(_predictions(served, out))
 
+
+def create_app(served: ServedModel, options: ServeOptions | None = None) -> FastAPI:
+    """The FastAPI application serving ``served``.
+
+    Args:
+        served: the loaded model.
+        options: authentication, limits and batching.
+    """
+    opts = options or ServeOptions()
+    batcher = MicroBatcher(served.predict, opts.max_batch if opts.batching else 1,
+                           opts.max_wait_ms if opts.batching else 0.0, concat=served.signature.concat)
+    app = FastAPI(title=f"zerotune: {served.name}", version=__version__, description=_description(served),
+                  lifespan=_lifespan(batcher))
+    app.state.batcher = batcher
+    app.add_middleware(BodyLimit, max_bytes=opts.max_body_bytes)
+    _add_error_handlers(app)
+    _add_routes(app, served, opts, batcher)
     return app

@@ -3,5 +3,5 @@
 Writing is layered: ``stats`` (device-side statistics) and ``summaries`` / ``figures`` / ``images``
 / ``hparams`` (pure functions value -> summary) under ``sink`` (the background event writer) under
 ``tensorboard.TensorBoardLogger`` (the training callback). Reading is ``events``; on top of it sit
-``runs_table``, ``report`` and ``board``; ``cli`` registers the subcommands.
+``runs_table``, ``report`` and ``board``; ``zerotune.cli.track`` registers their subcommands.
 """

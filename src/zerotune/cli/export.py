@@ -1,6 +1,6 @@
 """The `zerotune export` subcommand: flags -> ExportOptions -> `export_run` or `compare_run`.
 
-The main CLI calls ``add_parser(subparsers)`` and then ``args.func(args)``, turning a UserError
+`cli.main` calls ``add_parser(subparsers)`` and then ``args.func(args)``, turning a UserError
 into one line on stderr and exit code 2.
 """
 
@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cli.lazyparse import defer_arguments
+from .common import run_subcommand
+from .lazyparse import defer_arguments
 
 
 def cmd_export(args) -> int:
-    from .api import export_run
-    from .build import Bounds, ExportOptions
-    from .compare import compare_run, default_variants, print_comparison
+    from ..export.api import export_run
+    from ..export.build import Bounds, ExportOptions
+    from ..export.compare import compare_run, default_variants, print_comparison
 
     bounds = Bounds(args.tolerance, args.min_agreement)
     if args.compare:
@@ -52,10 +53,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from .build import DEFAULT_MIN_AGREEMENT, DEFAULT_TOLERANCE, EXPORT_FORMATS
-    from .onnx_export import DEFAULT_OPSET
-    from .prune import PRUNE_METHODS
-    from .quantize import INT8_MODES
+    from ..export.build import DEFAULT_MIN_AGREEMENT, DEFAULT_TOLERANCE, EXPORT_FORMATS
+    from ..export.onnx_export import DEFAULT_OPSET
+    from ..export.prune import PRUNE_METHODS
+    from ..export.quantize import INT8_MODES
 
     p.add_argument("run", help="run directory")
     p.add_argument("--format", default="onnx", choices=list(EXPORT_FORMATS),
@@ -87,6 +88,4 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m zerotune.export ...``: the same as ``zerotune export ...``."""
-    from ..cli.main import run_subcommand
-
-    return run_subcommand("export", argv)
+    return run_subcommand("export", add_parser, argv)

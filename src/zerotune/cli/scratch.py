@@ -1,9 +1,9 @@
 """The `zerotune scratch` subcommand: flags → typed config → `runs.run_*`; no logic of its own.
 
-The main CLI calls `add_parser(subparsers)` and then ``args.func(args)``, turning a `UserError`
+`cli.main` calls `add_parser(subparsers)` and then ``args.func(args)``, turning a `UserError`
 into one line on stderr and exit code 2. Running this module directly does the same::
 
-    python -m zerotune.scratch.cli linreg --data diabetes
+    python -m zerotune.scratch linreg --data diabetes
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..cli.lazyparse import defer_arguments
+from .common import command_parser, run_subcommand
+from .lazyparse import defer_arguments
 
 if TYPE_CHECKING:  # the modules below load NumPy: imported when `scratch` runs, not for `zerotune --help`
-    from .config import DataConfig, LinRegConfig, LogRegConfig, MLPConfig, OutputConfig
-    from .optim import GDConfig
+    from ..scratch.config import DataConfig, LinRegConfig, LogRegConfig, MLPConfig, OutputConfig
+    from ..scratch.optim import GDConfig
 
 
 def _csv_list(values: list[str] | str | None) -> list[str] | None:
@@ -30,7 +31,7 @@ def _csv_list(values: list[str] | str | None) -> list[str] | None:
 
 
 def _add_data_args(p: argparse.ArgumentParser, d: DataConfig) -> None:
-    from .data import BUILTIN
+    from ..scratch.data import BUILTIN
 
     g = p.add_argument_group("data")
     g.add_argument("--data", default=d.data,
@@ -49,7 +50,7 @@ def _add_data_args(p: argparse.ArgumentParser, d: DataConfig) -> None:
 
 
 def _add_gd_args(p: argparse.ArgumentParser, gd: GDConfig, iters_help: str) -> None:
-    from .optim import METHODS
+    from ..scratch.optim import METHODS
 
     g = p.add_argument_group("gradient descent")
     g.add_argument("--lr", type=float, default=gd.lr, help=f"learning rate (default: {gd.lr})")
@@ -85,14 +86,14 @@ def _add_output_args(p: argparse.ArgumentParser, o: OutputConfig, hist: bool = F
 
 
 def _data(args) -> DataConfig:
-    from .config import DataConfig
+    from ..scratch.config import DataConfig
 
     return DataConfig(data=args.data, target=args.target, features=_csv_list(args.features),
                       test_size=args.test_size, standardize=args.standardize, seed=args.seed)
 
 
 def _gd(args) -> GDConfig:
-    from .optim import GDConfig
+    from ..scratch.optim import GDConfig
 
     return GDConfig(lr=args.lr, iters=args.iters, tol=args.tol, method=args.method,
                     batch_size=args.batch_size, momentum=args.momentum, decay=args.decay,
@@ -100,7 +101,7 @@ def _gd(args) -> GDConfig:
 
 
 def _output(args) -> OutputConfig:
-    from .config import OutputConfig
+    from ..scratch.config import OutputConfig
 
     return OutputConfig(runs_dir=args.runs_dir, name=args.name, log_every=args.log_every,
                         hist_every=getattr(args, "hist_every", 0))
@@ -108,7 +109,7 @@ def _output(args) -> OutputConfig:
 
 def linreg_config(args) -> LinRegConfig:
     """Build the `scratch linreg` config from parsed flags."""
-    from .config import LinRegConfig
+    from ..scratch.config import LinRegConfig
 
     return LinRegConfig(data=_data(args), gd=_gd(args), output=_output(args),
                         loss_scale=args.loss_scale, compare_scaling=args.compare)
@@ -116,14 +117,14 @@ def linreg_config(args) -> LinRegConfig:
 
 def logreg_config(args) -> LogRegConfig:
     """Build the `scratch logreg` config from parsed flags."""
-    from .config import LogRegConfig
+    from ..scratch.config import LogRegConfig
 
     return LogRegConfig(data=_data(args), gd=_gd(args), output=_output(args), l2=args.l2)
 
 
 def mlp_config(args) -> MLPConfig:
     """Build the `scratch mlp` config from parsed flags."""
-    from .config import MLPConfig
+    from ..scratch.config import MLPConfig
 
     try:
         hidden = [int(h) for h in _csv_list(args.hidden)]
@@ -161,8 +162,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _add_commands(scratch: argparse.ArgumentParser) -> None:
-    from .config import LinRegConfig, LogRegConfig, MLPConfig
-    from .runs import run_linreg, run_logreg, run_mlp
+    from ..scratch.config import LinRegConfig, LogRegConfig, MLPConfig
+    from ..scratch.runs import run_linreg, run_logreg, run_mlp
 
     sub = scratch.add_subparsers(dest="scratch_command", metavar="{linreg,logreg,mlp}")
     sub.required = True
@@ -215,18 +216,12 @@ def _add_commands(scratch: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """A stand-alone ``zerotune``-like parser holding only the ``scratch`` subcommand."""
-    parser = argparse.ArgumentParser(prog="zerotune")
-    subparsers = parser.add_subparsers(dest="command", metavar="{scratch}")
-    subparsers.required = True
-    add_parser(subparsers)
-    return parser
+    return command_parser(add_parser)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m zerotune.scratch ...``: the same as ``zerotune scratch ...``."""
-    from ..cli.main import run_subcommand
-
-    return run_subcommand("scratch", argv)
+    return run_subcommand("scratch", add_parser, argv)
 
 
 if __name__ == "__main__":

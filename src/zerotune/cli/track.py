@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from .board import Board, start_board  # noqa: F401  (re-exported for `zerotune train --board`)
-
 
 def cmd_board(args) -> int:
-    from .board import board_command
+    from ..track.board import board_command
 
     return board_command(args.logdir, port=args.port, host=args.host)
 
 
 def cmd_runs(args) -> int:
-    from .runs_table import runs_command
+    from ..track.runs_table import runs_command
 
     return runs_command(args.logdir, as_json=args.json)
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from ..track.report import write_report
 
     path = write_report(args.run, out=args.out, fmt=args.format)
     print(f"report: {path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from .common import add_run_flags, run_flags_as_overrides, run_subcommand
 
 STRATEGIES = ("full", "head", "partial", "gradual", "lora")
 
@@ -29,8 +30,6 @@ def cmd_finetune(args) -> int:
 
         result = train(None, resume=args.resume, resume_overrides=overrides)
     else:
-        from ..cli.main import run_flags_as_overrides
-
         overrides += run_flags_as_overrides(args)
         result = finetune(args.recipe, source=args.source, strategy=args.strategy, overrides=overrides)
     print_summary(result.run_dir, result.metrics)
@@ -65,15 +64,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", metavar="SOURCE",
                    help="run directory, transformers model directory or alias (minilm-l6)")
     p.add_argument("--strategy", choices=STRATEGIES, help="finetune.strategy")
-    p.add_argument("--set", action="append", metavar="GROUP.FIELD=VALUE", help="override a config value (repeatable)")
-    p.add_argument("--resume", metavar="RUN", help="continue the fine-tune in this directory")
-    p.add_argument("--name", help="run name (log.name)")
-    p.add_argument("--runs-dir", help="parent directory of runs (log.dir)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--test", metavar="FILE", help="text data: a file used whole as the test split (data.test_path)")
+    add_run_flags(p, resume_help="continue the fine-tune in this directory")
     p.add_argument("--merge-lora", metavar="RUN", help="write a copy of a LoRA run with the adapters merged in")
     p.add_argument("--save-adapters", metavar="RUN", help="save a LoRA run's adapters and head alone")
     p.add_argument("--out", help="with --merge-lora / --save-adapters: where to write")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="with --merge-lora / --save-adapters")
     p.set_defaults(func=cmd_finetune)
     return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m zerotune.finetune ...``: the same as ``zerotune finetune ...``."""
+    return run_subcommand("finetune", add_parser, argv)

@@ -1,6 +1,6 @@
 """The `zerotune serve` subcommand: flags -> ServeOptions -> `serve`.
 
-The main CLI calls ``add_parser(subparsers)`` and then ``args.func(args)``, turning a UserError
+`cli.main` calls ``add_parser(subparsers)`` and then ``args.func(args)``, turning a UserError
 into one line on stderr and exit code 2.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..cli.lazyparse import defer_arguments
+from .common import run_subcommand
+from .lazyparse import defer_arguments
 
 TOKEN_ENV = "ZEROTUNE_SERVE_TOKEN"
 
@@ -18,8 +19,8 @@ def cmd_serve(args) -> int:
     from ..export.runtime import require
 
     require("fastapi", "uvicorn", extra="serve")
-    from .app import ServeOptions
-    from .server import serve
+    from ..serve.app import ServeOptions
+    from ..serve.server import serve
 
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     options = ServeOptions(token=token, max_body_bytes=int(args.max_body_kb * 1024), max_examples=args.max_examples,
@@ -41,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from .model import BACKENDS
+    from ..serve.model import BACKENDS
 
     p.add_argument("target", help="run directory, or an exported .onnx / .pt file with its .json sidecar")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
@@ -65,6 +66,4 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m zerotune.serve ...``: the same as ``zerotune serve ...``."""
-    from ..cli.main import run_subcommand
-
-    return run_subcommand("serve", argv)
+    return run_subcommand("serve", add_parser, argv)

@@ -1,0 +1,84 @@
+"""`zerotune train` and `zerotune eval`: flags -> config -> `pipeline.train`; results printed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+from .common import add_run_flags, run_flags_as_overrides
+
+
+def cmd_train(args) -> int:
+    from ..config import load_config
+    from ..pipeline.train import train
+
+    overrides = list(args.set or [])
+    if args.resume:
+        if args.recipe:
+            raise UserError("give either a recipe or --resume RUN, not both")
+    else:
+        overrides += run_flags_as_overrides(args)
+        config = load_config(args.recipe, overrides)
+    board = None
+    if args.board:
+        from ..track.board import start_board
+
+        logdir = Path(args.resume).parent if args.resume else config.log.dir
+        board = start_board(logdir, port=args.port)
+        print(f"TensorBoard: {board.url}", flush=True)
+    try:
+        result = train(None, resume=args.resume, resume_overrides=overrides) if args.resume else train(config)
+        print_summary(result.run_dir, result.metrics)
+        if board is not None and sys.stdin.isatty():
+            print(f"training done; TensorBoard stays at {board.url} until Ctrl-C", flush=True)
+            board.wait()
+    finally:
+        if board is not None:
+            board.stop()
+    return 0
+
+
+def print_summary(run_dir, metrics: dict) -> None:
+    """The run directory and its headline metrics on the test split (val where there is no test)."""
+    split = "test" if metrics["test"].get("n") else "val"  # a corpus may have no test part
+    result = metrics[split]
+    if "perplexity" in result:
+        keys = ("loss", "perplexity", "bits_per_token")
+    elif "accuracy" in result:
+        keys = ("accuracy", "f1_macro", "roc_auc")
+    else:
+        keys = ("r2", "mse", "mae")
+    shown = "  ".join(f"{k} {result[k]:.4f}" for k in keys if result.get(k) is not None)
+    stop = metrics["training"]["stop_reason"]
+    print(f"run: {run_dir}\n{split} ({metrics['checkpoint']} checkpoint): {shown}" + (f"\n{stop}" if stop else ""))
+
+
+def cmd_eval(args) -> int:
+    from ..pipeline.train import dumps_metrics, evaluate
+
+    m = evaluate(args.run, split=args.split, checkpoint=args.checkpoint)
+    if args.json:
+        print(dumps_metrics(m))
+        return 0
+    from .report_text import print_eval
+
+    print_eval(m)
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    """Register `train` and `eval` on the CLI's subparsers."""
+    t = subparsers.add_parser("train", help="train a model from a recipe (or the defaults)")
+    t.add_argument("recipe", nargs="?", help="TOML or YAML recipe (default: built-in digits CNN)")
+    add_run_flags(t, resume_help="continue the run in this directory")
+    t.add_argument("--board", action="store_true", help="start TensorBoard on the runs directory for a live view")
+    t.add_argument("--port", type=int, default=6006, help="TensorBoard port for --board (0: any free port)")
+    t.set_defaults(func=cmd_train)
+
+    e = subparsers.add_parser("eval", help="print a run's metrics on a split")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(func=cmd_eval)
