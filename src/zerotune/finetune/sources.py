@@ -31,10 +31,12 @@ def resolve_source(spec: str) -> Source:
     """
     from ..models.hf import ALIASES, check_tokenizer, check_weights, resolve_pretrained
 
+    from ..run.files import RunDir
+
     p = Path(spec).expanduser()
-    if p.is_dir() and (p / "config.yaml").is_file():
-        if not (p / "meta.json").is_file():
-            raise UserError(f"source run {p} has no meta.json; it is not a complete zerotune run")
+    if RunDir(p).is_run():
+        if not RunDir(p).meta.is_file():
+            raise UserError(f"source run {p} has no {RunDir(p).meta.name}; it is not a complete zerotune run")
         return Source("run", p, spec)
     if spec.lower() in ALIASES or (p.is_dir() and (p / "config.json").is_file()):
         path = resolve_pretrained(spec)
