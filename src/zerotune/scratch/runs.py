@@ -186,7 +186,7 @@ def run_linreg(cfg: LinRegConfig | None = None) -> RunSummary:
             rows, ("method", "train loss", "test loss", "iterations", "seconds"))
             + f"\n\nrelative parameter error: {metrics['rel_param_error']:.3g}", 0)
         write_json(RunDir(run_dir).params, {"gradient_descent": _params_json(fit.params),
-                                             "closed_form": _params_json(exact)})
+                                            "closed_form": _params_json(exact)})
         write_json(RunDir(run_dir).metrics, metrics)
 
     lines = [
