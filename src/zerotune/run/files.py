@@ -14,6 +14,9 @@ through `RunDir`. Layout::
         hf/                    a transformer's config and tokenizer (weights stay in the checkpoints)
         tokenizer/             a language model's own tokenizer (its files: data/lm_tokenizer.py)
         adapters/              LoRA adapters saved alone (``finetune --save-adapters``)
+        export/                exported models, by default (``zerotune export``)
+        report.{html,md}       ``zerotune report``
+        scaling/<label>/       TensorBoard runs of a scratch run's conditioning study
         checkpoints/{best,last}/
             model.safetensors      weights
             optimizer.safetensors  optimizer state and RNG tensors (`last` only)
@@ -47,6 +50,9 @@ EVENTS_GLOB = "events.out.tfevents.*"
 HF_DIR = "hf"
 TOKENIZER_DIR = "tokenizer"
 ADAPTERS_DIR = "adapters"
+EXPORT_DIR = "export"
+REPORT_STEM = "report"
+SCALING_DIR = "scaling"
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_NAMES = ("best", "last")
 
@@ -63,7 +69,7 @@ LABELS_FILE = "labels.json"
 
 # Every name above: tests/core/test_architecture_rundir.py checks that no module outside run/ spells one.
 FILE_NAMES = (CONFIG_FILE, META_FILE, ENV_FILE, METRICS_FILE, FINETUNE_FILE, PARAMS_FILE, HF_DIR, TOKENIZER_DIR,
-              ADAPTERS_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, ADAPTER_CONFIG_FILE,
+              ADAPTERS_DIR, EXPORT_DIR, SCALING_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, ADAPTER_CONFIG_FILE,
               ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE)
 
 
@@ -117,6 +123,18 @@ class RunDir:
     @property
     def adapters(self) -> Path:
         return self.path / ADAPTERS_DIR
+
+    @property
+    def export(self) -> Path:
+        return self.path / EXPORT_DIR
+
+    @property
+    def scaling(self) -> Path:
+        return self.path / SCALING_DIR
+
+    def report(self, fmt: str) -> Path:
+        """The report file, ``report.html`` or ``report.md``."""
+        return self.path / f"{REPORT_STEM}.{fmt}"
 
     @property
     def checkpoints(self) -> Path:

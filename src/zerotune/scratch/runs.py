@@ -221,7 +221,7 @@ def _log_scaling(run_dir: Path, writer, parts: Split, cfg: LinRegConfig):
                                            cfg.gd.iters, cfg.loss_scale)
     every = cfg.output.log_every
     for r in results:
-        with SummaryWriter(logdir=str(run_dir / "scaling" / r.label)) as child:
+        with SummaryWriter(logdir=str(RunDir(run_dir).scaling / r.label)) as child:
             for i in range(0, len(r.excess), every):
                 child.add_scalar("scaling/relative_excess_loss", max(r.excess[i], 1e-16), i)
         writer.add_scalar(f"conditioning/cond_{r.label}", r.cond, 0)

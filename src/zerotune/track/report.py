@@ -190,7 +190,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, fmt: str = 
         raise UserError(f"run directory {run_dir} does not exist")
     if run_dir not in find_runs(run_dir):
         raise UserError(f"{run_dir} holds no TensorBoard event files; is it a run directory?")
-    out = Path(out) if out else run_dir / f"report.{fmt}"
+    out = Path(out) if out else RunDir(run_dir).report(fmt)
     title, sections = build_sections(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = _html(title, sections) if fmt == "html" else _markdown(title, sections, out)
