@@ -39,7 +39,6 @@ from pathlib import Path
 
 from ..errors import UserError
 
-
 CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
 ENV_FILE = "env.json"
@@ -67,10 +66,10 @@ ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 HEAD_FILE = "head.safetensors"
 LABELS_FILE = "labels.json"
 
-# Every name above: tests/core/test_architecture_rundir.py checks that no module outside run/ spells one.
+# The file and folder names that no module outside run/ may spell (tests/core/test_architecture_rundir.py).
 FILE_NAMES = (CONFIG_FILE, META_FILE, ENV_FILE, METRICS_FILE, FINETUNE_FILE, PARAMS_FILE, HF_DIR, TOKENIZER_DIR,
-              ADAPTERS_DIR, EXPORT_DIR, SCALING_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, ADAPTER_CONFIG_FILE,
-              ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE)
+              ADAPTERS_DIR, EXPORT_DIR, SCALING_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
+              ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE)
 
 
 class RunDir:
