@@ -239,7 +239,8 @@ class LogConfig(Section):
 
     dir: str = Field("runs", description="parent directory of run directories")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$",
-                             description="run name (default: <data>-<model>-<time>, <data>-<model>-finetune-<time> for a fine-tune)")
+                             description="run name (default: <data>-<model>-<time>, <data>-<model>-finetune-<time> for a "
+                                         "fine-tune, with -2, -3, ... added when that name is taken)")
     tensorboard: bool = Field(True, description="write TensorBoard events")
     scalars_every: int = Field(1, ge=1, description="write train scalars every N steps")
     grad_norm_every: int = Field(10, ge=1, description="measure the global gradient norm every N steps")

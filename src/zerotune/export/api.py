@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from ..run.files import atomic_write_bytes
+from ..run.files import RunDir, atomic_write_bytes
 from ..run.load import load_run
 from .build import EXPORT_FORMATS, Bounds, ExportContext, ExportOptions, build_export
 from .inputs import load_data
@@ -92,7 +92,7 @@ def _run_tokenizer(run):
 
 def _output_path(run_dir: Path, options: ExportOptions, out: str | Path | None) -> Path:
     if out is None:
-        return run_dir / "export" / options.file_name()
+        return RunDir(run_dir).export / options.file_name()
     as_dir = str(out).endswith(("/", "\\"))  # before Path() drops the trailing slash
     out = Path(out)
     if as_dir or out.is_dir():

@@ -30,11 +30,13 @@ def resolve_source(spec: str) -> Source:
         UserError: when it is none of these, or a pretrained directory lacks weights or tokenizer.
     """
     from ..models.hf import ALIASES, check_tokenizer, check_weights, resolve_pretrained
+    from ..run.files import RunDir
 
     p = Path(spec).expanduser()
-    if p.is_dir() and (p / "config.yaml").is_file():
-        if not (p / "meta.json").is_file():
-            raise UserError(f"source run {p} has no meta.json; it is not a complete zerotune run")
+    run = RunDir(p)
+    if run.is_run():
+        if not run.meta.is_file():
+            raise UserError(f"source run {p} has no {run.meta.name}; it is not a complete zerotune run")
         return Source("run", p, spec)
     if spec.lower() in ALIASES or (p.is_dir() and (p / "config.json").is_file()):
         path = resolve_pretrained(spec)

@@ -15,13 +15,14 @@ def load_lm(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
         UserError: the run is not a language-model run, or its tokenizer is missing.
     """
     from ..data.lm_tokenizer import load_tokenizer_dir
-    from ..run.load import TOKENIZER_DIR, load_run
+    from ..run.files import RunDir
+    from ..run.load import load_run
 
     run = load_run(run_dir, checkpoint, device)
     if run.meta.task != "lm":
         raise UserError(f"{run_dir} is a {run.meta.task} run; generate needs a language-model run "
                         f"(data.name = 'corpus', model.name = 'gpt')")
-    return run, load_tokenizer_dir(Path(run_dir) / TOKENIZER_DIR)
+    return run, load_tokenizer_dir(RunDir(run_dir).tokenizer)
 
 
 def generate(run_dir: str | Path, prompt: str, *, max_new_tokens: int = 200, temperature: float = 0.8,

@@ -73,28 +73,28 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     Returns:
         The new run directory.
     """
-    from ..run.files import atomic_write_text, create_run_dir
+    from ..run.files import RunDir, atomic_write_text, create_run_dir
     from ..train import checkpoint as ckpt
     from ..finetune.lora import merge_into_base
 
     run = _lora_run(run_dir, checkpoint)
-    src = Path(run_dir)
-    out = Path(out) if out is not None else src.parent / f"{src.name}-merged"
+    src = RunDir(run_dir)
+    out = Path(out) if out is not None else src.path.parent / f"{src.path.name}-merged"
     merge_into_base(run.model)
-    target = create_run_dir(out.parent, out.name)
+    target = RunDir(create_run_dir(out.parent, out.name))
     config = run.config.model_copy(deep=True)
     config.finetune.merged = True
-    atomic_write_text(target / "config.yaml", config.to_yaml())
-    for name in ("meta.json", "env.json", "metrics.json", "finetune.json"):
-        if (src / name).is_file():
-            shutil.copy2(src / name, target / name)
-    if (src / "hf").is_dir():
-        shutil.copytree(src / "hf", target / "hf")
-    state = ckpt.read_state(ckpt.find_checkpoint(src / "checkpoints" / run.checkpoint))
+    atomic_write_text(target.config, config.to_yaml())
+    for file in (src.meta, src.env, src.metrics, src.finetune):
+        if file.is_file():
+            shutil.copy2(file, target.path / file.name)
+    if src.hf.is_dir():
+        shutil.copytree(src.hf, target.hf)
+    state = ckpt.read_state(run.checkpoint_dir)
     step = state.get("step", state.get("progress", {}).get("step"))
-    ckpt.save_checkpoint(target / "checkpoints" / "best", *ckpt.model_tensors(run.model),
-                         {"step": step, "merged_from": str(src.resolve()), "checkpoint": run.checkpoint})
-    return target
+    ckpt.save_checkpoint(target.checkpoint("best"), *ckpt.model_tensors(run.model),
+                         {"step": step, "merged_from": str(src.path.resolve()), "checkpoint": run.checkpoint})
+    return target.path
 
 
 def save_adapters(run_dir: str | Path, out: str | Path | None = None, checkpoint: str = "best") -> Path:
@@ -111,22 +111,23 @@ def save_adapters(run_dir: str | Path, out: str | Path | None = None, checkpoint
     from safetensors.torch import save_file
 
     from ..finetune.lora import adapter_tensors, is_transformer
+    from ..run.files import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE, RunDir
 
     run = _lora_run(run_dir, checkpoint)
-    out = Path(out) if out is not None else Path(run_dir) / "adapters"
+    out = Path(out) if out is not None else RunDir(run_dir).adapters
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} already exists and is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     tensors = adapter_tensors(run.model)
     head = {k: v for k, v in tensors.items() if k.startswith("head.")}
-    save_file(head, str(out / "head.safetensors"))
+    save_file(head, str(out / HEAD_FILE))
     ft = run.config.finetune
     if is_transformer(run.model):
         run.model.features.backbone.save_pretrained(str(out))
     else:
-        save_file({k: v for k, v in tensors.items() if "lora_" in k}, str(out / "adapter_model.safetensors"))
-        write_json(out / "adapter_config.json", {
+        save_file({k: v for k, v in tensors.items() if "lora_" in k}, str(out / ADAPTER_WEIGHTS_FILE))
+        write_json(out / ADAPTER_CONFIG_FILE, {
             "format": "zerotune-lora", "base_run": ft.source, "rank": ft.lora_rank, "alpha": ft.lora_alpha,
             "dropout": ft.lora_dropout, "targets": ft.lora_targets})
-    (out / "labels.json").write_text(json.dumps(run.meta.class_names), encoding="utf-8")
+    (out / LABELS_FILE).write_text(json.dumps(run.meta.class_names), encoding="utf-8")
     return out

@@ -12,8 +12,9 @@ import torch
 
 from ..config import Config, apply_overrides, build_config
 from ..errors import UserError
-from ..run.files import atomic_write_text, clear_run_outputs, create_run_dir, new_run_name, read_json, write_json
-from ..run.load import TOKENIZER_DIR, build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
+from ..run.files import (RunDir, atomic_write_text, clear_run_outputs, create_run_dir, create_unique_run_dir,
+                         new_run_name, read_json, write_json)
+from ..run.load import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
 from ..tasks.supervised import make_task
 from ..track.tensorboard import TensorBoardLogger
 from ..train.callbacks import EarlyStopping, progress_callback
@@ -91,28 +92,30 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         before, probe = before_metrics(model, data, task, device), linear_probe(model, data, device, tc.seed)
 
     if resume is None:
-        run_dir = create_run_dir(config.log.dir, config.log.name or new_run_name(default_run_prefix(config)))
+        run_dir = (create_run_dir(config.log.dir, config.log.name) if config.log.name
+                   else create_unique_run_dir(config.log.dir, new_run_name(default_run_prefix(config))))
     elif fresh:
         print(f"{run_dir} has no checkpoint yet: training it again from step 0 with its config.yaml",
               file=sys.stderr, flush=True)
         clear_run_outputs(run_dir)  # the dead attempt's events and files would mix with the new ones
+    files = RunDir(run_dir)
     if fresh:
-        atomic_write_text(run_dir / "config.yaml", config.to_yaml())
-        write_json(run_dir / "meta.json", data.meta.to_dict())
-        write_json(run_dir / "env.json", environment(device, tc.seed))
+        atomic_write_text(files.config, config.to_yaml())
+        write_json(files.meta, data.meta.to_dict())
+        write_json(files.env, environment(device, tc.seed))
         save_model_files(run_dir, config, origin)
         if data.tokenizer is not None:
-            data.tokenizer.save(run_dir / TOKENIZER_DIR)
+            data.tokenizer.save(files.tokenizer)
         if setup is not None:
-            write_json(run_dir / "finetune.json", {
+            write_json(files.finetune, {
                 "source": {"kind": source.kind, "spec": source.spec, "path": str(Path(source.path).resolve()),
                            "checkpoint": config.finetune.checkpoint if source.kind == "run" else None},
                 **setup.summary(model, tc.epochs), "before": before, "probe": probe})
     else:
         if resume_overrides:
-            atomic_write_text(run_dir / "config.yaml", config.to_yaml())
-        if setup is not None and (run_dir / "finetune.json").is_file():
-            saved = read_json(run_dir / "finetune.json")
+            atomic_write_text(files.config, config.to_yaml())
+        if setup is not None and files.finetune.is_file():
+            saved = read_json(files.finetune)
             before, probe = saved.get("before"), saved.get("probe")
 
     builtin = []
@@ -146,7 +149,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
             from ..finetune.board import write_comparison
 
             write_comparison(run_dir, state.step, before or {}, probe, after)
-    write_json(run_dir / "metrics.json", metrics)
+    write_json(files.metrics, metrics)
     return TrainResult(run_dir, metrics, state.step, state.stop_reason)
 
 
@@ -163,7 +166,7 @@ def _resume(run_dir: Path, overrides: list[str]) -> tuple[Config, ckpt.Checkpoin
     Nothing is written here: the caller writes config.yaml once everything else has been checked too.
     """
     config = read_run_config(run_dir)
-    found = ckpt.find_checkpoint(run_dir / "checkpoints" / "last")
+    found = ckpt.find_checkpoint(RunDir(run_dir).checkpoint("last"))
     for o in overrides:
         key = o.split("=", 1)[0].strip()
         if found is None and any(key == k or key.startswith(k + ".") for k in RESTART_FIXED):

@@ -1,17 +1,34 @@
 """The run directory: the self-contained unit that eval, finetune, export and serve read.
 
-Layout::
+Every file name of a run directory is defined here and nowhere else; other modules reach the files
+through `RunDir`. Layout::
 
     runs/<name>/
         config.yaml            resolved config
         meta.json              data metadata (shapes, classes, normalisation statistics)
+        env.json               versions, device and seed of the run
         metrics.json           final metrics
+        finetune.json          what a fine-tune started from and froze (fine-tunes only)
+        params.json            fitted parameters (scratch runs only)
         events.out.tfevents.*  TensorBoard events
+        hf/                    a transformer's config and tokenizer (weights stay in the checkpoints)
+        tokenizer/             a language model's own tokenizer (its files: data/lm_tokenizer.py)
+        adapters/              LoRA adapters saved alone (``finetune --save-adapters``)
+        export/                exported models, by default (``zerotune export``)
+        report.{html,md}       ``zerotune report``
+        scaling/<label>/       TensorBoard runs of a scratch run's conditioning study
         checkpoints/{best,last}/
+            model.safetensors      weights
+            optimizer.safetensors  optimizer state and RNG tensors (`last` only)
+            state.json             step, epoch, optimizer hyper-parameters, RNG, callback state
+
+The names inside a checkpoint are defined here too; how a checkpoint is written and read (safetensors,
+the state.json schema, the atomic swap) belongs to train/checkpoint.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -22,10 +39,126 @@ from pathlib import Path
 
 from ..errors import UserError
 
+CONFIG_FILE = "config.yaml"
+META_FILE = "meta.json"
+ENV_FILE = "env.json"
+METRICS_FILE = "metrics.json"
+FINETUNE_FILE = "finetune.json"
+PARAMS_FILE = "params.json"
+EVENTS_GLOB = "events.out.tfevents.*"
+HF_DIR = "hf"
+TOKENIZER_DIR = "tokenizer"
+ADAPTERS_DIR = "adapters"
+EXPORT_DIR = "export"
+REPORT_STEM = "report"
+SCALING_DIR = "scaling"
+CHECKPOINTS_DIR = "checkpoints"
+CHECKPOINT_NAMES = ("best", "last")
+
+# inside a checkpoint directory
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "state.json"
+
+# inside adapters/ (peft's names, which our own LoRA models reuse), beside head.safetensors and labels.json
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+HEAD_FILE = "head.safetensors"
+LABELS_FILE = "labels.json"
+
+# The file and folder names that no module outside run/ may spell (tests/core/test_architecture_rundir.py).
+FILE_NAMES = (CONFIG_FILE, META_FILE, ENV_FILE, METRICS_FILE, FINETUNE_FILE, PARAMS_FILE, HF_DIR, TOKENIZER_DIR,
+              ADAPTERS_DIR, EXPORT_DIR, SCALING_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
+              ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE)
+
+
+class RunDir:
+    """The paths of one run directory, e.g. ``RunDir("runs/x").metrics`` or ``.checkpoint("best")``.
+
+    It only names files; reading and writing stay with `write_json`, `read_json` and `atomic_write_text`.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def meta(self) -> Path:
+        return self.path / META_FILE
+
+    @property
+    def env(self) -> Path:
+        return self.path / ENV_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def finetune(self) -> Path:
+        return self.path / FINETUNE_FILE
+
+    @property
+    def params(self) -> Path:
+        return self.path / PARAMS_FILE
+
+    @property
+    def hf(self) -> Path:
+        return self.path / HF_DIR
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.path / TOKENIZER_DIR
+
+    @property
+    def adapters(self) -> Path:
+        return self.path / ADAPTERS_DIR
+
+    @property
+    def export(self) -> Path:
+        return self.path / EXPORT_DIR
+
+    @property
+    def scaling(self) -> Path:
+        return self.path / SCALING_DIR
+
+    def report(self, fmt: str) -> Path:
+        """The report file, ``report.html`` or ``report.md``."""
+        return self.path / f"{REPORT_STEM}.{fmt}"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS_DIR
+
+    def checkpoint(self, name: str) -> Path:
+        """The checkpoint directory ``checkpoints/<name>``, name being "best" or "last"."""
+        return self.checkpoints / name
+
+    def event_files(self) -> list[Path]:
+        return sorted(self.path.glob(EVENTS_GLOB))
+
+    def is_run(self) -> bool:
+        """Whether the directory holds a zerotune run (it has a config.yaml)."""
+        return self.path.is_dir() and self.config.is_file()
+
 
 def new_run_name(prefix: str) -> str:
-    """A unique, sortable run name such as ``digits-cnn-20261123-141502``."""
+    """A sortable run name such as ``digits-cnn-20261123-141502`` (see `create_unique_run_dir`)."""
     return f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _cannot_create(path: Path, e: OSError) -> UserError:
+    # a read-only or full disk, or a file where a directory should be
+    return UserError(f"cannot create run directory {path}: {e.strerror or e} (check --runs-dir / log.dir)")
 
 
 def create_run_dir(root: str | os.PathLike, name: str) -> Path:
@@ -35,15 +168,40 @@ def create_run_dir(root: str | os.PathLike, name: str) -> Path:
         UserError: when the directory already exists.
     """
     path = Path(root) / name
-    if path.exists():
-        raise UserError(
-            f"run directory {path} already exists; choose another --name or pass --resume {path}"
-        )
     try:
         path.mkdir(parents=True)
-    except OSError as e:  # a read-only or full disk, or a file where a directory should be
-        raise UserError(f"cannot create run directory {path}: {e.strerror or e} (check --runs-dir / log.dir)") from None
+    except FileExistsError:
+        raise UserError(
+            f"run directory {path} already exists; choose another --name or pass --resume {path}"
+        ) from None
+    except OSError as e:
+        raise _cannot_create(path, e) from None
     return path
+
+
+def create_unique_run_dir(root: str | os.PathLike, name: str) -> Path:
+    """Create ``root/name``, or ``root/name-2``, ``name-3``... when taken: for default names, which two runs
+    started in the same second share.
+
+    Each try is one ``mkdir`` that fails if the directory exists, so two processes never get the same one.
+
+    Raises:
+        UserError: when the directory cannot be created for another reason than being taken.
+    """
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _cannot_create(root / name, e) from None
+    for n in itertools.count(1):
+        path = root / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise _cannot_create(path, e) from None
+        return path
 
 
 def clear_run_outputs(run_dir: str | os.PathLike) -> None:
@@ -51,11 +209,11 @@ def clear_run_outputs(run_dir: str | os.PathLike) -> None:
 
     The files that describe the run (config.yaml, meta.json, ...) are written again by the new attempt.
     """
-    run_dir = Path(run_dir)
-    for events in run_dir.glob("events.out.tfevents.*"):
+    run = RunDir(run_dir)
+    for events in run.event_files():
         events.unlink()
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    (run_dir / "metrics.json").unlink(missing_ok=True)
+    shutil.rmtree(run.checkpoints, ignore_errors=True)
+    run.metrics.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -17,8 +17,8 @@ from ..data import build_data
 from ..data.bundle import DataBundle, DataMeta, Split
 from ..errors import UserError
 from ..models import create_model
-from .files import read_json
 from ..train import checkpoint as ckpt
+from .files import CHECKPOINT_NAMES, CHECKPOINTS_DIR, MODEL_FILE, RunDir, read_json
 
 
 @dataclass
@@ -27,16 +27,21 @@ class LoadedRun:
     config: Config
     meta: DataMeta
     model: torch.nn.Module
-    checkpoint: str
+    checkpoint: str  # the name of the checkpoint loaded: "best" or "last"
+    checkpoint_dir: Path  # where its weights came from
+
+    @property
+    def weights_file(self) -> Path:
+        return self.checkpoint_dir / MODEL_FILE
 
 
 def read_run_config(run_dir: str | Path) -> Config:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist")
-    file = run_dir / "config.yaml"
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise UserError(f"run directory {run.path} does not exist")
+    file = run.config
     if not file.exists():
-        raise UserError(f"{run_dir} is not a zerotune run: it has no config.yaml")
+        raise UserError(f"{run.path} is not a zerotune run: it has no {file.name}")
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
@@ -44,16 +49,12 @@ def read_run_config(run_dir: str | Path) -> Config:
     return build_config(raw or {})
 
 
-HF_DIR = "hf"
-TOKENIZER_DIR = "tokenizer"  # a language-model run's own tokenizer (char vocabulary or BPE)
-
-
 def model_dir(config: Config, run_dir: str | Path | None = None) -> Path | None:
     """The transformers directory (config + tokenizer) behind an "hf" model: the run's own copy, else model.path."""
     if config.model.name != "hf":
         return None
-    if run_dir is not None and (Path(run_dir) / HF_DIR).is_dir():
-        return Path(run_dir) / HF_DIR
+    if run_dir is not None and RunDir(run_dir).hf.is_dir():
+        return RunDir(run_dir).hf
     from ..models.hf import resolve_pretrained
 
     return resolve_pretrained(str(config.model.options.get("path", "")))
@@ -69,8 +70,8 @@ def build_model_for(config: Config, meta: DataMeta, run_dir: str | Path | None =
             come from a checkpoint, not from the pretrained directory.
     """
     options = dict(config.model.options)
-    if config.model.name == "hf" and run_dir is not None and (Path(run_dir) / HF_DIR).is_dir():
-        options.update(path=str(Path(run_dir) / HF_DIR), pretrained=False)
+    if config.model.name == "hf" and run_dir is not None and RunDir(run_dir).hf.is_dir():
+        options.update(path=str(RunDir(run_dir).hf), pretrained=False)
     return create_model(config.model.name, input_shape=tuple(meta.input_shape), num_outputs=meta.num_outputs,
                         init=config.model.init, **options)
 
@@ -88,7 +89,7 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
         from ..data.corpus import build_corpus_data
         from ..data.lm_tokenizer import load_tokenizer_dir
 
-        saved = Path(run_dir) / TOKENIZER_DIR if run_dir is not None else None
+        saved = RunDir(run_dir).tokenizer if run_dir is not None else None
         tokenizer = load_tokenizer_dir(saved) if saved is not None and saved.is_dir() else None
         data, tokenizer = build_corpus_data(config.data, tokenizer)
         data.tokenizer = tokenizer
@@ -102,8 +103,8 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
                             "finetune.source = a transformers directory) whose tokenizer reads it")
         return build_text_data(config.data, load_tokenizer(directory))
     data = build_data(config.data)
-    if stats is None and run_dir is not None and (Path(run_dir) / "meta.json").is_file():
-        stats = DataMeta.from_dict(read_json(Path(run_dir) / "meta.json"))
+    if stats is None and run_dir is not None and RunDir(run_dir).meta.is_file():
+        stats = DataMeta.from_dict(read_json(RunDir(run_dir).meta))
     return renormalize(data, stats) if stats is not None else data
 
 
@@ -134,9 +135,29 @@ def save_model_files(run_dir: Path, config: Config, source_run: Path | None = No
 
     from ..data.text import load_tokenizer
 
-    target = Path(run_dir) / HF_DIR
+    target = RunDir(run_dir).hf
     AutoConfig.from_pretrained(str(directory), local_files_only=True).save_pretrained(str(target))
     load_tokenizer(directory).save_pretrained(str(target))
+
+
+def _check_checkpoint_name(checkpoint: str) -> None:
+    if checkpoint not in CHECKPOINT_NAMES:
+        raise UserError(f"checkpoint {checkpoint!r} is unknown; allowed: {', '.join(CHECKPOINT_NAMES)}")
+
+
+def find_run_checkpoint(run_dir: str | Path, checkpoint: str = "best") -> tuple[Path | None, str]:
+    """A run's checkpoint directory by name, and the name found: "best" falls back to "last" when no
+    evaluation improved. The path is None when the run has no such checkpoint yet.
+
+    Raises:
+        UserError: when `checkpoint` is neither "best" nor "last".
+    """
+    _check_checkpoint_name(checkpoint)
+    run = RunDir(run_dir)
+    found = ckpt.find_checkpoint(run.checkpoint(checkpoint))
+    if found is None and checkpoint == "best":
+        found, checkpoint = ckpt.find_checkpoint(run.checkpoint("last")), "last"
+    return found, checkpoint
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> LoadedRun:
@@ -147,25 +168,22 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
         checkpoint: "best" or "last" (best falls back to last when no evaluation improved).
         device: where to put the model.
     """
-    if checkpoint not in ("best", "last"):
-        raise UserError(f"checkpoint {checkpoint!r} is unknown; allowed: best, last")
+    _check_checkpoint_name(checkpoint)
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    meta = DataMeta.from_dict(read_json(run_dir / "meta.json"))
+    meta = DataMeta.from_dict(read_json(RunDir(run_dir).meta))
     model = build_model_for(config, meta, run_dir)
     if config.finetune is not None and config.finetune.source is not None:
         from ..finetune.lora import apply_lora, is_lora
 
         if is_lora(config):  # the same adapters as in training, so the checkpoint's names fit
             apply_lora(model, config.finetune)
-    found = ckpt.find_checkpoint(run_dir / "checkpoints" / checkpoint)
-    if found is None and checkpoint == "best":
-        found, checkpoint = ckpt.find_checkpoint(run_dir / "checkpoints" / "last"), "last"
+    found, checkpoint = find_run_checkpoint(run_dir, checkpoint)
     if found is None:
-        raise UserError(f"{run_dir} has no checkpoint yet (checkpoints/{checkpoint} is missing)")
+        raise UserError(f"{run_dir} has no checkpoint yet ({CHECKPOINTS_DIR}/{checkpoint} is missing)")
     ckpt.load_weights(found, model, device)
     model.to(device).eval()
-    return LoadedRun(run_dir, config, meta, model, checkpoint)
+    return LoadedRun(run_dir, config, meta, model, checkpoint, found)
 
 
 def run_data(run: LoadedRun) -> DataBundle:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..run.files import atomic_write_text, create_run_dir, new_run_name, write_json
+from ..run.files import RunDir, atomic_write_text, create_run_dir, create_unique_run_dir, new_run_name, write_json
 from . import conditioning, figures, linreg, logreg, mlp
 from .config import DataConfig, LinRegConfig, LogRegConfig, MLPConfig, OutputConfig
 from .data import Split, Table, as_classification, as_regression, load_table, split
@@ -84,17 +84,19 @@ def _meta(table: Table, parts: Split) -> dict:
 @contextmanager
 def _run(command: str, cfg, output: OutputConfig, table: Table, parts: Split):
     """Create the run directory and writer; on a failure, record it in metrics.json and re-raise."""
-    name = output.name or new_run_name(f"scratch-{command}")
-    run_dir = create_run_dir(output.runs_dir, name)
+    if output.name:
+        run_dir = create_run_dir(output.runs_dir, output.name)
+    else:
+        run_dir = create_unique_run_dir(output.runs_dir, new_run_name(f"scratch-{command}"))
     config_text = _config_yaml(command, cfg)
-    atomic_write_text(run_dir / "config.yaml", config_text)
-    write_json(run_dir / "meta.json", _meta(table, parts))
+    atomic_write_text(RunDir(run_dir).config, config_text)
+    write_json(RunDir(run_dir).meta, _meta(table, parts))
     writer = _event_sink(run_dir)
     writer.add_text("config", "```\n" + config_text + "```", 0)
     try:
         yield run_dir, writer
     except UserError as e:
-        write_json(run_dir / "metrics.json", {"status": "failed", "error": str(e)})
+        write_json(RunDir(run_dir).metrics, {"status": "failed", "error": str(e)})
         raise
     finally:
         writer.close()
@@ -187,9 +189,9 @@ def run_linreg(cfg: LinRegConfig | None = None) -> RunSummary:
         writer.add_text("result", markdown_table(
             rows, ("method", "train loss", "test loss", "iterations", "seconds"))
             + f"\n\nrelative parameter error: {metrics['rel_param_error']:.3g}", 0)
-        write_json(run_dir / "params.json", {"gradient_descent": _params_json(fit.params),
-                                             "closed_form": _params_json(exact)})
-        write_json(run_dir / "metrics.json", metrics)
+        write_json(RunDir(run_dir).params, {"gradient_descent": _params_json(fit.params),
+                                            "closed_form": _params_json(exact)})
+        write_json(RunDir(run_dir).metrics, metrics)
 
     lines = _linreg_lines(_describe(table, parts, cfg.data.standardize), cfg.gd.method, metrics,
                           scaling)
@@ -230,7 +232,7 @@ def _log_scaling(run_dir: Path, writer, parts: Split, cfg: LinRegConfig):
                                            cfg.gd.iters, cfg.loss_scale)
     every = cfg.output.log_every
     for r in results:
-        with _event_sink(run_dir / "scaling" / r.label) as child:
+        with _event_sink(RunDir(run_dir).scaling / r.label) as child:
             for i in range(0, len(r.excess), every):
                 child.add_scalar("scaling/relative_excess_loss", max(r.excess[i], 1e-16), i)
         writer.add_scalar(f"conditioning/cond_{r.label}", r.cond, 0)
@@ -299,8 +301,8 @@ def run_logreg(cfg: LogRegConfig | None = None) -> RunSummary:
                 (f"scikit-learn (C={ref['C']:.3g})", f"{ref['train_accuracy']:.4f}",
                  f"{ref['test_accuracy']:.4f}")]
         writer.add_text("result", markdown_table(rows, ("model", "train acc", "test acc")), 0)
-        write_json(run_dir / "params.json", _params_json(fit.params))
-        write_json(run_dir / "metrics.json", metrics)
+        write_json(RunDir(run_dir).params, _params_json(fit.params))
+        write_json(RunDir(run_dir).metrics, metrics)
 
     lines = [
         f"scratch logreg ({metrics['model']}, {k} classes) on "
@@ -361,8 +363,8 @@ def run_mlp(cfg: MLPConfig | None = None) -> RunSummary:
         rows = [("train", f"{metrics['train_accuracy']:.4f}", f"{metrics['final_loss']:.4g}"),
                 ("test", f"{metrics['test_accuracy']:.4f}", f"{metrics['test_loss']:.4g}")]
         writer.add_text("result", markdown_table(rows, ("split", "accuracy", "loss")), 0)
-        write_json(run_dir / "params.json", _params_json(fit.params))
-        write_json(run_dir / "metrics.json", metrics)
+        write_json(RunDir(run_dir).params, _params_json(fit.params))
+        write_json(RunDir(run_dir).metrics, metrics)
 
     arch = "-".join(str(n) for n in fit.sizes)
     lines = [

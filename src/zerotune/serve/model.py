@@ -203,7 +203,6 @@ def _servable(signature: Signature) -> None:
 def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None) -> ServedModel:
     from ..export.prepare import prepare_for_export
     from ..run.load import load_run
-    from ..train.checkpoint import MODEL_FILE, find_checkpoint
 
     run = load_run(run_dir, checkpoint)
     signature = signature_for(run.meta, run.model, run.config.data.max_length)
@@ -216,9 +215,7 @@ def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None)
         tokenizer, max_length = load_tokenizer(model_dir(run.config, run_dir)), signature.max_length
     noise = signature.noise(64)  # seeded stand-in inputs: the server does not rebuild the run's data
     model = prepare_for_export(run.model, torch.from_numpy(noise[:2]))
-    found = find_checkpoint(run_dir / "checkpoints" / run.checkpoint)
-    weights = found / MODEL_FILE if found is not None else None
-    version = _file_hash(weights) if weights is not None and weights.exists() else __version__
+    version = _file_hash(run.weights_file) if run.weights_file.exists() else __version__
     source = {"run": str(run_dir.resolve()), "checkpoint": run.checkpoint, "format": "run checkpoint"}
     export = None
     if backend == "torch":

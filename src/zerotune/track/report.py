@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..run.files import RunDir
 from . import figures
 from .events import find_runs, load_run
 
@@ -53,7 +54,7 @@ def _curve(ev, title: str, ylabel: str, tags: dict[str, str], log_y: bool = Fals
 
 
 def _metrics_table(run_dir: Path, ev) -> Section:
-    file = run_dir / "metrics.json"
+    file = RunDir(run_dir).metrics
     keys = ("loss", "accuracy", "f1_macro", "roc_auc", "r2", "mse", "rmse", "mae")
     if file.exists():
         m = json.loads(file.read_text(encoding="utf-8"))
@@ -66,7 +67,7 @@ def _metrics_table(run_dir: Path, ev) -> Section:
 
 
 def _confusion(run_dir: Path, ev) -> Section | None:
-    file = run_dir / "metrics.json"
+    file = RunDir(run_dir).metrics
     if file.exists():
         m = json.loads(file.read_text(encoding="utf-8")).get("test", {})
         if m.get("confusion_matrix") and m.get("per_class"):
@@ -116,7 +117,7 @@ def build_sections(run_dir: Path) -> tuple[str, list[Section]]:
     if ev.hparams:
         rows = [[k, v] for k, v in sorted(ev.hparams.items())]
         sections.append(Section("hyperparameters", table=(["name", "value"], rows)))
-    env = run_dir / "env.json"
+    env = RunDir(run_dir).env
     if env.exists():
         rows = [[k, v] for k, v in sorted(json.loads(env.read_text(encoding="utf-8")).items())]
         sections.append(Section("environment", table=(["what", "value"], rows)))
@@ -189,7 +190,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, fmt: str = 
         raise UserError(f"run directory {run_dir} does not exist")
     if run_dir not in find_runs(run_dir):
         raise UserError(f"{run_dir} holds no TensorBoard event files; is it a run directory?")
-    out = Path(out) if out else run_dir / f"report.{fmt}"
+    out = Path(out) if out else RunDir(run_dir).report(fmt)
     title, sections = build_sections(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = _html(title, sections) if fmt == "html" else _markdown(title, sections, out)

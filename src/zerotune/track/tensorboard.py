@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..run.files import RunDir
 from ..train.callbacks import Callback, TrainState
 from . import hparams, images, jobs, stats, summaries, text
 from .layout import layout
@@ -158,7 +159,7 @@ class TensorBoardLogger(Callback):
 
     def _environment_records(self) -> list:
         """The run's env.json (versions, device, seed) as a text summary, if the run has one."""
-        env_file = self.run_dir / "env.json"
+        env_file = RunDir(self.run_dir).env
         if not env_file.exists():
             return []
         env = json.loads(env_file.read_text(encoding="utf-8"))

@@ -1,6 +1,6 @@
 """Checkpoints without pickle: tensors in safetensors, everything else in JSON.
 
-A checkpoint is a directory::
+A checkpoint is a directory (its file names are defined with the run directory's, in run/files.py)::
 
     model.safetensors      weights (loadable by any safetensors reader)
     optimizer.safetensors  optimizer state tensors, RNG states           (`last` only)
@@ -30,10 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError
-
-STATE_FILE = "state.json"
-MODEL_FILE = "model.safetensors"
-TENSORS_FILE = "optimizer.safetensors"
+from ..run.files import MODEL_FILE, OPTIMIZER_FILE, STATE_FILE
 
 
 def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -70,7 +67,7 @@ def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict
     try:
         save_file(model_sd, str(tmp / MODEL_FILE), metadata={"aliases": json.dumps(aliases)})
         if tensors:
-            save_file(tensors, str(tmp / TENSORS_FILE))
+            save_file(tensors, str(tmp / OPTIMIZER_FILE))
         with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:
             json.dump(state, f)
         for name in os.listdir(tmp):  # durable before the rename makes it visible
@@ -254,7 +251,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     try:  # the CPU generator's state, tried on a private generator
         torch.Generator().set_state(tensors["rng.torch"])
     except (KeyError, RuntimeError, TypeError) as e:
-        raise UserError(f"checkpoint {path} is invalid: {TENSORS_FILE}: rng.torch does not load "
+        raise UserError(f"checkpoint {path} is invalid: {OPTIMIZER_FILE}: rng.torch does not load "
                         f"({str(e).splitlines()[0]})") from None
     return Checkpoint(Path(path), state, weights, tensors)
 
@@ -291,7 +288,7 @@ def load_weights(path: Path, model: torch.nn.Module, device="cpu") -> None:
 
 
 def load_tensors(path: Path, device="cpu") -> dict[str, torch.Tensor]:
-    file = Path(path) / TENSORS_FILE
+    file = Path(path) / OPTIMIZER_FILE
     if not file.exists():
         return {}
     try:

@@ -15,6 +15,7 @@ import torch
 from ..data.batches import num_batches
 from ..data.bundle import DataBundle
 from ..errors import UserError
+from ..run.files import RunDir
 from ..tasks.supervised import Task
 from . import checkpoint as ckpt
 from .callbacks import Callback, TrainState
@@ -125,7 +126,7 @@ def fit(
     monitor, mode = _monitor(tc, task)
     state = TrainState(model=model, total_steps=total, steps_per_epoch=steps_per_epoch, epochs=tc.epochs,
                        monitor=monitor, monitor_mode=mode)
-    ckpt_dir = Path(run_dir) / "checkpoints"
+    ckpt_dir = RunDir(run_dir).checkpoints
     writer = ckpt.CheckpointWriter()
     if resume is not None:
         ckpt.remove_partial_writes(ckpt_dir)
