@@ -7,7 +7,10 @@ and keep their traceback.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pydantic loads only with a config, so that `zerotune --help` stays fast
+    from pydantic import BaseModel, ValidationError
 
 
 class UserError(Exception):
@@ -42,6 +45,8 @@ def format_validation_error(err: ValidationError, prefix: str = "", schema: type
 def _unknown_key(schema: type[BaseModel] | None, loc: tuple) -> str:
     if schema is None:
         return "unknown key"
+    from pydantic import BaseModel
+
     model = schema
     for part in loc[:-1]:  # walk down to the group that holds the unknown key
         field = model.model_fields.get(str(part))

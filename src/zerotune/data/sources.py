@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import UserError
-from . import builtin
+from .builtin import (
+    load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine, make_classification, make_regression,
+)
 from .base import RawDataset, paths_of
 
 
@@ -57,16 +59,16 @@ def _csv(cfg) -> RawDataset:
 SOURCES: dict[str, Source] = {
     s.name: s
     for s in [
-        Source("digits", lambda c: builtin.load_digits(), "8x8 handwritten digits, 10 classes (scikit-learn)"),
-        Source("iris", lambda c: builtin.load_iris(), "iris flowers, 4 features, 3 classes (scikit-learn)"),
-        Source("wine", lambda c: builtin.load_wine(), "wine cultivars, 13 features, 3 classes (scikit-learn)"),
-        Source("breast_cancer", lambda c: builtin.load_breast_cancer(), "tumours, 30 features, 2 classes (scikit-learn)"),
-        Source("diabetes", lambda c: builtin.load_diabetes(), "disease progression, 10 features, regression (scikit-learn)"),
+        Source("digits", lambda c: load_digits(), "8x8 handwritten digits, 10 classes (scikit-learn)"),
+        Source("iris", lambda c: load_iris(), "iris flowers, 4 features, 3 classes (scikit-learn)"),
+        Source("wine", lambda c: load_wine(), "wine cultivars, 13 features, 3 classes (scikit-learn)"),
+        Source("breast_cancer", lambda c: load_breast_cancer(), "tumours, 30 features, 2 classes (scikit-learn)"),
+        Source("diabetes", lambda c: load_diabetes(), "disease progression, 10 features, regression (scikit-learn)"),
         Source("synthetic_classification",
-               lambda c: builtin.make_classification(c.n_samples, c.n_features, c.n_classes, c.noise, c.split_seed),
+               lambda c: make_classification(c.n_samples, c.n_features, c.n_classes, c.noise, c.split_seed),
                "seeded Gaussian clusters (n_samples, n_features, n_classes, noise)"),
         Source("synthetic_regression",
-               lambda c: builtin.make_regression(c.n_samples, c.n_features, c.noise, c.split_seed),
+               lambda c: make_regression(c.n_samples, c.n_features, c.noise, c.split_seed),
                "seeded noisy linear target (n_samples, n_features, noise)"),
         Source("mnist", _mnist("mnist"), "MNIST IDX files (plain or .gz) in data.path", True),
         Source("fashion_mnist", _mnist("fashion_mnist"), "Fashion-MNIST IDX files in data.path", True),
