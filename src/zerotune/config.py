@@ -27,16 +27,17 @@ class Section(BaseModel):
 
 
 class AugmentConfig(Section):
-    """Image augmentation applied to training batches (torch ops, seeded)."""
+    """Image augmentation applied to training batches (torch ops, seeded; see data/augment.py)."""
 
     flip: bool = Field(False, description="random horizontal flip (off for digits: it changes them)")
     rotate_degrees: float = Field(0.0, ge=0, le=180, description="max random rotation in degrees")
     shift: float = Field(0.0, ge=0, le=0.5, description="max random shift as a fraction of size")
-    crop_padding: int = Field(0, ge=0, description="pad by N pixels then crop back at random")
+    crop_padding: int = Field(0, ge=0, description="pad by N pixels then crop back at random (CIFAR-10: 4)")
     noise_std: float = Field(0.0, ge=0, description="std of additive Gaussian noise")
 
     @property
     def enabled(self) -> bool:
+        """Whether any augmentation is switched on."""
         return bool(self.flip or self.rotate_degrees or self.shift or self.crop_padding or self.noise_std)
 
 

@@ -196,9 +196,9 @@ def _augmenter(config: Config, meta):
         return None
     if not meta.is_image:
         raise UserError("data.augment applies to image data only; this data set is a table")
-    from ..data.augment import AugmentConfig, Augmenter
+    from ..data.augment import Augmenter
 
-    return Augmenter(AugmentConfig(**aug.model_dump()))
+    return Augmenter(aug)
 
 
 def final_metrics(run_dir: Path, config: Config, data, task, device) -> dict:
