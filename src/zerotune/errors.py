@@ -2,7 +2,8 @@
 
 Anything the user can fix (a config value, a missing file, a name that does not exist) raises
 `UserError`. The CLI turns it into one line on stderr and exit code 2; other exceptions are bugs
-and keep their traceback.
+and keep their traceback. `format_validation_error` makes that line from a pydantic report, for the
+config, a model's options, a checkpoint's state or an export's sidecar.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .batches import Split
+from .batches import Split  # a bundle holds three; importers of the bundle find it here too
 
 
 @dataclass

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import UserError
 from .data import as_float_matrix, as_target
-from .optim import GDHook, DivergenceError, GDConfig, GDResult, Params, minimize
+from .optim import DivergenceError, GDConfig, GDHook, GDResult, Params, minimize
 
 
 def predict(params: Params, X: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UserError
 from .activations import log_softmax, sigmoid, softmax
 from .data import as_float_matrix, as_target
-from .optim import GDHook, GDConfig, GDResult, Params, minimize
+from .optim import GDConfig, GDHook, GDResult, Params, minimize
 
 
 def one_hot(y: np.ndarray, k: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from ..errors import UserError
 from .activations import HIDDEN, get_activation, log_softmax, softmax
 from .data import as_float_matrix, as_target
 from .logreg import one_hot
-from .optim import GDHook, GDConfig, GDResult, Params, minimize
+from .optim import GDConfig, GDHook, GDResult, Params, minimize
 
 INITS = ("xavier", "he")
 
