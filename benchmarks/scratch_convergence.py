@@ -49,7 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from zerotune.scratch import (
-    Callback,
+    GDHook,
     closed_form,
     fit_linreg,
     linreg,
@@ -70,7 +70,7 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-class FirstReach(Callback):
+class FirstReach(GDHook):
     """Records the first iteration whose parameters are within TARGET of the optimum."""
 
     def __init__(self, exact):
@@ -147,9 +147,9 @@ def trainer_optimum(cfg):
 
 
 def make_trainer_callback(exact):
-    from zerotune.train.callbacks import Callback as TrainCallback
+    from zerotune.train.callbacks import Callback
 
-    class TrainerReach(TrainCallback):
+    class TrainerReach(Callback):
         """After each optimizer step: the relative parameter error against `exact`; records the first
         step (and seconds since on_fit_start) at each LADDER threshold and stops at TARGET."""
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import UserError
+from .errors import UserError, format_validation_error
 
 
 class Section(BaseModel):
@@ -27,16 +27,17 @@ class Section(BaseModel):
 
 
 class AugmentConfig(Section):
-    """Image augmentation applied to training batches (torch ops, seeded)."""
+    """Image augmentation applied to training batches (torch ops, seeded; see data/augment.py)."""
 
     flip: bool = Field(False, description="random horizontal flip (off for digits: it changes them)")
     rotate_degrees: float = Field(0.0, ge=0, le=180, description="max random rotation in degrees")
     shift: float = Field(0.0, ge=0, le=0.5, description="max random shift as a fraction of size")
-    crop_padding: int = Field(0, ge=0, description="pad by N pixels then crop back at random")
+    crop_padding: int = Field(0, ge=0, description="pad by N pixels then crop back at random (CIFAR-10: 4)")
     noise_std: float = Field(0.0, ge=0, description="std of additive Gaussian noise")
 
     @property
     def enabled(self) -> bool:
+        """Whether any augmentation is switched on."""
         return bool(self.flip or self.rotate_degrees or self.shift or self.crop_padding or self.noise_std)
 
 
@@ -147,10 +148,7 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _options_fit_model(self):
-        from .models.registry import validate_model_options
-
-        if self.name == "hf":  # registered on first use, so the sweep over built-in models stays offline
-            from .models import hf  # noqa: F401
+        from .models.registry import validate_model_options  # here: the models import torch
 
         validate_model_options(self.name, self.options)
         return self
@@ -316,39 +314,12 @@ class Config(Section):
 # Loading, overriding, validating
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """Turn pydantic's report into one line: ``config: optim.lr: must be > 0 (got -1)``."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after",))
-        loc = f"{prefix}{loc}" if loc else prefix.rstrip(".")
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown option" if prefix else f"unknown key; allowed: {_allowed_keys(e['loc'])}"
-        elif "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
-            msg = f"{msg} (got {e['input']!r})"
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
-
-
-def _allowed_keys(loc: tuple) -> str:
-    model: type[BaseModel] = Config
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None)
-        for cand in getattr(ann, "__args__", (ann,)):
-            if isinstance(cand, type) and issubclass(cand, BaseModel):
-                model = cand
-                break
-    return ", ".join(model.model_fields)
-
-
 def build_config(raw: dict[str, Any]) -> Config:
     """Validate a plain dict into a Config, raising UserError with a one-line message."""
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
-        raise UserError(f"config: {format_validation_error(e)}") from None
+        raise UserError(f"config: {format_validation_error(e, schema=Config)}") from None
     except UserError as e:
         raise UserError(f"config: {e}") from None
 

@@ -2,9 +2,58 @@
 
 Anything the user can fix (a config value, a missing file, a name that does not exist) raises
 `UserError`. The CLI turns it into one line on stderr and exit code 2; other exceptions are bugs
-and keep their traceback.
+and keep their traceback. `format_validation_error` makes that line from a pydantic report, for the
+config, a model's options, a checkpoint's state or an export's sidecar.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pydantic loads only with a config, so that `zerotune --help` stays fast
+    from pydantic import BaseModel, ValidationError
 
 
 class UserError(Exception):
     """An error caused by the user's input; its message is shown as one line, without traceback."""
+
+
+def format_validation_error(err: ValidationError, prefix: str = "", schema: type[BaseModel] | None = None) -> str:
+    """Turn pydantic's report into one line: ``optim.lr: must be > 0 (got -1)``.
+
+    Args:
+        err: the error pydantic raised.
+        prefix: prepended to every field path, e.g. ``"model."``; an unknown field is then
+            reported as an unknown option.
+        schema: the model that was validated; an unknown key is reported with the keys it allows.
+
+    Returns:
+        One line, the problems separated by ``"; "``.
+    """
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after",))
+        loc = f"{prefix}{loc}" if loc else prefix.rstrip(".")
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown option" if prefix else _unknown_key(schema, e["loc"])
+        elif "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
+            msg = f"{msg} (got {e['input']!r})"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def _unknown_key(schema: type[BaseModel] | None, loc: tuple) -> str:
+    if schema is None:
+        return "unknown key"
+    from pydantic import BaseModel
+
+    model = schema
+    for part in loc[:-1]:  # walk down to the group that holds the unknown key
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        for cand in getattr(ann, "__args__", (ann,)):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                model = cand
+                break
+    return f"unknown key; allowed: {', '.join(model.model_fields)}"

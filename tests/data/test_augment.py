@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from zerotune.data.augment import AugmentConfig, Augmenter
+from zerotune.config import AugmentConfig, load_config
+from zerotune.data.augment import Augmenter
 from zerotune.errors import UserError
 
 ALL_ON = AugmentConfig(flip=True, rotate_degrees=15, shift=0.1, crop_padding=2, noise_std=0.05)
@@ -96,9 +97,9 @@ def test_noise_std():
 
 
 def test_config_validation_and_input_check():
-    for bad in (dict(rotate_degrees=-1), dict(shift=1.5), dict(crop_padding=-2), dict(noise_std=-0.1)):
+    for bad in ("rotate_degrees=-1", "shift=1.5", "crop_padding=-2", "noise_std=-0.1"):
         with pytest.raises(UserError, match="augment."):
-            AugmentConfig(**bad)
+            load_config(overrides=[f"data.augment.{bad}"])
     with pytest.raises(ValueError, match=r"float tensor \(B, C, H, W\)"):
         Augmenter(ALL_ON)(torch.zeros(3, 4, 4), torch.Generator())
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from zerotune.data.cifar import load_cifar10_dir
-from zerotune.data.download import SOURCES, download_dataset, fetch, file_digest_matches
+from zerotune.data.download import DOWNLOADS, download_dataset, fetch, file_digest_matches
 from zerotune.data.idx import load_mnist_dir
 from zerotune.errors import UserError
 
-MNIST_FILES = [r.filename for r in SOURCES["mnist"].resources]
+MNIST_FILES = [r.filename for r in DOWNLOADS["mnist"].resources]
 
 
 def _md5(data: bytes) -> str:
@@ -43,10 +43,10 @@ def _leftovers(folder):
 
 
 def test_builtin_sources_are_complete():
-    assert set(SOURCES) == {"mnist", "fashion_mnist", "cifar10"}
-    assert SOURCES["mnist"].resources[0].checksum == "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873"
-    assert SOURCES["cifar10"].resources[0].checksum == "md5:c58f30108f718f92721af3b95e74349a"
-    assert all(m.startswith(("http://", "https://")) for s in SOURCES.values() for m in s.mirrors)
+    assert set(DOWNLOADS) == {"mnist", "fashion_mnist", "cifar10"}
+    assert DOWNLOADS["mnist"].resources[0].checksum == "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873"
+    assert DOWNLOADS["cifar10"].resources[0].checksum == "md5:c58f30108f718f92721af3b95e74349a"
+    assert all(m.startswith(("http://", "https://")) for s in DOWNLOADS.values() for m in s.mirrors)
 
 
 def test_download_mnist_then_load(served_mnist, tmp_path):

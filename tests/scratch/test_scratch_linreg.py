@@ -59,9 +59,9 @@ def test_stochastic_methods_get_close(diabetes_split, method, kw):
 
 
 def test_decay_lowers_the_learning_rate():
-    from zerotune.scratch import Callback
+    from zerotune.scratch import GDHook
 
-    class Rates(Callback):
+    class Rates(GDHook):
         def __init__(self):
             self.lr = []
 

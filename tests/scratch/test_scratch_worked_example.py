@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from zerotune.scratch import Callback, fit_linreg, linreg
+from zerotune.scratch import GDHook, fit_linreg, linreg
 from zerotune.scratch.optim import DivergenceError
 
 X = [2, 4, 6]
@@ -31,7 +31,7 @@ def test_one_step_exact_in_fractions():
     assert round(float(theta), 4) == 2.8667 and float(b) == 0.4
 
 
-class Record(Callback):
+class Record(GDHook):
     def __init__(self):
         self.states = []
 

@@ -328,3 +328,11 @@ def test_load_errors(cnn_onnx, cnn_run, tmp_path):
         load_served_model(corrupt)
     with pytest.raises(UserError, match="is not a zerotune run"):
         load_served_model(tmp_path)
+
+
+def test_a_bad_thread_count_is_refused_in_one_line_before_anything_loads(tmp_path, capsys):
+    before = torch.get_num_threads()
+    assert serve_main([str(tmp_path / "no-such-run"), "--port", "0", "--threads", "-2"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: threads must be a positive integer (or 0 for the default), got -2\n"
+    assert torch.get_num_threads() == before

@@ -161,7 +161,7 @@ def _steps(run_dir, read_events) -> dict[str, Counter]:
     """tag -> how many points at each step, for every scalar tag; `zerotune runs` and `report` read the same."""
     acc = read_events(run_dir)
     steps = {tag: Counter(e.step for e in acc.Scalars(tag)) for tag in acc.Tags()["scalars"] if not CLOCKED.match(tag)}
-    ours = {tag: Counter(s for s, _ in points) for tag, points in events.load_run(run_dir).scalars.items()
+    ours = {tag: Counter(s for s, _ in points) for tag, points in events.read_run_events(run_dir).scalars.items()
             if not CLOCKED.match(tag)}
     assert ours == steps
     return steps

@@ -14,7 +14,7 @@ from PIL import Image
 
 from zerotune.errors import UserError
 from zerotune.cli.track import add_parsers
-from zerotune.track.events import find_runs, load_run
+from zerotune.track.events import find_runs, read_run_events
 from zerotune.track.report import write_report
 from zerotune.track.runs_table import collect_runs, key_hparams
 
@@ -58,7 +58,7 @@ def test_runs_table(logdir):
     rows = {r.name: r for r in collect_runs(logdir)}
     assert set(rows) == {"cls-a", "cls-b", "reg"}
     a = rows["cls-a"]
-    ev = load_run(logdir / "cls-a")
+    ev = read_run_events(logdir / "cls-a")
     monitor = a.monitor
     values = [v for _, v in ev.scalars[monitor]]
     assert a.best == pytest.approx(max(values) if "accuracy" in monitor else min(values))
@@ -92,8 +92,8 @@ def test_killed_run_still_reads(logdir, tmp_path):
     acc = EventAccumulator(str(killed))
     acc.Reload()  # TensorBoard's reader stops at the cut record instead of failing
     assert acc.Scalars("train/loss")
-    ev = load_run(killed)
-    full = load_run(logdir / "cls-a")
+    ev = read_run_events(killed)
+    full = read_run_events(logdir / "cls-a")
     assert 0 < len(ev.scalars["train/loss"]) <= len(full.scalars["train/loss"]) and not ev.finished
     (row,) = collect_runs(tmp_path)
     assert row.name == "killed" and not row.finished and row.steps > 0

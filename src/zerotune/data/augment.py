@@ -10,48 +10,11 @@ filled with 0 (black for images in [0, 1]; the mean for normalised ones).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
-
-
-@dataclass
-class AugmentConfig:
-    """Which augmentations to apply; all off by default.
-
-    Attributes:
-        flip: mirror left-right with probability 1/2. Off for digits and text, where a mirrored
-            image means something else (or nothing).
-        rotate_degrees: rotate by an angle drawn uniformly from [-d, d].
-        shift: translate by up to this fraction of the width and height, drawn uniformly per axis.
-        crop_padding: pad by this many pixels, then crop back to the original size at a random
-            offset (the CIFAR-10 standard is 4).
-        noise_std: add Gaussian noise with this standard deviation.
-    """
-
-    flip: bool = False
-    rotate_degrees: float = 0.0
-    shift: float = 0.0
-    crop_padding: int = 0
-    noise_std: float = 0.0
-
-    def __post_init__(self):
-        if not 0 <= self.rotate_degrees <= 180:
-            raise UserError(f"augment.rotate_degrees must be in [0, 180], got {self.rotate_degrees}")
-        if not 0 <= self.shift < 1:
-            raise UserError(f"augment.shift must be a fraction in [0, 1), got {self.shift}")
-        if int(self.crop_padding) != self.crop_padding or self.crop_padding < 0:
-            raise UserError(f"augment.crop_padding must be a non-negative integer, got {self.crop_padding}")
-        if self.noise_std < 0:
-            raise UserError(f"augment.noise_std must be >= 0, got {self.noise_std}")
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any augmentation is switched on."""
-        return bool(self.flip or self.rotate_degrees or self.shift or self.crop_padding or self.noise_std)
+from ..config import AugmentConfig
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:

@@ -1,50 +1,10 @@
-"""Train/val/test tensors plus the metadata a run needs to rebuild and serve its model."""
+"""Train/val/test splits plus the metadata a run needs to rebuild and serve its model."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-import torch
-
-
-@dataclass
-class Split:
-    x: torch.Tensor  # (N, *input_shape) float32, normalised
-    y: torch.Tensor  # (N,) int64 classes or float32 (standardised) targets
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def to(self, device) -> "Split":
-        return Split(self.x.to(device), self.y.to(device))
-
-    def epoch_batches(self, seed: int, epoch: int, batch_size: int) -> "EpochBatches":
-        """The shuffled micro-batches of one epoch, a pure function of (seed, epoch).
-
-        The training loop only needs ``len()`` and ``[i] -> (x, y)``; a language-model corpus
-        (data/corpus.py) offers the same with random windows instead of examples.
-        """
-        from .batches import epoch_permutation
-
-        return EpochBatches(self, epoch_permutation(len(self), seed, epoch, self.x.device), batch_size)
-
-    def sample_inputs(self, n: int) -> torch.Tensor:
-        """The first n inputs (for shape checks and graph tracing)."""
-        return self.x[:n]
-
-
-@dataclass
-class EpochBatches:
-    split: Split
-    perm: torch.Tensor
-    batch_size: int
-
-    def __len__(self) -> int:
-        return (len(self.perm) + self.batch_size - 1) // self.batch_size
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.perm[i * self.batch_size:(i + 1) * self.batch_size]
-        return self.split.x[idx], self.split.y[idx]
+from .batches import Split  # a bundle holds three; importers of the bundle find it here too
 
 
 @dataclass

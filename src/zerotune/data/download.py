@@ -42,7 +42,7 @@ class Resource:
 
 
 @dataclass(frozen=True)
-class Source:
+class DatasetDownload:
     """A dataset's mirrors (base URLs, tried in order) and files.
 
     ``extract`` names the folder a tar.gz resource unpacks to; ``members`` are the files that must
@@ -55,8 +55,8 @@ class Source:
     members: tuple[Resource, ...] = ()
 
 
-SOURCES: dict[str, Source] = {
-    "mnist": Source(
+DOWNLOADS: dict[str, DatasetDownload] = {
+    "mnist": DatasetDownload(
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
             "http://yann.lecun.com/exdb/mnist/",
@@ -68,7 +68,7 @@ SOURCES: dict[str, Source] = {
             Resource("t10k-labels-idx1-ubyte.gz", "md5:ec29112dd5afa0611ce80d1b7f02629c"),
         ),
     ),
-    "fashion_mnist": Source(
+    "fashion_mnist": DatasetDownload(
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         resources=(
             Resource("train-images-idx3-ubyte.gz", "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
@@ -77,7 +77,7 @@ SOURCES: dict[str, Source] = {
             Resource("t10k-labels-idx1-ubyte.gz", "md5:bb300cfdad3c16e7a12a480ee83cd310"),
         ),
     ),
-    "cifar10": Source(
+    "cifar10": DatasetDownload(
         mirrors=("https://www.cs.toronto.edu/~kriz/",),
         resources=(Resource("cifar-10-python.tar.gz", "md5:c58f30108f718f92721af3b95e74349a"),),
         extract="cifar-10-batches-py",
@@ -258,9 +258,9 @@ def download_dataset(
     Raises:
         UserError: unknown name, every mirror failed, or a checksum did not match.
     """
-    if name not in SOURCES:
-        raise UserError(f"no download known for dataset {name!r}; allowed: {', '.join(SOURCES)}")
-    src = SOURCES[name]
+    if name not in DOWNLOADS:
+        raise UserError(f"no download known for dataset {name!r}; allowed: {', '.join(DOWNLOADS)}")
+    src = DOWNLOADS[name]
     checksums = checksums or {}
     resources = [Resource(r.filename, checksums.get(r.filename, r.checksum)) for r in src.resources]
     members = [Resource(m.filename, checksums.get(m.filename, m.checksum)) for m in src.members]

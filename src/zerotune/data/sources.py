@@ -6,12 +6,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import UserError
-from . import builtin
+from .builtin import (
+    load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine, make_classification, make_regression,
+)
 from .base import RawDataset, paths_of
 
 
 @dataclass(frozen=True)
-class Source:
+class DataSource:
+    """A data set by name: how to load it from a DataConfig, and what `zerotune datasets` says of it."""
+
     name: str
     load: Callable  # (DataConfig) -> RawDataset
     summary: str
@@ -54,30 +58,30 @@ def _csv(cfg) -> RawDataset:
     return load_csv(cfg.path, target=cfg.target, task=cfg.task)
 
 
-SOURCES: dict[str, Source] = {
+SOURCES: dict[str, DataSource] = {
     s.name: s
     for s in [
-        Source("digits", lambda c: builtin.load_digits(), "8x8 handwritten digits, 10 classes (scikit-learn)"),
-        Source("iris", lambda c: builtin.load_iris(), "iris flowers, 4 features, 3 classes (scikit-learn)"),
-        Source("wine", lambda c: builtin.load_wine(), "wine cultivars, 13 features, 3 classes (scikit-learn)"),
-        Source("breast_cancer", lambda c: builtin.load_breast_cancer(), "tumours, 30 features, 2 classes (scikit-learn)"),
-        Source("diabetes", lambda c: builtin.load_diabetes(), "disease progression, 10 features, regression (scikit-learn)"),
-        Source("synthetic_classification",
-               lambda c: builtin.make_classification(c.n_samples, c.n_features, c.n_classes, c.noise, c.split_seed),
-               "seeded Gaussian clusters (n_samples, n_features, n_classes, noise)"),
-        Source("synthetic_regression",
-               lambda c: builtin.make_regression(c.n_samples, c.n_features, c.noise, c.split_seed),
-               "seeded noisy linear target (n_samples, n_features, noise)"),
-        Source("mnist", _mnist("mnist"), "MNIST IDX files (plain or .gz) in data.path", True),
-        Source("fashion_mnist", _mnist("fashion_mnist"), "Fashion-MNIST IDX files in data.path", True),
-        Source("cifar10", _cifar10, "CIFAR-10 python batches in data.path", True),
-        Source("image_folder", _image_folder, "one sub-folder of images per class in data.path", True),
-        Source("csv", _csv, "CSV table(s) in data.path; target column data.target (default: last)", True, True),
+        DataSource("digits", lambda c: load_digits(), "8x8 handwritten digits, 10 classes (scikit-learn)"),
+        DataSource("iris", lambda c: load_iris(), "iris flowers, 4 features, 3 classes (scikit-learn)"),
+        DataSource("wine", lambda c: load_wine(), "wine cultivars, 13 features, 3 classes (scikit-learn)"),
+        DataSource("breast_cancer", lambda c: load_breast_cancer(), "tumours, 30 features, 2 classes (scikit-learn)"),
+        DataSource("diabetes", lambda c: load_diabetes(), "disease progression, 10 features, regression (scikit-learn)"),
+        DataSource("synthetic_classification",
+                   lambda c: make_classification(c.n_samples, c.n_features, c.n_classes, c.noise, c.split_seed),
+                   "seeded Gaussian clusters (n_samples, n_features, n_classes, noise)"),
+        DataSource("synthetic_regression",
+                   lambda c: make_regression(c.n_samples, c.n_features, c.noise, c.split_seed),
+                   "seeded noisy linear target (n_samples, n_features, noise)"),
+        DataSource("mnist", _mnist("mnist"), "MNIST IDX files (plain or .gz) in data.path", True),
+        DataSource("fashion_mnist", _mnist("fashion_mnist"), "Fashion-MNIST IDX files in data.path", True),
+        DataSource("cifar10", _cifar10, "CIFAR-10 python batches in data.path", True),
+        DataSource("image_folder", _image_folder, "one sub-folder of images per class in data.path", True),
+        DataSource("csv", _csv, "CSV table(s) in data.path; target column data.target (default: last)", True, True),
     ]
 }
 
 
-def get_source(name: str) -> Source:
+def get_source(name: str) -> DataSource:
     if name not in SOURCES:
         raise UserError(f"unknown data set {name!r}; available: {', '.join(SOURCES)}")
     return SOURCES[name]

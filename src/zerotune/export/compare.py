@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import save as safetensors_bytes
 
+from ..compute.threads import torch_threads
 from ..errors import UserError
 from ..run.load import load_run
 from .build import Bounds, ExportContext, ExportOptions, build_export
@@ -138,16 +139,15 @@ def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None
     """
     if iters < 1:
         raise UserError(f"iters must be at least 1, got {iters}")
+    use_threads = torch_threads(threads)  # validated before any work
     run = load_run(run_dir, checkpoint)
     data = load_data(run)
     ctx = ExportContext.create(run, data)
     variants = default_variants() if variants is None else variants
     for v in variants:
         v.validate()
-    threads = threads or torch.get_num_threads()
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with use_threads:
+        threads = torch.get_num_threads()
         x_eval, y_eval = eval_split(data) or (None, None)
         metric = "accuracy" if ctx.by_class else "r2"
         x_bench = {b: _batch(ctx.x, b) for b in BATCH_SIZES}
@@ -175,8 +175,6 @@ def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None
             row.sparsity = built.info["sparsity"]
             rows.append(measure(row, built.runner))
             row.note = loss_note(row.metric, rows[0].metric, metric, v)
-    finally:
-        torch.set_num_threads(before)
     return Comparison(str(run_dir), metric if x_eval is not None else "n/a (data unavailable)", threads, rows)
 
 

@@ -26,7 +26,7 @@ from typing_extensions import Annotated
 
 from .. import __version__
 from ..data.bundle import DataMeta
-from ..errors import UserError
+from ..errors import UserError, format_validation_error
 from ..run.files import read_json, write_json
 
 SIDECAR_VERSION = 1
@@ -229,12 +229,10 @@ def read_sidecar(model_path: str | Path, data: bytes | None = None) -> dict:
     content = read_json(path)
     if not isinstance(content, dict) or not {"format", "sha256", "meta", "source"} <= set(content):
         raise UserError(f"{path} is not a zerotune export sidecar")
-    from ..config import format_validation_error
-
     try:
         checked = SidecarModel.model_validate(content)
     except ValidationError as e:
-        raise UserError(f"{path} holds invalid values: {format_validation_error(e)}; export the run again") from None
+        raise UserError(f"{path} holds invalid values: {format_validation_error(e, schema=SidecarModel)}; export the run again") from None
     # Sidecars written before the content hash have none; their values are still validated above.
     if checked.content_sha256 is not None and checked.content_sha256 != content_sha256(content):
         raise UserError(f"{path} was changed after export (its content SHA-256 differs); export the run again")

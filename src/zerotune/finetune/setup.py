@@ -13,7 +13,7 @@ from ..errors import UserError
 from .freezing import FreezePlan
 from .lora import apply_lora, is_lora, merge_into_base
 from .lr_groups import optimizer_groups
-from .sources import Source, resolve_source
+from .sources import FinetuneSource, resolve_source
 
 HF_OPTIONS = ("pooling", "dropout")  # transformer options a recipe may set; the path comes from the source
 
@@ -22,7 +22,7 @@ def is_finetune(config: Config) -> bool:
     return config.finetune is not None and config.finetune.source is not None
 
 
-def adapt_config(config: Config) -> tuple[Config, Source]:
+def adapt_config(config: Config) -> tuple[Config, FinetuneSource]:
     """A new fine-tune's config with the model group taken from its source.
 
     A source run gives its own model group (architecture and options); a pretrained directory
@@ -82,7 +82,7 @@ class FinetuneSetup:
                 "stages": stages, "groups": [g.name for g in self.plan.groups]}
 
 
-def attach(model: torch.nn.Module, config: Config, meta: DataMeta, source: Source | None) -> FinetuneSetup:
+def attach(model: torch.nn.Module, config: Config, meta: DataMeta, source: FinetuneSource | None) -> FinetuneSetup:
     """Load the source weights (new runs only), add adapters and plan what trains.
 
     Args:

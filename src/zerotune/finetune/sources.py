@@ -9,7 +9,7 @@ from ..errors import UserError
 
 
 @dataclass(frozen=True)
-class Source:
+class FinetuneSource:
     """A resolved fine-tuning source.
 
     Attributes:
@@ -23,7 +23,7 @@ class Source:
     spec: str
 
 
-def resolve_source(spec: str) -> Source:
+def resolve_source(spec: str) -> FinetuneSource:
     """Decide what `spec` names: a run directory (config.yaml), a transformers directory (config.json) or an alias.
 
     Raises:
@@ -37,12 +37,12 @@ def resolve_source(spec: str) -> Source:
     if run.is_run():
         if not run.meta.is_file():
             raise UserError(f"source run {p} has no {run.meta.name}; it is not a complete zerotune run")
-        return Source("run", p, spec)
+        return FinetuneSource("run", p, spec)
     if spec.lower() in ALIASES or (p.is_dir() and (p / "config.json").is_file()):
         path = resolve_pretrained(spec)
         check_weights(path)
         check_tokenizer(path)
-        return Source("pretrained", path, spec)
+        return FinetuneSource("pretrained", path, spec)
     if not p.exists():
         raise UserError(f"finetune.source {spec!r} does not exist (a run directory, a transformers model "
                         f"directory or an alias: {', '.join(sorted(ALIASES))})")

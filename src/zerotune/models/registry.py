@@ -4,6 +4,9 @@ Each model family registers a builder together with the pydantic dataclass that 
 
     @register_model("mlp", MLPConfig, "multi-layer perceptron")
     def build_mlp(cfg: MLPConfig, input_shape, num_outputs) -> nn.Module: ...
+
+The families register themselves when the package ``zerotune.models`` is imported, which any
+import of this module does first; the registry itself knows none of them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any, Callable
 from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, format_validation_error
 
 
 @dataclass(frozen=True)
@@ -41,19 +44,12 @@ def register_model(name: str, options: type, summary: str, input_kind: str = "an
     return wrap
 
 
-def _ensure_loaded() -> None:
-    # Importing the package registers every family.
-    from . import cnn, gpt, hf, linear, mlp, resnet  # noqa: F401  (hf imports transformers only when used)
-
-
 def list_models() -> list[ModelEntry]:
     """Every registered model, sorted by name."""
-    _ensure_loaded()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
 def get_model_entry(name: str) -> ModelEntry:
-    _ensure_loaded()
     if name not in _REGISTRY:
         raise UserError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
@@ -65,8 +61,6 @@ def parse_model_options(name: str, options: dict[str, Any]):
     try:
         return TypeAdapter(entry.options).validate_python(options)
     except ValidationError as e:
-        from ..config import format_validation_error
-
         fields = ", ".join(entry.options.__dataclass_fields__)
         # pydantic dataclasses report unknown options as unexpected keyword arguments
         e = ValidationError.from_exception_data(e.title, [

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..compute.threads import torch_threads
 from ..config import Config, apply_overrides, build_config
 from ..errors import UserError
 from ..run.files import (RunDir, atomic_write_text, clear_run_outputs, create_run_dir, create_unique_run_dir,
@@ -54,14 +55,18 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     Returns:
         The run directory and the final metrics (also written to metrics.json).
     """
-    checkpoint = None
+    checkpoint = run_dir = None
     if resume is not None:
         run_dir = Path(resume)
         config, checkpoint = _resume(run_dir, resume_overrides or [])
+    with torch_threads(config.train.threads):  # the caller's count again once the run ends
+        return _train_run(config, run_dir, checkpoint, resume_overrides, callbacks)
+
+
+def _train_run(config: Config, run_dir: Path | None, checkpoint, resume_overrides, callbacks) -> TrainResult:
+    """`train` once the config, and on resume the run directory and its checkpoint, are known."""
     fresh = checkpoint is None  # a new run, or one that starts again from step 0
     tc = config.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
     set_deterministic(tc.deterministic)
     seed_everything(tc.seed)
     device = resolve_device(tc.device)
@@ -91,7 +96,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
 
         before, probe = before_metrics(model, data, task, device), linear_probe(model, data, device, tc.seed)
 
-    if resume is None:
+    if run_dir is None:
         run_dir = (create_run_dir(config.log.dir, config.log.name) if config.log.name
                    else create_unique_run_dir(config.log.dir, new_run_name(default_run_prefix(config))))
     elif fresh:
@@ -199,9 +204,9 @@ def _augmenter(config: Config, meta):
         return None
     if not meta.is_image:
         raise UserError("data.augment applies to image data only; this data set is a table")
-    from ..data.augment import AugmentConfig, Augmenter
+    from ..data.augment import Augmenter
 
-    return Augmenter(AugmentConfig(**aug.model_dump()))
+    return Augmenter(aug)
 
 
 def final_metrics(run_dir: Path, config: Config, data, task, device) -> dict:

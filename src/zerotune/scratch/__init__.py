@@ -19,7 +19,7 @@ _EXPORTS = {
     "DataConfig": "config", "LinRegConfig": "config", "LogRegConfig": "config", "MLPConfig": "config",
     "OutputConfig": "config", "Split": "data", "Table": "data", "load_table": "data", "split": "data",
     "LinRegResult": "linreg", "closed_form": "linreg", "fit_linreg": "linreg", "LogRegResult": "logreg",
-    "fit_logreg": "logreg", "MLPResult": "mlp", "fit_mlp": "mlp", "Callback": "optim", "GDConfig": "optim",
+    "fit_logreg": "logreg", "MLPResult": "mlp", "fit_mlp": "mlp", "GDHook": "optim", "GDConfig": "optim",
     "GDResult": "optim", "GDState": "optim", "minimize": "optim", "RunSummary": "runs", "run_linreg": "runs",
     "run_logreg": "runs", "run_mlp": "runs",
 }

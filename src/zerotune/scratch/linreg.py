@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import UserError
 from .data import as_float_matrix, as_target
-from .optim import Callback, DivergenceError, GDConfig, GDResult, Params, minimize
+from .optim import DivergenceError, GDConfig, GDHook, GDResult, Params, minimize
 
 
 def predict(params: Params, X: np.ndarray) -> np.ndarray:
@@ -139,7 +139,7 @@ def fit_linreg(
     *,
     loss_scale: float = 0.5,
     init: Params | None = None,
-    callbacks: list[Callback] | tuple[Callback, ...] = (),
+    callbacks: list[GDHook] | tuple[GDHook, ...] = (),
     **options,
 ) -> LinRegResult:
     """Fit linear regression by gradient descent on J = s/m · Σ (ŷ − y)².

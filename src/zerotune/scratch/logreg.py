@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UserError
 from .activations import log_softmax, sigmoid, softmax
 from .data import as_float_matrix, as_target
-from .optim import Callback, GDConfig, GDResult, Params, minimize
+from .optim import GDConfig, GDHook, GDResult, Params, minimize
 
 
 def one_hot(y: np.ndarray, k: int) -> np.ndarray:
@@ -124,7 +124,7 @@ def fit_logreg(
     *,
     l2: float = 0.0,
     n_classes: int | None = None,
-    callbacks: list[Callback] | tuple[Callback, ...] = (),
+    callbacks: list[GDHook] | tuple[GDHook, ...] = (),
     metrics=None,
     **options,
 ) -> LogRegResult:

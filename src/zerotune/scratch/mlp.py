@@ -31,7 +31,7 @@ from ..errors import UserError
 from .activations import HIDDEN, get_activation, log_softmax, softmax
 from .data import as_float_matrix, as_target
 from .logreg import one_hot
-from .optim import Callback, GDConfig, GDResult, Params, minimize
+from .optim import GDConfig, GDHook, GDResult, Params, minimize
 
 INITS = ("xavier", "he")
 
@@ -172,7 +172,7 @@ def fit_mlp(
     init: str | None = None,
     l2: float = 0.0,
     n_classes: int | None = None,
-    callbacks: list[Callback] | tuple[Callback, ...] = (),
+    callbacks: list[GDHook] | tuple[GDHook, ...] = (),
     metrics=None,
     **options,
 ) -> MLPResult:

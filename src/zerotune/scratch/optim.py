@@ -126,8 +126,12 @@ class GDResult:
         return self.losses[-1]
 
 
-class Callback:
-    """Hooks called by `minimize`; subclass and override the ones you need."""
+class GDHook:
+    """Hooks called by `minimize`; subclass and override the ones you need.
+
+    Gradient descent has iterations rather than epochs, so these events are its own; the torch
+    trainer's are those of `zerotune.train.callbacks.Callback`.
+    """
 
     def on_step_end(self, state: GDState) -> None:
         """After each mini-batch or stochastic update (not called for batch gradient descent)."""
@@ -150,7 +154,7 @@ def minimize(
     X: np.ndarray,
     y: np.ndarray,
     config: GDConfig,
-    callbacks: list[Callback] | tuple[Callback, ...] = (),
+    callbacks: list[GDHook] | tuple[GDHook, ...] = (),
     metrics: Callable[[Params], dict[str, float]] | None = None,
 ) -> GDResult:
     """Minimise ``loss_and_grad`` over ``params`` by gradient descent.

@@ -1,7 +1,7 @@
 """TensorBoard logging for the from-scratch models.
 
 Layered like tensorboardX itself: pure functions turn a training state into ``{tag: value}``
-summaries, and `BoardLogger` (a `Callback`) writes them through zerotune's one event writer,
+summaries, and `BoardLogger` (a `GDHook`) writes them through zerotune's one event writer,
 :class:`~zerotune.track.sink.EventSink`. The loss is written every iteration; parameters,
 gradient norms and the learning rate every ``log_every`` iterations, histograms every
 ``hist_every``, because each scalar costs time to write and a linear regression iteration costs
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optim import Callback, GDResult, GDState, Params
+from .optim import GDHook, GDResult, GDState, Params
 
 #: Models with at most this many parameters get one scalar curve per parameter.
 MAX_PARAM_SCALARS = 32
@@ -50,7 +50,7 @@ def grad_scalars(state: GDState) -> dict[str, float]:
     return out
 
 
-class BoardLogger(Callback):
+class BoardLogger(GDHook):
     """Writes the loss, parameters, gradient norms and extra metrics of a run to TensorBoard.
 
     Args:
@@ -102,7 +102,7 @@ class BoardLogger(Callback):
             self.writer.add_scalar(tag, value, state.iteration)
 
 
-class PathRecorder(Callback):
+class PathRecorder(GDHook):
     """Keeps (w, b) after every iteration of a one-feature linear model, for the contour plot."""
 
     def __init__(self):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..compute.threads import check_threads
 from ..data.build import normalize_inputs
 from ..data.bundle import DataMeta
 from ..errors import UserError
@@ -153,15 +154,15 @@ def load_served_model(target: str | Path, backend: str = "auto", checkpoint: str
         backend: "torch", "onnx", or "auto": PyTorch for runs and ``.pt`` files, onnxruntime for ``.onnx``.
             A run served with "onnx" is exported in memory and checked against PyTorch first.
         checkpoint: "best" or "last" (runs only).
-        threads: CPU threads for the backend (default: its own choice).
+        threads: CPU threads for onnxruntime (default: its own choice); PyTorch's count is the
+            caller's to set, with ``compute.threads.torch_threads`` (as `serve` does).
 
     Raises:
         UserError: when the target is not a run or an export, or does not fit the backend.
     """
     if backend not in BACKENDS:
         raise UserError(f"backend {backend!r} is unknown; allowed: {', '.join(BACKENDS)}")
-    if threads is not None and threads < 1:
-        raise UserError(f"threads must be at least 1, got {threads}")
+    threads = check_threads(threads)
     target = Path(target)
     if target.is_dir():
         return _from_run(target, "torch" if backend == "auto" else backend, checkpoint, threads)
@@ -186,8 +187,6 @@ def load_served_model(target: str | Path, backend: str = "auto", checkpoint: str
     if kind == "onnx":
         runner = onnx_runner(data, threads, signature=signature)
     else:
-        if threads:
-            torch.set_num_threads(threads)
         runner = graph_runner(load_torchscript(data), signature)
     source = {**side["source"], "file": str(target), "format": side["format"]}
     return ServedModel(side["source"].get("model", "unknown"), side["meta"], BACKEND_NAMES[kind], source,
@@ -219,8 +218,6 @@ def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None)
     source = {"run": str(run_dir.resolve()), "checkpoint": run.checkpoint, "format": "run checkpoint"}
     export = None
     if backend == "torch":
-        if threads:
-            torch.set_num_threads(threads)
         runner = torch_runner(model, signature)
     else:
         from ..export.onnx_export import DEFAULT_OPSET, to_onnx

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..compute.threads import torch_threads
 from ..errors import UserError
 from .app import ServeOptions, create_app
 from .model import load_served_model
@@ -63,32 +64,34 @@ def serve(target: str | Path, *, backend: str = "auto", host: str = "127.0.0.1",
         host: address to bind; 127.0.0.1 unless you mean to expose the model.
         port: TCP port; 0 picks a free one (printed on startup).
         checkpoint: "best" or "last" (runs only).
-        threads: CPU threads for the backend.
+        threads: CPU threads for the backend while serving (default: its own choice).
         options: token, limits and batching.
         shutdown_timeout: seconds in-flight requests get to finish on shutdown.
         log_level: uvicorn's log level.
     """
+    use_threads = torch_threads(threads)  # validated before the port is bound
     options = options or ServeOptions()
-    sock = bind(host, port)  # first, so a busy port fails before the model is loaded
-    try:
-        served = load_served_model(target, backend, checkpoint, threads)
-    except BaseException:
-        sock.close()
-        raise
-    app = create_app(served, options)
-    actual = sock.getsockname()[1]
-    if host not in ("127.0.0.1", "localhost", "::1") and options.token is None:
-        print(f"warning: serving on {host} without --token: anyone who can reach this port can use the model",
-              file=sys.stderr)
-    print(f"serving {served.name} ({served.backend}, version {served.version}) on http://{_url_host(host)}:{actual}"
-          f"  docs: /docs  batching: {'on' if options.batching else 'off'}", flush=True)
-    # Everything loaded so far (torch, the model) lives as long as the process: move it out of the
-    # garbage collector's sight, so full collections stop scanning it and stalling every request.
-    gc.collect()
-    gc.freeze()
-    server = _uvicorn_server(app, log_level, shutdown_timeout)
-    with _exit_normally_on_sigterm(server):
-        server.run(sockets=[sock])
+    with use_threads:  # for the life of the server; the count is restored when it stops
+        sock = bind(host, port)  # first, so a busy port fails before the model is loaded
+        try:
+            served = load_served_model(target, backend, checkpoint, threads)
+        except BaseException:
+            sock.close()
+            raise
+        app = create_app(served, options)
+        actual = sock.getsockname()[1]
+        if host not in ("127.0.0.1", "localhost", "::1") and options.token is None:
+            print(f"warning: serving on {host} without --token: anyone who can reach this port can use the model",
+                  file=sys.stderr)
+        print(f"serving {served.name} ({served.backend}, version {served.version}) on http://{_url_host(host)}:{actual}"
+              f"  docs: /docs  batching: {'on' if options.batching else 'off'}", flush=True)
+        # Everything loaded so far (torch, the model) lives as long as the process: move it out of the
+        # garbage collector's sight, so full collections stop scanning it and stalling every request.
+        gc.collect()
+        gc.freeze()
+        server = _uvicorn_server(app, log_level, shutdown_timeout)
+        with _exit_normally_on_sigterm(server):
+            server.run(sockets=[sock])
 
 
 @contextlib.contextmanager

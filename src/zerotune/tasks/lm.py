@@ -25,7 +25,8 @@ class LMTask:
     kind = "lm"
     monitor_default = ("val/loss", "min")
 
-    def __init__(self, meta: DataMeta, loss: str = "auto", label_smoothing: float = 0.0, eval_windows: int = 240):
+    def __init__(self, meta: DataMeta, loss: str = "auto", label_smoothing: float = 0.0, *,
+                 eval_windows: int):
         if loss not in ("auto", "cross_entropy"):
             raise UserError(f"train.loss {loss!r} does not fit language modelling; allowed: auto, cross_entropy")
         self.meta = meta

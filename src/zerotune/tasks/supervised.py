@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import DataConfig
 from ..data.batches import iter_batches
 from ..data.bundle import DataMeta, Split
 from ..errors import UserError
@@ -90,11 +91,11 @@ class Task:
         return {"loss": loss, "n": len(split), **m}
 
 
-def make_task(meta: DataMeta, train_cfg, data_cfg=None):
-    """The task for a run's data: classification and regression here, language modelling in lm_task."""
+def make_task(meta: DataMeta, train_cfg, data_cfg: DataConfig | None = None):
+    """The task for a run's data: classification and regression here, language modelling in tasks/lm.py."""
     if meta.task == "lm":
         from .lm import LMTask
 
-        return LMTask(meta, train_cfg.loss, train_cfg.label_smoothing,
-                      eval_windows=data_cfg.eval_windows if data_cfg is not None else 240)
+        data_cfg = data_cfg or DataConfig()  # the defaults, e.g. of data.eval_windows
+        return LMTask(meta, train_cfg.loss, train_cfg.label_smoothing, eval_windows=data_cfg.eval_windows)
     return Task(meta, train_cfg.loss, train_cfg.label_smoothing)

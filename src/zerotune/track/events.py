@@ -68,7 +68,7 @@ def event_files(run_dir: str | Path) -> list[Path]:
     return sorted(p for p in Path(run_dir).glob(EVENT_PATTERN) if p.is_file())
 
 
-def load_run(run_dir: str | Path, images: bool = False, texts: bool = False) -> RunEvents:
+def read_run_events(run_dir: str | Path, images: bool = False, texts: bool = False) -> RunEvents:
     """Read one run directory's event files.
 
     Each file is read on its own with ``EventFileLoader`` (which also migrates older summary

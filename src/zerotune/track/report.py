@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import UserError
 from ..run.files import RunDir
 from . import figures
-from .events import find_runs, load_run
+from .events import find_runs, read_run_events
 
 SMOOTH_ABOVE = 200  # curves with more points than this are drawn with a moving average
 CSS = ("body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
@@ -85,7 +85,7 @@ def _num(v) -> str:
 
 def build_sections(run_dir: Path) -> tuple[str, list[Section]]:
     """The report's title and sections for one run directory."""
-    ev = load_run(run_dir, images=True)
+    ev = read_run_events(run_dir, images=True)
     monitor = next((t.removeprefix("best/") for t in ev.scalars if t.startswith("best/")), None)
     summary = [["run", run_dir.name], ["status", "finished" if ev.finished else "unfinished (killed or running)"],
                ["model", ev.hparams.get("model.name", "-")], ["data", ev.hparams.get("data.name", "-")],

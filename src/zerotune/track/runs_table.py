@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .events import find_runs, load_run
+from .events import find_runs, read_run_events
 
 # Shown when no hyperparameter differs between the runs listed (or there is one run).
 DEFAULT_KEYS = ("optim.name", "optim.lr", "train.batch_size", "train.epochs")
@@ -40,7 +40,7 @@ def _higher_is_better(metric: str) -> bool:
 
 def summarize(run_dir: Path, logdir: Path) -> RunRow:
     """Read one run into a RunRow."""
-    ev = load_run(run_dir)
+    ev = read_run_events(run_dir)
     best_tags = [t for t in ev.scalars if t.startswith("best/")]
     monitor = best = None
     if best_tags:

@@ -181,9 +181,9 @@ class TensorBoardLogger(Callback):
         self._heavy(jobs.image_grid, "inputs/samples", pictures, captions, 0)
         aug = self.config.data.augment
         if aug.enabled:
-            from ..data.augment import AugmentConfig, Augmenter
+            from ..data.augment import Augmenter
 
-            augment = Augmenter(AugmentConfig(**aug.model_dump()))
+            augment = Augmenter(aug)
             # A generator of its own: drawing here must not shift the training run's random stream.
             gen = torch.Generator(device=self._device).manual_seed(self.config.train.seed + 7919)
             x = train.x[:8].to(self._device)

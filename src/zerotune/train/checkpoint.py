@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..errors import UserError
+from ..errors import UserError, format_validation_error
 from ..run.files import MODEL_FILE, OPTIMIZER_FILE, STATE_FILE
 
 
@@ -235,15 +235,13 @@ def load_checkpoint(path: Path) -> Checkpoint:
     Raises:
         UserError: naming the file and what is wrong with it, in one line.
     """
-    from ..config import format_validation_error
-
     raw = read_state(path)
     if not isinstance(raw, dict):
         raise UserError(f"checkpoint {path} is invalid: {STATE_FILE} must hold an object, not {type(raw).__name__}")
     try:
         state = StateFile.model_validate(raw)
     except ValidationError as e:
-        detail = format_validation_error(e)
+        detail = format_validation_error(e, schema=StateFile)
         detail = detail if len(detail) <= 300 else detail[:300] + "..."
         raise UserError(f"checkpoint {path} is invalid: {STATE_FILE}: {detail}") from None
     weights = read_weights(path)
