@@ -1,6 +1,6 @@
 """Training beside other work: the digits recipe on an idle machine and beside busy processes, with the
 old defaults (OpenMP's own wait policy: waiting threads spin) and the new ones (zerotune sets
-OMP_WAIT_POLICY=PASSIVE before torch loads when other processes are running, src/zerotune/omp.py).
+OMP_WAIT_POLICY=PASSIVE before torch loads when other processes are running, src/zerotune/compute/omp.py).
 
     python benchmarks/contention.py [--epochs 5] [--repeats 2] [--busy 2] [--threads N] [--only idle|busy]
 
