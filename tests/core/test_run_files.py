@@ -12,7 +12,7 @@ import zerotune
 from zerotune.config import load_config
 from zerotune.errors import UserError
 from zerotune.run.files import RunDir, create_run_dir, create_unique_run_dir
-from zerotune.scratch import cli as scratch_cli
+from zerotune.cli import scratch as scratch_cli
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
