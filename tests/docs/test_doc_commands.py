@@ -124,6 +124,7 @@ COMMANDS: dict[str, How] = {
     "python benchmarks/gpt_vs_nanogpt.py --repeats 2": HELP,
     "python benchmarks/gpt_step_variants.py --rounds 10": HELP,
     "python benchmarks/contention.py --epochs 2 --repeats 1": HELP,
+    "python benchmarks/contention.py --epochs 5 --repeats 3": HELP,
     "zerotune train recipes/shakespeare_char_gpt_long.toml": short(GPT),
     # docs/finetune.md
     "zerotune finetune RECIPE --from SOURCE [--strategy full|head|partial|gradual|lora] [--set group.field=value ...]":
