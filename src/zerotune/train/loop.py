@@ -1,4 +1,7 @@
-"""The training loop: micro-batches, accumulation, clipping, schedules, evaluation, checkpoints."""
+"""The training loop: a `Trainer` whose step, evaluation and checkpoint are each a short method, and `fit`.
+
+Micro-batches, accumulation, clipping, schedules, divergence checks, best/last checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ class DivergenceWatch:
         self.seen.append(loss)
 
 
-def check_monitor(tc, task: Task) -> None:
+def check_monitor(tc: TrainConfig, task: Task) -> None:
     """Refuse a train.monitor the task never produces: no best checkpoint, no early stop would follow."""
     if tc.monitor == "auto":
         return
@@ -63,7 +66,7 @@ def check_monitor(tc, task: Task) -> None:
                         f"{', '.join(produced)}")
 
 
-def check_progress(checkpoint: ckpt.Checkpoint, data: DataBundle, tc) -> None:
+def check_progress(checkpoint: ckpt.Checkpoint, data: DataBundle, tc: TrainConfig) -> None:
     """A checkpoint's position must lie within this data's epoch."""
     micro = num_batches(len(data.train), tc.batch_size)
     b = checkpoint.state.progress.batch_in_epoch
