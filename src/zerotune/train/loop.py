@@ -165,7 +165,7 @@ class Trainer:
         state = self.state
         if self.freeze is not None:  # after fit start and after each evaluation, which reset train mode
             self.freeze.apply(self.model, state.epoch)
-        if state.batch_in_epoch == 0:  # a run resumed mid-epoch started this epoch before
+        if state.batch_in_epoch == 0:  # not again in a run resumed mid-epoch: its epoch started before the checkpoint
             self._emit("on_epoch_start")
         batches = self.train_split.epoch_batches(self.tc.seed, state.epoch, self.tc.batch_size)
         self._epoch_sum, self._epoch_micro = torch.zeros((), device=self.device), 0
