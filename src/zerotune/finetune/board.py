@@ -70,7 +70,7 @@ class FinetuneBoard(Callback):
         self.before, self.probe = before or {}, probe or {}
         self.groups = groups
         self.writer: EventSink | None = None
-        self._counted_epoch: int | None = None
+        self._epoch_started = False
 
     def on_fit_start(self, state: TrainState) -> None:
         self.writer = self.board.sink
@@ -84,19 +84,23 @@ class FinetuneBoard(Callback):
         for k, v in self.probe.items():
             self.writer.add_scalar(f"compare/probe/{k}", v, 0)
 
-    def on_step_end(self, state: TrainState) -> None:
-        epoch_changed = self._counted_epoch != state.epoch
-        if epoch_changed or state.step % EVERY == 0 or state.step == 1:
-            self._write(state, epoch_changed)
+    # A resumed run writes at the same steps as an uninterrupted one: epoch_start comes again
+    # only when the run resumes on an epoch boundary.
+    def on_epoch_start(self, state: TrainState) -> None:
+        self._epoch_started = True  # counted at its first step, once the step is taken
 
-    def _write(self, state: TrainState, epoch_changed: bool) -> None:
+    def on_step_end(self, state: TrainState) -> None:
+        if self._epoch_started or state.step % EVERY == 0 or state.step == 1:
+            self._write(state, self._epoch_started)
+            self._epoch_started = False
+
+    def _write(self, state: TrainState, epoch_started: bool) -> None:
         w, s = self.writer, state.step
-        multiplier = state.lr / self.base[0] if self.base and self.base[0] else 0.0
         seen = set()
         for name, base in zip(self.names, self.base):
             if name not in seen:  # decayed and non-decayed halves of a group share one rate
                 seen.add(name)
-                w.add_scalar(f"lr/{name}", base * multiplier, s)
+                w.add_scalar(f"lr/{name}", base * state.lr_multiplier, s)
         trainable, frozen = count_parameters(state.model)
         percent = 100.0 * trainable / max(trainable + frozen, 1)
         w.add_scalar("finetune/params_trainable", trainable, s)
@@ -106,23 +110,14 @@ class FinetuneBoard(Callback):
         blocks = sum(1 for g in self.plan.blocks if any(n in names for n in g.params))
         w.add_scalar("finetune/blocks_trainable", blocks, s)
         counts = f"{trainable:,} of {trainable + frozen:,} parameters train ({percent:.2f}%)"
-        if self._counted_epoch is None and state.resumed_from_step is None:  # what trains at the start
+        if epoch_started and state.epoch == 0 and state.resumed_from_step is None:  # what trains at the start
             training = [g.name for g in self.plan.groups if any(n in names for n in g.params)]
             w.add_text("finetune/unfrozen", f"epoch {state.epoch}: {counts}: {', '.join(training)}", s)
-        elif epoch_changed and self._counted_epoch is not None and self.plan.cfg.strategy == "gradual":
-            before = self.plan.trainable_at(self._counted_epoch)
+        elif epoch_started and state.epoch > 0 and self.plan.cfg.strategy == "gradual":
+            before = self.plan.trainable_at(state.epoch - 1)
             new = [g.name for g in self.plan.blocks if any(n in names and n not in before for n in g.params)]
             if new:
                 w.add_text("finetune/unfrozen", f"epoch {state.epoch}: {', '.join(new)} unfrozen; {counts}", s)
-        self._counted_epoch = state.epoch
-
-    # A resumed run writes at the same steps as an uninterrupted one: the next write after the
-    # checkpoint still knows which epoch was counted last.
-    def state_dict(self) -> dict:
-        return {"counted_epoch": self._counted_epoch}
-
-    def load_state_dict(self, d: dict) -> None:
-        self._counted_epoch = d.get("counted_epoch")
 
 
 def write_comparison(run_dir: Path, step: int, before: dict, probe: dict | None, after: dict) -> None:

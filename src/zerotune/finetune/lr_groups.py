@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..train.optim import param_groups
 from .freezing import LayerGroup
 
 
@@ -18,9 +19,10 @@ def optimizer_groups(model: nn.Module, groups: list[LayerGroup], trainable: froz
                      decay: float, weight_decay: float) -> list[dict]:
     """Optimizer parameter groups, head first, for every parameter that trains at some epoch.
 
-    Each layer group is split into matrices/kernels (decayed) and biases/norms (not decayed), as in
-    the plain optimizer. Parameters that are frozen now but unfreeze later are included: they get
-    no gradient while frozen, and optimizers skip parameters without one.
+    Each layer group is split by `train.optim.param_groups` into matrices/kernels (decayed) and
+    biases/norms (not decayed), as in the plain optimizer. Parameters that are frozen now but
+    unfreeze later are included: they get no gradient while frozen, and optimizers skip
+    parameters without one.
 
     Returns:
         Dicts with ``params``, ``lr``, ``weight_decay`` and ``name`` (the layer group).
@@ -30,10 +32,5 @@ def optimizer_groups(model: nn.Module, groups: list[LayerGroup], trainable: froz
     out = []
     for g in reversed(groups):  # head first: the loop reports the first group's rate as train/lr
         ps = [params[n] for n in g.params if n in trainable]
-        decayed = [p for p in ps if p.ndim >= 2]
-        plain = [p for p in ps if p.ndim < 2]
-        if decayed:
-            out.append({"params": decayed, "lr": rates[g.name], "weight_decay": weight_decay, "name": g.name})
-        if plain:
-            out.append({"params": plain, "lr": rates[g.name], "weight_decay": 0.0, "name": g.name})
+        out += param_groups(ps, weight_decay, lr=rates[g.name], name=g.name)
     return out

@@ -25,6 +25,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from ..errors import UserError
+from ..train.optim import decays, param_groups, trainable_parameters
 from .dropout import FastDropout
 from .modes import eval_mode
 from .registry import register_model
@@ -330,14 +331,10 @@ class GPT(nn.Module):
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: matrices and embeddings decayed, biases and norm weights not; each parameter once."""
-        params = [p for p in self.parameters() if p.requires_grad]  # parameters() yields a tied weight once
-        if not params:
-            raise UserError("the model has no trainable parameters: everything is frozen")
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay, "name": "decay"},
-                  {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
-        return [g for g in groups if g["params"]]
+        groups = param_groups(trainable_parameters(self), weight_decay)  # a tied weight counts once
+        for g in groups:
+            g["name"] = "decay" if decays(g["params"][0]) else "no_decay"
+        return groups
 
     def layer_groups(self) -> list[tuple[str, list[str]]]:
         """Groups for fine-tuning, input to output, head last (see finetune/freezing.py).

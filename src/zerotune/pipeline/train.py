@@ -7,6 +7,7 @@ import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,10 +19,17 @@ from ..run.files import (RunDir, atomic_write_text, clear_run_outputs, create_ru
 from ..run.load import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
 from ..tasks.supervised import make_task
 from ..track.tensorboard import TensorBoardLogger
-from ..train.callbacks import EarlyStopping, progress_callback
+from ..train.callbacks import Callback, EarlyStopping, TrainState, progress_callback
 from ..train.env import resolve_device, seed_everything, set_deterministic
 from ..train import checkpoint as ckpt
 from ..train.loop import check_monitor, check_progress, fit
+
+if TYPE_CHECKING:
+    from ..data.augment import Augmenter
+    from ..data.bundle import DataBundle
+    from ..finetune.setup import FinetuneSetup
+    from ..finetune.sources import Source
+    from ..tasks.supervised import Task
 
 # Fields that may change when a run is resumed; anything else would break exact continuation.
 RESUMABLE_OVERRIDES = ("train.epochs", "train.max_steps", "train.early_stopping", "log.progress", "log.tensorboard")
@@ -60,26 +68,52 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         run_dir = Path(resume)
         config, checkpoint = _resume(run_dir, resume_overrides or [])
     with torch_threads(config.train.threads):  # the caller's count again once the run ends
-        return _train_run(config, run_dir, checkpoint, resume_overrides, callbacks)
+        run = _prepare(config, checkpoint, run_dir)
+        run_dir = _set_up_run_dir(run, run_dir, resume_overrides)
+        c, setup = run.config, run.setup
+        state = fit(run.model, run.data, run.task, c.train, run_dir, run.device,
+                    _builtin_callbacks(run, run_dir) + list(callbacks or []), optim=c.optim, schedule=c.schedule,
+                    log=c.log, resume=checkpoint, augment=run.augment, groups=setup.groups if setup else None,
+                    freeze=setup.plan if setup else None)
+        metrics = _run_metrics(run, run_dir, state)
+    write_json(RunDir(run_dir).metrics, metrics)
+    return TrainResult(run_dir, metrics, state.step, state.stop_reason)
 
 
-def _train_run(config: Config, run_dir: Path | None, checkpoint, resume_overrides, callbacks) -> TrainResult:
-    """`train` once the config, and on resume the run directory and its checkpoint, are known."""
-    fresh = checkpoint is None  # a new run, or one that starts again from step 0
-    tc = config.train
-    set_deterministic(tc.deterministic)
-    seed_everything(tc.seed)
-    device = resolve_device(tc.device)
-    if tc.precision == "fp16" and device.type != "cuda":
-        raise UserError("train.precision 'fp16' needs a CUDA device; use 'bf16' or '32' on cpu")
+@dataclass
+class _Prepared:
+    """A run built and checked, before anything is written: what `fit` and the run directory need."""
 
+    config: Config
+    checkpoint: ckpt.Checkpoint | None  # None: a new run, or one that starts again from step 0
+    device: torch.device
+    origin: Path | None  # the run lending normalisation statistics, tokenizer and architecture
+    data: DataBundle
+    task: Task
+    model: torch.nn.Module
+    augment: Augmenter | None
+    source: Source | None = None  # a fine-tune's source model
+    setup: FinetuneSetup | None = None  # a fine-tune's freeze plan and parameter groups
+    before: dict | None = None  # a fine-tune's metrics before training
+    probe: dict | None = None  # a fine-tune's linear-probe metrics
+
+    @property
+    def fresh(self) -> bool:
+        return self.checkpoint is None
+
+
+def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path | None) -> _Prepared:
+    """Data, task, model (and a fine-tune's setup), each checked against the others and the checkpoint."""
     from ..finetune.setup import adapt_config, attach, is_finetune
 
+    tc = config.train
+    device = _set_up_process(tc)
     source = None
-    if is_finetune(config) and fresh:
+    if is_finetune(config) and checkpoint is None:
         config, source = adapt_config(config)
     # A source run lends its normalisation statistics, tokenizer and transformer architecture.
-    origin = run_dir if not fresh else (source.path if source is not None and source.kind == "run" else None)
+    origin = run_dir if checkpoint is not None else (
+        source.path if source is not None and source.kind == "run" else None)
     data = load_data(config, origin)
     task = make_task(data.meta, tc, config.data)
     check_monitor(tc, task)
@@ -89,73 +123,102 @@ def _train_run(config: Config, run_dir: Path | None, checkpoint, resume_override
     if checkpoint is not None:  # the checkpoint must fit this data and model before anything is written
         check_progress(checkpoint, data, tc)
         ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
-    augment = _augmenter(config, data.meta)
-    before = probe = None
-    if setup is not None and fresh and config.finetune.baseline:
+    run = _Prepared(config, checkpoint, device, origin, data, task, model, _augmenter(config, data.meta),
+                    source, setup)
+    if setup is not None and run.fresh and config.finetune.baseline:
         from ..finetune.baseline import before_metrics, linear_probe
 
-        before, probe = before_metrics(model, data, task, device), linear_probe(model, data, device, tc.seed)
+        run.before = before_metrics(model, data, task, device)
+        run.probe = linear_probe(model, data, device, tc.seed)
+    return run
 
+
+def _set_up_process(tc) -> torch.device:
+    """Determinism and seeds for this process (threads are set by `train`); the device to train on."""
+    set_deterministic(tc.deterministic)
+    seed_everything(tc.seed)
+    device = resolve_device(tc.device)
+    if tc.precision == "fp16" and device.type != "cuda":
+        raise UserError("train.precision 'fp16' needs a CUDA device; use 'bf16' or '32' on cpu")
+    return device
+
+
+def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list[str] | None) -> Path:
+    """Create the run directory (or clear a restarted one) and write its files; return it."""
+    config = run.config
     if run_dir is None:
         run_dir = (create_run_dir(config.log.dir, config.log.name) if config.log.name
                    else create_unique_run_dir(config.log.dir, new_run_name(default_run_prefix(config))))
-    elif fresh:
+    elif run.fresh:
         print(f"{run_dir} has no checkpoint yet: training it again from step 0 with its config.yaml",
               file=sys.stderr, flush=True)
         clear_run_outputs(run_dir)  # the dead attempt's events and files would mix with the new ones
     files = RunDir(run_dir)
-    if fresh:
-        atomic_write_text(files.config, config.to_yaml())
-        write_json(files.meta, data.meta.to_dict())
-        write_json(files.env, environment(device, tc.seed))
-        save_model_files(run_dir, config, origin)
-        if data.tokenizer is not None:
-            data.tokenizer.save(files.tokenizer)
-        if setup is not None:
-            write_json(files.finetune, {
-                "source": {"kind": source.kind, "spec": source.spec, "path": str(Path(source.path).resolve()),
-                           "checkpoint": config.finetune.checkpoint if source.kind == "run" else None},
-                **setup.summary(model, tc.epochs), "before": before, "probe": probe})
+    if run.fresh:
+        _write_run_files(run, run_dir)
     else:
         if resume_overrides:
             atomic_write_text(files.config, config.to_yaml())
-        if setup is not None and files.finetune.is_file():
+        if run.setup is not None and files.finetune.is_file():
             saved = read_json(files.finetune)
-            before, probe = saved.get("before"), saved.get("probe")
+            run.before, run.probe = saved.get("before"), saved.get("probe")
+    return run_dir
 
-    builtin = []
+
+def _write_run_files(run: _Prepared, run_dir: Path) -> None:
+    """What a new run directory holds before training: config, data metadata, environment, model files."""
+    config, source, files = run.config, run.source, RunDir(run_dir)
+    atomic_write_text(files.config, config.to_yaml())
+    write_json(files.meta, run.data.meta.to_dict())
+    write_json(files.env, environment(run.device, config.train.seed))
+    save_model_files(run_dir, config, run.origin)
+    if run.data.tokenizer is not None:
+        run.data.tokenizer.save(files.tokenizer)
+    if run.setup is not None:
+        write_json(files.finetune, {
+            "source": {"kind": source.kind, "spec": source.spec, "path": str(Path(source.path).resolve()),
+                       "checkpoint": config.finetune.checkpoint if source.kind == "run" else None},
+            **run.setup.summary(run.model, config.train.epochs), "before": run.before, "probe": run.probe})
+
+
+def _builtin_callbacks(run: _Prepared, run_dir: Path) -> list[Callback]:
+    """TensorBoard views (the fine-tune's after the run's own), early stopping, progress."""
+    config, builtin = run.config, []
     if config.log.tensorboard:
-        if task.kind == "lm":
+        if run.task.kind == "lm":
             from ..track.lm_board import LMBoard
 
-            builtin.append(LMBoard(run_dir, config, data, task))
+            builtin.append(LMBoard(run_dir, config, run.data, run.task))
         else:
-            builtin.append(TensorBoardLogger(run_dir, config, data, task))
-        if setup is not None:
+            builtin.append(TensorBoardLogger(run_dir, config, run.data, run.task))
+        if run.setup is not None:
             from ..finetune.board import FinetuneBoard
 
-            builtin.append(FinetuneBoard(builtin[-1], setup.plan, setup.groups, before, probe))
-    if tc.early_stopping is not None:
-        builtin.append(EarlyStopping(tc.early_stopping.patience, tc.early_stopping.min_delta))
+            builtin.append(FinetuneBoard(builtin[-1], run.setup.plan, run.setup.groups, run.before, run.probe))
+    if config.train.early_stopping is not None:
+        builtin.append(EarlyStopping(config.train.early_stopping.patience, config.train.early_stopping.min_delta))
     if config.log.progress:
         builtin.append(progress_callback(run_dir.name))
+    return builtin
 
-    state = fit(model, data, task, config, run_dir, device, builtin + list(callbacks or []), resume=checkpoint,
-                augment=augment, groups=setup.groups if setup else None, freeze=setup.plan if setup else None)
-    metrics = final_metrics(run_dir, config, data, task, device)
+
+def _run_metrics(run: _Prepared, run_dir: Path, state: TrainState) -> dict:
+    """metrics.json: the best checkpoint's val and test metrics, how training went, and a fine-tune's gain."""
+    config = run.config
+    metrics = final_metrics(run_dir, config, run.data, run.task, run.device)
     metrics["training"] = {"steps": state.step, "epochs": state.epoch, "seconds": round(state.elapsed, 3),
                            "stop_reason": state.stop_reason, "best_step": state.best_step,
                            "monitor": state.monitor, "best": state.best}
-    if setup is not None:
+    if run.setup is not None:
         after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in ("loss", "accuracy")
                  if isinstance(metrics[split].get(k), (int, float))}
-        metrics["finetune"] = {**setup.summary(model, tc.epochs), "before": before, "probe": probe, "after": after}
+        metrics["finetune"] = {**run.setup.summary(run.model, config.train.epochs), "before": run.before,
+                               "probe": run.probe, "after": after}
         if config.log.tensorboard:
             from ..finetune.board import write_comparison
 
-            write_comparison(run_dir, state.step, before or {}, probe, after)
-    write_json(files.metrics, metrics)
-    return TrainResult(run_dir, metrics, state.step, state.stop_reason)
+            write_comparison(run_dir, state.step, run.before or {}, run.probe, after)
+    return metrics
 
 
 def default_run_prefix(config: Config) -> str:

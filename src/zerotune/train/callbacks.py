@@ -1,7 +1,8 @@
 """The callback protocol and the built-in callbacks that are not about TensorBoard.
 
-Events, in order: fit_start, (step_end)*, eval_end, epoch_end, ..., fit_end. At step_end the
-parameters' `.grad` still hold the gradients of the step just taken. A callback reads the
+Events, in order: fit_start, (epoch_start, (step_end)*, [eval_end], epoch_end)*, fit_end. A run
+resumed mid-epoch does not repeat that epoch's epoch_start. At step_end the parameters' `.grad`
+still hold the gradients of the step just taken. A callback reads the
 `TrainState` it is handed; the only thing it may change is `state.stop_requested`. Callbacks that
 must survive a resume implement `state_dict()` / `load_state_dict()` (JSON-ready).
 """
@@ -28,7 +29,8 @@ class TrainState:
     step: int = 0  # optimizer steps done
     epoch: int = 0  # epochs completed
     batch_in_epoch: int = 0  # next micro-batch of the current epoch
-    lr: float = 0.0
+    lr_multiplier: float = 0.0  # the schedule's factor on every group's base rate, at the last step
+    lr: float = 0.0  # the first group's rate at the last step: its base rate × lr_multiplier
     loss: torch.Tensor | None = None  # last micro-batch loss (detached; call float() to read)
     grad_norm: torch.Tensor | None = None  # global gradient norm before clipping, when measured
     samples_per_sec: float = 0.0
@@ -56,7 +58,10 @@ class TrainState:
 
 
 class Callback:
+    """Override the events you need; each gets the loop's `TrainState`."""
+
     def on_fit_start(self, state: TrainState) -> None: ...
+    def on_epoch_start(self, state: TrainState) -> None: ...
     def on_step_end(self, state: TrainState) -> None: ...
     def on_eval_end(self, state: TrainState) -> None: ...
     def on_epoch_end(self, state: TrainState) -> None: ...

@@ -1,4 +1,7 @@
-"""The training loop: micro-batches, accumulation, clipping, schedules, evaluation, checkpoints."""
+"""The training loop: a `Trainer` whose step, evaluation and checkpoint are each a short method, and `fit`.
+
+Micro-batches, accumulation, clipping, schedules, divergence checks, best/last checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,12 @@ import copy
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from ..config import Config, LogConfig, OptimConfig, ScheduleConfig, TrainConfig
 from ..data.batches import num_batches
 from ..data.bundle import DataBundle
 from ..errors import UserError
@@ -52,7 +57,7 @@ class DivergenceWatch:
         self.seen.append(loss)
 
 
-def check_monitor(tc, task: Task) -> None:
+def check_monitor(tc: TrainConfig, task: Task) -> None:
     """Refuse a train.monitor the task never produces: no best checkpoint, no early stop would follow."""
     if tc.monitor == "auto":
         return
@@ -62,7 +67,7 @@ def check_monitor(tc, task: Task) -> None:
                         f"{', '.join(produced)}")
 
 
-def check_progress(checkpoint: ckpt.Checkpoint, data: DataBundle, tc) -> None:
+def check_progress(checkpoint: ckpt.Checkpoint, data: DataBundle, tc: TrainConfig) -> None:
     """A checkpoint's position must lie within this data's epoch."""
     micro = num_batches(len(data.train), tc.batch_size)
     b = checkpoint.state.progress.batch_in_epoch
@@ -71,14 +76,261 @@ def check_progress(checkpoint: ckpt.Checkpoint, data: DataBundle, tc) -> None:
                         f"{b}, past the epoch of {micro} micro-batches")
 
 
+class Trainer:
+    """One training run: `fit()` runs epochs of steps, evaluates, and keeps best/last checkpoints.
+
+    Read it top down: `fit` → `_run_epoch` → `_step` (→ `_forward_backward`) → `_end_epoch`
+    (→ `_evaluate`, `_save_last`). Callbacks get `state` at each event and nothing else.
+
+    Args:
+        model: the model, already initialised (and seeded).
+        data: train/val/test splits.
+        task: loss and metrics.
+        train: batch size, epochs, precision, evaluation and checkpoint intervals.
+        optim: the optimizer, penalties and clipping.
+        schedule: the learning-rate schedule.
+        log: how often the gradient norm is measured and the throughput is timed.
+        run_dir: the run directory; checkpoints go to ``run_dir/checkpoints``.
+        device: where to train.
+        callbacks: called at each event, in order.
+        augment: optional callable (x, generator) -> x applied to training batches.
+        groups: optimizer parameter groups (default: the model's trainable parameters).
+        freeze: optional schedule with ``apply(model, epoch)`` that sets which parameters train in
+            each epoch; it must be a pure function of the epoch (``epoch=None``: every parameter
+            that ever trains), so a resumed run has exactly the frozen set it stopped with.
+    """
+
+    def __init__(self, model: torch.nn.Module, data: DataBundle, task: Task, *, train: TrainConfig,
+                 optim: OptimConfig, schedule: ScheduleConfig, log: LogConfig, run_dir: Path,
+                 device: torch.device, callbacks: Sequence[Callback] = (), augment=None,
+                 groups: list[dict] | None = None, freeze=None):
+        self.model, self.task, self.device = model.to(device), task, device
+        self.tc, self.oc, self.schedule, self.log = train, optim, schedule, log
+        self.callbacks, self.augment, self.freeze = list(callbacks), augment, freeze
+        self.train_split, self.val = data.train.to(device), data.val.to(device)
+        if freeze is not None:
+            freeze.apply(model, None)  # callbacks see, at fit start, every parameter that will train
+        self.optimizer = build_optimizer(model, optim, groups)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=train.precision == "fp16")
+        self.autocast = _autocast(device, train.precision)
+        self.aug_gen = torch.Generator(device=device).manual_seed(train.seed + 1)
+        self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        # Compiled for training steps only; evaluation and callbacks use the plain module (same weights).
+        self.forward = torch.compile(model) if train.compile else model
+        self.penalised = [p for p in self.params if p.ndim >= 2]
+        self.micro_per_epoch = num_batches(len(self.train_split), train.batch_size)
+        steps_per_epoch = math.ceil(self.micro_per_epoch / train.accumulate)
+        total = steps_per_epoch * train.epochs
+        if train.max_steps is not None:
+            total = min(total, train.max_steps)
+        monitor, mode = _monitor(train, task)
+        self.state = TrainState(model=model, total_steps=total, steps_per_epoch=steps_per_epoch,
+                                epochs=train.epochs, monitor=monitor, monitor_mode=mode)
+        self.run = RunDir(run_dir)
+        self.writer = ckpt.CheckpointWriter()
+        self.watch = DivergenceWatch(optim.lr)
+        self._pending_best = None  # (tensors, aliases, info): best weights copied, not yet on disk
+
+    def fit(self, resume: ckpt.Checkpoint | None = None) -> TrainState:
+        """Train until the step budget, the last epoch or a stop request; return the final state.
+
+        Args:
+            resume: a checkpoint to continue from (see `checkpoint.load_checkpoint`).
+        """
+        state = self.state
+        if resume is not None:
+            ckpt.remove_partial_writes(self.run.checkpoints)
+            self._restore(resume)
+            state.resumed_from_step = state.step
+        self._last_save = time.monotonic()
+        self._emit("on_fit_start")
+        self.model.train()
+        self._t_start = time.perf_counter() - state.elapsed
+        self._t_log, self._samples_log, self._steps_log = time.perf_counter(), 0, 0
+        try:
+            done = state.step >= state.total_steps or state.stop_requested
+            while not done and state.epoch < self.tc.epochs:
+                done = self._run_epoch()
+        finally:
+            self.writer.wait()  # the last checkpoint is on disk before fit returns
+        state.elapsed = time.perf_counter() - self._t_start
+        self._emit("on_fit_end")
+        return state
+
+    def _emit(self, event: str) -> None:
+        for cb in self.callbacks:
+            getattr(cb, event)(self.state)
+
+    def _run_epoch(self) -> bool:
+        """One epoch, or what is left of it after a resume; returns whether training is done."""
+        state = self.state
+        if self.freeze is not None:  # after fit start and after each evaluation, which reset train mode
+            self.freeze.apply(self.model, state.epoch)
+        if state.batch_in_epoch == 0:  # not again in a run resumed mid-epoch: its epoch started before the checkpoint
+            self._emit("on_epoch_start")
+        batches = self.train_split.epoch_batches(self.tc.seed, state.epoch, self.tc.batch_size)
+        self._epoch_sum, self._epoch_micro = torch.zeros((), device=self.device), 0
+        while state.batch_in_epoch < self.micro_per_epoch:  # checkpoints fall on step boundaries
+            self._step(batches)
+            if state.step >= state.total_steps:
+                break
+        return self._end_epoch()
+
+    def _step(self, batches) -> None:
+        """One optimizer step over up to `train.accumulate` micro-batches, then the step_end event."""
+        state, b = self.state, self.state.batch_in_epoch
+        group = min(self.tc.accumulate, self.micro_per_epoch - b)
+        # Gradients are cleared here rather than after the step, so step_end callbacks can read them.
+        self.optimizer.zero_grad(set_to_none=True)
+        for _ in range(group):
+            loss = self._forward_backward(*batches[b], group)
+            b += 1
+        state.lr_multiplier = lr_multiplier(self.schedule, state.step, state.total_steps, state.steps_per_epoch)
+        state.lr = set_lr(self.optimizer, state.lr_multiplier)
+        self._clip_and_check(loss)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        state.step += 1
+        state.batch_in_epoch = b
+        state.loss = loss.detach()
+        self._time_step()
+        self._emit("on_step_end")
+        every = self.tc.checkpoint_every_steps
+        if every and state.step % every == 0 and b < self.micro_per_epoch:
+            self._save_last()
+
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor, group: int) -> torch.Tensor:
+        """Loss of one micro-batch (penalties included), its scaled gradients added to `.grad`."""
+        if self.augment is not None:
+            x = self.augment(x, self.aug_gen)
+        with self.autocast:
+            loss = self.task.loss(self.forward(x), y)
+        if self.oc.l1 or self.oc.l2:
+            loss = loss + _penalty(self.penalised, self.oc.l1, self.oc.l2)
+        self.scaler.scale(loss / group if group > 1 else loss).backward()
+        self._epoch_sum += loss.detach()
+        self._epoch_micro += 1
+        self._samples_log += len(x)
+        return loss
+
+    def _clip_and_check(self, loss: torch.Tensor) -> None:
+        """Clip the gradients; every `log.grad_norm_every` steps measure their norm and check for divergence."""
+        state = self.state
+        measure = (state.step + 1) % self.log.grad_norm_every == 0
+        state.grad_norm = _clip(self.params, self.optimizer, self.scaler, self.oc, measure=measure)
+        if measure:
+            if not torch.isfinite(state.grad_norm):
+                raise Diverged(f"gradients became {float(state.grad_norm)} at step {state.step + 1}; "
+                               f"lower optim.lr (now {self.oc.lr:g}) or set optim.clip_norm")
+            self.watch.check(float(loss.detach()), f"at step {state.step + 1}")
+
+    def _time_step(self) -> None:
+        """Throughput over each `log.scalars_every` steps, and the training time so far."""
+        state = self.state
+        self._steps_log += 1
+        if state.step % self.log.scalars_every == 0:
+            now = time.perf_counter()
+            state.samples_per_sec = self._samples_log / max(now - self._t_log, 1e-9)
+            state.step_time = (now - self._t_log) / self._steps_log
+            self._t_log, self._samples_log, self._steps_log = now, 0, 0
+        state.elapsed = time.perf_counter() - self._t_start
+
+    def _end_epoch(self) -> bool:
+        """Check the epoch's loss, evaluate when due, emit epoch_end and save `last`; return whether done."""
+        state = self.state
+        epoch_loss = float(self._epoch_sum) / max(self._epoch_micro, 1)  # mean over this process's micro-batches
+        if state.batch_in_epoch >= self.micro_per_epoch:  # complete, not cut short by the step budget
+            state.epoch += 1
+            state.batch_in_epoch = 0
+        last = state.step >= state.total_steps or state.epoch >= self.tc.epochs
+        self.watch.check(epoch_loss, f"in epoch {state.epoch}")
+        if state.epoch % self.tc.eval_every == 0 or last:
+            self._evaluate(epoch_loss)
+        state.elapsed = time.perf_counter() - self._t_start
+        self._emit("on_epoch_end")
+        done = last or state.stop_requested
+        # Short epochs would spend their time writing checkpoints: save at most every N seconds.
+        if done or time.monotonic() - self._last_save >= self.tc.checkpoint_every_seconds:
+            self._save_last()
+        return done
+
+    def _evaluate(self, epoch_loss: float) -> None:
+        """Validation metrics; a new best is copied now and written with the next `last`."""
+        state = self.state
+        state.metrics = {"train/epoch_loss": epoch_loss, **self.task.quick_metrics(self.model, self.val, "val")}
+        state.num_evals += 1
+        state.history.append({"step": state.step, "epoch": state.epoch, **state.metrics})
+        value = state.metrics.get(state.monitor)
+        state.is_best = value is not None and not math.isnan(value) and (
+            state.best is None or (value > state.best if state.monitor_mode == "max" else value < state.best))
+        if state.is_best:
+            state.best, state.best_step = value, state.step
+            info = {"step": state.step, "metric": state.monitor, "value": value}
+            self._pending_best = (*ckpt.model_tensors(self.model), info)
+        self._emit("on_eval_end")
+
+    def _save_last(self) -> None:
+        """Queue `last` (and a pending `best`) for the writer thread, after checking the state is sound."""
+        self._check_sound()
+        if self._pending_best is not None:  # the best on disk always matches what `last` records
+            self.writer.submit(self.run.checkpoint("best"), *self._pending_best)
+            self._pending_best = None
+        self._last_save = time.monotonic()
+        saved, tensors = self._training_state()
+        self.writer.submit(self.run.checkpoint("last"), *ckpt.model_tensors(self.model), saved, tensors)
+
+    def _check_sound(self) -> None:
+        """`last` keeps the last sound state: a blown-up one is never written over it."""
+        state = self.state
+        if state.loss is not None:
+            self.watch.check(float(state.loss), f"at step {state.step}")
+        if not torch.isfinite(torch.nn.utils.get_total_norm(self.params)):
+            raise Diverged(f"weights became too large or not finite at step {state.step}; "
+                           f"lower optim.lr (now {self.oc.lr:g}) or set optim.clip_norm")
+
+    def _training_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """Everything but the weights, copied here on the training thread; the writer thread only serialises."""
+        opt_plain, tensors = ckpt.optimizer_to_parts(self.optimizer)
+        rng_plain, rng_tensors = rng_state()
+        tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
+        tensors["rng.augment"] = self.aug_gen.get_state().cpu()
+        saved = copy.deepcopy({
+            "progress": self.state.progress_dict(), "optimizer": opt_plain, "rng": rng_plain,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
+        })
+        return saved, tensors
+
+    def _restore(self, checkpoint: ckpt.Checkpoint) -> None:
+        """Weights, optimizer, random generators, scaler, progress and callback states from `checkpoint`."""
+        saved, tensors = checkpoint.state, checkpoint.tensors
+        ckpt.fit_weights(self.model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
+        ckpt.optimizer_from_parts(self.optimizer, saved.optimizer.model_dump(), tensors)
+        global_rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.") and k != "rng.augment"}
+        set_rng_state(saved.rng.model_dump(mode="json"), global_rng)
+        if "rng.augment" in tensors:
+            self.aug_gen.set_state(tensors["rng.augment"])
+        if saved.scaler:
+            self.scaler.load_state_dict(saved.scaler)
+        for k, v in saved.progress.model_dump().items():
+            setattr(self.state, k, v)
+        for cb in self.callbacks:
+            if type(cb).__name__ in saved.callbacks:
+                cb.load_state_dict(saved.callbacks[type(cb).__name__])
+
+
 def fit(
     model: torch.nn.Module,
     data: DataBundle,
     task: Task,
-    cfg,
+    train: TrainConfig | Config,
     run_dir: Path,
     device: torch.device,
-    callbacks: list[Callback] = (),
+    callbacks: Sequence[Callback] = (),
+    *,
+    optim: OptimConfig | None = None,
+    schedule: ScheduleConfig | None = None,
+    log: LogConfig | None = None,
     resume: ckpt.Checkpoint | None = None,
     augment=None,
     groups: list[dict] | None = None,
@@ -87,173 +339,22 @@ def fit(
     """Train `model` on `data` and keep best/last checkpoints in `run_dir/checkpoints`.
 
     Args:
-        model: the model, already initialised (and seeded).
-        data: train/val/test splits.
-        task: loss and metrics.
-        cfg: the whole Config (optim, schedule and train groups are read).
-        run_dir: the run directory.
-        device: where to train.
-        callbacks: called at each event, in order.
+        model, data, task, run_dir, device, callbacks, augment, groups, freeze: as for `Trainer`.
+        train: the TrainConfig; a whole Config may stand in for it and the three groups below.
+        optim: the OptimConfig (default: OptimConfig()).
+        schedule: the ScheduleConfig (default: a constant rate).
+        log: the LogConfig (default: LogConfig()).
         resume: a checkpoint to continue from (see `checkpoint.load_checkpoint`).
-        augment: optional callable (x, generator) -> x applied to training batches.
-        groups: optimizer parameter groups (default: the model's trainable parameters).
-        freeze: optional schedule with ``apply(model, epoch)`` that sets which parameters train in
-            each epoch; it must be a pure function of the epoch (``epoch=None``: every parameter
-            that ever trains), so a resumed run has exactly the frozen set it stopped with.
 
     Returns:
         The final TrainState.
     """
-    tc, oc = cfg.train, cfg.optim
-    model.to(device)
-    train, val = data.train.to(device), data.val.to(device)
-    if freeze is not None:
-        freeze.apply(model, None)  # callbacks see, at fit start, every parameter that will train
-    optimizer = build_optimizer(model, oc, groups)
-    scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
-    autocast = _autocast(device, tc.precision)
-    aug_gen = torch.Generator(device=device).manual_seed(tc.seed + 1)
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    # Compiled for training steps only; evaluation and callbacks use the plain module (same weights).
-    forward = torch.compile(model) if tc.compile else model
-    penalised = [p for p in params if p.ndim >= 2]
-
-    micro_per_epoch = num_batches(len(train), tc.batch_size)
-    steps_per_epoch = math.ceil(micro_per_epoch / tc.accumulate)
-    total = steps_per_epoch * tc.epochs
-    if tc.max_steps is not None:
-        total = min(total, tc.max_steps)
-    monitor, mode = _monitor(tc, task)
-    state = TrainState(model=model, total_steps=total, steps_per_epoch=steps_per_epoch, epochs=tc.epochs,
-                       monitor=monitor, monitor_mode=mode)
-    ckpt_dir = RunDir(run_dir).checkpoints
-    writer = ckpt.CheckpointWriter()
-    if resume is not None:
-        ckpt.remove_partial_writes(ckpt_dir)
-        _restore(resume, model, optimizer, scaler, aug_gen, state, callbacks)
-        state.resumed_from_step = state.step
-    watch = DivergenceWatch(oc.lr)
-
-    pending_best = None  # (tensors, aliases, info): best weights copied, not yet on disk
-    last_save = time.monotonic()
-
-    def save_last():
-        nonlocal pending_best, last_save
-        # `last` keeps the last sound state: a blown-up one is never written over it.
-        if state.loss is not None:
-            watch.check(float(state.loss), f"at step {state.step}")
-        if not torch.isfinite(torch.nn.utils.get_total_norm(params)):
-            raise Diverged(f"weights became too large or not finite at step {state.step}; "
-                           f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
-        if pending_best is not None:  # the best on disk always matches what `last` records
-            writer.submit(ckpt_dir / "best", *pending_best)
-            pending_best = None
-        last_save = time.monotonic()
-        # Everything is copied here, on the training thread; the writer thread only serialises.
-        opt_plain, tensors = ckpt.optimizer_to_parts(optimizer)
-        rng_plain, rng_tensors = rng_state()
-        tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
-        tensors["rng.augment"] = aug_gen.get_state().cpu()
-        saved = copy.deepcopy({
-            "progress": state.progress_dict(), "optimizer": opt_plain, "rng": rng_plain,
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "callbacks": {type(cb).__name__: cb.state_dict() for cb in callbacks},
-        })
-        writer.submit(ckpt_dir / "last", *ckpt.model_tensors(model), saved, tensors)
-
-    def evaluate():
-        nonlocal pending_best
-        state.metrics = {"train/epoch_loss": epoch_loss, **task.quick_metrics(model, val, "val")}
-        state.num_evals += 1
-        state.history.append({"step": state.step, "epoch": state.epoch, **state.metrics})
-        value = state.metrics.get(monitor)
-        state.is_best = value is not None and not math.isnan(value) and (
-            state.best is None or (value > state.best if mode == "max" else value < state.best))
-        if state.is_best:
-            state.best, state.best_step = value, state.step
-            pending_best = (*ckpt.model_tensors(model), {"step": state.step, "metric": monitor, "value": value})
-        for cb in callbacks:
-            cb.on_eval_end(state)
-
-    for cb in callbacks:
-        cb.on_fit_start(state)
-    model.train()
-    t_start = time.perf_counter() - state.elapsed
-    t_log, samples_log, steps_log = time.perf_counter(), 0, 0
-    epoch_loss = float("nan")
-    try:
-        done = state.step >= total or state.stop_requested
-        while not done and state.epoch < tc.epochs:
-            if freeze is not None:  # after fit start and after each evaluation, which reset train mode
-                freeze.apply(model, state.epoch)
-            batches = train.epoch_batches(tc.seed, state.epoch, tc.batch_size)
-            b = state.batch_in_epoch  # micro-batch index; checkpoints fall on step boundaries
-            running, n_micro = torch.zeros((), device=device), 0
-            while b < micro_per_epoch:
-                group = min(tc.accumulate, micro_per_epoch - b)
-                # Gradients are cleared here rather than after the step, so step_end callbacks can read them.
-                optimizer.zero_grad(set_to_none=True)
-                for _ in range(group):
-                    x, y = batches[b]
-                    if augment is not None:
-                        x = augment(x, aug_gen)
-                    with autocast:
-                        loss = task.loss(forward(x), y)
-                    if oc.l1 or oc.l2:
-                        loss = loss + _penalty(penalised, oc.l1, oc.l2)
-                    scaler.scale(loss / group if group > 1 else loss).backward()
-                    running += loss.detach()
-                    n_micro += 1
-                    samples_log += len(x)
-                    b += 1
-                state.lr = set_lr(optimizer, lr_multiplier(cfg.schedule, state.step, total, steps_per_epoch))
-                measure = (state.step + 1) % cfg.log.grad_norm_every == 0
-                state.grad_norm = _clip(params, optimizer, scaler, oc, measure=measure)
-                if measure:
-                    if not torch.isfinite(state.grad_norm):
-                        raise Diverged(f"gradients became {float(state.grad_norm)} at step {state.step + 1}; "
-                                       f"lower optim.lr (now {oc.lr:g}) or set optim.clip_norm")
-                    watch.check(float(loss.detach()), f"at step {state.step + 1}")
-                scaler.step(optimizer)
-                scaler.update()
-                state.step += 1
-                state.batch_in_epoch = b
-                state.loss = loss.detach()
-                steps_log += 1
-                if state.step % cfg.log.scalars_every == 0:
-                    now = time.perf_counter()
-                    state.samples_per_sec = samples_log / max(now - t_log, 1e-9)
-                    state.step_time = (now - t_log) / steps_log
-                    t_log, samples_log, steps_log = now, 0, 0
-                state.elapsed = time.perf_counter() - t_start
-                for cb in callbacks:
-                    cb.on_step_end(state)
-                if tc.checkpoint_every_steps and state.step % tc.checkpoint_every_steps == 0 and b < micro_per_epoch:
-                    save_last()
-                if state.step >= total:
-                    break
-            epoch_loss = float(running) / max(n_micro, 1)  # mean over the micro-batches this process ran
-            epoch_complete = b >= micro_per_epoch
-            if epoch_complete:
-                state.epoch += 1
-                state.batch_in_epoch = 0
-            last = state.step >= total or state.epoch >= tc.epochs
-            watch.check(epoch_loss, f"in epoch {state.epoch}")
-            if state.epoch % tc.eval_every == 0 or last:
-                evaluate()
-            state.elapsed = time.perf_counter() - t_start
-            for cb in callbacks:
-                cb.on_epoch_end(state)
-            done = last or state.stop_requested
-            # Short epochs would spend their time writing checkpoints: save at most every N seconds.
-            if done or time.monotonic() - last_save >= tc.checkpoint_every_seconds:
-                save_last()
-    finally:
-        writer.wait()  # the last checkpoint is on disk before fit returns
-    state.elapsed = time.perf_counter() - t_start
-    for cb in callbacks:
-        cb.on_fit_end(state)
-    return state
+    if isinstance(train, Config):
+        train, optim, schedule, log = train.train, train.optim, train.schedule, train.log
+    trainer = Trainer(model, data, task, train=train, optim=optim or OptimConfig(),
+                      schedule=schedule or ScheduleConfig(), log=log or LogConfig(), run_dir=run_dir,
+                      device=device, callbacks=callbacks, augment=augment, groups=groups, freeze=freeze)
+    return trainer.fit(resume)
 
 
 def _monitor(tc, task: Task) -> tuple[str, str]:
@@ -294,21 +395,3 @@ def _clip(params, optimizer, scaler, oc, measure: bool):
         after_value = torch.nn.utils.get_total_norm(grads) if oc.clip_value else norm
         torch.nn.utils.clip_grads_with_norm_(params, oc.clip_norm, after_value)
     return norm.detach()
-
-
-def _restore(checkpoint: ckpt.Checkpoint, model, optimizer, scaler, aug_gen, state: TrainState, callbacks) -> None:
-    saved, tensors = checkpoint.state, checkpoint.tensors
-    ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
-    ckpt.optimizer_from_parts(optimizer, saved.optimizer.model_dump(), tensors)
-    global_rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.") and k != "rng.augment"}
-    set_rng_state(saved.rng.model_dump(mode="json"), global_rng)
-    if "rng.augment" in tensors:
-        aug_gen.set_state(tensors["rng.augment"])
-    if saved.scaler:
-        scaler.load_state_dict(saved.scaler)
-    for k, v in saved.progress.model_dump().items():
-        setattr(state, k, v)
-    saved_callbacks = saved.callbacks
-    for cb in callbacks:
-        if type(cb).__name__ in saved_callbacks:
-            cb.load_state_dict(saved_callbacks[type(cb).__name__])

@@ -2,11 +2,17 @@
 
 Schedules are pure functions of the step, so a resumed run needs nothing but the step count to
 continue the schedule exactly.
+
+The learning rate's path: `OptimConfig.lr` (or a fine-tune's per-group rates from
+`finetune/lr_groups.py`) becomes each group's ``base_lr`` in `build_optimizer`. Before each step the
+Trainer (`train/loop.py`) sets every group's rate to ``base_lr × lr_multiplier(schedule, step)`` with
+`set_lr`, and records the multiplier and the first group's rate in `TrainState` for callbacks.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -14,23 +20,41 @@ from torch import nn
 from ..errors import UserError
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Trainable parameters split so that only matrices and kernels are decayed, not biases or norms.
+def param_groups(params: Iterable[nn.Parameter], weight_decay: float, **extra) -> list[dict]:
+    """Split parameters so that only matrices, kernels and embeddings are decayed, not biases or norms.
 
-    A model may define ``param_groups(weight_decay)`` itself (e.g. for layer-wise learning rates);
-    that takes precedence.
+    The one grouping rule: GPT names the two halves, fine-tuning makes a pair per layer group with
+    its own rate. Empty halves are left out.
+
+    Args:
+        params: the parameters to group.
+        weight_decay: decay of the matrices and kernels.
+        **extra: keys added to both groups, e.g. ``lr`` and ``name``.
     """
+    params = list(params)
+    decayed = {"params": [p for p in params if decays(p)], "weight_decay": weight_decay, **extra}
+    plain = {"params": [p for p in params if not decays(p)], "weight_decay": 0.0, **extra}
+    return [g for g in (decayed, plain) if g["params"]]
+
+
+def decays(p: nn.Parameter) -> bool:
+    """Whether weight decay applies: matrices, kernels and embeddings (2-D and up)."""
+    return p.ndim >= 2
+
+
+def model_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """The model's own ``param_groups(weight_decay)`` if it has one, else `param_groups` of its trainable parameters."""
     if hasattr(model, "param_groups"):
         return model.param_groups(weight_decay)
+    return param_groups(trainable_parameters(model), weight_decay)
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters that require a gradient (a tied weight once); a UserError if there are none."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise UserError("the model has no trainable parameters: everything is frozen")
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
+    return params
 
 
 def build_optimizer(model: nn.Module, cfg, groups: list[dict] | None = None) -> torch.optim.Optimizer:
@@ -42,7 +66,7 @@ def build_optimizer(model: nn.Module, cfg, groups: list[dict] | None = None) -> 
         groups: explicit parameter groups (each may carry its own ``lr`` and a ``name``), e.g.
             a fine-tune's layer-wise rates over every parameter that will ever train.
     """
-    groups = [dict(g) for g in groups] if groups is not None else param_groups(model, cfg.weight_decay)
+    groups = [dict(g) for g in groups] if groups is not None else model_param_groups(model, cfg.weight_decay)
     if not any(g["params"] for g in groups):
         raise UserError("the model has no trainable parameters: everything is frozen")
     for g in groups:
