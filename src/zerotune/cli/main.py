@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import catalog, export, finetune, generate, scratch, serve, track, train
+from . import catalog, export, finetune, generate, profile, scratch, serve, track, train
 from .common import root_parser, run_parser
 
 # In the order `zerotune --help` lists them.
@@ -19,6 +19,7 @@ COMMANDS = (
     catalog.add_parsers,  # models, datasets
     finetune.add_parser,
     track.add_parsers,  # board, runs, report
+    profile.add_parser,
     export.add_parser,
     serve.add_parser,
     scratch.add_parser,

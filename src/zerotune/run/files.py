@@ -49,6 +49,8 @@ EVENTS_GLOB = "events.out.tfevents.*"
 HF_DIR = "hf"
 TOKENIZER_DIR = "tokenizer"
 ADAPTERS_DIR = "adapters"
+PROFILE_DIR = "profile"  # `zerotune profile`: its events, and the trace for Perfetto or chrome://tracing
+PROFILE_TRACE = "trace.json.gz"
 EXPORT_DIR = "export"
 REPORT_STEM = "report"
 SCALING_DIR = "scaling"
@@ -122,6 +124,14 @@ class RunDir:
     @property
     def adapters(self) -> Path:
         return self.path / ADAPTERS_DIR
+
+    @property
+    def profile(self) -> Path:
+        return self.path / PROFILE_DIR
+
+    @property
+    def profile_trace(self) -> Path:
+        return self.profile / PROFILE_TRACE
 
     @property
     def export(self) -> Path:

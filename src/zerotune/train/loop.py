@@ -145,8 +145,7 @@ class Trainer:
         self._last_save = time.monotonic()
         self._emit("on_fit_start")
         self.model.train()
-        self._t_start = time.perf_counter() - state.elapsed
-        self._t_log, self._samples_log, self._steps_log = time.perf_counter(), 0, 0
+        self.start_clocks()
         try:
             done = state.step >= state.total_steps or state.stop_requested
             while not done and state.epoch < self.tc.epochs:
@@ -156,6 +155,11 @@ class Trainer:
         state.elapsed = time.perf_counter() - self._t_start
         self._emit("on_fit_end")
         return state
+
+    def start_clocks(self) -> None:
+        """Start the training-time and throughput clocks (`fit` does; so does a profiler driving steps)."""
+        self._t_start = time.perf_counter() - self.state.elapsed
+        self._t_log, self._samples_log, self._steps_log = time.perf_counter(), 0, 0
 
     def _emit(self, event: str) -> None:
         for cb in self.callbacks:

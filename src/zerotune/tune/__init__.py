@@ -1,0 +1,1 @@
+"""Tuning tools that read or run a recipe: the profiler (profile.py)."""

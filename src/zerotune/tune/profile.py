@@ -1,0 +1,209 @@
+"""`zerotune profile`: where a training step spends its time, measured with torch.profiler.
+
+The model, data and Trainer are built exactly as `train` builds them; a few steps run after a
+warm-up, each phase (data, forward, backward, optimizer, logging) timed and labelled with
+`record_function`, so the phases also show as named spans in the trace. TensorBoard's profiler
+plugin is no longer maintained, so the trace is a Chrome/Perfetto JSON file that
+https://ui.perfetto.dev or chrome://tracing opens.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, record_function
+
+from ..compute.threads import torch_threads
+from ..config import Config, apply_overrides, build_config, load_config
+from ..errors import UserError
+from ..pipeline.train import _builtin_callbacks, _prepare
+from ..run.files import RunDir, atomic_write_bytes, create_unique_run_dir, new_run_name
+from ..run.load import read_run_config
+from ..track.sink import EventSink
+from ..train.callbacks import EarlyStopping
+from ..train.loop import Trainer, _penalty
+
+PHASES = ("data", "forward", "backward", "optimizer", "logging")
+MAX_STEPS = 100
+WARMUP_STEPS = 2  # the first steps pay for allocation and kernel selection; they are not measured
+TOP_OPERATORS = 15
+OPEN_HINT = "open it in https://ui.perfetto.dev or chrome://tracing"
+
+
+@dataclass
+class ProfileResult:
+    out_dir: Path  # the profile/ directory: events and trace
+    trace: Path
+    steps: int
+    step_ms: float  # the mean time of a measured step
+    shares: dict[str, float]  # phase -> fraction of the step; they sum to 1
+    table: str  # the top operators by self time
+
+
+def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | None = None) -> ProfileResult:
+    """Profile `steps` training steps of the model a recipe (or a run's config.yaml) builds.
+
+    Args:
+        target: a recipe file (None: the default recipe), or a run directory.
+        steps: measured steps, after WARMUP_STEPS unmeasured ones.
+        overrides: ``group.field=value`` changes, as `--set` gives them to `train`.
+
+    Returns:
+        Where the profile went and what it found. A recipe gets a new run directory named
+        ``<data>-<model>-profile-<time>``; a run gets its ``profile/`` directory.
+    """
+    if not 1 <= steps <= MAX_STEPS:
+        raise UserError(f"--steps must be between 1 and {MAX_STEPS}, got {steps}")
+    config, run_dir = _target_config(target, overrides or [])
+    with torch_threads(config.train.threads):
+        run = _prepare(config, None, None)  # everything is checked before a directory is made
+        if run_dir is None:
+            name = new_run_name(f"{config.data.name}-{config.model.name}-profile")
+            run_dir = create_unique_run_dir(config.log.dir, name)
+        files = RunDir(run_dir)
+        files.profile.mkdir(parents=True, exist_ok=True)
+        # TensorBoard views and progress, as in training: their cost is the logging phase
+        callbacks = [cb for cb in _builtin_callbacks(run, files.profile) if not isinstance(cb, EarlyStopping)]
+        trainer = Trainer(run.model, run.data, run.task, train=config.train, optim=config.optim,
+                          schedule=config.schedule, log=config.log, run_dir=files.profile, device=run.device,
+                          callbacks=callbacks, augment=run.augment, groups=run.setup.groups if run.setup else None,
+                          freeze=run.setup.plan if run.setup else None)
+        times, prof = _run_profiled(trainer, steps)
+    return _write_results(files, times, prof, steps, run.device)
+
+
+def _target_config(target, overrides: list[str]) -> tuple[Config, Path | None]:
+    """The config to profile, and the run directory when `target` is one."""
+    if target is not None and Path(target).is_dir():
+        if not RunDir(target).is_run():
+            raise UserError(f"{target} is neither a recipe nor a run directory (it has no config.yaml)")
+        config = read_run_config(target)
+        if overrides:
+            config = build_config(apply_overrides(config.to_dict(), overrides))
+        return config, Path(target)
+    if target is not None and not Path(target).is_file():
+        raise UserError(f"{target} is neither a recipe nor a run directory")
+    return load_config(target, overrides), None
+
+
+def _run_profiled(trainer: Trainer, steps: int):
+    """WARMUP_STEPS then `steps` steps under the profiler; the measured seconds of each phase."""
+    activities = [ProfilerActivity.CPU]
+    if trainer.device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    schedule = torch.profiler.schedule(wait=0, warmup=WARMUP_STEPS, active=steps, repeat=1)
+    times = dict.fromkeys(PHASES, 0.0)
+    trainer._emit("on_fit_start")
+    trainer.model.train()
+    trainer.start_clocks()
+    tc = trainer.tc
+    try:
+        with torch.profiler.profile(activities=activities, schedule=schedule, record_shapes=False) as prof:
+            epoch, b = 0, 0
+            batches = trainer.train_split.epoch_batches(tc.seed, epoch, tc.batch_size)
+            for i in range(WARMUP_STEPS + steps):
+                if b == len(batches):  # a small data set can end its epoch within the profile
+                    epoch, b = epoch + 1, 0
+                    batches = trainer.train_split.epoch_batches(tc.seed, epoch, tc.batch_size)
+                step_times = _one_step(trainer, batches, b)
+                b += 1
+                if i >= WARMUP_STEPS:
+                    for k, v in step_times.items():
+                        times[k] += v
+                prof.step()
+    finally:
+        trainer._emit("on_fit_end")
+    return times, prof
+
+
+def _one_step(tr: Trainer, batches, b: int) -> dict[str, float]:
+    """One optimizer step on micro-batch `b`, as `Trainer._step` takes it, phase by phase."""
+    times: dict[str, float] = {}
+    state = tr.state
+    with _phase("data", times, tr.device):
+        x, y = batches[b]
+        if tr.augment is not None:
+            x = tr.augment(x, tr.aug_gen)
+    with _phase("optimizer", times, tr.device):
+        tr.optimizer.zero_grad(set_to_none=True)
+    with _phase("forward", times, tr.device):
+        with tr.autocast:
+            loss = tr.task.loss(tr.forward(x), y)
+        if tr.oc.l1 or tr.oc.l2:
+            loss = loss + _penalty(tr.penalised, tr.oc.l1, tr.oc.l2)
+    with _phase("backward", times, tr.device):
+        tr.scaler.scale(loss).backward()
+    with _phase("optimizer", times, tr.device):
+        tr._clip_and_check(loss)
+        tr.scaler.step(tr.optimizer)
+        tr.scaler.update()
+    state.step += 1
+    state.batch_in_epoch = b + 1
+    state.loss = loss.detach()
+    tr._samples_log += len(x)
+    with _phase("logging", times, tr.device):
+        tr._time_step()
+        tr._emit("on_step_end")
+    return times
+
+
+@contextmanager
+def _phase(name: str, times: dict[str, float], device: torch.device):
+    """Label a phase in the trace and add its wall time (the GPU's work included) to `times`."""
+    with record_function(f"zerotune/{name}"):
+        start = time.perf_counter()
+        yield
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times[name] = times.get(name, 0.0) + time.perf_counter() - start
+
+
+def _write_results(files: RunDir, times: dict[str, float], prof, steps: int, device) -> ProfileResult:
+    """The trace (gzip JSON), the operator table and the phase shares, also written to TensorBoard."""
+    total = sum(times.values()) or 1e-12
+    shares = {k: v / total for k, v in times.items()}
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = _operator_table(prof, sort)
+    tmp = files.profile / "trace.tmp.json"
+    prof.export_chrome_trace(str(tmp))
+    atomic_write_bytes(files.profile_trace, gzip.compress(tmp.read_bytes()))
+    tmp.unlink()
+    step_ms = 1000 * total / steps
+    sink = EventSink(files.profile)
+    try:
+        for k, v in shares.items():
+            sink.add_scalar(f"profile/share_{k}", v, 0)
+        sink.add_scalar("profile/step_ms", step_ms, 0)
+        sink.add_text("profile/top_operators", _as_markdown(table, shares, step_ms), 0)
+    finally:
+        sink.close()
+    return ProfileResult(files.profile, files.profile_trace, steps, step_ms, shares, table)
+
+
+def _operator_table(prof, sort: str) -> str:
+    """The top operators by self time; the phase labels and step markers are left out (not operators)."""
+    from torch.autograd.profiler_util import EventList
+
+    ops = [e for e in prof.key_averages() if not e.key.startswith(("zerotune/", "ProfilerStep"))]
+    return EventList(ops).table(sort_by=sort, row_limit=TOP_OPERATORS)
+
+
+def _as_markdown(table: str, shares: dict[str, float], step_ms: float) -> str:
+    """The text tab: the phase shares, then the operator table as preformatted text."""
+    rows = "\n".join(f"| {k} | {100 * v:.1f}% |" for k, v in shares.items())
+    block = "\n".join("    " + line for line in table.splitlines())
+    return (f"Mean step {step_ms:.2f} ms.\n\n| phase | share |\n|---|---|\n{rows}\n\n{block}\n\n"
+            f"Trace: profile/trace.json.gz; {OPEN_HINT}.")
+
+
+def format_result(result: ProfileResult) -> str:
+    """What `zerotune profile` prints."""
+    phases = "  ".join(f"{k} {100 * v:.1f}%" for k, v in result.shares.items())
+    return (f"{result.table}\n{result.steps} steps, mean {result.step_ms:.2f} ms: {phases}\n"
+            f"trace: {result.trace}  ({OPEN_HINT})\n"
+            f"TensorBoard: zerotune board {result.out_dir}")
