@@ -195,6 +195,9 @@ COMMANDS: dict[str, How] = {
     "zerotune train --resume runs/NAME": USAGE,
     "zerotune eval RUN [--split train|val|test] [--checkpoint best|last] [--json]": USAGE,
     "python scripts/config_reference.py": RUN,
+    "zerotune profile RECIPE|RUN [--steps N] [--set GROUP.FIELD=VALUE]": USAGE,
+    "zerotune profile recipes/digits_mlp.toml --steps 3": short(
+        "--steps 2 --set log.progress=false --set log.graph=false --set log.embeddings=false"),
 }
 
 # Names the pages use for runs made earlier on the same page, or for files a user brings.
