@@ -100,18 +100,14 @@ def _run_profiled(trainer: Trainer, steps: int):
     times = dict.fromkeys(PHASES, 0.0)
     trainer._emit("on_fit_start")
     trainer.model.train()
+    if trainer.freeze is not None:  # the first epoch's frozen set, as `fit` sets it
+        trainer.freeze.apply(trainer.model, 0)
     trainer.start_clocks()
-    tc = trainer.tc
+    micro = _micro_batches(trainer)
     try:
         with torch.profiler.profile(activities=activities, schedule=schedule, record_shapes=False) as prof:
-            epoch, b = 0, 0
-            batches = trainer.train_split.epoch_batches(tc.seed, epoch, tc.batch_size)
             for i in range(WARMUP_STEPS + steps):
-                if b == len(batches):  # a small data set can end its epoch within the profile
-                    epoch, b = epoch + 1, 0
-                    batches = trainer.train_split.epoch_batches(tc.seed, epoch, tc.batch_size)
-                step_times = _one_step(trainer, batches, b)
-                b += 1
+                step_times = _one_step(trainer, [next(micro) for _ in range(trainer.tc.accumulate)])
                 if i >= WARMUP_STEPS:
                     for k, v in step_times.items():
                         times[k] += v
@@ -121,31 +117,42 @@ def _run_profiled(trainer: Trainer, steps: int):
     return times, prof
 
 
-def _one_step(tr: Trainer, batches, b: int) -> dict[str, float]:
-    """One optimizer step on micro-batch `b`, as `Trainer._step` takes it, phase by phase."""
+def _micro_batches(tr: Trainer):
+    """Where each micro-batch is, in the order `fit` takes them, epoch after epoch: (index, epoch's batches)."""
+    epoch = 0
+    while True:
+        batches = tr.train_split.epoch_batches(tr.tc.seed, epoch, tr.tc.batch_size)
+        for b in range(len(batches)):
+            yield b, batches
+        epoch += 1
+
+
+def _one_step(tr: Trainer, micro: list) -> dict[str, float]:
+    """One optimizer step over `micro` (``train.accumulate`` micro-batches), as `Trainer._step` takes it."""
     times: dict[str, float] = {}
-    state = tr.state
-    with _phase("data", times, tr.device):
-        x, y = batches[b]
-        if tr.augment is not None:
-            x = tr.augment(x, tr.aug_gen)
     with _phase("optimizer", times, tr.device):
         tr.optimizer.zero_grad(set_to_none=True)
-    with _phase("forward", times, tr.device):
-        with tr.autocast:
-            loss = tr.task.loss(tr.forward(x), y)
-        if tr.oc.l1 or tr.oc.l2:
-            loss = loss + _penalty(tr.penalised, tr.oc.l1, tr.oc.l2)
-    with _phase("backward", times, tr.device):
-        tr.scaler.scale(loss).backward()
+    for b, batches in micro:
+        with _phase("data", times, tr.device):
+            x, y = batches[b]
+            if tr.augment is not None:
+                x = tr.augment(x, tr.aug_gen)
+        with _phase("forward", times, tr.device):
+            with tr.autocast:
+                loss = tr.task.loss(tr.forward(x), y)
+            if tr.oc.l1 or tr.oc.l2:
+                loss = loss + _penalty(tr.penalised, tr.oc.l1, tr.oc.l2)
+        with _phase("backward", times, tr.device):
+            tr.scaler.scale(loss / len(micro) if len(micro) > 1 else loss).backward()
+        tr._samples_log += len(x)
     with _phase("optimizer", times, tr.device):
         tr._clip_and_check(loss)
         tr.scaler.step(tr.optimizer)
         tr.scaler.update()
+    state = tr.state
     state.step += 1
-    state.batch_in_epoch = b + 1
+    state.batch_in_epoch = micro[-1][0] + 1
     state.loss = loss.detach()
-    tr._samples_log += len(x)
     with _phase("logging", times, tr.device):
         tr._time_step()
         tr._emit("on_step_end")
@@ -167,7 +174,7 @@ def _write_results(files: RunDir, times: dict[str, float], prof, steps: int, dev
     """The trace (gzip JSON), the operator table and the phase shares, also written to TensorBoard."""
     total = sum(times.values()) or 1e-12
     shares = {k: v / total for k, v in times.items()}
-    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     table = _operator_table(prof, sort)
     tmp = files.profile / "trace.tmp.json"
     prof.export_chrome_trace(str(tmp))
