@@ -10,6 +10,7 @@ https://ui.perfetto.dev or chrome://tracing opens.
 from __future__ import annotations
 
 import gzip
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -176,10 +177,10 @@ def _write_results(files: RunDir, times: dict[str, float], prof, steps: int, dev
     shares = {k: v / total for k, v in times.items()}
     sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     table = _operator_table(prof, sort)
-    tmp = files.profile / "trace.tmp.json"
-    prof.export_chrome_trace(str(tmp))
-    atomic_write_bytes(files.profile_trace, gzip.compress(tmp.read_bytes()))
-    tmp.unlink()
+    with tempfile.TemporaryDirectory() as tmp:  # torch writes plain JSON; the run gets it gzipped, atomically
+        plain = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(plain))
+        atomic_write_bytes(files.profile_trace, gzip.compress(plain.read_bytes()))
     step_ms = 1000 * total / steps
     sink = EventSink(files.profile)
     try:
