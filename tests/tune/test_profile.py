@@ -68,6 +68,8 @@ def test_cli_profiles_a_run_into_its_profile_directory(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "chrome://tracing" in out and "forward" in out
     assert RunDir(run).profile_trace.is_file()
+    assert main(["profile", str(run), "--steps", "1"]) == 0  # again: the earlier profile is replaced
+    assert len(RunDir(RunDir(run).profile).event_files()) == 2  # the profiler's and the training views'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["myrun"]  # no new run directory beside it
 
 

@@ -10,6 +10,7 @@ https://ui.perfetto.dev or chrome://tracing opens.
 from __future__ import annotations
 
 import gzip
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
@@ -67,7 +68,9 @@ def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | No
             name = new_run_name(f"{config.data.name}-{config.model.name}-profile")
             run_dir = create_unique_run_dir(config.log.dir, name)
         files = RunDir(run_dir)
-        files.profile.mkdir(parents=True, exist_ok=True)
+        if files.profile.is_dir():  # an earlier profile's events would mix with this one's
+            shutil.rmtree(files.profile)
+        files.profile.mkdir(parents=True)
         # TensorBoard views and progress, as in training: their cost is the logging phase
         callbacks = [cb for cb in _builtin_callbacks(run, files.profile) if not isinstance(cb, EarlyStopping)]
         trainer = Trainer(run.model, run.data, run.task, train=config.train, optim=config.optim,
