@@ -1,0 +1,1 @@
+"""Tuning tools: the learning-rate range test (`lr_find.py`)."""
