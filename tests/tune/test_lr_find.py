@@ -29,14 +29,14 @@ def test_rates_grow_exponentially_from_start_to_end():
     assert all(b / a == pytest.approx(10.0) for a, b in zip(rates, rates[1:]))
 
 
-def test_curve_falls_then_blows_up_and_suggestion_is_a_tenth_of_the_minimum(found):
+def test_curve_falls_then_blows_up_and_suggestion_is_the_lower_reading(found):
     assert found.stopped_early  # 10 is far too high a rate for Adam on this MLP
     assert len(found.lrs) == len(found.losses) == len(found.raw_losses) < 60
     assert all(b > a for a, b in zip(found.lrs, found.lrs[1:]))
     assert min(found.losses) < 0.8 * found.losses[0]  # a useful rate lowered the loss
     low = found.losses.index(min(found.losses))
     assert found.min_loss_lr == found.lrs[low]
-    assert found.suggestion == pytest.approx(found.min_loss_lr / 10)
+    assert found.suggestion == pytest.approx(min(found.steepest_lr, found.min_loss_lr / 10))
     assert 1e-4 < found.suggestion < 1.0
     assert found.lrs[0] <= found.steepest_lr <= found.min_loss_lr
     assert found.losses[-1] > 4 * min(found.losses) or not math.isfinite(found.losses[-1])
@@ -83,3 +83,13 @@ def test_cli_prints_the_train_command(tmp_path, capsys):
     lr = float(command.rsplit("=", 1)[1])
     assert lr > 0
     assert (tmp_path / "cli" / "lr_find.png").is_file()
+
+
+def test_a_flat_shelf_before_the_blow_up_gives_the_steepest_rate(tmp_path):
+    from zerotune.tune.lr_find import _result
+
+    lrs = [rate_at(i, 1e-4, 1.0, 9) for i in range(9)]  # about 3.2x apart
+    smooth = [2.3, 2.3, 1.5, 1.0, 0.99, 0.98, 0.97, 0.96, 5.0]  # steepest at lrs[1], minimum at lrs[7]
+    result = _result(lrs, smooth, smooth, True, tmp_path)
+    assert result.min_loss_lr == lrs[7] and result.steepest_lr == lrs[1]
+    assert result.suggestion == lrs[1]  # below lrs[7] / 10

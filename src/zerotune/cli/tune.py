@@ -16,7 +16,7 @@ def cmd_lr_find(args) -> int:
     ended = "stopped when the loss blew up" if result.stopped_early else f"{len(result.lrs)} steps"
     print(f"lr-find: {result.run_dir} ({ended}, curve in lr_find.png)")
     print(f"smoothed loss lowest at lr {result.min_loss_lr:.3g}; steepest descent at {result.steepest_lr:.3g}")
-    print(f"suggested learning rate: {result.suggestion:.3g} (a tenth of the minimum)")
+    print(f"suggested learning rate: {result.suggestion:.3g} (the lower of the steepest descent and minimum/10)")
     recipe = f" {shlex.quote(args.recipe)}" if args.recipe else ""
     sets = "".join(f" --set {shlex.quote(s)}" for s in (args.set or []) if not s.startswith("optim.lr="))
     print(f"zerotune train{recipe}{sets} --set optim.lr={result.suggestion:.3g}")

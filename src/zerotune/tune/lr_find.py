@@ -4,9 +4,12 @@ in the style of fastai's ``lr_find``.
 A fresh model, built from the recipe exactly as ``train`` builds it, takes one optimizer step per
 rate while the rate grows exponentially from `start` to `end`. The loss, smoothed by an exponential
 moving average, falls while the rate is useful and blows up once it is too high; the sweep stops
-there. The suggested rate is a tenth of the rate at the smoothed loss's minimum: the minimum sits at
-the edge of divergence, and a tenth of it is still in the steep, fast-learning part of the curve.
-The steepest-descent point is reported too, but it is noisier over a short sweep.
+there. The suggested rate is the lower of two readings of the curve: the rate where the smoothed
+loss falls fastest (steepest descent) and a tenth of the rate at its minimum. Either alone fails on
+some curves: the minimum/10 lands too high when the loss stops falling on a flat shelf long before
+it blows up (a regularised CNN over a hundred steps), and the steepest point can sit early on a
+noisy curve. Of the two errors, too low a rate only learns slower, too high a rate diverges, so the
+lower reading is taken.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class LrFindResult:
     lrs: list[float]
     losses: list[float]  # smoothed
     raw_losses: list[float]
-    suggestion: float  # a tenth of the rate at the smoothed loss's minimum
+    suggestion: float  # min(steepest_lr, min_loss_lr / 10)
     min_loss_lr: float
     steepest_lr: float
     stopped_early: bool
@@ -121,8 +124,8 @@ def _result(lrs, raw, smooth, stopped: bool, run_dir: Path) -> LrFindResult:
     if len(finite) < 2:
         raise UserError("the loss was not finite from the first steps: lower --start")
     low = min(finite, key=lambda i: smooth[i])
-    return LrFindResult(lrs, smooth, raw, lrs[low] / 10, lrs[low], lrs[_steepest(lrs, smooth, low)], stopped,
-                        run_dir)
+    steepest = lrs[_steepest(lrs, smooth, low)]
+    return LrFindResult(lrs, smooth, raw, min(steepest, lrs[low] / 10), lrs[low], steepest, stopped, run_dir)
 
 
 def _steepest(lrs, smooth, low: int) -> int:
