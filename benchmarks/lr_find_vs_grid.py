@@ -2,7 +2,7 @@
 points of test accuracy of the best of 7 log-spaced rates (1e-4 .. 1e-1, half a decade apart), on the
 same epoch budget?
 
-    python benchmarks/lr_find_vs_grid.py [--recipes digits_mlp digits_cnn] [--epochs 10] [--seeds 3] [--threads 1]
+    python benchmarks/lr_find_vs_grid.py [--recipes digits_mlp digits_cnn] [--epochs 10] [--seeds 10] [--threads 1]
 
 Each recipe: `zerotune lr-find` with its defaults (1e-7 .. 10, 100 steps), then one training per grid
 rate and one at the suggestion, all with the recipe's optimizer and schedule, each repeated with seeds
@@ -60,7 +60,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", nargs="+", default=["digits_mlp", "digits_cnn"], help="recipe names in recipes/")
     p.add_argument("--epochs", type=int, default=10, help="epoch budget of every training")
-    p.add_argument("--seeds", type=int, default=3, help="seeds each rate is trained with (mean reported)")
+    p.add_argument("--seeds", type=int, default=10, help="seeds each rate is trained with (mean reported)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as runs:
