@@ -45,9 +45,10 @@ def compare(name: str, epochs: int, seeds: int, threads: int, runs: Path) -> flo
     print(f"\n{name}: suggested lr {found.suggestion:.3g} (loss minimum at {found.min_loss_lr:.3g}), "
           f"{epochs} epochs, mean of {seeds} seeds")
     print(f"{'lr':>10}  {'test acc %':>10}")
-    grid = {lr: mean_accuracy(recipe, lr, epochs, seeds, threads, runs) for lr in GRID}
-    for lr, acc in grid.items():
-        print(f"{lr:>10.3g}  {acc:>10.2f}")
+    grid = {}
+    for lr in GRID:
+        grid[lr] = mean_accuracy(recipe, lr, epochs, seeds, threads, runs)
+        print(f"{lr:>10.3g}  {grid[lr]:>10.2f}", flush=True)
     suggested = mean_accuracy(recipe, found.suggestion, epochs, seeds, threads, runs)
     print(f"{found.suggestion:>10.3g}  {suggested:>10.2f}  <- suggested")
     gap = max(grid.values()) - suggested

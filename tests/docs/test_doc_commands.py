@@ -195,7 +195,8 @@ COMMANDS: dict[str, How] = {
     "[--runs-dir DIR]": USAGE,
     "zerotune train recipes/digits_mlp.toml --set optim.lr=0.0123": short(FT),
     "zerotune lr-find recipes/digits_mlp.toml --start 1 --end 0.1": fails(),
-    "python benchmarks/lr_find_vs_grid.py --recipes digits_mlp digits_cnn --epochs 10": HELP,
+    "python benchmarks/lr_find_vs_grid.py --recipes digits_mlp --seeds 10": HELP,
+    "python benchmarks/lr_find_vs_grid.py --recipes digits_cnn --seeds 5": HELP,
     # docs/training.md
     "zerotune train --set optim.foo=1": fails(),
     "zerotune train --set optim.lr=-1": fails(),
