@@ -189,6 +189,14 @@ COMMANDS: dict[str, How] = {
     "zerotune report RUN": USAGE,
     "python -m tensorboard.main": not_run("the child process of `zerotune board`; tests/track start it"),
     "pip install crc32c": not_run(SETUP),
+    # docs/tuning.md
+    "zerotune lr-find recipes/digits_mlp.toml": short("--steps 20 --set train.threads=1"),
+    "zerotune lr-find RECIPE [--set GROUP.FIELD=VALUE] [--start 1e-7] [--end 10] [--steps 100] [--name NAME] "
+    "[--runs-dir DIR]": USAGE,
+    "zerotune train recipes/digits_mlp.toml --set optim.lr=0.0123": short(FT),
+    "zerotune lr-find recipes/digits_mlp.toml --start 1 --end 0.1": fails(),
+    "python benchmarks/lr_find_vs_grid.py --recipes digits_mlp --seeds 10": HELP,
+    "python benchmarks/lr_find_vs_grid.py --recipes digits_cnn --seeds 5": HELP,
     # docs/training.md
     "zerotune train --set optim.foo=1": fails(),
     "zerotune train --set optim.lr=-1": fails(),

@@ -133,6 +133,11 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     return run
 
 
+def prepare(config: Config) -> _Prepared:
+    """Data, task and model of a new run built from `config`, as `train` builds them; nothing is written."""
+    return _prepare(config, None, None)
+
+
 def _set_up_process(tc) -> torch.device:
     """Determinism and seeds for this process (threads are set by `train`); the device to train on."""
     set_deterministic(tc.deterministic)

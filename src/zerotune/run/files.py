@@ -141,6 +141,11 @@ class RunDir:
     def scaling(self) -> Path:
         return self.path / SCALING_DIR
 
+    @property
+    def lr_find_plot(self) -> Path:
+        """The learning-rate range test's smoothed loss curve (``zerotune lr-find``)."""
+        return self.path / "lr_find.png"
+
     def report(self, fmt: str) -> Path:
         """The report file, ``report.html`` or ``report.md``."""
         return self.path / f"{REPORT_STEM}.{fmt}"
