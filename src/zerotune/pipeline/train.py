@@ -72,7 +72,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         run_dir = _set_up_run_dir(run, run_dir, resume_overrides)
         c, setup = run.config, run.setup
         state = fit(run.model, run.data, run.task, c.train, run_dir, run.device,
-                    _builtin_callbacks(run, run_dir) + list(callbacks or []), optim=c.optim, schedule=c.schedule,
+                    builtin_callbacks(run, run_dir) + list(callbacks or []), optim=c.optim, schedule=c.schedule,
                     log=c.log, resume=checkpoint, augment=run.augment, groups=setup.groups if setup else None,
                     freeze=setup.plan if setup else None)
         metrics = _run_metrics(run, run_dir, state)
@@ -186,7 +186,7 @@ def _write_run_files(run: _Prepared, run_dir: Path) -> None:
             **run.setup.summary(run.model, config.train.epochs), "before": run.before, "probe": run.probe})
 
 
-def _builtin_callbacks(run: _Prepared, run_dir: Path) -> list[Callback]:
+def builtin_callbacks(run: _Prepared, run_dir: Path) -> list[Callback]:
     """TensorBoard views (the fine-tune's after the run's own), early stopping, progress."""
     config, builtin = run.config, []
     if config.log.tensorboard:

@@ -103,8 +103,9 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, data: DataBundle, task: Task, *, train: TrainConfig,
                  optim: OptimConfig, schedule: ScheduleConfig, log: LogConfig, run_dir: Path,
                  device: torch.device, callbacks: Sequence[Callback] = (), augment=None,
-                 groups: list[dict] | None = None, freeze=None):
+                 groups: list[dict] | None = None, freeze=None, phase=None):
         self.model, self.task, self.device = model.to(device), task, device
+        self.phase = phase or _untimed
         self.tc, self.oc, self.schedule, self.log = train, optim, schedule, log
         self.callbacks, self.augment, self.freeze = list(callbacks), augment, freeze
         self.train_split, self.val = data.train.to(device), data.val.to(device)
@@ -142,10 +143,7 @@ class Trainer:
             ckpt.remove_partial_writes(self.run.checkpoints)
             self._restore(resume)
             state.resumed_from_step = state.step
-        self._last_save = time.monotonic()
-        self._emit("on_fit_start")
-        self.model.train()
-        self.start_clocks()
+        self.start()
         try:
             done = state.step >= state.total_steps or state.stop_requested
             while not done and state.epoch < self.tc.epochs:
@@ -153,13 +151,21 @@ class Trainer:
         finally:
             self.writer.wait()  # the last checkpoint is on disk before fit returns
         state.elapsed = time.perf_counter() - self._t_start
-        self._emit("on_fit_end")
+        self.end()
         return state
 
-    def start_clocks(self) -> None:
-        """Start the training-time and throughput clocks (`fit` does; so does a profiler driving steps)."""
+    def start(self) -> None:
+        """Fit start: the fit_start event, train mode and the clocks (`fit` calls it; so does `zerotune profile`)."""
+        self._last_save = time.monotonic()
+        self._emit("on_fit_start")
+        self.model.train()
         self._t_start = time.perf_counter() - self.state.elapsed
         self._t_log, self._samples_log, self._steps_log = time.perf_counter(), 0, 0
+        self._epoch_sum, self._epoch_micro = torch.zeros((), device=self.device), 0
+
+    def end(self) -> None:
+        """Fit end: the fit_end event."""
+        self._emit("on_fit_end")
 
     def _emit(self, event: str) -> None:
         for cb in self.callbacks:
@@ -175,43 +181,51 @@ class Trainer:
         batches = self.train_split.epoch_batches(self.tc.seed, state.epoch, self.tc.batch_size)
         self._epoch_sum, self._epoch_micro = torch.zeros((), device=self.device), 0
         while state.batch_in_epoch < self.micro_per_epoch:  # checkpoints fall on step boundaries
-            self._step(batches)
+            self.step(batches)
             if state.step >= state.total_steps:
                 break
         return self._end_epoch()
 
-    def _step(self, batches) -> None:
-        """One optimizer step over up to `train.accumulate` micro-batches, then the step_end event."""
+    def step(self, batches) -> None:
+        """One optimizer step over up to `train.accumulate` micro-batches of an epoch's `batches`, from
+        `state.batch_in_epoch` on, then the step_end event. Each phase runs inside `self.phase(name)`."""
         state, b = self.state, self.state.batch_in_epoch
         group = min(self.tc.accumulate, self.micro_per_epoch - b)
         # Gradients are cleared here rather than after the step, so step_end callbacks can read them.
-        self.optimizer.zero_grad(set_to_none=True)
+        with self.phase("optimizer"):
+            self.optimizer.zero_grad(set_to_none=True)
         for _ in range(group):
-            loss = self._forward_backward(*batches[b], group)
+            with self.phase("data"):
+                x, y = batches[b]
+                if self.augment is not None:
+                    x = self.augment(x, self.aug_gen)
+            loss = self._forward_backward(x, y, group)
             b += 1
-        state.lr_multiplier = lr_multiplier(self.schedule, state.step, state.total_steps, state.steps_per_epoch)
-        state.lr = set_lr(self.optimizer, state.lr_multiplier)
-        self._clip_and_check(loss)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        with self.phase("optimizer"):
+            state.lr_multiplier = lr_multiplier(self.schedule, state.step, state.total_steps, state.steps_per_epoch)
+            state.lr = set_lr(self.optimizer, state.lr_multiplier)
+            self._clip_and_check(loss)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         state.step += 1
         state.batch_in_epoch = b
         state.loss = loss.detach()
-        self._time_step()
-        self._emit("on_step_end")
+        with self.phase("logging"):
+            self._time_step()
+            self._emit("on_step_end")
         every = self.tc.checkpoint_every_steps
         if every and state.step % every == 0 and b < self.micro_per_epoch:
             self._save_last()
 
     def _forward_backward(self, x: torch.Tensor, y: torch.Tensor, group: int) -> torch.Tensor:
         """Loss of one micro-batch (penalties included), its scaled gradients added to `.grad`."""
-        if self.augment is not None:
-            x = self.augment(x, self.aug_gen)
-        with self.autocast:
-            loss = self.task.loss(self.forward(x), y)
-        if self.oc.l1 or self.oc.l2:
-            loss = loss + _penalty(self.penalised, self.oc.l1, self.oc.l2)
-        self.scaler.scale(loss / group if group > 1 else loss).backward()
+        with self.phase("forward"):
+            with self.autocast:
+                loss = self.task.loss(self.forward(x), y)
+            if self.oc.l1 or self.oc.l2:
+                loss = loss + _penalty(self.penalised, self.oc.l1, self.oc.l2)
+        with self.phase("backward"):
+            self.scaler.scale(loss / group if group > 1 else loss).backward()
         self._epoch_sum += loss.detach()
         self._epoch_micro += 1
         self._samples_log += len(x)
@@ -368,6 +382,11 @@ def _monitor(tc, task: Task) -> tuple[str, str]:
         return metric, tc.monitor_mode
     higher = any(s in metric for s in ("accuracy", "r2", "f1", "auc"))
     return metric, "max" if higher else "min"
+
+
+def _untimed(name: str) -> contextlib.nullcontext:
+    """The phase hook when nothing measures the phases of a step."""
+    return contextlib.nullcontext()
 
 
 def _autocast(device: torch.device, precision: str):

@@ -23,12 +23,12 @@ from torch.profiler import ProfilerActivity, record_function
 from ..compute.threads import torch_threads
 from ..config import Config, apply_overrides, build_config, load_config
 from ..errors import UserError
-from ..pipeline.train import _builtin_callbacks, _prepare
+from ..pipeline.train import builtin_callbacks, prepare
 from ..run.files import RunDir, atomic_write_bytes, create_unique_run_dir, new_run_name
 from ..run.load import read_run_config
 from ..track.sink import EventSink
 from ..train.callbacks import EarlyStopping
-from ..train.loop import Trainer, _penalty
+from ..train.loop import Trainer
 
 PHASES = ("data", "forward", "backward", "optimizer", "logging")
 MAX_STEPS = 100
@@ -63,7 +63,7 @@ def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | No
         raise UserError(f"--steps must be between 1 and {MAX_STEPS}, got {steps}")
     config, run_dir = _target_config(target, overrides or [])
     with torch_threads(config.train.threads):
-        run = _prepare(config, None, None)  # everything is checked before a directory is made
+        run = prepare(config)  # everything is checked before a directory is made
         if run_dir is None:
             name = new_run_name(f"{config.data.name}-{config.model.name}-profile")
             run_dir = create_unique_run_dir(config.log.dir, name)
@@ -71,14 +71,15 @@ def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | No
         if files.profile.is_dir():  # an earlier profile's events would mix with this one's
             shutil.rmtree(files.profile)
         files.profile.mkdir(parents=True)
+        timer = _PhaseTimer(run.device)
         # TensorBoard views and progress, as in training: their cost is the logging phase
-        callbacks = [cb for cb in _builtin_callbacks(run, files.profile) if not isinstance(cb, EarlyStopping)]
+        callbacks = [cb for cb in builtin_callbacks(run, files.profile) if not isinstance(cb, EarlyStopping)]
         trainer = Trainer(run.model, run.data, run.task, train=config.train, optim=config.optim,
                           schedule=config.schedule, log=config.log, run_dir=files.profile, device=run.device,
                           callbacks=callbacks, augment=run.augment, groups=run.setup.groups if run.setup else None,
-                          freeze=run.setup.plan if run.setup else None)
-        times, prof = _run_profiled(trainer, steps)
-    return _write_results(files, times, prof, steps, run.device)
+                          freeze=run.setup.plan if run.setup else None, phase=timer.phase)
+        prof = _run_profiled(trainer, timer, steps)
+    return _write_results(files, timer.seconds, prof, steps, run.device)
 
 
 def _target_config(target, overrides: list[str]) -> tuple[Config, Path | None]:
@@ -95,83 +96,49 @@ def _target_config(target, overrides: list[str]) -> tuple[Config, Path | None]:
     return load_config(target, overrides), None
 
 
-def _run_profiled(trainer: Trainer, steps: int):
-    """WARMUP_STEPS then `steps` steps under the profiler; the measured seconds of each phase."""
+def _run_profiled(trainer: Trainer, timer: _PhaseTimer, steps: int):
+    """WARMUP_STEPS then `steps` of the Trainer's own steps under the profiler; only the latter are timed."""
     activities = [ProfilerActivity.CPU]
     if trainer.device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
     schedule = torch.profiler.schedule(wait=0, warmup=WARMUP_STEPS, active=steps, repeat=1)
-    times = dict.fromkeys(PHASES, 0.0)
-    trainer._emit("on_fit_start")
-    trainer.model.train()
+    state, batches, epoch = trainer.state, None, None
+    trainer.start()
     if trainer.freeze is not None:  # the first epoch's frozen set, as `fit` sets it
         trainer.freeze.apply(trainer.model, 0)
-    trainer.start_clocks()
-    micro = _micro_batches(trainer)
     try:
         with torch.profiler.profile(activities=activities, schedule=schedule, record_shapes=False) as prof:
             for i in range(WARMUP_STEPS + steps):
-                step_times = _one_step(trainer, [next(micro) for _ in range(trainer.tc.accumulate)])
-                if i >= WARMUP_STEPS:
-                    for k, v in step_times.items():
-                        times[k] += v
+                if state.batch_in_epoch >= trainer.micro_per_epoch:  # on to the next epoch, without its evaluation
+                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                if epoch != state.epoch:
+                    epoch, batches = state.epoch, trainer.train_split.epoch_batches(
+                        trainer.tc.seed, state.epoch, trainer.tc.batch_size)
+                timer.measuring = i >= WARMUP_STEPS
+                trainer.step(batches)
                 prof.step()
     finally:
-        trainer._emit("on_fit_end")
-    return times, prof
+        trainer.end()
+    return prof
 
 
-def _micro_batches(tr: Trainer):
-    """Where each micro-batch is, in the order `fit` takes them, epoch after epoch: (index, epoch's batches)."""
-    epoch = 0
-    while True:
-        batches = tr.train_split.epoch_batches(tr.tc.seed, epoch, tr.tc.batch_size)
-        for b in range(len(batches)):
-            yield b, batches
-        epoch += 1
+class _PhaseTimer:
+    """The Trainer's phase hook: labels each phase in the trace and adds its wall time (the GPU's work
+    included) to `seconds` while `measuring`."""
 
+    def __init__(self, device: torch.device):
+        self.device, self.measuring = device, False
+        self.seconds = dict.fromkeys(PHASES, 0.0)
 
-def _one_step(tr: Trainer, micro: list) -> dict[str, float]:
-    """One optimizer step over `micro` (``train.accumulate`` micro-batches), as `Trainer._step` takes it."""
-    times: dict[str, float] = {}
-    with _phase("optimizer", times, tr.device):
-        tr.optimizer.zero_grad(set_to_none=True)
-    for b, batches in micro:
-        with _phase("data", times, tr.device):
-            x, y = batches[b]
-            if tr.augment is not None:
-                x = tr.augment(x, tr.aug_gen)
-        with _phase("forward", times, tr.device):
-            with tr.autocast:
-                loss = tr.task.loss(tr.forward(x), y)
-            if tr.oc.l1 or tr.oc.l2:
-                loss = loss + _penalty(tr.penalised, tr.oc.l1, tr.oc.l2)
-        with _phase("backward", times, tr.device):
-            tr.scaler.scale(loss / len(micro) if len(micro) > 1 else loss).backward()
-        tr._samples_log += len(x)
-    with _phase("optimizer", times, tr.device):
-        tr._clip_and_check(loss)
-        tr.scaler.step(tr.optimizer)
-        tr.scaler.update()
-    state = tr.state
-    state.step += 1
-    state.batch_in_epoch = micro[-1][0] + 1
-    state.loss = loss.detach()
-    with _phase("logging", times, tr.device):
-        tr._time_step()
-        tr._emit("on_step_end")
-    return times
-
-
-@contextmanager
-def _phase(name: str, times: dict[str, float], device: torch.device):
-    """Label a phase in the trace and add its wall time (the GPU's work included) to `times`."""
-    with record_function(f"zerotune/{name}"):
-        start = time.perf_counter()
-        yield
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times[name] = times.get(name, 0.0) + time.perf_counter() - start
+    @contextmanager
+    def phase(self, name: str):
+        with record_function(f"zerotune/{name}"):
+            start = time.perf_counter()
+            yield
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            if self.measuring:
+                self.seconds[name] += time.perf_counter() - start
 
 
 def _write_results(files: RunDir, times: dict[str, float], prof, steps: int, device) -> ProfileResult:
