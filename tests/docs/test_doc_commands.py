@@ -37,7 +37,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# The Chinese guide is covered like the English one; a page in ZH_PENDING documents commands that are
+# not in this tree yet (doctor and sweep, #17), and joins DOCS once they are.
+ZH_PENDING = {"tuning-doctor-sweep.md"}
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "README.zh-CN.md",
+        *sorted(p for p in (ROOT / "docs" / "zh").glob("*.md") if p.name not in ZH_PENDING)]
 PROGRAMS = ("zerotune", "python", "python3", "pip", "tensorboard", "curl", "torchrun")  # and .venv/bin/...
 SHELL_BLOCKS = ("bash", "sh", "shell", "console")
 
@@ -206,6 +210,25 @@ COMMANDS: dict[str, How] = {
     "zerotune profile RECIPE|RUN [--steps N] [--set GROUP.FIELD=VALUE]": USAGE,
     "zerotune profile recipes/digits_mlp.toml --steps 3": short(
         "--steps 2 --set log.progress=false --set log.graph=false --set log.embeddings=false"),
+    # README.zh-CN.md and docs/zh/ (commands the English pages also give are listed above once)
+    "zerotune scratch linreg --data diabetes --no-standardize": fails(),
+    "zerotune train recipes/digits_cnn.toml --name cnn": short(CNN),
+    "zerotune train recipes/digits_mlp.toml --name overfit --set data.train_per_class=10 --set model.dropout=0 "
+    "--set model.batch_norm=false --set optim.weight_decay=0 --set schedule.name=constant "
+    "--set schedule.warmup_steps=0 --set train.epochs=150": short(FT),
+    "zerotune train recipes/digits_mlp.toml --name early --set data.train_per_class=10 --set train.epochs=150 "
+    '--set "train.early_stopping={patience: 10}"': short(FT),
+    "zerotune train recipes/digits_mlp.toml --name underfit --set model.hidden=[2] --set train.epochs=10": short(FT),
+    "zerotune eval runs/cnn --split test": RUN,
+    "zerotune report runs/cnn": RUN,
+    "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4 --set optim.lr=3e-2": short(FT),
+    "zerotune train recipes/finetune_digits.toml --set optim.lr=1e-2": short(CNN),
+    "zerotune finetune --merge-lora RUN": USAGE,
+    "zerotune profile runs/cnn --steps 3": short("--steps 2 --set log.progress=false"),
+    "zerotune export runs/cnn --int8 static": RUN,
+    "zerotune export runs/cnn --prune channel --amount 0.3 --finetune-epochs 2": short("--finetune-epochs 1"),
+    "zerotune export runs/cnn --compare --threads 1 --amount 0.3 --finetune-epochs 2": short(
+        COMPARE + " --finetune-epochs 1"),
 }
 
 # Names the pages use for runs made earlier on the same page, or for files a user brings.
