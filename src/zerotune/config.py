@@ -12,7 +12,7 @@ import copy
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -63,6 +63,10 @@ class DataConfig(Section):
     noise: float = Field(0.1, ge=0, description="synthetic: noise level")
     classes: list[int] | None = Field(None, description="keep only these class indices (relabelled 0..k-1)")
     train_per_class: int | None = Field(None, ge=1, description="keep at most N training examples per class")
+    class_fraction: dict[int, float] | None = Field(
+        None, description="keep this fraction of a class's training examples, e.g. {3 = 0.05} (an imbalanced set)")
+    cv_folds: int | None = Field(None, ge=2, description="cross-validation: folds over train+val (set by `zerotune cv`)")
+    cv_fold: int = Field(0, ge=0, description="cross-validation: which fold is the validation split (0-based)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     text_field: str = Field("text", description="text: column or JSON key of the text (headerless files: first column)")
     label_field: str = Field("label", description="text: column or JSON key of the label (headerless files: last column)")
@@ -95,6 +99,20 @@ class DataConfig(Section):
     def _test_path_is_read(self):
         if self.test_path is not None and self.name != "text":
             raise ValueError(f"test_path (--test) applies to data.name 'text', not {self.name!r}")
+        return self
+
+    @field_validator("class_fraction")
+    @classmethod
+    def _fractions_of_classes(cls, value):
+        bad = {k: v for k, v in (value or {}).items() if not 0 < v <= 1}
+        if bad:
+            raise ValueError(f"each fraction must be in (0, 1], got {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _fold_in_range(self):
+        if self.cv_folds is not None and self.cv_fold >= self.cv_folds:
+            raise ValueError(f"cv_fold must be in 0..{self.cv_folds - 1}, got {self.cv_fold}")
         return self
 
     @model_validator(mode="after")
@@ -205,6 +223,10 @@ class TrainConfig(Section):
     accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
     loss: Literal["auto", "mse", "cross_entropy", "bce", "hinge"] = Field("auto", description="loss (auto: by task)")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    class_weights: Literal["balanced"] | list[Annotated[float, Field(gt=0)]] | None = Field(
+        None, description="classification: loss weight per class, 'balanced' (n / (classes x count)) or one per class")
+    sampler: Literal["shuffle", "balanced"] = Field(
+        "shuffle", description="epoch order: a shuffle, or 'balanced' (drawn with replacement, each class equally often)")
     precision: Literal["32", "bf16", "fp16"] = Field("32", description="autocast precision (fp16 needs CUDA)")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
     seed: int = Field(0, description="seed for weights, shuffling, dropout and augmentation")
