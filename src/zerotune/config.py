@@ -66,7 +66,7 @@ class DataConfig(Section):
     class_fraction: dict[int, float] | None = Field(
         None, description="keep this fraction of a class's training examples, e.g. {3 = 0.05} (an imbalanced set)")
     cv_folds: int | None = Field(None, ge=2, description="cross-validation: folds over train+val (set by `zerotune cv`)")
-    cv_fold: int = Field(0, ge=0, description="cross-validation: which fold is the validation split (0-based)")
+    cv_fold: int | None = Field(None, ge=0, description="cross-validation: which fold is the validation split (0-based; default 0)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     text_field: str = Field("text", description="text: column or JSON key of the text (headerless files: first column)")
     label_field: str = Field("label", description="text: column or JSON key of the label (headerless files: last column)")
@@ -111,8 +111,9 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _fold_in_range(self):
-        if self.cv_folds is not None and self.cv_fold >= self.cv_folds:
-            raise ValueError(f"cv_fold must be in 0..{self.cv_folds - 1}, got {self.cv_fold}")
+        if self.cv_fold is not None and (self.cv_folds is None or self.cv_fold >= self.cv_folds):
+            allowed = f"0..{self.cv_folds - 1}" if self.cv_folds else "a fold of data.cv_folds, which is not set"
+            raise ValueError(f"cv_fold must be {allowed}, got {self.cv_fold}")
         return self
 
     @model_validator(mode="after")

@@ -77,7 +77,7 @@ def _split(raw: RawDataset, cfg, classify: bool):
         train_idx, val_idx, test_idx = split_indices(raw.y, fractions, cfg.split_seed, classify)
         x_test, y_test = raw.x[test_idx], raw.y[test_idx]
     if folds:
-        train_idx, val_idx = fold_indices(train_idx, raw.y, folds, cfg.cv_fold, cfg.split_seed, classify)
+        train_idx, val_idx = fold_indices(train_idx, raw.y, folds, cfg.cv_fold or 0, cfg.split_seed, classify)
     return train_idx, val_idx, x_test, y_test
 
 
