@@ -139,6 +139,7 @@ DATA_OPTION_SETS: dict[str, tuple[str, ...]] = {
     "noise": _SYNTHETIC, "augment": _IMAGES, "text_field": ("text",), "label_field": ("text",),
     "max_length": ("text",), "tokenizer": _CORPUS, "vocab_size": _CORPUS, "block_size": _CORPUS,
     "windows_per_epoch": _CORPUS, "eval_windows": _CORPUS, "cache_dir": _CORPUS,
+    "class_fraction": _IMAGES + _TABLES, "cv_folds": _IMAGES + _TABLES, "cv_fold": _IMAGES + _TABLES,
 }
 _KNOWN_DATA = {name for names in DATA_OPTION_SETS.values() for name in names} | {"text"}
 
