@@ -12,7 +12,7 @@ import copy
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -63,6 +63,10 @@ class DataConfig(Section):
     noise: float = Field(0.1, ge=0, description="synthetic: noise level")
     classes: list[int] | None = Field(None, description="keep only these class indices (relabelled 0..k-1)")
     train_per_class: int | None = Field(None, ge=1, description="keep at most N training examples per class")
+    class_fraction: dict[int, float] | None = Field(
+        None, description="keep this fraction of a class's training examples, e.g. {3 = 0.05} (an imbalanced set)")
+    cv_folds: int | None = Field(None, ge=2, description="cross-validation: folds over train+val (set by `zerotune cv`)")
+    cv_fold: int | None = Field(None, ge=0, description="cross-validation: which fold is the validation split (0-based; default 0)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     text_field: str = Field("text", description="text: column or JSON key of the text (headerless files: first column)")
     label_field: str = Field("label", description="text: column or JSON key of the label (headerless files: last column)")
@@ -97,6 +101,21 @@ class DataConfig(Section):
             raise ValueError(f"test_path (--test) applies to data.name 'text', not {self.name!r}")
         return self
 
+    @field_validator("class_fraction")
+    @classmethod
+    def _fractions_of_classes(cls, value):
+        bad = {k: v for k, v in (value or {}).items() if not 0 < v <= 1}
+        if bad:
+            raise ValueError(f"each fraction must be in (0, 1], got {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _fold_in_range(self):
+        if self.cv_fold is not None and (self.cv_folds is None or self.cv_fold >= self.cv_folds):
+            allowed = f"0..{self.cv_folds - 1}" if self.cv_folds else "a fold of data.cv_folds, which is not set"
+            raise ValueError(f"cv_fold must be {allowed}, got {self.cv_fold}")
+        return self
+
     @model_validator(mode="after")
     def _fractions_leave_training_data(self):
         if self.val_fraction + self.test_fraction >= 0.9:
@@ -120,6 +139,7 @@ DATA_OPTION_SETS: dict[str, tuple[str, ...]] = {
     "noise": _SYNTHETIC, "augment": _IMAGES, "text_field": ("text",), "label_field": ("text",),
     "max_length": ("text",), "tokenizer": _CORPUS, "vocab_size": _CORPUS, "block_size": _CORPUS,
     "windows_per_epoch": _CORPUS, "eval_windows": _CORPUS, "cache_dir": _CORPUS,
+    "class_fraction": _IMAGES + _TABLES, "cv_folds": _IMAGES + _TABLES, "cv_fold": _IMAGES + _TABLES,
 }
 _KNOWN_DATA = {name for names in DATA_OPTION_SETS.values() for name in names} | {"text"}
 
@@ -205,6 +225,10 @@ class TrainConfig(Section):
     accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
     loss: Literal["auto", "mse", "cross_entropy", "bce", "hinge"] = Field("auto", description="loss (auto: by task)")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    class_weights: Literal["balanced"] | list[Annotated[float, Field(gt=0)]] | None = Field(
+        None, description="classification: loss weight per class, 'balanced' (n / (classes x count)) or one per class")
+    sampler: Literal["shuffle", "balanced"] = Field(
+        "shuffle", description="epoch order: a shuffle, or 'balanced' (drawn with replacement, each class equally often)")
     precision: Literal["32", "bf16", "fp16"] = Field("32", description="autocast precision (fp16 needs CUDA)")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
     seed: int = Field(0, description="seed for weights, shuffling, dropout and augmentation")

@@ -84,6 +84,7 @@ GPT = ("--no-progress --set data.path=corpus.txt --set model.n_layer=1 --set mod
        " --set train.batch_size=16 --set log.graph=false --set log.embeddings=false --set log.sample_tokens=8")
 TEXT = "--no-progress --set train.epochs=1 --set train.batch_size=16 --set log.graph=false --set log.embeddings=false"
 COMPARE = "--iters 2"
+CV = "--no-progress --set train.epochs=2 --set log.tensorboard=false"  # zerotune cv: K tiny runs
 SETUP = "installation: covered by .ci/run, which runs the README's commands in a fresh environment"
 
 # Every command of the docs, as written (comment dropped, whitespace collapsed) -> how it is exercised.
@@ -101,6 +102,8 @@ COMMANDS: dict[str, How] = {
     "zerotune eval runs/my-run [--split test] [--json]": form("zerotune eval runs/my-run --split test --json"),
     "zerotune models": RUN,
     "zerotune datasets": RUN,
+    "zerotune summary recipes/digits_cnn.toml": RUN,
+    "zerotune cv recipes/iris_softmax.toml --folds 5": short("--folds 3 " + CV),
     "zerotune board runs": HELP,
     "zerotune runs runs": RUN,
     "zerotune report runs/my-run": RUN,
@@ -207,6 +210,14 @@ COMMANDS: dict[str, How] = {
     "zerotune train --resume runs/NAME": USAGE,
     "zerotune eval RUN [--split train|val|test] [--checkpoint best|last] [--json]": USAGE,
     "python scripts/config_reference.py": RUN,
+    "zerotune summary RECIPE|RUN [--set GROUP.FIELD=VALUE]": USAGE,
+    "zerotune train recipes/digits_mlp.toml --set 'data.class_fraction={3: 0.05}' --set train.class_weights=balanced":
+        short(FT),
+    "python benchmarks/class_imbalance.py": HELP,
+    "zerotune cv recipes/iris_softmax.toml --folds 5 --name iris-cv": short("--folds 3 " + CV),
+    "zerotune cv RECIPE --folds K [--set GROUP.FIELD=VALUE] [--name NAME] [--runs-dir DIR]": USAGE,
+    "zerotune board runs/NAME": USAGE,
+    "zerotune cv recipes/iris_softmax.toml --folds 50": fails(),
     "zerotune profile RECIPE|RUN [--steps N] [--set GROUP.FIELD=VALUE]": USAGE,
     "zerotune profile recipes/digits_mlp.toml --steps 3": short(
         "--steps 2 --set log.progress=false --set log.graph=false --set log.embeddings=false"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import catalog, export, finetune, generate, profile, scratch, serve, track, train, tune
+from . import catalog, cv, export, finetune, generate, profile, scratch, serve, summary, track, train, tune
 from .common import root_parser, run_parser
 
 # In the order `zerotune --help` lists them.
@@ -17,8 +17,10 @@ COMMANDS = (
     train.add_parsers,  # train, eval
     generate.add_parser,
     catalog.add_parsers,  # models, datasets
+    summary.add_parser,
     finetune.add_parser,
     tune.add_parser,  # lr-find
+    cv.add_parser,
     track.add_parsers,  # board, runs, report
     profile.add_parser,
     export.add_parser,

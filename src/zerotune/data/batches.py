@@ -13,12 +13,14 @@ class Split:
 
     x: torch.Tensor  # (N, *input_shape) float32, normalised
     y: torch.Tensor  # (N,) int64 classes or float32 (standardised) targets
+    # Per-example sampling weights (train.sampler "balanced"); None: each epoch is a shuffle.
+    draw_weights: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def to(self, device) -> "Split":
-        return Split(self.x.to(device), self.y.to(device))
+        return Split(self.x.to(device), self.y.to(device), self.draw_weights)
 
     def epoch_batches(self, seed: int, epoch: int, batch_size: int) -> "EpochBatches":
         """The shuffled micro-batches of one epoch, a pure function of (seed, epoch).
@@ -26,7 +28,14 @@ class Split:
         The training loop only needs ``len()`` and ``[i] -> (x, y)``; a language-model corpus
         (data/corpus.py) offers the same with random windows instead of examples.
         """
+        if self.draw_weights is not None:
+            return EpochBatches(self, epoch_draw(self.draw_weights, seed, epoch, self.x.device), batch_size)
         return EpochBatches(self, epoch_permutation(len(self), seed, epoch, self.x.device), batch_size)
+
+    def balanced(self) -> "Split":
+        """This split with epochs drawn so that each class comes up equally often (weights 1/count)."""
+        counts = torch.bincount(self.y.cpu())
+        return Split(self.x, self.y, (1.0 / counts.double())[self.y.cpu()])
 
     def sample_inputs(self, n: int) -> torch.Tensor:
         """The first n inputs (for shape checks and graph tracing)."""
@@ -61,6 +70,12 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 def epoch_permutation(n: int, seed: int, epoch: int, device) -> torch.Tensor:
     """The shuffle order of one epoch (see `epoch_generator`)."""
     return torch.randperm(n, generator=epoch_generator(seed, epoch)).to(device)
+
+
+def epoch_draw(weights: torch.Tensor, seed: int, epoch: int, device) -> torch.Tensor:
+    """One epoch's order drawn with replacement in proportion to `weights` (see `epoch_generator`)."""
+    n = len(weights)
+    return torch.multinomial(weights, n, replacement=True, generator=epoch_generator(seed, epoch)).to(device)
 
 
 def iter_batches(split: Split, batch_size: int, perm: torch.Tensor | None = None, start: int = 0):

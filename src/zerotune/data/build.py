@@ -8,7 +8,8 @@ import torch
 from ..errors import UserError
 from .base import RawDataset
 from .bundle import DataBundle, DataMeta, Split
-from .preprocess import apply_stats, input_stats, limit_per_class, select_classes, split_indices
+from .preprocess import (apply_stats, fold_indices, input_stats, keep_class_fraction, limit_per_class, select_classes,
+                         split_indices)
 from .sources import load_raw
 
 
@@ -24,18 +25,8 @@ def build_data(cfg) -> DataBundle:
         raw = select_classes(raw, cfg.classes)
     classify = raw.task == "classification"
 
-    if raw.test is not None:  # keep the official test split; val comes out of train
-        train_idx, val_idx, _ = split_indices(raw.y, (cfg.val_fraction, 0.0), cfg.split_seed, classify)
-        x_test, y_test = raw.test
-    else:
-        train_idx, val_idx, test_idx = split_indices(
-            raw.y, (cfg.val_fraction, cfg.test_fraction), cfg.split_seed, classify
-        )
-        x_test, y_test = raw.x[test_idx], raw.y[test_idx]
-    if cfg.train_per_class is not None:
-        if not classify:
-            raise UserError("data.train_per_class applies to classification data only")
-        train_idx = limit_per_class(train_idx, raw.y, cfg.train_per_class, cfg.split_seed)
+    train_idx, val_idx, x_test, y_test = _split(raw, cfg, classify)
+    train_idx = _thin_training_classes(train_idx, raw, cfg, classify)
     if len(train_idx) == 0:
         raise UserError(f"data set {cfg.name!r} leaves no training examples after splitting")
 
@@ -70,6 +61,36 @@ def build_data(cfg) -> DataBundle:
         sizes={"train": len(y_train), "val": len(y_val), "test": len(y_test)},
     )
     return DataBundle(to_split(x_train, y_train), to_split(x_val, y_val), to_split(x_test, y_test), meta)
+
+
+def _split(raw: RawDataset, cfg, classify: bool):
+    """Train and val indices into ``raw``, and the test arrays.
+
+    With ``cfg.cv_folds`` set, train and val are the folds of everything the test split leaves (the
+    official test split, or the same ``test_fraction`` cut as without folds): the test stays held out.
+    """
+    folds, fractions = cfg.cv_folds, (0.0 if cfg.cv_folds else cfg.val_fraction, cfg.test_fraction)
+    if raw.test is not None:  # keep the official test split; val comes out of train
+        train_idx, val_idx, _ = split_indices(raw.y, (fractions[0], 0.0), cfg.split_seed, classify)
+        x_test, y_test = raw.test
+    else:
+        train_idx, val_idx, test_idx = split_indices(raw.y, fractions, cfg.split_seed, classify)
+        x_test, y_test = raw.x[test_idx], raw.y[test_idx]
+    if folds:
+        train_idx, val_idx = fold_indices(train_idx, raw.y, folds, cfg.cv_fold or 0, cfg.split_seed, classify)
+    return train_idx, val_idx, x_test, y_test
+
+
+def _thin_training_classes(train_idx: np.ndarray, raw: RawDataset, cfg, classify: bool) -> np.ndarray:
+    """``data.train_per_class`` and ``data.class_fraction``: fewer training examples of some classes."""
+    for option in ("train_per_class", "class_fraction"):
+        if getattr(cfg, option) is not None and not classify:
+            raise UserError(f"data.{option} applies to classification data only")
+    if cfg.train_per_class is not None:
+        train_idx = limit_per_class(train_idx, raw.y, cfg.train_per_class, cfg.split_seed)
+    if cfg.class_fraction:
+        train_idx = keep_class_fraction(train_idx, raw.y, cfg.class_fraction, len(raw.class_names), cfg.split_seed)
+    return train_idx
 
 
 def _check_raw(raw: RawDataset, name: str) -> None:

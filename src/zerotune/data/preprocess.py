@@ -64,6 +64,41 @@ def limit_per_class(idx: np.ndarray, y: np.ndarray, per_class: int, seed: int) -
     return np.sort(np.concatenate(keep))
 
 
+def keep_class_fraction(idx: np.ndarray, y: np.ndarray, fractions: dict[int, float], n_classes: int,
+                        seed: int) -> np.ndarray:
+    """Keep a seeded `fractions[c]` of the indices of each listed class c (at least one), all of the others."""
+    bad = sorted(c for c in fractions if not 0 <= c < n_classes)
+    if bad:
+        raise UserError(f"data.class_fraction names classes {bad}; allowed: class indices 0..{n_classes - 1}")
+    rng = np.random.default_rng(seed)
+    keep = [idx[~np.isin(y[idx], list(fractions))]]
+    for c, fraction in sorted(fractions.items()):
+        members = idx[y[idx] == c]
+        keep.append(rng.permutation(members)[:max(1, round(fraction * len(members)))])
+    return np.sort(np.concatenate(keep))
+
+
+def fold_indices(pool: np.ndarray, y: np.ndarray, folds: int, fold: int, seed: int, stratify: bool):
+    """Fold `fold` of a seeded k-fold split of the indices in `pool`: (train, val) index arrays.
+
+    Stratified (scikit-learn's StratifiedKFold) for classification, plain KFold for regression.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if stratify:
+        smallest = int(np.unique(y[pool], return_counts=True)[1].min())
+        if smallest < folds:
+            raise UserError(f"{folds} folds need at least {folds} examples of each class; the smallest class has "
+                            f"{smallest} in train+val; allowed: 2..{smallest} folds")
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    else:
+        if len(pool) < folds:
+            raise UserError(f"{folds} folds need at least {folds} examples; train+val has {len(pool)}")
+        splitter = KFold(folds, shuffle=True, random_state=seed)
+    train, val = list(splitter.split(pool, y[pool]))[fold]
+    return pool[train], pool[val]
+
+
 def input_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std per channel for images (N, C, H, W), per feature for tables (N, F)."""
     axes = (0, 2, 3) if x.ndim == 4 else (0,)

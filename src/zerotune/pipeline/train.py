@@ -115,7 +115,9 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     origin = run_dir if checkpoint is not None else (
         source.path if source is not None and source.kind == "run" else None)
     data = load_data(config, origin)
-    task = make_task(data.meta, tc, config.data)
+    task = make_task(data.meta, tc, config.data, train_targets(data))
+    if tc.sampler == "balanced":
+        data.train = data.train.balanced()
     check_monitor(tc, task)
     model = build_model_for(config, data.meta, origin)
     setup = attach(model, config, data.meta, source) if is_finetune(config) else None
@@ -299,12 +301,17 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best")
         raise UserError(f"split {split!r} is unknown; allowed: train, val, test")
     run = load_run(run_dir, checkpoint)
     data = run_data(run)
-    task = make_task(data.meta, run.config.train, run.config.data)
+    task = make_task(data.meta, run.config.train, run.config.data, train_targets(data))
     metrics = task.full_metrics(run.model, data.split(split))
     if not metrics.get("n"):
         raise UserError(f"the {split} split of {run_dir} is empty (data.{split}_fraction is 0); "
                         f"evaluate another split with --split")
     return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint, **metrics}
+
+
+def train_targets(data: DataBundle) -> torch.Tensor | None:
+    """The training split's class indices, which ``train.class_weights = "balanced"`` counts (None for a corpus)."""
+    return None if data.meta.task == "lm" else data.train.y
 
 
 def environment(device: torch.device, seed: int) -> dict:

@@ -56,6 +56,7 @@ REPORT_STEM = "report"
 SCALING_DIR = "scaling"
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_NAMES = ("best", "last")
+CV_FILE = "cv.json"  # `zerotune cv`: beside the fold runs, in the folder that holds them
 
 # inside a checkpoint directory
 MODEL_FILE = "model.safetensors"
@@ -71,7 +72,7 @@ LABELS_FILE = "labels.json"
 # The file and folder names that no module outside run/ may spell (tests/core/test_architecture_rundir.py).
 FILE_NAMES = (CONFIG_FILE, META_FILE, ENV_FILE, METRICS_FILE, FINETUNE_FILE, PARAMS_FILE, HF_DIR, TOKENIZER_DIR,
               ADAPTERS_DIR, EXPORT_DIR, SCALING_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
-              ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE)
+              ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE, CV_FILE)
 
 
 class RunDir:
@@ -164,6 +165,16 @@ class RunDir:
     def is_run(self) -> bool:
         """Whether the directory holds a zerotune run (it has a config.yaml)."""
         return self.path.is_dir() and self.config.is_file()
+
+
+def cv_summary_file(cv_dir: str | os.PathLike) -> Path:
+    """The mean ± std of a cross-validation (``zerotune cv``), in the folder of its fold runs."""
+    return Path(cv_dir) / CV_FILE
+
+
+def fold_run_name(fold: int) -> str:
+    """The run directory name of one fold of a cross-validation: ``fold-0``, ``fold-1``, ..."""
+    return f"fold-{fold}"
 
 
 def new_run_name(prefix: str) -> str:

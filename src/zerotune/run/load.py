@@ -85,6 +85,8 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
             are normalised with the statistics in its meta.json.
         stats: metadata whose normalisation to apply instead (a fine-tune uses its parent's).
     """
+    if config.data.name in ("corpus", "text"):
+        _refuse_in_memory_options(config.data)
     if config.data.name == "corpus":
         from ..data.corpus import build_corpus_data
         from ..data.lm_tokenizer import load_tokenizer_dir
@@ -106,6 +108,13 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
     if stats is None and run_dir is not None and RunDir(run_dir).meta.is_file():
         stats = DataMeta.from_dict(read_json(RunDir(run_dir).meta))
     return renormalize(data, stats) if stats is not None else data
+
+
+def _refuse_in_memory_options(data) -> None:
+    """Folds and class fractions are cut in data/build.py, which text and corpora do not go through."""
+    for option in ("class_fraction", "cv_folds"):
+        if getattr(data, option) is not None:
+            raise UserError(f"data.{option} applies to in-memory data sets (images, tables), not {data.name!r}")
 
 
 def renormalize(data: DataBundle, meta: DataMeta) -> DataBundle:

@@ -10,6 +10,7 @@ from ..config import DataConfig
 from ..data.batches import iter_batches
 from ..data.bundle import DataMeta, Split
 from ..errors import UserError
+from .balance import check_sampler, class_weights
 from .metrics import classification_metrics, regression_metrics
 from ..models.modes import eval_mode
 
@@ -19,7 +20,8 @@ LOSSES = {"classification": ("cross_entropy", "bce", "hinge"), "regression": ("m
 class Task:
     """What a model is trained for: turns outputs and targets into a loss and into metrics."""
 
-    def __init__(self, meta: DataMeta, loss: str = "auto", label_smoothing: float = 0.0):
+    def __init__(self, meta: DataMeta, loss: str = "auto", label_smoothing: float = 0.0,
+                 class_weights: torch.Tensor | None = None):
         self.meta = meta
         self.kind = meta.task
         allowed = LOSSES[self.kind]
@@ -27,6 +29,9 @@ class Task:
         if self.loss_name not in allowed:
             raise UserError(f"train.loss {loss!r} does not fit {self.kind}; allowed: auto, {', '.join(allowed)}")
         self.label_smoothing = label_smoothing
+        if class_weights is not None and self.loss_name == "bce":
+            raise UserError("train.class_weights applies to the losses cross_entropy and hinge, not bce")
+        self.class_weights = class_weights  # (C,) or None; the same weights in training and evaluation
 
     @property
     def monitor_default(self) -> tuple[str, str]:
@@ -40,12 +45,16 @@ class Task:
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean loss of a batch. out: (B, C) logits or (B, 1); y: (B,)."""
         if self.loss_name == "cross_entropy":
-            return F.cross_entropy(out, y, label_smoothing=self.label_smoothing)
+            return F.cross_entropy(out, y, weight=self._weights(out), label_smoothing=self.label_smoothing)
         if self.loss_name == "bce":
             return F.binary_cross_entropy_with_logits(out, F.one_hot(y, out.shape[-1]).to(out.dtype))
         if self.loss_name == "hinge":
-            return F.multi_margin_loss(out, y)
+            return F.multi_margin_loss(out, y, weight=self._weights(out))
         return F.mse_loss(out.squeeze(-1), y)
+
+    def _weights(self, out: torch.Tensor) -> torch.Tensor | None:
+        w = self.class_weights
+        return None if w is None else w.to(device=out.device, dtype=out.dtype)
 
     def outputs(self, model: torch.nn.Module, split: Split, batch_size: int = 512) -> torch.Tensor:
         """Model outputs for a whole split, in eval mode, as float32 on the split's device."""
@@ -55,7 +64,7 @@ class Task:
 
     def metric_names(self, prefix: str) -> list[str]:
         """The names `quick_metrics` gives, e.g. for a train.monitor check before training."""
-        names = ("loss", "accuracy") if self.kind == "classification" else ("loss", "mse", "r2")
+        names = ("loss", "accuracy", "f1_macro") if self.kind == "classification" else ("loss", "mse", "r2")
         return [f"{prefix}/{n}" for n in names]
 
     def quick_metrics(self, model: torch.nn.Module, split: Split, prefix: str) -> dict[str, float]:
@@ -66,6 +75,7 @@ class Task:
         m = {f"{prefix}/loss": float(self.loss(out, split.y))}
         if self.kind == "classification":
             m[f"{prefix}/accuracy"] = float((out.argmax(1) == split.y).float().mean())
+            m[f"{prefix}/f1_macro"] = macro_f1(out.argmax(1), split.y, out.shape[1])
         else:
             pred, true = self.to_target_units(out.squeeze(-1)), self.to_target_units(split.y)
             mse = float(((pred - true) ** 2).mean())
@@ -91,11 +101,23 @@ class Task:
         return {"loss": loss, "n": len(split), **m}
 
 
-def make_task(meta: DataMeta, train_cfg, data_cfg: DataConfig | None = None):
-    """The task for a run's data: classification and regression here, language modelling in tasks/lm.py."""
+def macro_f1(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
+    """F1 averaged over all classes, a class never predicted nor present counting 0 (as `full_metrics`)."""
+    tp = torch.bincount(y[pred == y], minlength=num_classes)
+    both = torch.bincount(pred, minlength=num_classes) + torch.bincount(y, minlength=num_classes)
+    return float((2 * tp / both.clamp(min=1)).mean())
+
+
+def make_task(meta: DataMeta, train_cfg, data_cfg: DataConfig | None = None, train_y: torch.Tensor | None = None):
+    """The task for a run's data: classification and regression here, language modelling in tasks/lm.py.
+
+    ``train_y``, the training split's targets, is what ``train.class_weights = "balanced"`` counts.
+    """
+    weights = class_weights(train_cfg.class_weights, meta, train_y)
+    check_sampler(train_cfg.sampler, meta)
     if meta.task == "lm":
         from .lm import LMTask
 
         data_cfg = data_cfg or DataConfig()  # the defaults, e.g. of data.eval_windows
         return LMTask(meta, train_cfg.loss, train_cfg.label_smoothing, eval_windows=data_cfg.eval_windows)
-    return Task(meta, train_cfg.loss, train_cfg.label_smoothing)
+    return Task(meta, train_cfg.loss, train_cfg.label_smoothing, weights)

@@ -116,6 +116,7 @@ class LMBoard(TensorBoardLogger):
             records.append((summaries.text("attention/tokens", self._attention_tokens()), 0))
         records += self._environment_records()
         self.sink.write(records)
+        self._safe("model summary", self._layer_summary, model)
         if self.log.graph:
             self._safe("graph", self._graph, model)
 

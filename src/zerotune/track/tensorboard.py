@@ -152,10 +152,18 @@ class TensorBoardLogger(Callback):
         ]
         records += self._environment_records()
         self.sink.write(records)
+        self._safe("model summary", self._layer_summary, state.model)
         if self.log.graph:
             self._safe("graph", self._graph, state.model)
         if self.log.images:
             self._safe("input images", self._input_samples)
+
+    def _layer_summary(self, model: torch.nn.Module) -> None:
+        """`zerotune summary`'s table (layers, shapes, trainable/frozen parameters, MACs) in the Text tab."""
+        from ..models.summary import summarize
+
+        table = summarize(model, self.data.train.sample_inputs(1).to(self._device)).table()
+        self.sink.write([(summaries.text("model/summary", text.code_block(table)), 0)])
 
     def _environment_records(self) -> list:
         """The run's env.json (versions, device, seed) as a text summary, if the run has one."""
