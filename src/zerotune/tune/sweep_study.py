@@ -30,18 +30,32 @@ def make_sampler(plan, worker: int = 0):
 
     seed = plan.seed + worker
     if plan.sampler == "grid":
-        return optuna.samplers.GridSampler({p.key: p.grid() for p in plan.params}, seed=seed)
+        return _grid_sampler_class()({p.key: p.grid() for p in plan.params}, seed=seed)
     if plan.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # Ten random trials before the model of good and bad trials is fitted, or a third of a small budget.
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, plan.trials // 3)))
 
 
+def _grid_sampler_class():
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler, without its `study.stop()` once the grid is spent: that call works only
+        inside `study.optimize`, and here the budget ends the sweep (it is at most the grid's size)."""
+
+        def after_trial(self, study, trial, state, values) -> None:
+            pass
+
+    return GridSampler
+
+
 def make_pruner(plan):
     """No pruning, the median rule, or successive halving; a step is one evaluation of the trial's run.
 
-    The median rule stops a trial whose best monitored value is worse than the median of finished
-    trials at the same evaluation, once two trials have finished and after its first evaluation.
+    The median rule stops a trial whose best monitored value so far is worse than the median of the
+    complete trials at the same evaluation, once two trials are complete, from its second evaluation on.
+    Successive halving keeps the best third of the trials at evaluations 1, 3, 9, ...
     """
     import optuna
 
@@ -49,7 +63,7 @@ def make_pruner(plan):
         return optuna.pruners.NopPruner()
     if plan.pruner == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
 
 
 def create_study(plan, study_file: Path):

@@ -5,6 +5,7 @@ Optuna, stopped cleanly when the pruner says so.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def run_trial(study, trial, plan, sweep_dir: Path, jobs: int) -> str:
     from ..pipeline.train import train
 
     values = {p.key: p.suggest(trial) for p in plan.params}
+    trial.set_user_attr("run", SweepDir.trial_name(trial.number))
+    trial.set_user_attr("pid", os.getpid())  # which worker process ran it
     reporter = ReportToTrial(trial)
     start = time.perf_counter()
     try:
@@ -75,7 +78,6 @@ def run_trial(study, trial, plan, sweep_dir: Path, jobs: int) -> str:
     except BaseException:
         give_back(study, trial.number, trial.params)
         raise
-    trial.set_user_attr("run", result.run_dir.name)
     trial.set_user_attr("steps", result.steps)
     trial.set_user_attr("val", {k: v for k, v in result.metrics["val"].items() if isinstance(v, (int, float))})
     best = result.metrics["training"]["best"]
