@@ -162,7 +162,7 @@ def run_sweep(sweep_dir: str | Path, jobs: int = 1, trials: int | None = None, o
     if trials is not None and trials != plan.trials:
         plan.trials = trials
         write_json(sweep.spec, plan.to_dict())
-    with _sweep_lock(sweep):
+    with sweep_lock(sweep):
         optuna_quiet()
         study = load_study(plan, sweep.study)
         for number in recover_interrupted(study):
@@ -224,7 +224,7 @@ def _run_workers(sweep_dir: Path, jobs: int) -> None:
 
 
 @contextlib.contextmanager
-def _sweep_lock(sweep: SweepDir):
+def sweep_lock(sweep: SweepDir):
     """Held while this process runs the sweep: a second sweep process on the same directory is refused."""
     try:
         import fcntl
