@@ -112,3 +112,34 @@ def test_a_second_sweep_of_the_same_name_is_refused(swept, capsys):
     sweep, _ = swept
     code = main(["sweep", RECIPE, *PARAMS, "--trials", "1", "--runs-dir", str(sweep.path.parent), "--name", "s"])
     assert code == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_board_hparams_tab_shows_every_trial_with_its_metrics(swept):
+    import json
+    import time
+    import urllib.request
+
+    from zerotune.track.board import http_get, start_board
+
+    sweep, _ = swept
+    study = load_study(read_plan(sweep.path), sweep.study)
+    body = {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_RUNNING", "STATUS_UNKNOWN"],
+            "colParams": [], "startIndex": 0, "sliceSize": 10}
+    board = start_board(sweep.path, port=0)
+    try:
+        deadline = time.monotonic() + 60
+        while len(json.loads(http_get(board.url + "data/runs"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        req = urllib.request.Request(board.url + "data/plugin/hparams/session_groups", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        groups = {g["name"]: g for g in json.loads(opener.open(req, timeout=30).read())["sessionGroups"]}
+    finally:
+        board.stop()
+    assert sorted(groups) == ["trial-000", "trial-001", "trial-002"]
+    for t in study.get_trials():
+        group = groups[t.user_attrs["run"]]
+        assert group["hparams"]["optim.lr"] == pytest.approx(t.params["optim.lr"], rel=1e-6)
+        metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
+        assert metrics["best/val/loss"] == pytest.approx(t.value, rel=1e-5)  # the trial's objective
+        assert 0 <= metrics["val/accuracy"] <= 1
