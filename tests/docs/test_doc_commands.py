@@ -214,6 +214,7 @@ COMMANDS: dict[str, How] = {
     "zerotune sweep --resume runs/mlp-sweep": RUN,
     "zerotune sweep --resume runs/NAME [--trials N] [--jobs J]": USAGE,
     "python benchmarks/sweep_pruning.py --trials 12 --pruner median": HELP,
+    "python benchmarks/sweep_pruning.py --trials 12 --pruner halving": HELP,
     # docs/training.md
     "zerotune train --set optim.foo=1": fails(),
     "zerotune train --set optim.lr=-1": fails(),

@@ -1,4 +1,4 @@
-"""`zerotune sweep --prune`: a hopeless trial is stopped early, marked PRUNED, and its run directory stays valid."""
+"""How a trial ends: pruned by `--prune` (its run directory stays valid), or failed on its own (a diverged loss)."""
 
 from __future__ import annotations
 
@@ -74,3 +74,14 @@ def test_pruners_by_name():
     plan.pruner = "halving"
     assert isinstance(make_pruner(plan), optuna.pruners.SuccessiveHalvingPruner)
     assert TINY  # the same quick trials as the other sweep tests
+
+
+def test_a_diverged_trial_fails_counts_and_the_sweep_goes_on(tmp_path, capsys):
+    code = main(["sweep", RECIPE, "--param", "optim.lr=choice:10.0", "--trials", "1", "--runs-dir", str(tmp_path),
+                 "--name", "d", *sets("optim.name=sgd", "model.batch_norm=false", "train.epochs=2")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "trial 0 FAIL: optim.lr=10  (training loss " in out and "no trial completed: no best recipe" in out
+    trial = load_study(read_plan(tmp_path / "d"), SweepDir(tmp_path / "d").study).get_trials()[0]
+    assert trial.state.name == "FAIL" and "lower optim.lr" in trial.user_attrs["error"]
+    assert not SweepDir(tmp_path / "d").best_recipe.exists()

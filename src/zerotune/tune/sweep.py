@@ -128,7 +128,8 @@ def start_sweep(opts: SweepOptions, jobs: int = 1, out=print):
     write_json(sweep.spec, plan.to_dict())
     optuna_quiet()
     create_study(plan, sweep.study)
-    out(f"sweep: {path} ({plan.trials} trials of {', '.join(p.key for p in plan.params)}; "
+    out(f"sweep: {path} ({plan.trials} trial{'s' if plan.trials != 1 else ''} of "
+        f"{', '.join(p.key for p in plan.params)}; "
         f"{plan.direction} {plan.metric})")
     return run_sweep(path, jobs, out=out)
 
