@@ -11,7 +11,6 @@ left running (marked failed, their parameters queued again) and runs until the b
 from __future__ import annotations
 
 import contextlib
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,10 +159,10 @@ def run_sweep(sweep_dir: str | Path, jobs: int = 1, trials: int | None = None, o
     _check_counts(trials, jobs)
     sweep = SweepDir(sweep_dir)
     plan = read_plan(sweep.path)
-    if trials is not None and trials != plan.trials:
-        plan.trials = trials
-        write_json(sweep.spec, plan.to_dict())
     with sweep_lock(sweep):
+        if trials is not None and trials != plan.trials:  # under the lock: the workers read the budget from it
+            plan.trials = trials
+            write_json(sweep.spec, plan.to_dict())
         optuna_quiet()
         study = load_study(plan, sweep.study)
         for number in recover_interrupted(study):
@@ -248,7 +247,3 @@ def optuna_quiet() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if not sys.warnoptions:
-        import warnings
-
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

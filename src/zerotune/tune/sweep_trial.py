@@ -58,7 +58,8 @@ def run_trial(study, trial, plan, sweep_dir: Path, jobs: int) -> str:
     """Train trial `trial` and tell the study how it ended; returns a line saying so.
 
     A run that fails on its own (a diverged loss, a model that does not fit the values) is a failed
-    trial and the sweep goes on; an interrupted one is given back to run again, then re-raised.
+    trial and the sweep goes on; one stopped by anything else (Ctrl-C, a bug) is given back to run
+    again, and the exception goes on up.
     """
     from optuna.trial import TrialState
 
