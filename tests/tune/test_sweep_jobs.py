@@ -9,7 +9,7 @@ from sweep_util import RECIPE, TINY
 
 from zerotune.errors import UserError
 from zerotune.run.files import RunDir, SweepDir
-from zerotune.tune.sweep import SweepOptions, sweep_lock, read_plan, run_sweep, start_sweep
+from zerotune.tune.sweep import SweepOptions, read_plan, run_sweep, start_sweep, sweep_lock
 from zerotune.tune.sweep_study import load_study
 
 
@@ -26,6 +26,8 @@ def test_two_workers_share_the_study_and_spend_the_budget_exactly(tmp_path):
     for r in summary.rows:
         assert RunDir(r.run).metrics.is_file()
         assert RunDir(r.run).path.parent == tmp_path / "j"
-    with sweep_lock(SweepDir(tmp_path / "j")):  # as a sweep process still running there holds it
-        with pytest.raises(UserError, match="is running in another process"):
-            run_sweep(tmp_path / "j", trials=4)
+    for shared in (False, True):  # as a sweep process, or a worker outliving it, holds it
+        with sweep_lock(SweepDir(tmp_path / "j"), shared=shared):
+            with pytest.raises(UserError, match="is running in another process"):
+                run_sweep(tmp_path / "j", trials=4)
+    assert len(run_sweep(tmp_path / "j", out=lambda line: None).rows) == 3  # free again: nothing left to run

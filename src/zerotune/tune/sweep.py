@@ -159,7 +159,7 @@ def run_sweep(sweep_dir: str | Path, jobs: int = 1, trials: int | None = None, o
     _check_counts(trials, jobs)
     sweep = SweepDir(sweep_dir)
     plan = read_plan(sweep.path)
-    with sweep_lock(sweep):
+    with sweep_lock(sweep) as lock:
         if trials is not None and trials != plan.trials:  # under the lock: the workers read the budget from it
             plan.trials = trials
             write_json(sweep.spec, plan.to_dict())
@@ -167,6 +167,7 @@ def run_sweep(sweep_dir: str | Path, jobs: int = 1, trials: int | None = None, o
         study = load_study(plan, sweep.study)
         for number in recover_interrupted(study):
             out(f"trial {number} was interrupted: marked FAIL, its parameters queued to run again")
+        share_lock(lock)
         if jobs == 1:
             work(sweep.path, 0, 1, contextlib.nullcontext(), out)
         else:
@@ -202,7 +203,8 @@ def _worker_main(sweep_dir: str, worker: int, jobs: int, ask_lock) -> None:
     def out(line: str) -> None:
         print(line, flush=True)
 
-    work(Path(sweep_dir), worker, jobs, ask_lock, out)
+    with sweep_lock(SweepDir(sweep_dir), shared=True):  # outlives the sweep process if that is killed alone
+        work(Path(sweep_dir), worker, jobs, ask_lock, out)
 
 
 def _run_workers(sweep_dir: Path, jobs: int) -> None:
@@ -224,22 +226,35 @@ def _run_workers(sweep_dir: Path, jobs: int) -> None:
 
 
 @contextlib.contextmanager
-def sweep_lock(sweep: SweepDir):
-    """Held while this process runs the sweep: a second sweep process on the same directory is refused."""
+def sweep_lock(sweep: SweepDir, shared: bool = False):
+    """Held while a process runs the sweep, so that a second ``--resume`` is refused while any runs.
+
+    The sweep process takes it exclusively to give back interrupted trials, then shares it with its
+    workers (`share_lock`), which keep holding it if the sweep process is killed and they are not.
+    Yields the open lock file (None where there is no ``fcntl``: no guard).
+    """
     try:
         import fcntl
-    except ImportError:  # not on POSIX: no guard
-        yield
+    except ImportError:  # not on POSIX
+        yield None
         return
     with open(sweep.lock, "a") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(f"sweep {sweep.path} is running in another process") from None
         try:
-            yield
+            yield f
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def share_lock(lock_file) -> None:
+    """Turn this process's exclusive hold of the sweep lock into a shared one, for its workers to join."""
+    if lock_file is not None:
+        import fcntl
+
+        fcntl.flock(lock_file, fcntl.LOCK_SH)
 
 
 def optuna_quiet() -> None:
