@@ -85,6 +85,9 @@ GPT = ("--no-progress --set data.path=corpus.txt --set model.n_layer=1 --set mod
 TEXT = "--no-progress --set train.epochs=1 --set train.batch_size=16 --set log.graph=false --set log.embeddings=false"
 COMPARE = "--iters 2"
 CV = "--no-progress --set train.epochs=2 --set log.tensorboard=false"  # zerotune cv: K tiny runs
+# A sweep's trials: two epochs of a small part of the data, one thread, the cheap views only.
+SWEEP = ("--set train.epochs=2 --set data.train_per_class=20 --set train.threads=1 --set log.graph=false"
+         " --set log.embeddings=false --set log.figures_every=0 --set log.pr_curves_every=0 --set log.images=false")
 SETUP = "installation: covered by .ci/run, which runs the README's commands in a fresh environment"
 
 # Every command of the docs, as written (comment dropped, whitespace collapsed) -> how it is exercised.
@@ -204,6 +207,21 @@ COMMANDS: dict[str, How] = {
     "zerotune lr-find recipes/digits_mlp.toml --start 1 --end 0.1": fails(),
     "python benchmarks/lr_find_vs_grid.py --recipes digits_mlp --seeds 10": HELP,
     "python benchmarks/lr_find_vs_grid.py --recipes digits_cnn --seeds 5": HELP,
+    "zerotune sweep recipes/digits_mlp.toml --param optim.lr=loguniform:1e-4:1e-1 --param model.dropout=uniform:0:0.5 "
+    "--trials 12 --name mlp-sweep": short("--trials 2 " + SWEEP),
+    "zerotune sweep RECIPE --param KEY=SPEC [--param ...] --trials N [--jobs J] [--prune] [--pruner median|halving] "
+    "[--sampler tpe|random|grid] [--seed 0] [--set GROUP.FIELD=VALUE] [--name NAME] [--runs-dir DIR]": USAGE,
+    "zerotune sweep recipes/digits_mlp.toml --param optim.lr=loguniform:1e-1:1e-4 --trials 4": fails(),
+    "zerotune train runs/mlp-sweep/best.toml": short(FT),
+    "zerotune runs runs/mlp-sweep": RUN,
+    "zerotune board runs/mlp-sweep": HELP,
+    "zerotune eval runs/mlp-sweep/trial-001": RUN,
+    "zerotune sweep recipes/digits_mlp.toml --param optim.lr=loguniform:1e-4:1e-1 --param model.dropout=uniform:0:0.5 "
+    "--trials 12 --prune --jobs 2 --name mlp-sweep-pruned": short("--trials 3 --jobs 1 " + SWEEP),
+    "zerotune sweep --resume runs/mlp-sweep": RUN,
+    "zerotune sweep --resume runs/NAME [--trials N] [--jobs J]": USAGE,
+    "python benchmarks/sweep_pruning.py --trials 12 --pruner median": HELP,
+    "python benchmarks/sweep_pruning.py --trials 12 --pruner halving": HELP,
     # docs/training.md
     "zerotune train --set optim.foo=1": fails(),
     "zerotune train --set optim.lr=-1": fails(),

@@ -22,6 +22,15 @@ through `RunDir`. Layout::
             optimizer.safetensors  optimizer state and RNG tensors (`last` only)
             state.json             step, epoch, optimizer hyper-parameters, RNG, callback state
 
+A sweep directory (``zerotune sweep``, see `SweepDir`) holds one run directory per trial::
+
+    runs/<sweep>/
+        sweep.json             what the sweep searches: base config, parameters, objective, sampler
+        study.db               the Optuna study (SQLite), shared by the sweep's worker processes
+        sweep.lock             held while a sweep process runs in it
+        best.toml              the best trial's recipe
+        trial-000/ ...         one run directory per trial
+
 The names inside a checkpoint are defined here too; how a checkpoint is written and read (safetensors,
 the state.json schema, the atomic swap) belongs to train/checkpoint.py.
 """
@@ -57,6 +66,11 @@ SCALING_DIR = "scaling"
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_NAMES = ("best", "last")
 CV_FILE = "cv.json"  # `zerotune cv`: beside the fold runs, in the folder that holds them
+SWEEP_FILE = "sweep.json"
+SWEEP_STUDY_FILE = "study.db"
+SWEEP_LOCK_FILE = "sweep.lock"
+SWEEP_BEST_RECIPE = "best.toml"
+SWEEP_TRIAL_PREFIX = "trial-"
 
 # inside a checkpoint directory
 MODEL_FILE = "model.safetensors"
@@ -72,7 +86,8 @@ LABELS_FILE = "labels.json"
 # The file and folder names that no module outside run/ may spell (tests/core/test_architecture_rundir.py).
 FILE_NAMES = (CONFIG_FILE, META_FILE, ENV_FILE, METRICS_FILE, FINETUNE_FILE, PARAMS_FILE, HF_DIR, TOKENIZER_DIR,
               ADAPTERS_DIR, EXPORT_DIR, SCALING_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
-              ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE, CV_FILE)
+              ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE, CV_FILE, SWEEP_FILE,
+              SWEEP_STUDY_FILE, SWEEP_LOCK_FILE, SWEEP_BEST_RECIPE)
 
 
 class RunDir:
@@ -175,6 +190,40 @@ def cv_summary_file(cv_dir: str | os.PathLike) -> Path:
 def fold_run_name(fold: int) -> str:
     """The run directory name of one fold of a cross-validation: ``fold-0``, ``fold-1``, ..."""
     return f"fold-{fold}"
+
+
+class SweepDir:
+    """The paths of one sweep directory (``zerotune sweep``): its study, description, best recipe and trials."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    @property
+    def spec(self) -> Path:
+        return self.path / SWEEP_FILE
+
+    @property
+    def study(self) -> Path:
+        return self.path / SWEEP_STUDY_FILE
+
+    @property
+    def lock(self) -> Path:
+        return self.path / SWEEP_LOCK_FILE
+
+    @property
+    def best_recipe(self) -> Path:
+        return self.path / SWEEP_BEST_RECIPE
+
+    @staticmethod
+    def trial_name(number: int) -> str:
+        """``trial-007``: the run directory name of trial `number`."""
+        return f"{SWEEP_TRIAL_PREFIX}{number:03d}"
+
+    def is_sweep(self) -> bool:
+        return self.spec.is_file() and self.study.is_file()
 
 
 def new_run_name(prefix: str) -> str:

@@ -375,6 +375,11 @@ def fit(
     return trainer.fit(resume)
 
 
+def resolve_monitor(tc: TrainConfig, task: Task) -> tuple[str, str]:
+    """The metric `train.monitor` names for `task` (``auto`` resolved), and ``"max"`` or ``"min"``."""
+    return _monitor(tc, task)
+
+
 def _monitor(tc, task: Task) -> tuple[str, str]:
     default_metric, default_mode = task.monitor_default
     metric = default_metric if tc.monitor == "auto" else tc.monitor
