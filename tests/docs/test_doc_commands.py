@@ -152,6 +152,17 @@ COMMANDS: dict[str, How] = {
     "zerotune finetune --from runs/<gpt run> --strategy partial --set finetune.train_blocks=1 ...":
         form("zerotune finetune --from runs/<gpt run> --strategy partial --set finetune.train_blocks=1 "
              "--set data.name=corpus --set data.path=hamlet.txt", FT),
+    # docs/recipes.md: these recipes download MNIST, Fashion-MNIST or CIFAR-10 (or read a CSV fetched from the
+    # network), which the suite cannot do; tests/data/test_classic_recipes*.py run each of them on files written there
+    "zerotune train recipes/mnist_mlp.toml": HELP,
+    "zerotune train recipes/mnist_cnn.toml": HELP,
+    "zerotune train recipes/mnist_cnn.toml --set data.path=/data/mnist --set data.download=false": HELP,
+    "python scripts/fetch_california_housing.py": HELP,
+    "zerotune train recipes/california_housing.toml": HELP,
+    "zerotune train recipes/cifar10_transfer_pretrain.toml": HELP,
+    "zerotune finetune recipes/cifar10_transfer.toml --from runs/cifar10-animals --name cifar10-vehicles-head": HELP,
+    "zerotune finetune recipes/cifar10_transfer.toml --from runs/cifar10-vehicles-head --strategy partial "
+    "--set finetune.train_blocks=2 --set optim.lr=1e-4 --name cifar10-vehicles-ft": HELP,
     # docs/scratch.md
     "zerotune scratch linreg --data diabetes --features bmi": RUN,
     "zerotune scratch logreg --data digits": RUN,
