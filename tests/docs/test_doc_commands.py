@@ -174,9 +174,12 @@ COMMANDS: dict[str, How] = {
     "pip install 'zerotune[export,serve]'": not_run(SETUP),
     "zerotune train recipes/digits_cnn.toml --runs-dir runs --name cnn --set train.epochs=5": short(CNN),
     "zerotune export runs/cnn": RUN,
+    "pip install 'zerotune[tflite]'": not_run(SETUP),
+    # needs the tflite extra, which .[dev] leaves out; tests/export/test_export_tflite.py runs it where installed
+    "zerotune export runs/cnn --format tflite": HELP,
     "zerotune serve runs/cnn/export/model.onnx": HELP,
     "python examples/client.py http://127.0.0.1:8000": HELP,  # needs a server: tests/serve run the client
-    "zerotune export RUN [--format onnx|torchscript] [--opset 18] [--int8 dynamic|static] [--prune global|channel "
+    "zerotune export RUN [--format onnx|torchscript|tflite] [--opset 18] [--int8 dynamic|static] [--prune global|channel "
     "--amount 0.5 --finetune-epochs 2] [--out FILE_OR_DIR] [--force] [--checkpoint best|last] [--tolerance 1e-4] "
     "[--min-agreement 0.97] [--json]": USAGE,
     "zerotune export RUN --compare [--iters 100] [--threads 1] [--json]": USAGE,
