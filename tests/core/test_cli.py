@@ -126,7 +126,7 @@ def test_corrupt_checkpoint_is_reported(trained, tmp_path):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    proc = zt("--debug", "train", "--runs-dir", str(tmp_path), "--set", "model.name=vgg")
+    proc = zt("--debug", "train", "--runs-dir", str(tmp_path), "--set", "model.name=alexnet")
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
