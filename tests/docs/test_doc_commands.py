@@ -152,6 +152,10 @@ COMMANDS: dict[str, How] = {
     "zerotune finetune --from runs/<gpt run> --strategy partial --set finetune.train_blocks=1 ...":
         form("zerotune finetune --from runs/<gpt run> --strategy partial --set finetune.train_blocks=1 "
              "--set data.name=corpus --set data.path=hamlet.txt", FT),
+    # docs/recipes.md
+    "zerotune train --set data.name=digits --set model.name=vgg --set model.depth=11 --set model.width=0.25 "
+    "--set model.dense=0 --set model.dropout=0 --set optim.name=adamw --set optim.lr=2e-3 --set schedule.name=cosine "
+    "--set train.epochs=30 --set train.batch_size=32": short(FT),
     # docs/recipes.md: these recipes download MNIST, Fashion-MNIST or CIFAR-10 (or read a CSV fetched from the
     # network), which the suite cannot do; tests/data/test_classic_recipes*.py run each of them on files written there
     "zerotune train recipes/mnist_mlp.toml": HELP,
