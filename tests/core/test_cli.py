@@ -90,7 +90,7 @@ def test_existing_run_directory_is_not_touched(trained):
 
 @pytest.mark.parametrize("args, needles", [
     (["--set", "data.name=mnist_typo"], ["unknown data set 'mnist_typo'", "available: digits"]),
-    (["--set", "model.name=vgg"], ["unknown model 'vgg'", "available: cnn"]),
+    (["--set", "model.name=alexnet"], ["unknown model 'alexnet'", "available: cnn"]),
     (["--set", "train.epochs=many"], ["train.epochs", "valid integer"]),
     (["--set", "data.name=iris"], ["model 'cnn' needs image input", "(4,)"]),
     (["--set", "model.name=mlp", "--set", "model.hidden=[8]", "--set", "data.name=csv", "--set", "data.path=/nonexistent.csv"],
@@ -126,7 +126,7 @@ def test_corrupt_checkpoint_is_reported(trained, tmp_path):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    proc = zt("--debug", "train", "--runs-dir", str(tmp_path), "--set", "model.name=vgg")
+    proc = zt("--debug", "train", "--runs-dir", str(tmp_path), "--set", "model.name=alexnet")
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 

@@ -53,8 +53,8 @@ def test_invalid_values_name_the_field_and_what_is_allowed(override, expected):
 
 
 def test_unknown_model_is_named():
-    with pytest.raises(UserError, match="unknown model .vgg.; available: cnn, "):
-        load_config(None, ["model.name=vgg"])
+    with pytest.raises(UserError, match="unknown model .alexnet.; available: cnn, "):
+        load_config(None, ["model.name=alexnet"])
 
 
 def test_recipe_errors(tmp_path):

@@ -162,6 +162,21 @@ COMMANDS: dict[str, How] = {
     "zerotune finetune --from runs/<gpt run> --strategy partial --set finetune.train_blocks=1 ...":
         form("zerotune finetune --from runs/<gpt run> --strategy partial --set finetune.train_blocks=1 "
              "--set data.name=corpus --set data.path=hamlet.txt", FT),
+    # docs/recipes.md
+    "zerotune train --set data.name=digits --set model.name=vgg --set model.depth=11 --set model.width=0.25 "
+    "--set model.dense=0 --set model.dropout=0 --set optim.name=adamw --set optim.lr=2e-3 --set schedule.name=cosine "
+    "--set train.epochs=30 --set train.batch_size=32": short(FT),
+    # docs/recipes.md: these recipes download MNIST, Fashion-MNIST or CIFAR-10 (or read a CSV fetched from the
+    # network), which the suite cannot do; tests/data/test_classic_recipes*.py run each of them on files written there
+    "zerotune train recipes/mnist_mlp.toml": HELP,
+    "zerotune train recipes/mnist_cnn.toml": HELP,
+    "zerotune train recipes/mnist_cnn.toml --set data.path=/data/mnist --set data.download=false": HELP,
+    "python scripts/fetch_california_housing.py": HELP,
+    "zerotune train recipes/california_housing.toml": HELP,
+    "zerotune train recipes/cifar10_transfer_pretrain.toml": HELP,
+    "zerotune finetune recipes/cifar10_transfer.toml --from runs/cifar10-animals --name cifar10-vehicles-head": HELP,
+    "zerotune finetune recipes/cifar10_transfer.toml --from runs/cifar10-vehicles-head --strategy partial "
+    "--set finetune.train_blocks=2 --set optim.lr=1e-4 --name cifar10-vehicles-ft": HELP,
     # docs/scratch.md
     "zerotune scratch linreg --data diabetes --features bmi": RUN,
     "zerotune scratch logreg --data digits": RUN,
@@ -173,9 +188,12 @@ COMMANDS: dict[str, How] = {
     "pip install 'zerotune[export,serve]'": not_run(SETUP),
     "zerotune train recipes/digits_cnn.toml --runs-dir runs --name cnn --set train.epochs=5": short(CNN),
     "zerotune export runs/cnn": RUN,
+    "pip install 'zerotune[tflite]'": not_run(SETUP),
+    # needs the tflite extra, which .[dev] leaves out; tests/export/test_export_tflite.py runs it where installed
+    "zerotune export runs/cnn --format tflite": HELP,
     "zerotune serve runs/cnn/export/model.onnx": HELP,
     "python examples/client.py http://127.0.0.1:8000": HELP,  # needs a server: tests/serve run the client
-    "zerotune export RUN [--format onnx|torchscript] [--opset 18] [--int8 dynamic|static] [--prune global|channel "
+    "zerotune export RUN [--format onnx|torchscript|tflite] [--opset 18] [--int8 dynamic|static] [--prune global|channel "
     "--amount 0.5 --finetune-epochs 2] [--out FILE_OR_DIR] [--force] [--checkpoint best|last] [--tolerance 1e-4] "
     "[--min-agreement 0.97] [--json]": USAGE,
     "zerotune export RUN --compare [--iters 100] [--threads 1] [--json]": USAGE,

@@ -112,7 +112,7 @@ def test_parity_bound_is_enforced_and_nothing_written(tabular_run, tmp_path, mon
 
 
 @pytest.mark.parametrize("options, message", [
-    (ExportOptions(format="tflite"), "export format 'tflite' is unknown; allowed: onnx, torchscript"),
+    (ExportOptions(format="coreml"), "export format 'coreml' is unknown; allowed: onnx, torchscript, tflite"),
     (ExportOptions(opset=12), "opset 12 is not supported; allowed: 16 to"),
     (ExportOptions(opset=99), "opset 99 is not supported"),
     (ExportOptions(int8="int4"), "int8 mode 'int4' is unknown; allowed: dynamic, static"),

@@ -60,7 +60,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("run", help="run directory")
     p.add_argument("--format", default="onnx", choices=list(EXPORT_FORMATS),
-                   help="onnx (quantized with onnxruntime) or torchscript (quantized with PyTorch) (default: onnx)")
+                   help="onnx (quantized with onnxruntime), torchscript (quantized with PyTorch) or tflite "
+                        "(float32, batches of one; pip install 'zerotune[tflite]') (default: onnx)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
     p.add_argument("--int8", choices=INT8_MODES, help="int8 quantization: dynamic (Linear weights) or static "
                                                       "(weights and activations, calibrated on training data)")

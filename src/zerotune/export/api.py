@@ -99,6 +99,6 @@ def _output_path(run_dir: Path, options: ExportOptions, out: str | Path | None) 
         return out / options.file_name()
     suffix = EXPORT_FORMATS[options.format]
     if out.suffix != suffix:
-        name = {"onnx": "ONNX", "torchscript": "TorchScript"}[options.format]
+        name = {"onnx": "ONNX", "torchscript": "TorchScript", "tflite": "TFLite"}[options.format]
         raise UserError(f"--out {out}: {name} files must end in {suffix}")
     return out

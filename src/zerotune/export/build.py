@@ -25,9 +25,10 @@ from .prepare import prepare_for_export
 from .quantize import INT8_MODES, onnx_dynamic_int8, onnx_static_int8, torch_dynamic_int8, torch_static_int8
 from .runtime import Runner, graph_runner, load_torchscript, onnx_runner, torch_runner
 from .signature import ExampleInputs, Signature, signature_for
+from .tflite_export import TFLITE_BATCH, check_tflite, tflite_runner, to_tflite
 from .torchscript import to_torchscript
 
-EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "tflite": ".tflite"}
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_MIN_AGREEMENT = 0.97
 # Int8 regression outputs cannot be compared by class; bound them in standardised target units.
@@ -39,7 +40,8 @@ class ExportOptions:
     """What to export.
 
     Attributes:
-        format: "onnx" (quantized with onnxruntime) or "torchscript" (quantized with PyTorch).
+        format: "onnx" (quantized with onnxruntime), "torchscript" (quantized with PyTorch) or
+            "tflite" (float only, batches of one; needs the ``tflite`` extra).
         opset: ONNX opset of the default domain (ONNX only).
         int8: None, "dynamic" (Linear weights) or "static" (weights and activations, calibrated).
         prune: None, "global" (unstructured) or "channel" (structured by output channel).
@@ -61,6 +63,8 @@ class ExportOptions:
             raise UserError(f"export format {self.format!r} is unknown; allowed: {', '.join(EXPORT_FORMATS)}")
         if self.format == "onnx":
             check_opset(self.opset)
+        if self.format == "tflite" and self.int8 is not None:
+            raise UserError("--int8 applies to onnx and torchscript; TFLite export is float32 only")
         if self.int8 is not None and self.int8 not in INT8_MODES:
             raise UserError(f"int8 mode {self.int8!r} is unknown; allowed: {', '.join(INT8_MODES)}")
         if self.prune is not None:
@@ -234,6 +238,11 @@ def build_export(ctx: ExportContext, options: ExportOptions, bounds: Bounds | No
             # The saved archive must also be the very model that was quantized in memory.
             parity.append(verify(torch_runner(quantized, sig), runner, ctx.x, reference_name="pytorch int8 in memory",
                                  **exact, **check))
+    elif options.format == "tflite":
+        check_tflite(sig)
+        data = to_tflite(model, ctx.example)
+        runner = tflite_runner(data, threads)
+        parity.append(verify(fp32, runner, ctx.x, reference_name="pytorch fp32", **exact, **check))
     else:
         key = (options.prune, options.amount, options.finetune_epochs, options.finetune_lr) if options.prune else None
         key = (key, options.opset)
@@ -252,8 +261,10 @@ def build_export(ctx: ExportContext, options: ExportOptions, bounds: Bounds | No
     if failed:
         raise UserError(f"{options.label} export failed its parity check {failed[0].summary()}")
     info = {"format": options.format, "opset": options.opset if options.format == "onnx" else None,
-            "dynamic_batch": True, "dynamic_axes": sig.dynamic_axes(), "int8": options.int8,
+            "dynamic_batch": options.format != "tflite", "dynamic_axes": sig.dynamic_axes(), "int8": options.int8,
             "quantizer": options.quantizer, "prune": options.prune,
             "amount": options.amount if options.prune else None,
             "finetune_epochs": options.finetune_epochs if options.prune else None, "sparsity": sparsity}
+    if options.format == "tflite":
+        info.update(dynamic_axes={}, batch=TFLITE_BATCH)
     return Built(options, data, runner, parity, info)

@@ -9,6 +9,7 @@ row that says why instead of stopping the comparison. A variant that loses more 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from .prune import sparsity
 from .runtime import Runner, torch_runner
 
 BATCH_SIZES = (1, 32)
+RUNTIMES = {"onnx": "onnxruntime", "torchscript": "pytorch (torchscript)", "tflite": "litert (batches of one)"}
 MAX_METRIC_LOSS = 0.05  # 5 points of accuracy (or 0.05 of R^2): beyond this a variant is not a drop-in
 
 
@@ -61,11 +63,14 @@ class Comparison:
 
 
 def default_variants(amount: float = 0.5, finetune_epochs: int = 0, opset: int = DEFAULT_OPSET) -> list[ExportOptions]:
-    """fp32 in each format, int8 dynamic and static with each quantizer, both pruning methods."""
+    """fp32 in each format, int8 dynamic and static with each quantizer, both pruning methods; TFLite
+    (float32) too when the ``tflite`` extra is installed."""
     prune = dict(amount=amount, finetune_epochs=finetune_epochs)
+    tflite = [ExportOptions("tflite")] if importlib.util.find_spec("litert_torch") is not None else []
     return [
         ExportOptions("torchscript"),
         ExportOptions("onnx", opset),
+        *tflite,
         ExportOptions("torchscript", int8="dynamic"),
         ExportOptions("onnx", opset, int8="dynamic"),
         ExportOptions("torchscript", int8="static"),
@@ -163,7 +168,7 @@ def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None
         rows = [measure(VariantRow("pytorch fp32 (eager)", "pytorch", len(eager), len(gzip.compress(eager)),
                                    sparsity=sparsity(ctx.model)), torch_runner(ctx.model, ctx.signature))]
         for v in variants:
-            runtime = "onnxruntime" if v.format == "onnx" else "pytorch (torchscript)"
+            runtime = RUNTIMES[v.format]
             row = VariantRow(v.label, runtime)
             try:
                 built = build_export(ctx, v, bounds, threads=threads)

@@ -30,7 +30,7 @@ from ..errors import UserError, format_validation_error
 from ..run.files import read_json, write_json
 
 SIDECAR_VERSION = 1
-FORMATS = {".onnx": "onnx", ".pt": "torchscript"}
+FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".tflite": "tflite"}
 
 
 def sidecar_path(model_path: str | Path) -> Path:
@@ -88,7 +88,7 @@ class SidecarModel(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    format: Literal["onnx", "torchscript"]
+    format: Literal["onnx", "torchscript", "tflite"]
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     source: dict
     meta: MetaModel
@@ -164,7 +164,7 @@ def build_sidecar(*, fmt: str, data: bytes, file_name: str, source: dict, meta: 
     """The sidecar's content.
 
     Args:
-        fmt: "onnx" or "torchscript".
+        fmt: "onnx", "torchscript" or "tflite".
         data: the model file's bytes (for its size and hash).
         file_name: the model file's name, relative to the sidecar.
         source: {"run", "checkpoint", "model"}: where the weights came from.
