@@ -179,14 +179,17 @@ class OptimConfig(Section):
 class ScheduleConfig(Section):
     """Learning-rate schedule, applied every optimizer step, with optional linear warmup."""
 
-    name: Literal["constant", "step", "exponential", "cosine", "onecycle"] = Field("constant", description="schedule")
+    name: Literal["constant", "step", "exponential", "cosine", "onecycle", "plateau"] = Field("constant", description="schedule")
     warmup_steps: int = Field(0, ge=0, description="linear warmup from 0 over this many steps")
     step_epochs: float = Field(10, gt=0, description="step: multiply by gamma every N epochs")
     gamma: float = Field(0.1, gt=0, le=1, description="step: factor per step_epochs; exponential: factor per epoch")
-    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of lr")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine: final lr; plateau: lowest lr; as a fraction of lr")
     pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps spent rising")
     div_factor: float = Field(25.0, ge=1, description="onecycle: initial lr = lr / div_factor")
     final_div_factor: float = Field(1e4, ge=1, description="onecycle: final lr = initial lr / final_div_factor")
+    patience: int = Field(3, ge=0, description="plateau: evaluations without improvement of train.monitor before lowering lr")
+    factor: float = Field(0.1, gt=0, lt=1, description="plateau: multiply lr by this at each reduction")
+    threshold: float = Field(1e-4, ge=0, lt=1, description="plateau: relative change of the monitor that counts as improvement")
 
 
 class EarlyStoppingConfig(Section):

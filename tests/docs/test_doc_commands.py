@@ -206,6 +206,9 @@ COMMANDS: dict[str, How] = {
     "zerotune profile RECIPE|RUN [--steps N] [--set GROUP.FIELD=VALUE]": USAGE,
     "zerotune profile recipes/digits_mlp.toml --steps 3": short(
         "--steps 2 --set log.progress=false --set log.graph=false --set log.embeddings=false"),
+    # docs/training.md: schedules, augmentation, test-time augmentation
+    "zerotune train recipes/digits_mlp.toml --set schedule.name=plateau --set schedule.patience=2 "
+    "--set schedule.factor=0.5": short(FT),
 }
 
 # Names the pages use for runs made earlier on the same page, or for files a user brings.

@@ -26,6 +26,7 @@ from . import checkpoint as ckpt
 from .callbacks import Callback, TrainState
 from .env import rng_state, set_rng_state
 from .optim import build_optimizer, lr_multiplier, set_lr
+from .plateau import Plateau
 
 
 class Diverged(UserError):
@@ -127,6 +128,8 @@ class Trainer:
         monitor, mode = _monitor(train, task)
         self.state = TrainState(model=model, total_steps=total, steps_per_epoch=steps_per_epoch,
                                 epochs=train.epochs, monitor=monitor, monitor_mode=mode)
+        self.plateau = Plateau(schedule.patience, schedule.factor, schedule.threshold, schedule.min_lr_ratio,
+                               mode) if schedule.name == "plateau" else None
         self.run = RunDir(run_dir)
         self.writer = ckpt.CheckpointWriter()
         self.watch = DivergenceWatch(optim.lr)
@@ -203,6 +206,8 @@ class Trainer:
             b += 1
         with self.phase("optimizer"):
             state.lr_multiplier = lr_multiplier(self.schedule, state.step, state.total_steps, state.steps_per_epoch)
+            if self.plateau is not None:
+                state.lr_multiplier *= self.plateau.multiplier
             state.lr = set_lr(self.optimizer, state.lr_multiplier)
             self._clip_and_check(loss)
             self.scaler.step(self.optimizer)
@@ -281,6 +286,8 @@ class Trainer:
         value = state.metrics.get(state.monitor)
         state.is_best = value is not None and not math.isnan(value) and (
             state.best is None or (value > state.best if state.monitor_mode == "max" else value < state.best))
+        if self.plateau is not None:
+            self.plateau.update(value)
         if state.is_best:
             state.best, state.best_step = value, state.step
             info = {"step": state.step, "metric": state.monitor, "value": value}
@@ -315,6 +322,7 @@ class Trainer:
         saved = copy.deepcopy({
             "progress": self.state.progress_dict(), "optimizer": opt_plain, "rng": rng_plain,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "schedule": self.plateau.state_dict() if self.plateau is not None else None,
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
         })
         return saved, tensors
@@ -330,6 +338,8 @@ class Trainer:
             self.aug_gen.set_state(tensors["rng.augment"])
         if saved.scaler:
             self.scaler.load_state_dict(saved.scaler)
+        if self.plateau is not None and saved.schedule is not None:
+            self.plateau.load_state_dict(saved.schedule.model_dump())
         for k, v in saved.progress.model_dump().items():
             setattr(self.state, k, v)
         for cb in self.callbacks:
