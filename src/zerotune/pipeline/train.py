@@ -27,6 +27,7 @@ from ..train.loop import check_monitor, check_progress, fit
 if TYPE_CHECKING:
     from ..data.augment import Augmenter
     from ..data.bundle import DataBundle
+    from ..data.mixing import Mixer
     from ..finetune.setup import FinetuneSetup
     from ..finetune.sources import Source
     from ..tasks.supervised import Task
@@ -74,7 +75,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         state = fit(run.model, run.data, run.task, c.train, run_dir, run.device,
                     builtin_callbacks(run, run_dir) + list(callbacks or []), optim=c.optim, schedule=c.schedule,
                     log=c.log, resume=checkpoint, augment=run.augment, groups=setup.groups if setup else None,
-                    freeze=setup.plan if setup else None)
+                    freeze=setup.plan if setup else None, mix=run.mix)
         metrics = _run_metrics(run, run_dir, state)
     write_json(RunDir(run_dir).metrics, metrics)
     return TrainResult(run_dir, metrics, state.step, state.stop_reason)
@@ -96,6 +97,7 @@ class _Prepared:
     setup: FinetuneSetup | None = None  # a fine-tune's freeze plan and parameter groups
     before: dict | None = None  # a fine-tune's metrics before training
     probe: dict | None = None  # a fine-tune's linear-probe metrics
+    mix: Mixer | None = None  # mixup / cutmix
 
     @property
     def fresh(self) -> bool:
@@ -124,7 +126,7 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
         check_progress(checkpoint, data, tc)
         ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
     run = _Prepared(config, checkpoint, device, origin, data, task, model, _augmenter(config, data.meta),
-                    source, setup)
+                    source, setup, mix=_mixer(config, data))
     if setup is not None and run.fresh and config.finetune.baseline:
         from ..finetune.baseline import before_metrics, linear_probe
 
@@ -274,7 +276,24 @@ def _augmenter(config: Config, meta):
         raise UserError("data.augment applies to image data only; this data set is a table")
     from ..data.augment import Augmenter
 
-    return Augmenter(aug)
+    return Augmenter(aug, meta.x_mean, meta.x_std)
+
+
+def _mixer(config: Config, data):
+    """Mixup/cutmix for classification with numeric inputs (cutmix: images); a UserError otherwise."""
+    aug = config.data.augment
+    if not aug.mixing:
+        return None
+    if data.meta.task != "classification":
+        raise UserError(f"data.augment.mixup_alpha and cutmix_alpha mix class labels: they apply to "
+                        f"classification, not {data.meta.task}")
+    if not data.train.x.is_floating_point():
+        raise UserError("data.augment.mixup_alpha and cutmix_alpha blend inputs: this data set gives token ids")
+    if aug.cutmix_alpha and not data.meta.is_image:
+        raise UserError("data.augment.cutmix_alpha pastes image boxes: it applies to image data only")
+    from ..data.mixing import Mixer
+
+    return Mixer(aug)
 
 
 def final_metrics(run_dir: Path, config: Config, data, task, device) -> dict:
