@@ -306,13 +306,15 @@ def final_metrics(run_dir: Path, config: Config, data, task, device) -> dict:
     }
 
 
-def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best") -> dict:
+def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best", tta: bool = False) -> dict:
     """Every metric of a run's model on one split of its data.
 
     Args:
         run_dir: the run directory.
         split: train, val or test.
         checkpoint: best or last.
+        tta: also measure with test-time augmentation (key ``tta``): the softmax averaged over the
+            plain input and the fixed views of `data/tta.py` that the run's augmentation implies.
     """
     if split not in ("train", "val", "test"):
         raise UserError(f"split {split!r} is unknown; allowed: train, val, test")
@@ -323,7 +325,23 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best")
     if not metrics.get("n"):
         raise UserError(f"the {split} split of {run_dir} is empty (data.{split}_fraction is 0); "
                         f"evaluate another split with --split")
+    if tta:
+        metrics["tta"] = _tta_metrics(run, data, split)
     return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint, **metrics}
+
+
+def _tta_metrics(run, data, split: str) -> dict:
+    from ..data.tta import tta_views
+    from ..tasks.tta import tta_metrics
+
+    if data.meta.task != "classification" or not data.meta.is_image:
+        raise UserError("eval --tta averages predictions over views of images: it applies to image "
+                        f"classification, not this run's {'image ' if data.meta.is_image else ''}{data.meta.task}")
+    views = tta_views(run.config.data.augment)
+    if len(views) == 1:
+        raise UserError("eval --tta: the run trained without flip, shift, crop_padding, rotate_degrees or scale, "
+                        "so there is no view its model learned to be invariant to (see docs/training.md)")
+    return tta_metrics(run.model, data.split(split), views, data.meta.class_names)
 
 
 def environment(device: torch.device, seed: int) -> dict:
