@@ -201,7 +201,6 @@ COMMANDS: dict[str, How] = {
     "zerotune train --set optim.foo=1": fails(),
     "zerotune train --set optim.lr=-1": fails(),
     "zerotune train --resume runs/NAME": USAGE,
-    "zerotune eval RUN [--split train|val|test] [--checkpoint best|last] [--json]": USAGE,
     "python scripts/config_reference.py": RUN,
     "zerotune profile RECIPE|RUN [--steps N] [--set GROUP.FIELD=VALUE]": USAGE,
     "zerotune profile recipes/digits_mlp.toml --steps 3": short(
@@ -209,6 +208,12 @@ COMMANDS: dict[str, How] = {
     # docs/training.md: schedules, augmentation, test-time augmentation
     "zerotune train recipes/digits_mlp.toml --set schedule.name=plateau --set schedule.patience=2 "
     "--set schedule.factor=0.5": short(FT),
+    "zerotune train recipes/digits_cnn.toml --set data.augment.scale=0.1 --set data.augment.brightness=0.2 "
+    "--set data.augment.contrast=0.2 --set data.augment.mixup_alpha=0.2 --name digits-aug": short(CNN),
+    "zerotune eval runs/digits-aug --tta": RUN,
+    "zerotune eval RUN [--split train|val|test] [--checkpoint best|last] [--json] [--tta]": USAGE,
+    "python benchmarks/augment_digits.py --seeds 1": HELP,
+    "zerotune eval RUN --tta": USAGE,
 }
 
 # Names the pages use for runs made earlier on the same page, or for files a user brings.
