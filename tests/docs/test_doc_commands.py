@@ -213,6 +213,7 @@ COMMANDS: dict[str, How] = {
     "zerotune eval runs/digits-aug --tta": RUN,
     "zerotune eval RUN [--split train|val|test] [--checkpoint best|last] [--json] [--tta]": USAGE,
     "python benchmarks/augment_digits.py --seeds 1": HELP,
+    "python benchmarks/augment_digits.py --seeds 5 --train-per-class 20": HELP,
     "zerotune eval RUN --tta": USAGE,
 }
 
