@@ -153,3 +153,15 @@ def test_mixup_on_a_table_trains(runs_dir):
     cfg = load_config(None, ["data.name=iris", "model.name=mlp", "model.hidden=[16]", "data.augment.mixup_alpha=0.2",
                              "train.epochs=50", "optim.lr=0.02", "log.progress=false", "log.tensorboard=false", f"log.dir={runs_dir}"])
     assert zerotune.train(cfg).metrics["test"]["accuracy"] > 0.85
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_with_cuda_generator():
+    x, y = torch.rand(8, 3, 12, 12, device="cuda"), torch.arange(8, device="cuda")
+    aug = Augmenter(AugmentConfig(scale=0.2, brightness=0.2, contrast=0.2), [0.5] * 3, [0.2] * 3)
+    a = aug(x, torch.Generator(device="cuda").manual_seed(3))
+    assert a.is_cuda and torch.equal(a, aug(x, torch.Generator(device="cuda").manual_seed(3)))
+    mix = Mixer(AugmentConfig(mixup_alpha=0.4, cutmix_alpha=1.0))
+    first = mix(x, y, torch.Generator(device="cuda").manual_seed(1))
+    again = mix(x, y, torch.Generator(device="cuda").manual_seed(1))
+    assert first[0].is_cuda and torch.equal(first[0], again[0]) and first[3] == again[3]
