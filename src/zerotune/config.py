@@ -34,11 +34,24 @@ class AugmentConfig(Section):
     shift: float = Field(0.0, ge=0, le=0.5, description="max random shift as a fraction of size")
     crop_padding: int = Field(0, ge=0, description="pad by N pixels then crop back at random (CIFAR-10: 4)")
     noise_std: float = Field(0.0, ge=0, description="std of additive Gaussian noise")
+    scale: float = Field(0.0, ge=0, le=0.5, description="max random zoom: each image scaled by a factor in [1-scale, 1+scale]")
+    brightness: float = Field(0.0, ge=0, le=1, description="max brightness jitter: pixel values times a factor in [1-b, 1+b]")
+    contrast: float = Field(0.0, ge=0, le=1, description="max contrast jitter: distance from the image mean times a factor in [1-c, 1+c]")
+    mixup_alpha: float = Field(0.0, ge=0, le=10, description="mixup: blend pairs of examples and their labels by Beta(alpha, alpha) (0: off; 0.2 typical)")
+    cutmix_alpha: float = Field(0.0, ge=0, le=10, description="cutmix: paste a box of another image, labels mixed by its area, Beta(alpha, alpha) (0: off; 1 typical)")
+    mix_prob: float = Field(1.0, ge=0, le=1, description="mixup/cutmix: fraction of training batches that are mixed")
+    switch_prob: float = Field(0.5, ge=0, le=1, description="mixup and cutmix both on: chance that a mixed batch uses cutmix")
 
     @property
     def enabled(self) -> bool:
-        """Whether any augmentation is switched on."""
-        return bool(self.flip or self.rotate_degrees or self.shift or self.crop_padding or self.noise_std)
+        """Whether any per-image augmentation is switched on (mixup and cutmix: `mixing`)."""
+        return bool(self.flip or self.rotate_degrees or self.shift or self.crop_padding or self.noise_std
+                    or self.scale or self.brightness or self.contrast)
+
+    @property
+    def mixing(self) -> bool:
+        """Whether mixup or cutmix is switched on."""
+        return bool(self.mixup_alpha or self.cutmix_alpha)
 
 
 class DataConfig(Section):
@@ -140,6 +153,7 @@ DATA_OPTION_SETS: dict[str, tuple[str, ...]] = {
     "max_length": ("text",), "tokenizer": _CORPUS, "vocab_size": _CORPUS, "block_size": _CORPUS,
     "windows_per_epoch": _CORPUS, "eval_windows": _CORPUS, "cache_dir": _CORPUS,
     "class_fraction": _IMAGES + _TABLES, "cv_folds": _IMAGES + _TABLES, "cv_fold": _IMAGES + _TABLES,
+    "augment.mixup_alpha": _IMAGES + _TABLES, "augment.mix_prob": _IMAGES + _TABLES,  # mixup also mixes table rows
 }
 _KNOWN_DATA = {name for names in DATA_OPTION_SETS.values() for name in names} | {"text"}
 
@@ -149,7 +163,7 @@ def data_option_applies(option: str, data_name: str) -> bool:
 
     A data set this table does not know (a newer source) keeps every option.
     """
-    sets = DATA_OPTION_SETS.get(option.split(".")[0])
+    sets = DATA_OPTION_SETS.get(option, DATA_OPTION_SETS.get(option.split(".")[0]))
     return sets is None or data_name not in _KNOWN_DATA or data_name in sets
 
 
@@ -199,14 +213,17 @@ class OptimConfig(Section):
 class ScheduleConfig(Section):
     """Learning-rate schedule, applied every optimizer step, with optional linear warmup."""
 
-    name: Literal["constant", "step", "exponential", "cosine", "onecycle"] = Field("constant", description="schedule")
+    name: Literal["constant", "step", "exponential", "cosine", "onecycle", "plateau"] = Field("constant", description="schedule")
     warmup_steps: int = Field(0, ge=0, description="linear warmup from 0 over this many steps")
     step_epochs: float = Field(10, gt=0, description="step: multiply by gamma every N epochs")
     gamma: float = Field(0.1, gt=0, le=1, description="step: factor per step_epochs; exponential: factor per epoch")
-    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of lr")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine: final lr; plateau: lowest lr; as a fraction of lr")
     pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps spent rising")
     div_factor: float = Field(25.0, ge=1, description="onecycle: initial lr = lr / div_factor")
     final_div_factor: float = Field(1e4, ge=1, description="onecycle: final lr = initial lr / final_div_factor")
+    patience: int = Field(3, ge=0, description="plateau: evaluations without improvement of train.monitor before lowering lr")
+    factor: float = Field(0.1, gt=0, lt=1, description="plateau: multiply lr by this at each reduction")
+    threshold: float = Field(1e-4, ge=0, lt=1, description="plateau: relative change of the monitor that counts as improvement")
 
 
 class EarlyStoppingConfig(Section):

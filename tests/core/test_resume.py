@@ -22,6 +22,13 @@ SETTINGS = [
     "train.deterministic=true", "train.threads=1", "train.checkpoint_every_steps=3",
     "train.early_stopping={patience: 50}", "log.progress=false",
 ]
+# The same run with the plateau schedule (every evaluation after the first stalls, relative threshold
+# 0.5, and lowers the rate: the resumed run must restore the schedule's state to match), zoom,
+# brightness and contrast jitter, and batches mixed by mixup or cutmix.
+PLATEAU = [s for s in SETTINGS if not s.startswith("schedule.")] + [
+    "schedule.name=plateau", "schedule.patience=0", "schedule.factor=0.5", "schedule.threshold=0.5",
+    "data.augment.scale=0.1", "data.augment.brightness=0.2", "data.augment.contrast=0.2",
+    "data.augment.mixup_alpha=0.4", "data.augment.cutmix_alpha=1.0", "data.augment.mix_prob=0.8"]
 KILL_AT = 25  # mid-epoch (10 optimizer steps per epoch), after the checkpoint at step 24
 
 CHILD = textwrap.dedent("""
@@ -44,10 +51,11 @@ def _weights(run_dir):
     return load_file(str(run_dir / "checkpoints" / "last" / "model.safetensors"))
 
 
-def test_sigkilled_run_resumes_to_identical_weights(runs_dir):
-    reference = zerotune.train(load_config(None, SETTINGS + [f"log.dir={runs_dir}", "log.name=reference"]))
+@pytest.mark.parametrize("settings", [SETTINGS, PLATEAU], ids=["cosine", "plateau-mixing"])
+def test_sigkilled_run_resumes_to_identical_weights(runs_dir, settings):
+    reference = zerotune.train(load_config(None, settings + [f"log.dir={runs_dir}", "log.name=reference"]))
 
-    child = subprocess.run([sys.executable, "-c", CHILD, str(runs_dir), str(KILL_AT), *SETTINGS],
+    child = subprocess.run([sys.executable, "-c", CHILD, str(runs_dir), str(KILL_AT), *settings],
                            capture_output=True, text=True, timeout=300)
     assert child.returncode == -signal.SIGKILL, child.stderr
     killed = runs_dir / "killed"
@@ -58,6 +66,8 @@ def test_sigkilled_run_resumes_to_identical_weights(runs_dir):
     # Checkpoints are written in the background: the kill at step 25 may land while step 24's is written.
     progress = state["progress"]
     assert (progress["step"], progress["batch_in_epoch"]) in ((21, 2), (24, 8))
+    if "schedule.name=plateau" in settings:  # two evaluations before the kill: the rate was halved once
+        assert state["schedule"] == {"best": pytest.approx(state["schedule"]["best"]), "bad": 0, "multiplier": 0.5}
 
     resumed = zerotune.train(None, resume=killed)
     assert resumed.steps == reference.steps == 40

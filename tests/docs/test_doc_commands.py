@@ -244,7 +244,6 @@ COMMANDS: dict[str, How] = {
     "zerotune train --set optim.foo=1": fails(),
     "zerotune train --set optim.lr=-1": fails(),
     "zerotune train --resume runs/NAME": USAGE,
-    "zerotune eval RUN [--split train|val|test] [--checkpoint best|last] [--json]": USAGE,
     "python scripts/config_reference.py": RUN,
     "zerotune summary RECIPE|RUN [--set GROUP.FIELD=VALUE]": USAGE,
     "zerotune train recipes/digits_mlp.toml --set 'data.class_fraction={3: 0.05}' --set train.class_weights=balanced":
@@ -276,6 +275,16 @@ COMMANDS: dict[str, How] = {
     "zerotune export runs/cnn --prune channel --amount 0.3 --finetune-epochs 2": short("--finetune-epochs 1"),
     "zerotune export runs/cnn --compare --threads 1 --amount 0.3 --finetune-epochs 2": short(
         COMPARE + " --finetune-epochs 1"),
+    # docs/training.md: schedules, augmentation, test-time augmentation
+    "zerotune train recipes/digits_mlp.toml --set schedule.name=plateau --set schedule.patience=2 "
+    "--set schedule.factor=0.5": short(FT),
+    "zerotune train recipes/digits_cnn.toml --set data.augment.scale=0.1 --set data.augment.brightness=0.2 "
+    "--set data.augment.contrast=0.2 --set data.augment.mixup_alpha=0.2 --name digits-aug": short(CNN),
+    "zerotune eval runs/digits-aug --tta": RUN,
+    "zerotune eval RUN [--split train|val|test] [--checkpoint best|last] [--json] [--tta]": USAGE,
+    "python benchmarks/augment_digits.py --seeds 1": HELP,
+    "python benchmarks/augment_digits.py --seeds 5 --train-per-class 20": HELP,
+    "zerotune eval RUN --tta": USAGE,
 }
 
 # Names the pages use for runs made earlier on the same page, or for files a user brings.

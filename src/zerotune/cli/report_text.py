@@ -22,8 +22,17 @@ def print_eval(m: dict) -> None:
         for name, row in zip(names, m["confusion_matrix"]):
             cm.add_row(name, *(str(v) for v in row))
         console.print(cm)
+        if "tta" in m:
+            _print_tta(console, m)
     elif "perplexity" in m:
         console.print(f"loss {m['loss']:.4f}  perplexity {m['perplexity']:.4f}  "
                       f"bits per token {m['bits_per_token']:.4f}  tokens {m['tokens']:,}")
     else:
         console.print(f"r2 {m['r2']:.4f}  mse {m['mse']:.4f}  rmse {m['rmse']:.4f}  mae {m['mae']:.4f}")
+
+
+def _print_tta(console: Console, m: dict) -> None:
+    t = m["tta"]
+    console.print(f"test-time augmentation ({len(t['views'])} views: {', '.join(t['views'])})")
+    console.print(f"accuracy {t['accuracy']:.4f} (plain {m['accuracy']:.4f})  f1 {t['f1_macro']:.4f} "
+                  f"(plain {m['f1_macro']:.4f})  loss {t['loss']:.4f} (plain {m['loss']:.4f})")

@@ -57,7 +57,7 @@ def print_summary(run_dir, metrics: dict) -> None:
 def cmd_eval(args) -> int:
     from ..pipeline.train import dumps_metrics, evaluate
 
-    m = evaluate(args.run, split=args.split, checkpoint=args.checkpoint)
+    m = evaluate(args.run, split=args.split, checkpoint=args.checkpoint, tta=args.tta)
     if args.json:
         print(dumps_metrics(m))
         return 0
@@ -81,4 +81,6 @@ def add_parsers(subparsers) -> None:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
     e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--tta", action="store_true",
+                   help="also test-time augmentation: softmax averaged over fixed views of each image (image classifiers)")
     e.set_defaults(func=cmd_eval)

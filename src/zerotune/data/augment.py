@@ -2,9 +2,11 @@
 
 Every random number comes from the ``torch.Generator`` passed in, so a run is reproducible from
 its seed, and every op is vectorised over the batch, so it runs on the GPU next to the model
-without a per-sample Python loop. Ops apply in a fixed order: flip, rotate + shift (one
-``grid_sample``), crop with padding, Gaussian noise. Areas moved in from outside the image are
-filled with 0 (black for images in [0, 1]; the mean for normalised ones).
+without a per-sample Python loop. Ops apply in a fixed order: flip, brightness and contrast,
+rotate + shift + zoom (one ``grid_sample``), crop with padding, Gaussian noise. Areas moved in from
+outside the image are filled with 0 (black for images in [0, 1]; the mean for normalised ones).
+An op that is off draws no random numbers, so switching one on leaves the others' draws as they were.
+Mixup and cutmix mix pairs of examples and their labels: see data/mixing.py.
 """
 
 from __future__ import annotations
@@ -31,10 +33,17 @@ class Augmenter:
         aug = Augmenter(AugmentConfig(rotate_degrees=10, shift=0.1))
         g = torch.Generator().manual_seed(0)
         xb = aug(xb, g)   # same shape, dtype and device as before
+
+    Args:
+        config: which ops, and how strong.
+        mean, std: the per-channel normalisation the batches carry (DataMeta.x_mean, x_std), so
+            that brightness and contrast act on the original pixel values; None: not normalised.
     """
 
-    def __init__(self, config: AugmentConfig):
+    def __init__(self, config: AugmentConfig, mean: list[float] | None = None, std: list[float] | None = None):
         self.config = config
+        self.mean = torch.tensor(mean if mean is not None else [0.0]).view(1, -1, 1, 1)  # (1, C or 1, 1, 1)
+        self.std = torch.tensor(std if std is not None else [1.0]).view(1, -1, 1, 1)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a batch.
@@ -51,7 +60,9 @@ class Augmenter:
         cfg = self.config
         if cfg.flip:
             x = self._flip(x, generator)
-        if cfg.rotate_degrees or cfg.shift:
+        if cfg.brightness or cfg.contrast:
+            x = self._colour(x, generator)
+        if cfg.rotate_degrees or cfg.shift or cfg.scale:
             x = self._affine(x, generator)
         if cfg.crop_padding:
             x = self._crop(x, generator)
@@ -64,6 +75,20 @@ class Augmenter:
         mask = (torch.rand(x.shape[0], generator=g, device=g.device) < 0.5).to(x.device)
         return torch.where(mask[:, None, None, None], x.flip(-1), x)
 
+    def _colour(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Brightness (pixel values x a factor) and contrast (distance from the image's mean x a
+        factor), as torchvision's ColorJitter defines them, on the original pixel values."""
+        b, cfg = x.shape[0], self.config
+        mean, std = self.mean.to(x), self.std.to(x)
+        raw = x * std + mean
+        if cfg.brightness:
+            raw = raw * _uniform(b, 1 - cfg.brightness, 1 + cfg.brightness, g).to(x).view(b, 1, 1, 1)
+        if cfg.contrast:
+            factor = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast, g).to(x).view(b, 1, 1, 1)
+            grey = raw.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+            raw = grey + factor * (raw - grey)
+        return (raw - mean) / std
+
     def _affine(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b, _, h, w = x.shape
         cfg = self.config
@@ -72,6 +97,9 @@ class Augmenter:
         tx = _uniform(b, -2 * cfg.shift, 2 * cfg.shift, g)
         ty = _uniform(b, -2 * cfg.shift, 2 * cfg.shift, g)
         cos, sin = torch.cos(angle), torch.sin(angle)
+        if cfg.scale:  # zoom by z: the output at p samples the input at p / z
+            zoom = _uniform(b, 1 - cfg.scale, 1 + cfg.scale, g)
+            cos, sin = cos / zoom, sin / zoom
         # theta maps output to input coordinates, both normalised to [-1, 1] per axis. The H/W
         # factors make it a true rotation in pixel space for non-square images.
         theta = torch.stack(

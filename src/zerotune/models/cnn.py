@@ -9,6 +9,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from ..errors import UserError
+from .activations import Activation, make_activation
 from .registry import register_model
 
 
@@ -19,18 +20,20 @@ class CNNConfig:
     dense: int = Field(64, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
     batch_norm: bool = False
+    activation: Activation = "relu"
 
 
 class CNN(nn.Module):
     def __init__(self, cfg: CNNConfig, input_shape: tuple[int, int, int], num_outputs: int):
         super().__init__()
         c, h, w = input_shape
+        self.activation = cfg.activation  # read by models/init.py for the He gain
         layers: list[nn.Module] = []
         for i, out in enumerate(cfg.channels):
             layers.append(nn.Conv2d(c, out, cfg.kernel_size, padding="same"))
             if cfg.batch_norm:
                 layers.append(nn.BatchNorm2d(out))
-            layers.append(nn.ReLU())
+            layers.append(make_activation(cfg.activation))
             if i < len(cfg.channels) - 1:  # pool between convs, not after the last
                 if min(h, w) < 2:
                     raise UserError(
@@ -42,7 +45,7 @@ class CNN(nn.Module):
             c = out
         # (B, C, H, W) -> (B, channels[-1], h, w) -> (B, dense)
         self.features = nn.Sequential(
-            *layers, nn.Flatten(), nn.Linear(c * h * w, cfg.dense), nn.ReLU(), nn.Dropout(cfg.dropout)
+            *layers, nn.Flatten(), nn.Linear(c * h * w, cfg.dense), make_activation(cfg.activation), nn.Dropout(cfg.dropout)
         )
         self.head = nn.Linear(cfg.dense, num_outputs)
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 from torch import nn
 
+from .activations import Activation, make_activation
 from .registry import register_model
-
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
 @dataclass(config=ConfigDict(extra="forbid"))
 class MLPConfig:
     hidden: list[int] = Field(default_factory=lambda: [256, 128])
-    activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "relu"
+    activation: Activation = "relu"
     dropout: float = Field(0.0, ge=0, lt=1)
     batch_norm: bool = False
 
@@ -25,13 +23,14 @@ class MLPConfig:
 class MLP(nn.Module):
     def __init__(self, cfg: MLPConfig, in_features: int, num_outputs: int):
         super().__init__()
+        self.activation = cfg.activation  # read by models/init.py for the He gain
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for h in cfg.hidden:
             layers.append(nn.Linear(width, h, bias=not cfg.batch_norm))
             if cfg.batch_norm:
                 layers.append(nn.BatchNorm1d(h))
-            layers.append(ACTIVATIONS[cfg.activation]())
+            layers.append(make_activation(cfg.activation))
             if cfg.dropout:
                 layers.append(nn.Dropout(cfg.dropout))
             width = h

@@ -27,6 +27,7 @@ from ..train.loop import check_monitor, check_progress, fit
 if TYPE_CHECKING:
     from ..data.augment import Augmenter
     from ..data.bundle import DataBundle
+    from ..data.mixing import Mixer
     from ..finetune.setup import FinetuneSetup
     from ..finetune.sources import Source
     from ..tasks.supervised import Task
@@ -74,7 +75,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         state = fit(run.model, run.data, run.task, c.train, run_dir, run.device,
                     builtin_callbacks(run, run_dir) + list(callbacks or []), optim=c.optim, schedule=c.schedule,
                     log=c.log, resume=checkpoint, augment=run.augment, groups=setup.groups if setup else None,
-                    freeze=setup.plan if setup else None)
+                    freeze=setup.plan if setup else None, mix=run.mix)
         metrics = _run_metrics(run, run_dir, state)
     write_json(RunDir(run_dir).metrics, metrics)
     return TrainResult(run_dir, metrics, state.step, state.stop_reason)
@@ -96,6 +97,7 @@ class _Prepared:
     setup: FinetuneSetup | None = None  # a fine-tune's freeze plan and parameter groups
     before: dict | None = None  # a fine-tune's metrics before training
     probe: dict | None = None  # a fine-tune's linear-probe metrics
+    mix: Mixer | None = None  # mixup / cutmix
 
     @property
     def fresh(self) -> bool:
@@ -126,7 +128,7 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
         check_progress(checkpoint, data, tc)
         ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
     run = _Prepared(config, checkpoint, device, origin, data, task, model, _augmenter(config, data.meta),
-                    source, setup)
+                    source, setup, mix=_mixer(config, data))
     if setup is not None and run.fresh and config.finetune.baseline:
         from ..finetune.baseline import before_metrics, linear_probe
 
@@ -276,7 +278,24 @@ def _augmenter(config: Config, meta):
         raise UserError("data.augment applies to image data only; this data set is a table")
     from ..data.augment import Augmenter
 
-    return Augmenter(aug)
+    return Augmenter(aug, meta.x_mean, meta.x_std)
+
+
+def _mixer(config: Config, data):
+    """Mixup/cutmix for classification with numeric inputs (cutmix: images); a UserError otherwise."""
+    aug = config.data.augment
+    if not aug.mixing:
+        return None
+    if data.meta.task != "classification":
+        raise UserError(f"data.augment.mixup_alpha and cutmix_alpha mix class labels: they apply to "
+                        f"classification, not {data.meta.task}")
+    if not data.train.x.is_floating_point():
+        raise UserError("data.augment.mixup_alpha and cutmix_alpha blend inputs: this data set gives token ids")
+    if aug.cutmix_alpha and not data.meta.is_image:
+        raise UserError("data.augment.cutmix_alpha pastes image boxes: it applies to image data only")
+    from ..data.mixing import Mixer
+
+    return Mixer(aug)
 
 
 def final_metrics(run_dir: Path, config: Config, data, task, device) -> dict:
@@ -289,13 +308,15 @@ def final_metrics(run_dir: Path, config: Config, data, task, device) -> dict:
     }
 
 
-def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best") -> dict:
+def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best", tta: bool = False) -> dict:
     """Every metric of a run's model on one split of its data.
 
     Args:
         run_dir: the run directory.
         split: train, val or test.
         checkpoint: best or last.
+        tta: also measure with test-time augmentation (key ``tta``): the softmax averaged over the
+            plain input and the fixed views of `data/tta.py` that the run's augmentation implies.
     """
     if split not in ("train", "val", "test"):
         raise UserError(f"split {split!r} is unknown; allowed: train, val, test")
@@ -306,12 +327,26 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best")
     if not metrics.get("n"):
         raise UserError(f"the {split} split of {run_dir} is empty (data.{split}_fraction is 0); "
                         f"evaluate another split with --split")
+    if tta:
+        metrics["tta"] = _tta_metrics(run, data, split)
     return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint, **metrics}
 
 
 def train_targets(data: DataBundle) -> torch.Tensor | None:
     """The training split's class indices, which ``train.class_weights = "balanced"`` counts (None for a corpus)."""
     return None if data.meta.task == "lm" else data.train.y
+def _tta_metrics(run, data, split: str) -> dict:
+    from ..data.tta import tta_views
+    from ..tasks.tta import tta_metrics
+
+    if data.meta.task != "classification" or not data.meta.is_image:
+        raise UserError("eval --tta averages predictions over views of images: it applies to image "
+                        f"classification, not this run's {'image ' if data.meta.is_image else ''}{data.meta.task}")
+    views = tta_views(run.config.data.augment)
+    if len(views) == 1:
+        raise UserError("eval --tta: the run trained without flip, shift, crop_padding, rotate_degrees or scale, "
+                        "so there is no view its model learned to be invariant to (see docs/training.md)")
+    return tta_metrics(run.model, data.split(split), views, data.meta.class_names)
 
 
 def environment(device: torch.device, seed: int) -> dict:

@@ -187,19 +187,42 @@ class TensorBoardLogger(Callback):
         pictures = images.to_display(train.x[:n], meta.x_mean, meta.x_std)
         captions = [self._label(v) for v in train.y[:n].tolist()]
         self._heavy(jobs.image_grid, "inputs/samples", pictures, captions, 0)
-        aug = self.config.data.augment
-        if aug.enabled:
-            from ..data.augment import Augmenter
+        if self.config.data.augment.enabled:
+            self._augmented_samples()
+        if self.config.data.augment.mixing:
+            self._mixed_samples()
 
-            augment = Augmenter(aug)
-            # A generator of its own: drawing here must not shift the training run's random stream.
-            gen = torch.Generator(device=self._device).manual_seed(self.config.train.seed + 7919)
-            x = train.x[:8].to(self._device)
-            views = torch.stack([x] + [augment(x, gen) for _ in range(3)], dim=1).flatten(0, 1)  # (8*4, C, H, W)
-            pics = images.to_display(views, meta.x_mean, meta.x_std)
-            caps = [("original\n" if j == 0 else "augmented\n") + self._label(train.y[i].item())
-                    for i in range(len(x)) for j in range(4)]
-            self._heavy(jobs.image_grid, "inputs/augmented", pics, caps, 0, 8)
+    def _augmented_samples(self) -> None:
+        """8 training images, each beside 3 augmented views (every per-image op that is on)."""
+        from ..data.augment import Augmenter
+
+        meta, train = self.data.meta, self.data.train
+        augment = Augmenter(self.config.data.augment, meta.x_mean, meta.x_std)
+        # A generator of its own: drawing here must not shift the training run's random stream.
+        gen = torch.Generator(device=self._device).manual_seed(self.config.train.seed + 7919)
+        x = train.x[:8].to(self._device)
+        views = torch.stack([x] + [augment(x, gen) for _ in range(3)], dim=1).flatten(0, 1)  # (8*4, C, H, W)
+        pics = images.to_display(views, meta.x_mean, meta.x_std)
+        caps = [("original\n" if j == 0 else "augmented\n") + self._label(train.y[i].item())
+                for i in range(len(x)) for j in range(4)]
+        self._heavy(jobs.image_grid, "inputs/augmented", pics, caps, 0, 8)
+
+    def _mixed_samples(self) -> None:
+        """Two mixed batches of 8 training images (mixup or cutmix), captioned with both labels and their shares."""
+        from ..data.mixing import Mixer
+
+        meta, train = self.data.meta, self.data.train
+        mix = Mixer(self.config.data.augment.model_copy(update={"mix_prob": 1.0}))  # show mixed batches only
+        gen = torch.Generator(device=self._device).manual_seed(self.config.train.seed + 7927)
+        x, y = train.x[:8].to(self._device), train.y[:8].to(self._device)
+        pics, caps = [], []
+        for _ in range(2):
+            mixed, y_a, y_b, lam = mix(x, y, gen)
+            pics.append(mixed)
+            caps += [f"{lam:.2f} {self._label(a)}\n{1 - lam:.2f} {self._label(b)}"
+                     for a, b in zip(y_a.tolist(), y_b.tolist())]
+        self._heavy(jobs.image_grid, "inputs/mixed", images.to_display(torch.cat(pics), meta.x_mean, meta.x_std),
+                    caps, 0, 8)
 
     def _table_samples(self, n: int) -> str:
         meta, train = self.data.meta, self.data.train

@@ -209,6 +209,14 @@ class RngState(_Part):
         return self
 
 
+class PlateauState(_Part):
+    """The `plateau` schedule's state (see `train/plateau.py`)."""
+
+    best: float | None = None
+    bad: StrictInt = Field(ge=0)
+    multiplier: float = Field(gt=0, le=1)
+
+
 class StateFile(_Part):
     """The whole of a `last` checkpoint's state.json."""
 
@@ -216,6 +224,7 @@ class StateFile(_Part):
     optimizer: OptimizerState
     rng: RngState
     scaler: dict[str, Any] | None = None
+    schedule: PlateauState | None = None
     callbacks: dict[str, dict[str, Any]] = {}
 
 

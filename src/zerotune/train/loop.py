@@ -21,11 +21,13 @@ from ..data.batches import num_batches
 from ..data.bundle import DataBundle
 from ..errors import UserError
 from ..run.files import RunDir
+from ..tasks.mixing import mixed_loss
 from ..tasks.supervised import Task
 from . import checkpoint as ckpt
 from .callbacks import Callback, TrainState
 from .env import rng_state, set_rng_state
 from .optim import build_optimizer, lr_multiplier, set_lr
+from .plateau import Plateau
 
 
 class Diverged(UserError):
@@ -94,6 +96,8 @@ class Trainer:
         device: where to train.
         callbacks: called at each event, in order.
         augment: optional callable (x, generator) -> x applied to training batches.
+        mix: optional callable (x, y, generator) -> (x, y_a, y_b, lam) applied after `augment`
+            (mixup, cutmix: `data/mixing.py`); the loss is then `tasks/mixing.py`'s `mixed_loss`.
         groups: optimizer parameter groups (default: the model's trainable parameters).
         freeze: optional schedule with ``apply(model, epoch)`` that sets which parameters train in
             each epoch; it must be a pure function of the epoch (``epoch=None``: every parameter
@@ -103,11 +107,11 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, data: DataBundle, task: Task, *, train: TrainConfig,
                  optim: OptimConfig, schedule: ScheduleConfig, log: LogConfig, run_dir: Path,
                  device: torch.device, callbacks: Sequence[Callback] = (), augment=None,
-                 groups: list[dict] | None = None, freeze=None, phase=None):
+                 groups: list[dict] | None = None, freeze=None, phase=None, mix=None):
         self.model, self.task, self.device = model.to(device), task, device
         self.phase = phase or _untimed
         self.tc, self.oc, self.schedule, self.log = train, optim, schedule, log
-        self.callbacks, self.augment, self.freeze = list(callbacks), augment, freeze
+        self.callbacks, self.augment, self.freeze, self.mix = list(callbacks), augment, freeze, mix
         self.train_split, self.val = data.train.to(device), data.val.to(device)
         if freeze is not None:
             freeze.apply(model, None)  # callbacks see, at fit start, every parameter that will train
@@ -127,6 +131,8 @@ class Trainer:
         monitor, mode = _monitor(train, task)
         self.state = TrainState(model=model, total_steps=total, steps_per_epoch=steps_per_epoch,
                                 epochs=train.epochs, monitor=monitor, monitor_mode=mode)
+        self.plateau = Plateau(schedule.patience, schedule.factor, schedule.threshold, schedule.min_lr_ratio,
+                               mode) if schedule.name == "plateau" else None
         self.run = RunDir(run_dir)
         self.writer = ckpt.CheckpointWriter()
         self.watch = DivergenceWatch(optim.lr)
@@ -199,10 +205,14 @@ class Trainer:
                 x, y = batches[b]
                 if self.augment is not None:
                     x = self.augment(x, self.aug_gen)
+                if self.mix is not None:
+                    x, *y = self.mix(x, y, self.aug_gen)  # y: [y_a, y_b, lam]
             loss = self._forward_backward(x, y, group)
             b += 1
         with self.phase("optimizer"):
             state.lr_multiplier = lr_multiplier(self.schedule, state.step, state.total_steps, state.steps_per_epoch)
+            if self.plateau is not None:
+                state.lr_multiplier *= self.plateau.multiplier
             state.lr = set_lr(self.optimizer, state.lr_multiplier)
             self._clip_and_check(loss)
             self.scaler.step(self.optimizer)
@@ -217,11 +227,13 @@ class Trainer:
         if every and state.step % every == 0 and b < self.micro_per_epoch:
             self._save_last()
 
-    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor, group: int) -> torch.Tensor:
-        """Loss of one micro-batch (penalties included), its scaled gradients added to `.grad`."""
+    def _forward_backward(self, x: torch.Tensor, y, group: int) -> torch.Tensor:
+        """Loss of one micro-batch (penalties included), its scaled gradients added to `.grad`.
+        `y` is the targets, or [y_a, y_b, lam] of a mixed batch."""
         with self.phase("forward"):
             with self.autocast:
-                loss = self.task.loss(self.forward(x), y)
+                out = self.forward(x)
+                loss = mixed_loss(self.task.loss, out, *y) if self.mix is not None else self.task.loss(out, y)
             if self.oc.l1 or self.oc.l2:
                 loss = loss + _penalty(self.penalised, self.oc.l1, self.oc.l2)
         with self.phase("backward"):
@@ -281,6 +293,8 @@ class Trainer:
         value = state.metrics.get(state.monitor)
         state.is_best = value is not None and not math.isnan(value) and (
             state.best is None or (value > state.best if state.monitor_mode == "max" else value < state.best))
+        if self.plateau is not None:
+            self.plateau.update(value)
         if state.is_best:
             state.best, state.best_step = value, state.step
             info = {"step": state.step, "metric": state.monitor, "value": value}
@@ -315,6 +329,7 @@ class Trainer:
         saved = copy.deepcopy({
             "progress": self.state.progress_dict(), "optimizer": opt_plain, "rng": rng_plain,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "schedule": self.plateau.state_dict() if self.plateau is not None else None,
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
         })
         return saved, tensors
@@ -330,6 +345,8 @@ class Trainer:
             self.aug_gen.set_state(tensors["rng.augment"])
         if saved.scaler:
             self.scaler.load_state_dict(saved.scaler)
+        if self.plateau is not None and saved.schedule is not None:
+            self.plateau.load_state_dict(saved.schedule.model_dump())
         for k, v in saved.progress.model_dump().items():
             setattr(self.state, k, v)
         for cb in self.callbacks:
@@ -353,11 +370,12 @@ def fit(
     augment=None,
     groups: list[dict] | None = None,
     freeze=None,
+    mix=None,
 ) -> TrainState:
     """Train `model` on `data` and keep best/last checkpoints in `run_dir/checkpoints`.
 
     Args:
-        model, data, task, run_dir, device, callbacks, augment, groups, freeze: as for `Trainer`.
+        model, data, task, run_dir, device, callbacks, augment, groups, freeze, mix: as for `Trainer`.
         train: the TrainConfig; a whole Config may stand in for it and the three groups below.
         optim: the OptimConfig (default: OptimConfig()).
         schedule: the ScheduleConfig (default: a constant rate).
@@ -371,7 +389,7 @@ def fit(
         train, optim, schedule, log = train.train, train.optim, train.schedule, train.log
     trainer = Trainer(model, data, task, train=train, optim=optim or OptimConfig(),
                       schedule=schedule or ScheduleConfig(), log=log or LogConfig(), run_dir=run_dir,
-                      device=device, callbacks=callbacks, augment=augment, groups=groups, freeze=freeze)
+                      device=device, callbacks=callbacks, augment=augment, groups=groups, freeze=freeze, mix=mix)
     return trainer.fit(resume)
 
 

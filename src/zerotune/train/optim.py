@@ -1,7 +1,8 @@
 """Optimizers and learning-rate schedules.
 
 Schedules are pure functions of the step, so a resumed run needs nothing but the step count to
-continue the schedule exactly.
+continue the schedule exactly; the one exception, `plateau`, reads the monitored metric and keeps
+its state in the checkpoint (train/plateau.py).
 
 The learning rate's path: `OptimConfig.lr` (or a fine-tune's per-group rates from
 `finetune/lr_groups.py`) becomes each group's ``base_lr`` in `build_optimizer`. Before each step the
@@ -107,7 +108,7 @@ def lr_multiplier(cfg, step: int, total_steps: int, steps_per_epoch: int) -> flo
     t = step - warm
     span = max(total_steps - warm, 1)
     epoch = t / max(steps_per_epoch, 1)
-    if cfg.name == "constant":
+    if cfg.name in ("constant", "plateau"):  # plateau's own factor comes from train/plateau.py
         return 1.0
     if cfg.name == "step":
         return cfg.gamma ** math.floor(epoch / cfg.step_epochs + 1e-9)

@@ -76,7 +76,8 @@ def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | No
         callbacks = [cb for cb in builtin_callbacks(run, files.profile) if not isinstance(cb, EarlyStopping)]
         trainer = Trainer(run.model, run.data, run.task, train=config.train, optim=config.optim,
                           schedule=config.schedule, log=config.log, run_dir=files.profile, device=run.device,
-                          callbacks=callbacks, augment=run.augment, groups=run.setup.groups if run.setup else None,
+                          callbacks=callbacks, augment=run.augment, mix=run.mix,
+                          groups=run.setup.groups if run.setup else None,
                           freeze=run.setup.plan if run.setup else None, phase=timer.phase)
         prof = _run_profiled(trainer, timer, steps)
     return _write_results(files, timer.seconds, prof, steps, run.device)
