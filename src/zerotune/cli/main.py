@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import catalog, export, finetune, generate, profile, scratch, serve, track, train, tune
+from . import catalog, doctor, export, finetune, generate, profile, scratch, serve, track, train, tune
 from .common import root_parser, run_parser
 
 # In the order `zerotune --help` lists them.
@@ -21,6 +21,7 @@ COMMANDS = (
     tune.add_parser,  # lr-find
     track.add_parsers,  # board, runs, report
     profile.add_parser,
+    doctor.add_parser,
     export.add_parser,
     serve.add_parser,
     scratch.add_parser,
