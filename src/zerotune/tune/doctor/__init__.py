@@ -22,11 +22,12 @@ RULES = (
 def apply_rules(evidence: Evidence) -> list[Finding]:
     """Every rule's findings on already-read evidence, most severe first.
 
-    A diverged run's later statistics are noise, so only `diverged` is kept when it fires.
+    A diverged run's other statistics are noise, so only `diverged` and the rules that say why
+    (the learning rate, the gradients) are kept when it fires.
     """
     found = [f for rule in RULES for f in rule(evidence)]
     if any(f.id == "diverged" for f in found):
-        found = [f for f in found if f.id in ("diverged", "lr_too_high")]
+        found = [f for f in found if f.id in ("diverged", "lr_too_high", "exploding_gradients")]
     return by_severity(found)
 
 

@@ -19,9 +19,11 @@ VAL_RISE, VAL_RISE_HIGH = 0.10, 0.5
 # Underfitting: the train loss ends above half the loss of a model that learned nothing (ln 10 =
 # 2.30 for ten classes); the healthy recipes end at 0.004 (MLP) and 0.52 (CNN, label smoothing 0.1).
 UNDERFIT, UNDERFIT_HIGH = 0.5, 0.9
+STILL_FALLING = 0.05  # the train loss fell 5% over the last 30% of the run: more steps would help
 # Plateau: over the last 30% of the steps the training loss fell less than 2% and the monitored
-# metric did not improve, while the loss is still a fifth of chance or more (a finished fit is not stuck).
-PLATEAU_TAIL, PLATEAU_DROP, PLATEAU_LOSS = 0.3, 0.02, 0.2
+# metric did not improve by 1% of its value, while the loss is still a fifth of chance or more (a
+# finished fit is not stuck).
+PLATEAU_TAIL, PLATEAU_DROP, PLATEAU_GAIN, PLATEAU_LOSS = 0.3, 0.02, 0.01, 0.2
 # Early stop wasted: the best evaluation came before half of the steps (medium) or 70% (low),
 # with at least 3 evaluations after it. The healthy recipes' best comes at 85% of the run.
 WASTED_MEDIUM, WASTED_LOW, AFTER_BEST_EVALS = 0.5, 0.7, 3
@@ -68,15 +70,18 @@ def underfitting(ev: Evidence) -> list[Finding]:
     end = float(train.values[-1])
     if not np.isfinite(end) or end < UNDERFIT * chance:
         return []
-    epochs = int(ev.cfg("train", "epochs", 20) or 20)
-    fixes = [set_fix(f"train.epochs={2 * epochs}")]
     model = ev.config.get("model") or {}
-    if model.get("dropout"):
-        fixes.append(set_fix("model.dropout=0"))
-    if ev.cfg("optim", "weight_decay"):
-        fixes.append(set_fix("optim.weight_decay=0"))
+    capacity = []
     if model.get("hidden"):
-        fixes.append(set_fix(f"model.hidden={[2 * h for h in model['hidden']]}".replace(" ", "")))
+        capacity.append(set_fix(f"model.hidden={[2 * h for h in model['hidden']]}".replace(" ", "")))
+    if model.get("dropout"):
+        capacity.append(set_fix("model.dropout=0"))
+    if ev.cfg("optim", "weight_decay"):
+        capacity.append(set_fix("optim.weight_decay=0"))
+    longer = [set_fix(f"train.epochs={2 * int(ev.cfg('train', 'epochs', 20) or 20)}")]
+    # still falling at the end: more steps first; levelled off: a bigger or freer model first
+    tail = train.tail(0.3).values
+    fixes = longer + capacity if len(tail) >= 2 and tail[-1] < (1 - STILL_FALLING) * tail[0] else capacity + longer
     return [Finding("underfitting", "high" if end >= UNDERFIT_HIGH * chance else "medium",
                     f"the train loss stays high: {end:.3g} at the end, against {chance:.3g} for a model that "
                     f"learned nothing; the model is too small, too regularised or trained too briefly",
@@ -109,12 +114,14 @@ def plateau(ev: Evidence) -> list[Finding]:
     after = metric.tail(PLATEAU_TAIL).values
     if not len(before):
         return []
-    improved = after.min() < before.min() if monitor[1] == "min" else after.max() > before.max()
+    margin = PLATEAU_GAIN * abs(float(before.min() if monitor[1] == "min" else before.max()))
+    improved = after.min() < before.min() - margin if monitor[1] == "min" else after.max() > before.max() + margin
     if improved or last < (1 - PLATEAU_DROP) * first or (chance and last < PLATEAU_LOSS * chance):
         return []
     return [Finding("plateau", "low",
                     f"no progress over the last {PLATEAU_TAIL:.0%} of training: the train loss went from "
-                    f"{first:.3g} to {last:.3g} and {monitor[0]} did not improve",
+                    f"{first:.3g} to {last:.3g} and {monitor[0]} did not improve; the rate fell too early, "
+                    f"or this is as far as this model gets",
                     {"tag": loss.tag, "from_step": int(tail.steps[0]), "loss_then": first, "loss_end": last,
                      "monitor": monitor[0]},
                     [set_fix("schedule.name=cosine"), _half_lr(ev), "zerotune lr-find RECIPE"])]
