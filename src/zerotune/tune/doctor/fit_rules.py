@@ -10,7 +10,6 @@ import numpy as np
 
 from .evidence import Evidence
 from .findings import Finding, set_fix
-from .optim_rules import start_end
 
 # Overfitting: the val loss ended 10% above its best while the train loss kept falling, so the
 # train-val gap widened. The healthy digits recipes end within 1% of their best val loss; the MLP
