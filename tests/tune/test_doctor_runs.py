@@ -25,7 +25,7 @@ def serious(found: dict[str, str]) -> set[str]:
 
 
 def test_a_healthy_run_has_no_serious_finding(tmp_path):
-    assert not serious(findings(tmp_path, "healthy", ["train.max_steps=200"]))
+    assert not serious(findings(tmp_path, "healthy", ["train.max_steps=100"]))
 
 
 def test_too_high_a_learning_rate(tmp_path):
@@ -54,6 +54,19 @@ def test_a_deep_sigmoid_mlp_has_vanishing_gradients(tmp_path, capsys):
     assert "`vanishing_gradients`" in text  # the Text tab holds every finding
     assert main(["doctor", str(tmp_path / "sigmoid")]) == 0
     assert "HIGH   vanishing_gradients" in capsys.readouterr().out
+
+
+def test_a_rare_class_poorly_recalled_is_class_imbalance(tmp_path):
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=1000, n_features=8, n_informative=4, n_classes=3, n_clusters_per_class=1,
+                               weights=[0.85, 0.10, 0.05], class_sep=0.8, random_state=0)  # examples/imbalanced_csv.py
+    table = tmp_path / "imbalanced.csv"
+    table.write_text("\n".join([",".join([f"x{i}" for i in range(8)] + ["label"])] +
+                               [",".join(f"{v:.5g}" for v in row) + f",{c}" for row, c in zip(x, y)]), encoding="utf-8")
+    found = findings(tmp_path, "imbalanced", ["data.name=csv", f"data.path={table}", "model.name=mlp",
+                                             "model.hidden=[32]", "train.epochs=10"])
+    assert "class_imbalance" in found
 
 
 def test_the_report_shows_the_findings(tmp_path):
