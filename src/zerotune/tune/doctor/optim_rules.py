@@ -9,6 +9,7 @@ never jumps to 3x its recent median.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .evidence import Evidence, Series
 from .findings import Finding, set_fix
@@ -19,7 +20,7 @@ from .findings import Finding, set_fix
 # weights by a few percent at most (lr 1e-5: 5e-5, the loss falls by a tenth in 300 steps).
 RATIO_HIGH, RATIO_VERY_HIGH = 1e-2, 3e-2
 RATIO_LOW, RATIO_VERY_LOW = 1e-4, 1e-5
-SPIKE_FACTOR = 3.0  # a loss 3x the median of the 20 steps before it is a spike (healthy runs: none)
+SPIKE_FACTOR, SPIKE_WINDOW = 3.0, 20  # a loss 3x the median of the 20 steps before it is a spike (healthy runs: none)
 SPIKES_MIN = 3
 SLOW_DECREASE = 0.5  # "slow": the loss lost less than half of its starting value over the run
 # Gradient norm grows 10x from the first to the last quarter, or jumps to 100x the first quarter's
@@ -64,19 +65,20 @@ def diverged(ev: Evidence) -> list[Finding]:
 
 
 def spikes(loss: Series) -> list[int]:
-    """Steps where the loss jumps to SPIKE_FACTOR times the median of the 20 points before it.
+    """Steps where the loss jumps to SPIKE_FACTOR times the median of the SPIKE_WINDOW points before it.
 
     The first 10% of training is left out (the loss falls fast there), and so are jumps that stay
     below half the starting loss (noise around a loss near zero).
     """
     v = loss.values
+    first = max(len(v) // 10, SPIKE_WINDOW)
+    if len(v) <= first:
+        return []
     start = float(np.median(v[: max(len(v) // 20, 3)]))
-    out = []
-    for i in range(max(len(v) // 10, 1), len(v)):
-        med = float(np.median(v[max(0, i - 20): i]))
-        if v[i] > SPIKE_FACTOR * med and v[i] > 0.5 * start:
-            out.append(int(loss.steps[i]))
-    return out
+    before = np.median(sliding_window_view(v[:-1], SPIKE_WINDOW), axis=1)  # before[i - W]: the W points before i
+    at = np.arange(first, len(v))
+    jumped = (v[at] > SPIKE_FACTOR * before[at - SPIKE_WINDOW]) & (v[at] > 0.5 * start)
+    return [int(s) for s in loss.steps[at[jumped]]]
 
 
 def peak_update_ratio(ev: Evidence) -> tuple[float, int] | None:
