@@ -31,9 +31,9 @@ def check_finished_run(run_dir: str | Path, step: int) -> list[Finding]:
 
 
 def print_serious(findings: list[Finding], run_dir: str | Path) -> None:
-    """One line per high or medium finding, with its first fix, and where to read the rest."""
+    """One line per high or medium finding, with its first fix, and where to read them all (if there are any)."""
     serious = [f for f in findings if f.severity in PRINTED]
     for f in serious:
         print(one_line(f))
-    if len(findings) > len(serious) or serious:
+    if findings:
         print(f"all findings: zerotune doctor {run_dir}")

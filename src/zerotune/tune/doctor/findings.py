@@ -95,7 +95,7 @@ def format_text(findings: list[Finding], run: str) -> str:
 
 
 def one_line(f: Finding) -> str:
-    """``MEDIUM overfitting: ... (fix: --set ...)``: a finding as one line, for the end of `train`."""
+    """``doctor medium: overfitting: ... (fix: --set ...)``: a finding as one line, for the end of `train`."""
     fix = f" (fix: {f.fixes[0]})" if f.fixes else ""
     return f"doctor {f.severity}: {f.id}: {f.message}{fix}"
 
