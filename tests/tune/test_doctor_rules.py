@@ -183,3 +183,23 @@ def test_a_bad_run_path_is_one_line_and_exit_2(tmp_path, capsys, make, message):
     assert main(["doctor", str(make(tmp_path))]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_module_types_expand_repeated_blocks():
+    from zerotune.tune.doctor.evidence import module_types
+
+    text = """    GPT(
+      (features): Backbone(
+        (wte): Embedding(65, 128)
+        (blocks): ModuleList(
+          (0-1): 2 x Block(
+            (ln_1): LayerNorm((128,), eps=1e-05)
+            (fc): Linear(in_features=128, out_features=512, bias=False)
+          )
+        )
+      )
+      (head): Linear(in_features=128, out_features=65, bias=False)
+    )"""
+    types = module_types(text)
+    assert types["features.blocks.1.fc"] == "Linear" and types["features.blocks.0.ln_1"] == "LayerNorm"
+    assert types["features.wte"] == "Embedding" and types["head"] == "Linear"

@@ -8,6 +8,7 @@ has no metrics.json and an event file that may end in a cut record; both are fin
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,9 +21,12 @@ from ...errors import UserError
 from ...run.files import RunDir, read_json
 from ...track.events import read_run_events
 
-# "    (1): Linear(in_features=64, ...)" in the model's repr, as the Text tab's run/model holds it
-_MODULE_LINE = re.compile(r"^(\s*)\(([^)]+)\): (\w+)\(")
-NORM_TYPES = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm")
+# "    (1): Linear(in_features=64, ...)" in the model's repr, as the Text tab's run/model holds it;
+# torch prints repeated blocks once, as "(0-3): 4 x Block(".
+_MODULE_LINE = re.compile(r"^(\s*)\(([^)]+)\): (?:\d+ x )?(\w+)\(")
+# Layers whose weight is a matrix or kernel that gradients flow through; normalisation scales and
+# embeddings (only the rows of the tokens seen get a gradient) are left out.
+WEIGHT_TYPES = ("Linear", "Conv")
 
 
 @dataclass
@@ -88,12 +92,12 @@ class Evidence:
         return [t[len(prefix):] for t in self.scalars if t.startswith(prefix) and not t.endswith("/_all")]
 
     def weight_layers(self) -> list[str]:
-        """The weight matrices and kernels among `layer_names`: no biases, no normalisation scales."""
+        """The weight matrices and kernels among `layer_names`: no biases, normalisation scales or embeddings."""
         out = []
         for name in self.layer_names():
             module, _, leaf = name.rpartition(".")
-            kind = self.module_types.get(module, "")
-            if leaf == "weight" and not any(n in kind for n in NORM_TYPES):
+            kind = self.module_types.get(module)  # None: no model text, so every weight counts
+            if leaf == "weight" and (kind is None or any(t in kind for t in WEIGHT_TYPES)):
                 out.append(name)
         return out
 
@@ -101,16 +105,19 @@ class Evidence:
 def module_types(model_text: str) -> dict[str, str]:
     """Dotted module names to their class names, parsed from a model's printed form (2 spaces per level)."""
     out: dict[str, str] = {}
-    stack: list[str] = []
+    stack: list[list[str]] = []  # per level, the names a line stands for ("0-3" stands for 0, 1, 2, 3)
     base = None
     for line in model_text.splitlines():
         m = _MODULE_LINE.match(line)
         if not m:
             continue
-        base = len(m.group(1)) if base is None else base  # the top module's children
-        stack = stack[: (len(m.group(1)) - base) // 2]
-        stack.append(m.group(2))
-        out[".".join(stack)] = m.group(3)
+        indent, name, kind = len(m.group(1)), m.group(2), m.group(3)
+        base = indent if base is None else base  # the top module's children
+        first, _, last = name.partition("-")
+        names = [str(i) for i in range(int(first), int(last) + 1)] if last.isdigit() and first.isdigit() else [name]
+        stack = stack[: (indent - base) // 2] + [names]
+        for path in itertools.product(*stack):
+            out[".".join(path)] = kind
     return out
 
 
