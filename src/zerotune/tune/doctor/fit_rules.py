@@ -123,7 +123,8 @@ def plateau(ev: Evidence) -> list[Finding]:
                     f"or this is as far as this model gets",
                     {"tag": loss.tag, "from_step": int(tail.steps[0]), "loss_then": first, "loss_end": last,
                      "monitor": monitor[0]},
-                    [set_fix("schedule.name=cosine"), _half_lr(ev), "zerotune lr-find RECIPE"])]
+                    ([] if ev.cfg("schedule", "name") == "cosine" else [set_fix("schedule.name=cosine")])
+                    + [_half_lr(ev), "zerotune lr-find RECIPE"])]
 
 
 def _half_lr(ev: Evidence) -> str:

@@ -161,8 +161,11 @@ def vanishing_gradients(ev: Evidence) -> list[Finding]:
     norms = {}
     for name in layers:
         s = ev.series(f"layers/grad_norm/{name}")
-        if s is not None and np.all(np.isfinite(s.values)):
-            norms[name] = float(np.median(s.values))
+        if s is None or not np.all(np.isfinite(s.values)):
+            continue
+        trained = s.values[s.values > 0]  # a layer frozen for part of a fine-tune has no gradient then
+        if len(trained):
+            norms[name] = float(np.median(trained))
     if len(norms) < 2 or max(norms.values()) <= 0:
         return []
     top_name = max(norms, key=norms.get)
