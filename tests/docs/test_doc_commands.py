@@ -78,6 +78,7 @@ def not_run(why: str) -> How:
 CNN = ("--no-progress --set train.epochs=1 --set model.channels=[8,16] --set model.dense=16 --set log.graph=false"
        " --set log.embeddings=false")
 FT = "--no-progress --set train.epochs=1 --set log.graph=false --set log.embeddings=false"
+DOCTOR = "--no-progress --set log.graph=false --set log.embeddings=false --set log.images=false"
 # The GPT recipes read Tiny Shakespeare; here a tiny model reads a small synthetic corpus instead.
 GPT = ("--no-progress --set data.path=corpus.txt --set model.n_layer=1 --set model.n_head=2 --set model.n_embd=32"
        " --set data.block_size=32 --set data.windows_per_epoch=64 --set data.eval_windows=32 --set train.epochs=1"
@@ -217,6 +218,38 @@ COMMANDS: dict[str, How] = {
     "zerotune report RUN": USAGE,
     "python -m tensorboard.main": not_run("the child process of `zerotune board`; tests/track start it"),
     "pip install crc32c": not_run(SETUP),
+    # docs/tuning.md: the doctor's examples, shortened (the page shows what the full runs printed)
+    "zerotune doctor RUN [--json]": USAGE,
+    "zerotune train recipes/diabetes_linear.yaml --set optim.lr=0.5 --set log.grad_norm_every=1 --name diabetes-lr0.5":
+        fails(),
+    "zerotune doctor runs/diabetes-lr0.5": RUN,
+    "zerotune train recipes/digits_mlp.toml --set optim.lr=1.0 --set train.max_steps=100 --name mlp-lr1": short(DOCTOR),
+    "zerotune train recipes/digits_mlp.toml --set optim.lr=1e-6 --set train.max_steps=100 --name mlp-lr1e-6":
+        short(DOCTOR),
+    "zerotune train recipes/digits_mlp.toml --set data.train_per_class=5 --set model.dropout=0 "
+    "--set model.batch_norm=false --set optim.weight_decay=0 --set schedule.name=constant --set optim.lr=1e-2 "
+    "--set train.batch_size=50 --set train.epochs=60 --name mlp-tiny": short(DOCTOR + " --set train.epochs=10"),
+    "zerotune doctor runs/mlp-tiny": RUN,
+    "zerotune train recipes/digits_mlp.toml --set model.hidden=[2] --set schedule.name=constant --set optim.lr=3e-3 "
+    "--name mlp-2-units": short(DOCTOR + " --set train.epochs=2"),
+    "zerotune train recipes/digits_mlp.toml --set model.hidden=[64,64,64,64,64,64,64,64] "
+    "--set model.activation=sigmoid --set model.batch_norm=false --set model.dropout=0 --set optim.name=sgd "
+    "--set optim.lr=0.05 --set train.max_steps=60 --name mlp-sigmoid": short(DOCTOR),
+    "zerotune train recipes/digits_mlp.toml --set model.batch_norm=false --set model.dropout=0 --set optim.lr=0.05 "
+    "--set schedule.name=constant --set log.activations=true --set log.histograms_every=20 --set train.epochs=10 "
+    "--name mlp-dead": short(DOCTOR + " --set train.epochs=2"),
+    "zerotune train recipes/digits_mlp.toml --set schedule.name=step --set schedule.step_epochs=1 "
+    "--set schedule.gamma=0.01 --set train.epochs=20 --name mlp-step": short(DOCTOR + " --set train.epochs=3"),
+    "zerotune doctor runs/mlp-step": RUN,
+    "zerotune doctor runs/mlp-sigmoid": RUN,
+    "zerotune train --set model.name=logistic_regression --set data.augment.rotate_degrees=20 "
+    "--set data.augment.shift=0.1 --set train.epochs=3 --name digits-augmented": short(DOCTOR + " --set train.epochs=1"),
+    "zerotune doctor runs/digits-augmented": RUN,
+    "zerotune profile runs/digits-augmented": short("--steps 2"),
+    "python examples/imbalanced_csv.py imbalanced.csv": RUN,
+    "zerotune train --set data.name=csv --set data.path=imbalanced.csv --set model.name=mlp --set model.hidden=[32] "
+    "--name imbalanced": short(DOCTOR + " --set train.epochs=2"),
+    "zerotune doctor runs/imbalanced --json": RUN,
     # docs/tuning.md
     "zerotune lr-find recipes/digits_mlp.toml": short("--steps 20 --set train.threads=1"),
     "zerotune lr-find RECIPE [--set GROUP.FIELD=VALUE] [--start 1e-7] [--end 10] [--steps 100] [--name NAME] "

@@ -23,7 +23,8 @@ def _steps(run) -> int:
 def test_train_scalars_every_step(cls_events, cls_run):
     tags = set(cls_events.Tags()["scalars"])
     steps = _steps(cls_run)
-    for tag in ("train/loss", "train/lr", "train/grad_norm", "perf/samples_per_sec", "perf/step_time_ms"):
+    for tag in ("train/loss", "train/lr", "train/grad_norm", "perf/samples_per_sec", "perf/step_time_ms",
+                "perf/data_wait_share"):
         points = cls_events.Scalars(tag)
         assert [p.step for p in points] == list(range(1, steps + 1)), tag
     assert "perf/rss_memory_mb" in tags

@@ -32,7 +32,9 @@ def record_offsets(data: bytes) -> list[int]:
 def killed_copy(run, dest):
     """A copy of ``run`` whose event file ends in the middle of a record, as after a kill."""
     shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "projector*", "report*"))
-    (events,) = dest.glob("*tfevents*")
+    events, *after_training = sorted(dest.glob("*tfevents*"))
+    for later in after_training:  # the doctor's findings: a killed run never got that far
+        later.unlink()
     data = events.read_bytes()
     offsets = record_offsets(data)
     cut = offsets[len(offsets) * 2 // 3] + 20  # 20 bytes into a record's payload

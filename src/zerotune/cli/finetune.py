@@ -13,6 +13,7 @@ STRATEGIES = ("full", "head", "partial", "gradual", "lora")
 def cmd_finetune(args) -> int:
     """Run the action the arguments ask for; returns the exit code."""
     from ..pipeline.finetune import finetune, merge_lora, save_adapters
+    from ..tune.doctor.after_training import print_serious
 
     if args.merge_lora or args.save_adapters:
         if args.recipe or args.source or args.resume:
@@ -33,6 +34,7 @@ def cmd_finetune(args) -> int:
         overrides += run_flags_as_overrides(args)
         result = finetune(args.recipe, source=args.source, strategy=args.strategy, overrides=overrides)
     print_summary(result.run_dir, result.metrics)
+    print_serious(result.findings, result.run_dir)
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import catalog, cv, export, finetune, generate, profile, scratch, serve, summary, track, train, tune
+from . import catalog, cv, doctor, export, finetune, generate, profile, scratch, serve, summary, track, train, tune
 from .common import root_parser, run_parser
 
 # In the order `zerotune --help` lists them.
@@ -23,6 +23,7 @@ COMMANDS = (
     cv.add_parser,
     track.add_parsers,  # board, runs, report
     profile.add_parser,
+    doctor.add_parser,
     export.add_parser,
     serve.add_parser,
     scratch.add_parser,

@@ -12,6 +12,7 @@ from .common import add_run_flags, run_flags_as_overrides
 def cmd_train(args) -> int:
     from ..config import load_config
     from ..pipeline.train import train
+    from ..tune.doctor.after_training import print_serious
 
     overrides = list(args.set or [])
     if args.resume:
@@ -30,6 +31,7 @@ def cmd_train(args) -> int:
     try:
         result = train(None, resume=args.resume, resume_overrides=overrides) if args.resume else train(config)
         print_summary(result.run_dir, result.metrics)
+        print_serious(result.findings, result.run_dir)
         if board is not None and sys.stdin.isatty():
             print(f"training done; TensorBoard stays at {board.url} until Ctrl-C", flush=True)
             board.wait()

@@ -29,7 +29,7 @@ def finetune(recipe: str | Path | Config | None = None, *, source: str | None = 
 
     Returns:
         The TrainResult of the new run; its metrics hold a ``finetune`` section with the
-        before/after comparison.
+        before/after comparison, and its findings are the doctor's (run by `train` at the end).
     """
     from .train import train
 

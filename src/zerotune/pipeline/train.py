@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ class TrainResult:
     metrics: dict
     steps: int
     stop_reason: str | None
+    findings: list = field(default_factory=list)  # `zerotune doctor`'s findings about the finished run
 
 
 def train(config: Config | None, *, resume: str | Path | None = None, resume_overrides: list[str] | None = None,
@@ -62,7 +63,8 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     checked before the run directory is created or changed, so a failed command leaves it as it was.
 
     Returns:
-        The run directory and the final metrics (also written to metrics.json).
+        The run directory, the final metrics (also written to metrics.json) and the doctor's findings
+        (also in TensorBoard's Text tab, as doctor/findings).
     """
     checkpoint = run_dir = None
     if resume is not None:
@@ -78,7 +80,12 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
                     freeze=setup.plan if setup else None, mix=run.mix)
         metrics = _run_metrics(run, run_dir, state)
     write_json(RunDir(run_dir).metrics, metrics)
-    return TrainResult(run_dir, metrics, state.step, state.stop_reason)
+    findings = []
+    if config.log.tensorboard:  # the doctor reads the event files
+        from ..tune.doctor.after_training import check_finished_run
+
+        findings = check_finished_run(run_dir, state.step)
+    return TrainResult(run_dir, metrics, state.step, state.stop_reason, findings)
 
 
 @dataclass

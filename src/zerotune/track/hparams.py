@@ -211,7 +211,7 @@ def parse_session_start(content: bytes, integers: frozenset[str] = frozenset()) 
         content: the summary's plugin content.
         integers: the integer columns (see `integer_columns`), whose whole numbers come back as ``int``.
     """
-    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData  # not tensorboardX's: it imports torch
 
     data = HParamsPluginData.FromString(content)
     out = {}
@@ -226,7 +226,7 @@ def parse_session_start(content: bytes, integers: frozenset[str] = frozenset()) 
 
 def integer_columns(content: bytes) -> frozenset[str]:
     """The columns an experiment summary (its plugin content) marks as integers."""
-    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData  # not tensorboardX's: it imports torch
 
     infos = HParamsPluginData.FromString(content).experiment.hparam_infos
     return frozenset(h.name for h in infos if h.description == INTEGER)

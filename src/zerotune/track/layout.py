@@ -32,6 +32,7 @@ def layout(task_kind: str) -> dict:
         "3 performance": {
             "throughput (samples/s)": ["Multiline", ["perf/samples_per_sec"]],
             "step time (ms)": ["Multiline", ["perf/step_time_ms"]],
+            "share of time taking batches": ["Multiline", ["perf/data_wait_share"]],
             "memory (MiB)": ["Multiline", [r"perf/.*memory_mb"]],
         },
     }

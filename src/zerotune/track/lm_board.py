@@ -39,6 +39,7 @@ def layout() -> dict:
             "tokens per second": ["Multiline", ["perf/tokens_per_sec"]],
             "model FLOPs utilisation (vs measured matmul peak)": ["Multiline", ["perf/mfu"]],
             "step time (ms)": ["Multiline", ["perf/step_time_ms"]],
+            "share of time taking batches": ["Multiline", ["perf/data_wait_share"]],
             "memory (MiB)": ["Multiline", [r"perf/.*memory_mb"]],
         },
         "3 layers": {

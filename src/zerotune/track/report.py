@@ -79,6 +79,17 @@ def _confusion(run_dir: Path, ev) -> Section | None:
     return None
 
 
+def _doctor(run_dir: Path) -> Section:
+    """`zerotune doctor`'s findings, most severe first."""
+    from ..tune.doctor import diagnose
+
+    findings = diagnose(run_dir)
+    if not findings:
+        return Section("doctor", text="no findings: nothing in this run's curves looks wrong")
+    rows = [[f.severity, f.id, f.message, "  ".join(f.fixes)] for f in findings]
+    return Section("doctor (zerotune doctor)", table=(["severity", "finding", "what", "fixes"], rows))
+
+
 def _num(v) -> str:
     return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
@@ -95,7 +106,7 @@ def build_sections(run_dir: Path) -> tuple[str, list[Section]]:
     seconds = ev.last("run/seconds")
     if seconds is not None:
         summary.append(["training time", f"{seconds:.1f} s"])
-    sections = [Section("summary", table=(["", ""], summary)), _metrics_table(run_dir, ev)]
+    sections = [Section("summary", table=(["", ""], summary)), _doctor(run_dir), _metrics_table(run_dir, ev)]
     classification = any(t.endswith("accuracy") for t in ev.scalars)
     curves = [
         _curve(ev, "loss", "loss", {"train/loss": "train (per step)", "train/eval_loss": "train (eval mode)",

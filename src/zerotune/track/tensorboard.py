@@ -94,7 +94,8 @@ class TensorBoardLogger(Callback):
         s, log = state.step, self.log
         if s % log.scalars_every == 0:
             items = [("train/loss", state.loss), ("train/lr", state.lr),
-                     ("perf/samples_per_sec", state.samples_per_sec), ("perf/step_time_ms", state.step_time * 1000)]
+                     ("perf/samples_per_sec", state.samples_per_sec), ("perf/step_time_ms", state.step_time * 1000),
+                     ("perf/data_wait_share", state.data_share)]
             if state.grad_norm is not None:
                 items.append(("train/grad_norm", state.grad_norm))
             self.sink.scalars(s, tuple(items))

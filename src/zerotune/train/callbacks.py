@@ -35,6 +35,7 @@ class TrainState:
     grad_norm: torch.Tensor | None = None  # global gradient norm before clipping, when measured
     samples_per_sec: float = 0.0
     step_time: float = 0.0  # seconds per optimizer step over the last logging interval
+    data_share: float = 0.0  # share of that interval spent taking (and augmenting) batches: the input pipeline
     metrics: dict[str, float] = field(default_factory=dict)  # latest evaluation
     history: list[dict[str, float]] = field(default_factory=list)  # evaluations of this process
     num_evals: int = 0  # evaluations since the run started, resumes included

@@ -167,6 +167,7 @@ class Trainer:
         self.model.train()
         self._t_start = time.perf_counter() - self.state.elapsed
         self._t_log, self._samples_log, self._steps_log = time.perf_counter(), 0, 0
+        self._data_seconds = 0.0
         self._epoch_sum, self._epoch_micro = torch.zeros((), device=self.device), 0
 
     def end(self) -> None:
@@ -201,12 +202,14 @@ class Trainer:
         with self.phase("optimizer"):
             self.optimizer.zero_grad(set_to_none=True)
         for _ in range(group):
+            t_data = time.perf_counter()
             with self.phase("data"):
                 x, y = batches[b]
                 if self.augment is not None:
                     x = self.augment(x, self.aug_gen)
                 if self.mix is not None:
                     x, *y = self.mix(x, y, self.aug_gen)  # y: [y_a, y_b, lam]
+            self._data_seconds += time.perf_counter() - t_data
             loss = self._forward_backward(x, y, group)
             b += 1
         with self.phase("optimizer"):
@@ -255,14 +258,15 @@ class Trainer:
             self.watch.check(float(loss.detach()), f"at step {state.step + 1}")
 
     def _time_step(self) -> None:
-        """Throughput over each `log.scalars_every` steps, and the training time so far."""
+        """Throughput and the share of time spent fetching batches over each `log.scalars_every` steps; the training time so far."""
         state = self.state
         self._steps_log += 1
         if state.step % self.log.scalars_every == 0:
             now = time.perf_counter()
             state.samples_per_sec = self._samples_log / max(now - self._t_log, 1e-9)
             state.step_time = (now - self._t_log) / self._steps_log
-            self._t_log, self._samples_log, self._steps_log = now, 0, 0
+            state.data_share = self._data_seconds / max(now - self._t_log, 1e-9)
+            self._t_log, self._samples_log, self._steps_log, self._data_seconds = now, 0, 0, 0.0
         state.elapsed = time.perf_counter() - self._t_start
 
     def _end_epoch(self) -> bool:
