@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import catalog, export, finetune, generate, profile, scratch, serve, track, train, tune
+from . import catalog, distill, export, finetune, generate, profile, scratch, serve, track, train, tune
 from .common import root_parser, run_parser
 
 # In the order `zerotune --help` lists them.
@@ -18,6 +18,7 @@ COMMANDS = (
     generate.add_parser,
     catalog.add_parsers,  # models, datasets
     finetune.add_parser,
+    distill.add_parser,
     tune.add_parser,  # lr-find
     track.add_parsers,  # board, runs, report
     profile.add_parser,

@@ -27,6 +27,7 @@ from ..train.loop import check_monitor, check_progress, fit
 if TYPE_CHECKING:
     from ..data.augment import Augmenter
     from ..data.bundle import DataBundle
+    from ..distill.teacher import Teacher
     from ..finetune.setup import FinetuneSetup
     from ..finetune.sources import Source
     from ..tasks.supervised import Task
@@ -96,6 +97,7 @@ class _Prepared:
     setup: FinetuneSetup | None = None  # a fine-tune's freeze plan and parameter groups
     before: dict | None = None  # a fine-tune's metrics before training
     probe: dict | None = None  # a fine-tune's linear-probe metrics
+    teacher: Teacher | None = None  # a distillation's teacher
 
     @property
     def fresh(self) -> bool:
@@ -104,6 +106,7 @@ class _Prepared:
 
 def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path | None) -> _Prepared:
     """Data, task, model (and a fine-tune's setup), each checked against the others and the checkpoint."""
+    from ..distill.setup import attach_teacher, is_distill
     from ..finetune.setup import adapt_config, attach, is_finetune
 
     tc = config.train
@@ -116,6 +119,10 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
         source.path if source is not None and source.kind == "run" else None)
     data = load_data(config, origin)
     task = make_task(data.meta, tc, config.data)
+    augment, teacher = _augmenter(config, data.meta), None
+    if is_distill(config):  # the teacher sees each augmented batch, so the batches augment themselves
+        data, task, teacher = attach_teacher(config.distill, data, task, augment, device)
+        augment = None
     check_monitor(tc, task)
     model = build_model_for(config, data.meta, origin)
     setup = attach(model, config, data.meta, source) if is_finetune(config) else None
@@ -123,8 +130,7 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     if checkpoint is not None:  # the checkpoint must fit this data and model before anything is written
         check_progress(checkpoint, data, tc)
         ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
-    run = _Prepared(config, checkpoint, device, origin, data, task, model, _augmenter(config, data.meta),
-                    source, setup)
+    run = _Prepared(config, checkpoint, device, origin, data, task, model, augment, source, setup, teacher=teacher)
     if setup is not None and run.fresh and config.finetune.baseline:
         from ..finetune.baseline import before_metrics, linear_probe
 
@@ -200,6 +206,12 @@ def builtin_callbacks(run: _Prepared, run_dir: Path) -> list[Callback]:
             from ..finetune.board import FinetuneBoard
 
             builtin.append(FinetuneBoard(builtin[-1], run.setup.plan, run.setup.groups, run.before, run.probe))
+        if run.teacher is not None:
+            from ..distill.board import DistillBoard
+            from ..distill.setup import setup_summary
+
+            summary = setup_summary(config.distill, run.teacher, run.model, run.data.train)
+            builtin.append(DistillBoard(builtin[0], run.task, summary, config.log.scalars_every))
     if config.train.early_stopping is not None:
         builtin.append(EarlyStopping(config.train.early_stopping.patience, config.train.early_stopping.min_delta))
     if config.log.progress:
@@ -223,14 +235,21 @@ def _run_metrics(run: _Prepared, run_dir: Path, state: TrainState) -> dict:
             from ..finetune.board import write_comparison
 
             write_comparison(run_dir, state.step, run.before or {}, run.probe, after)
+    if run.teacher is not None:
+        from ..distill.setup import distill_metrics
+
+        metrics["distill"] = distill_metrics(config.distill, run.teacher, run.model, run.data, run.device)
     return metrics
 
 
 def default_run_prefix(config: Config) -> str:
-    """``digits-cnn``, or ``digits-cnn-finetune`` for a fine-tune; the time is appended."""
+    """``digits-cnn``, ``digits-cnn-finetune`` for a fine-tune, ``digits-mlp-distill`` for a distillation;
+    the time is appended."""
+    from ..distill.setup import is_distill
     from ..finetune.setup import is_finetune
 
-    return f"{config.data.name}-{config.model.name}" + ("-finetune" if is_finetune(config) else "")
+    return (f"{config.data.name}-{config.model.name}" + ("-finetune" if is_finetune(config) else "")
+            + ("-distill" if is_distill(config) else ""))
 
 
 def _resume(run_dir: Path, overrides: list[str]) -> tuple[Config, ckpt.Checkpoint | None]:
