@@ -21,12 +21,12 @@ def is_distill(config: Config) -> bool:
     return config.distill is not None and bool(config.distill.teacher)
 
 
-def attach_teacher(cfg: DistillConfig, data: DataBundle, task: Task, augment,
+def attach_teacher(config: Config, data: DataBundle, task: Task, augment,
                    device: torch.device) -> tuple[DataBundle, DistillTask, Teacher]:
     """Load and check the teacher; the data whose training batches carry its logits, and the task that uses them.
 
     Args:
-        cfg: the ``distill`` group.
+        config: the student's config (with its ``distill`` group).
         data: the student's data.
         task: the task the data implies (its loss becomes the hard term).
         augment: the run's augmenter, or None; it moves into the training split, where the
@@ -36,7 +36,11 @@ def attach_teacher(cfg: DistillConfig, data: DataBundle, task: Task, augment,
     Raises:
         UserError: the teacher is missing, or does not classify the student's data.
     """
-    teacher = load_teacher(cfg.teacher, cfg.checkpoint, data.meta, device)
+    from ..run.load import model_dir
+
+    cfg = config.distill
+    tokens = model_dir(config) if config.data.name == "text" else None  # the student's tokenizer
+    teacher = load_teacher(cfg.teacher, cfg.checkpoint, data.meta, device, tokens)
     train = with_teacher(data.train.to(device), teacher, augment)
     bundle = DataBundle(train, data.val, data.test, data.meta, data.tokenizer)
     return bundle, DistillTask(task, teacher, cfg.temperature, cfg.alpha), teacher

@@ -52,12 +52,21 @@ class Teacher:
                 torch.empty(0, self.meta.num_outputs, device=x.device)
 
 
-def load_teacher(spec: str, checkpoint: str, student: DataMeta, device) -> Teacher:
+def load_teacher(spec: str, checkpoint: str, student: DataMeta, device, tokenizer_dir: Path | None = None) -> Teacher:
     """Load the teacher run at `spec` and check that it classifies the student's data.
+
+    Args:
+        spec: the teacher's run directory.
+        checkpoint: best or last.
+        student: the student's data metadata.
+        device: where the teacher runs.
+        tokenizer_dir: text data: the directory of the tokenizer the student's data was read with;
+            the teacher reads the same token ids, so its tokenizer must have the same vocabulary.
 
     Raises:
         UserError: the run is missing or incomplete, or its data set, classes or inputs differ.
     """
+    from ..run.files import RunDir
     from ..run.load import load_run
 
     path = Path(spec)
@@ -65,7 +74,21 @@ def load_teacher(spec: str, checkpoint: str, student: DataMeta, device) -> Teach
         raise UserError(f"teacher run {path} does not exist (--teacher takes a zerotune run directory)")
     run = load_run(path, checkpoint, device)
     check_compatible(run.meta, student, path)
+    if tokenizer_dir is not None:
+        check_same_vocabulary(RunDir(path).hf, tokenizer_dir, path)
     return Teacher(run.model, run.meta, student, path).to(device)
+
+
+def check_same_vocabulary(teacher_dir: Path, student_dir: Path, path: Path) -> None:
+    """Text: the teacher must read the student's token ids as the same words."""
+    from ..data.text import load_tokenizer
+
+    if not teacher_dir.is_dir():
+        raise UserError(f"teacher {path} has no tokenizer ({teacher_dir.name}/): it was not trained on text")
+    if load_tokenizer(teacher_dir).get_vocab() != load_tokenizer(student_dir).get_vocab():
+        raise UserError(f"teacher {path} reads text with another vocabulary than the student's model "
+                        f"({student_dir}); distill into a model with the teacher's tokenizer, e.g. "
+                        f"model.path = the teacher's base model with model.layers = 2")
 
 
 def check_compatible(teacher: DataMeta, student: DataMeta, path: Path) -> None:
@@ -79,7 +102,8 @@ def check_compatible(teacher: DataMeta, student: DataMeta, path: Path) -> None:
     if list(teacher.class_names or []) != list(student.class_names or []) or teacher.num_classes != student.num_classes:
         raise UserError(f"teacher {path} has classes {_names(teacher)}, the student's data has {_names(student)}; "
                         f"they must be the same, in the same order")
-    if list(teacher.input_shape) != list(student.input_shape):
+    # Token ids (text) may be padded to another length; images and tables must have the same shape.
+    if len(student.input_shape) > 1 and list(teacher.input_shape) != list(student.input_shape):
         raise UserError(f"teacher {path} reads inputs of shape {tuple(teacher.input_shape)}, the student's data has "
                         f"{tuple(student.input_shape)}")
 

@@ -121,7 +121,7 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     task = make_task(data.meta, tc, config.data)
     augment, teacher = _augmenter(config, data.meta), None
     if is_distill(config):  # the teacher sees each augmented batch, so the batches augment themselves
-        data, task, teacher = attach_teacher(config.distill, data, task, augment, device)
+        data, task, teacher = attach_teacher(config, data, task, augment, device)
         augment = None
     check_monitor(tc, task)
     model = build_model_for(config, data.meta, origin)
