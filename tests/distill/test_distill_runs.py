@@ -73,11 +73,15 @@ def test_cached_and_on_the_fly_teacher_logits(cnn_run, runs_dir):
     assert torch.equal(x, aug.data.train.augment(raw, batch_generator(0, 0, 1, x.device)))
 
 
-def test_on_the_fly_run_records_it(cnn_run, runs_dir):
+def test_on_the_fly_run_records_it_and_resumes(cnn_run, runs_dir, capsys):
     config = load_config(None, STUDENT + [f"log.dir={runs_dir}", "data.augment.shift=0.1", "train.epochs=1",
                                           "log.tensorboard=false"])
-    metrics = distill(config, teacher=cnn_run).metrics
-    assert metrics["distill"]["teacher_logits"] == "on the fly" and metrics["test"]["teacher_agreement"] > 0.3
+    result = distill(config, teacher=cnn_run)
+    assert result.metrics["distill"]["teacher_logits"] == "on the fly"
+    assert main(["distill", "--resume", str(result.run_dir), "--set", "train.epochs=2"]) == 0
+    assert "teacher logits on the fly" in capsys.readouterr().out
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["training"]["steps"] == 2 * result.steps and metrics["test"]["teacher_agreement"] > 0.5
 
 
 def test_distilled_run_evaluates_and_exports_like_any_run(distilled, capsys):
