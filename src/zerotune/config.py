@@ -294,7 +294,7 @@ class FinetuneConfig(Section):
 class DistillConfig(Section):
     """Knowledge distillation (Hinton et al. 2015): a teacher run's soft targets mixed with the hard labels."""
 
-    teacher: str | None = Field(None, description="the teacher: a zerotune run directory (`zerotune distill --teacher`)")
+    teacher: str | None = Field(None, description="the teacher: a zerotune run directory (`--teacher` of `zerotune distill`)")
     checkpoint: Literal["best", "last"] = Field("best", description="checkpoint of the teacher run")
     temperature: float = Field(4.0, gt=0, le=100, description="T: both softmaxes are taken of logits / T")
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the soft term (T^2 x KL); 1 - alpha weighs the hard loss")
