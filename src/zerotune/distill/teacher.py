@@ -47,9 +47,10 @@ class Teacher:
         if self.affine is not None:
             scale, shift = self.affine
             x = x * scale + shift
+        if not len(x):
+            return torch.empty(0, self.meta.num_outputs, device=x.device)
         with eval_mode(self.model):
-            return torch.cat([self.model(x[i:i + CHUNK]).float() for i in range(0, len(x), CHUNK)]) if len(x) else \
-                torch.empty(0, self.meta.num_outputs, device=x.device)
+            return torch.cat([self.model(x[i:i + CHUNK]).float() for i in range(0, len(x), CHUNK)])
 
 
 def load_teacher(spec: str, checkpoint: str, student: DataMeta, device, tokenizer_dir: Path | None = None) -> Teacher:
@@ -103,7 +104,7 @@ def check_compatible(teacher: DataMeta, student: DataMeta, path: Path) -> None:
         raise UserError(f"teacher {path} has classes {_names(teacher)}, the student's data has {_names(student)}; "
                         f"they must be the same, in the same order")
     # Token ids (text) may be padded to another length; images and tables must have the same shape.
-    if len(student.input_shape) > 1 and list(teacher.input_shape) != list(student.input_shape):
+    if student.source != "text" and list(teacher.input_shape) != list(student.input_shape):
         raise UserError(f"teacher {path} reads inputs of shape {tuple(teacher.input_shape)}, the student's data has "
                         f"{tuple(student.input_shape)}")
 
