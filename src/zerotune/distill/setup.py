@@ -41,7 +41,7 @@ def attach_teacher(config: Config, data: DataBundle, task: Task, augment,
     cfg = config.distill
     tokens = model_dir(config) if config.data.name == "text" else None  # the student's tokenizer
     teacher = load_teacher(cfg.teacher, cfg.checkpoint, data.meta, device, tokens)
-    train = with_teacher(data.train.to(device), teacher, augment)
+    train = with_teacher(data.train, teacher, augment)  # stays where the data is; the trainer moves it
     bundle = DataBundle(train, data.val, data.test, data.meta, data.tokenizer)
     return bundle, DistillTask(task, teacher, cfg.temperature, cfg.alpha), teacher
 

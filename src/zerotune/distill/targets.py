@@ -40,7 +40,7 @@ class DistillSplit(Split):
 
     def to(self, device) -> "DistillSplit":
         cache = self.cache.to(device) if self.cache is not None else None
-        return DistillSplit(self.x.to(device), self.y.to(device), self.teacher.to(device), cache, self.augment)
+        return DistillSplit(self.x.to(device), self.y.to(device), self.teacher, cache, self.augment)
 
     def epoch_batches(self, seed: int, epoch: int, batch_size: int) -> "DistillBatches":
         perm = epoch_permutation(len(self), seed, epoch, self.x.device)

@@ -30,8 +30,10 @@ class Teacher:
         self.model, self.meta, self.path = model, meta, path
         model.requires_grad_(False)
         self.affine = _input_map(meta, student)
+        self.device = torch.device("cpu")
 
     def to(self, device) -> "Teacher":
+        self.device = torch.device(device)
         self.model.to(device)
         if self.affine is not None:
             self.affine = tuple(t.to(device) for t in self.affine)
@@ -43,14 +45,15 @@ class Teacher:
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Teacher logits (B, C) as float32 for a batch of student inputs, in eval mode."""
+        """Teacher logits (B, C) as float32 for a batch of student inputs, in eval mode, on the inputs' device."""
+        where, x = x.device, x.to(self.device)
         if self.affine is not None:
             scale, shift = self.affine
             x = x * scale + shift
         if not len(x):
-            return torch.empty(0, self.meta.num_outputs, device=x.device)
+            return torch.empty(0, self.meta.num_outputs, device=where)
         with eval_mode(self.model):
-            return torch.cat([self.model(x[i:i + CHUNK]).float() for i in range(0, len(x), CHUNK)])
+            return torch.cat([self.model(x[i:i + CHUNK]).float() for i in range(0, len(x), CHUNK)]).to(where)
 
 
 def load_teacher(spec: str, checkpoint: str, student: DataMeta, device, tokenizer_dir: Path | None = None) -> Teacher:
