@@ -134,6 +134,7 @@ COMMANDS: dict[str, How] = {
     "zerotune eval runs/digits-student": RUN,
     "zerotune export runs/digits-student --format onnx": RUN,
     "python benchmarks/distill.py --seeds 5 --threads 1": HELP,
+    "python benchmarks/distill.py --seeds 5 --threads 1 --set model.hidden=[16]": HELP,
     # help only: MiniLM runs take minutes and recipes/*sentiment* read the shipped data at full size
     "zerotune finetune recipes/finetune_sentiment.toml --from minilm-l6 --name sentiment-teacher": HELP,
     "zerotune distill recipes/distill_sentiment.toml --teacher runs/sentiment-teacher": HELP,
