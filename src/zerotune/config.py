@@ -332,6 +332,21 @@ class FinetuneConfig(Section):
         return self
 
 
+class DistillConfig(Section):
+    """Knowledge distillation (Hinton et al. 2015): a teacher run's soft targets mixed with the hard labels."""
+
+    teacher: str | None = Field(None, description="the teacher: a zerotune run directory (`--teacher` of `zerotune distill`)")
+    checkpoint: Literal["best", "last"] = Field("best", description="checkpoint of the teacher run")
+    temperature: float = Field(4.0, gt=0, le=100, description="T: both softmaxes are taken of logits / T")
+    alpha: float = Field(0.9, ge=0, le=1, description="weight of the soft term (T^2 x KL); 1 - alpha weighs the hard loss")
+
+    @field_validator("teacher")
+    @classmethod
+    def _absolute_teacher(cls, value):
+        # Kept absolute so the run directory finds its teacher from any working directory (on resume).
+        return None if value is None else absolute_path(value, Path.cwd())
+
+
 class Config(Section):
     """A whole run's configuration."""
 
@@ -342,6 +357,7 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     finetune: FinetuneConfig | None = Field(None, description="fine-tuning (off when absent or without a source)")
+    distill: DistillConfig | None = Field(None, description="knowledge distillation (off when absent or without a teacher)")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, YAML-safe dict of every resolved value."""
@@ -393,7 +409,7 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
 
 
 # Fields that name files: relative values in a recipe are relative to the recipe's folder.
-PATH_FIELDS = (("data", "path"), ("data", "test_path"), ("data", "cache_dir"))
+PATH_FIELDS = (("data", "path"), ("data", "test_path"), ("data", "cache_dir"), ("distill", "teacher"))
 # Fields that name a directory or an alias (minilm-l6): made absolute only when the path exists there.
 PATH_OR_NAME_FIELDS = (("finetune", "source"), ("model", "path"))
 

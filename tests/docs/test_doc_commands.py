@@ -137,6 +137,18 @@ COMMANDS: dict[str, How] = {
     "python benchmarks/contention.py --epochs 2 --repeats 1": HELP,
     "python benchmarks/contention.py --epochs 5 --repeats 3": HELP,
     "zerotune train recipes/shakespeare_char_gpt_long.toml": short(GPT),
+    # docs/distillation.md
+    "zerotune distill RECIPE --teacher RUN [--set group.field=value ...] [--name NAME] [--runs-dir DIR]": USAGE,
+    "zerotune distill --resume RUN": USAGE,
+    "zerotune train recipes/digits_cnn.toml --name digits-teacher": short(CNN),
+    "zerotune distill recipes/digits_distill.toml --teacher runs/digits-teacher --name digits-student": short(FT),
+    "zerotune eval runs/digits-student": RUN,
+    "zerotune export runs/digits-student --format onnx": RUN,
+    "python benchmarks/distill.py --seeds 5 --threads 1": HELP,
+    "python benchmarks/distill.py --seeds 5 --threads 1 --set model.hidden=[16]": HELP,
+    # help only: MiniLM runs take minutes and recipes/*sentiment* read the shipped data at full size
+    "zerotune finetune recipes/finetune_sentiment.toml --from minilm-l6 --name sentiment-teacher": HELP,
+    "zerotune distill recipes/distill_sentiment.toml --teacher runs/sentiment-teacher": HELP,
     # docs/finetune.md
     "zerotune finetune RECIPE --from SOURCE [--strategy full|head|partial|gradual|lora] [--set group.field=value ...]":
         USAGE,

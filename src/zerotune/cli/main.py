@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import catalog, cv, doctor, export, finetune, generate, profile, scratch, serve, summary, track, train, tune
+from . import catalog, cv, distill, doctor, export, finetune, generate, profile, scratch, serve, summary, track, train, tune
 from .common import root_parser, run_parser
 
 # In the order `zerotune --help` lists them.
@@ -19,6 +19,7 @@ COMMANDS = (
     catalog.add_parsers,  # models, datasets
     summary.add_parser,
     finetune.add_parser,
+    distill.add_parser,
     tune.add_parser,  # lr-find
     cv.add_parser,
     track.add_parsers,  # board, runs, report

@@ -39,6 +39,9 @@ class HFConfig:
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = Field(0.1, ge=0, lt=1)  # before the head
     pretrained: bool = True  # load the directory's weights (False: architecture only)
+    # Keep only the first N transformer layers: a smaller model that starts from the pretrained
+    # one's lower layers (as DistilBERT does), e.g. a student for `zerotune distill`.
+    layers: int | None = Field(None, ge=1)
 
 
 def resolve_pretrained(path: str) -> Path:
@@ -149,4 +152,19 @@ def build_hf(cfg: HFConfig, input_shape, num_outputs):
         raise UserError("model 'hf' needs model.path: a pretrained transformers directory or an alias (minilm-l6)")
     if len(input_shape) != 1:
         raise UserError(f"model 'hf' reads token ids (text data); the data has examples of shape {tuple(input_shape)}")
-    return HFClassifier(load_backbone(resolve_pretrained(cfg.path), cfg.pretrained), cfg, num_outputs)
+    backbone = load_backbone(resolve_pretrained(cfg.path), cfg.pretrained)
+    if cfg.layers is not None:
+        keep_layers(backbone, cfg.layers)
+    return HFClassifier(backbone, cfg, num_outputs)
+
+
+def keep_layers(backbone: nn.Module, n: int) -> None:
+    """Cut an encoder (BERT-style ``encoder.layer``) down to its first `n` layers, in place."""
+    layers = getattr(getattr(backbone, "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise UserError(f"model.layers needs a BERT-style encoder (encoder.layer); "
+                        f"{type(backbone).__name__} has none")
+    if n > len(layers):
+        raise UserError(f"model.layers is {n}, the model has only {len(layers)} layers")
+    backbone.encoder.layer = layers[:n]
+    backbone.config.num_hidden_layers = n

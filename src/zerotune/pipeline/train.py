@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..data.augment import Augmenter
     from ..data.bundle import DataBundle
     from ..data.mixing import Mixer
+    from ..distill.teacher import Teacher
     from ..finetune.setup import FinetuneSetup
     from ..finetune.sources import Source
     from ..tasks.supervised import Task
@@ -105,6 +106,7 @@ class _Prepared:
     before: dict | None = None  # a fine-tune's metrics before training
     probe: dict | None = None  # a fine-tune's linear-probe metrics
     mix: Mixer | None = None  # mixup / cutmix
+    teacher: Teacher | None = None  # a distillation's teacher
 
     @property
     def fresh(self) -> bool:
@@ -113,6 +115,7 @@ class _Prepared:
 
 def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path | None) -> _Prepared:
     """Data, task, model (and a fine-tune's setup), each checked against the others and the checkpoint."""
+    from ..distill.setup import attach_teacher, is_distill
     from ..finetune.setup import adapt_config, attach, is_finetune
 
     tc = config.train
@@ -127,6 +130,11 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     task = make_task(data.meta, tc, config.data, train_targets(data))
     if tc.sampler == "balanced":
         data.train = data.train.balanced()
+    augment, teacher = _augmenter(config, data.meta), None
+    if is_distill(config):  # the teacher sees each augmented batch, so the batches augment themselves
+        _check_distill_batches(config)
+        data, task, teacher = attach_teacher(config, data, task, augment, device)
+        augment = None
     check_monitor(tc, task)
     model = build_model_for(config, data.meta, origin)
     setup = attach(model, config, data.meta, source) if is_finetune(config) else None
@@ -134,8 +142,8 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     if checkpoint is not None:  # the checkpoint must fit this data and model before anything is written
         check_progress(checkpoint, data, tc)
         ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
-    run = _Prepared(config, checkpoint, device, origin, data, task, model, _augmenter(config, data.meta),
-                    source, setup, mix=_mixer(config, data))
+    run = _Prepared(config, checkpoint, device, origin, data, task, model, augment, source, setup,
+                    mix=_mixer(config, data), teacher=teacher)
     if setup is not None and run.fresh and config.finetune.baseline:
         from ..finetune.baseline import before_metrics, linear_probe
 
@@ -211,6 +219,12 @@ def builtin_callbacks(run: _Prepared, run_dir: Path) -> list[Callback]:
             from ..finetune.board import FinetuneBoard
 
             builtin.append(FinetuneBoard(builtin[-1], run.setup.plan, run.setup.groups, run.before, run.probe))
+        if run.teacher is not None:
+            from ..distill.board import DistillBoard
+            from ..distill.setup import setup_summary
+
+            summary = setup_summary(config.distill, run.teacher, run.model, run.data.train)
+            builtin.append(DistillBoard(builtin[0], run.task, summary, config.log.scalars_every))
     if config.train.early_stopping is not None:
         builtin.append(EarlyStopping(config.train.early_stopping.patience, config.train.early_stopping.min_delta))
     if config.log.progress:
@@ -234,14 +248,21 @@ def _run_metrics(run: _Prepared, run_dir: Path, state: TrainState) -> dict:
             from ..finetune.board import write_comparison
 
             write_comparison(run_dir, state.step, run.before or {}, run.probe, after)
+    if run.teacher is not None:
+        from ..distill.setup import distill_metrics
+
+        metrics["distill"] = distill_metrics(config.distill, run.teacher, run.model, run.data, run.device)
     return metrics
 
 
 def default_run_prefix(config: Config) -> str:
-    """``digits-cnn``, or ``digits-cnn-finetune`` for a fine-tune; the time is appended."""
+    """``digits-cnn``, ``digits-cnn-finetune`` for a fine-tune, ``digits-mlp-distill`` for a distillation;
+    the time is appended."""
+    from ..distill.setup import is_distill
     from ..finetune.setup import is_finetune
 
-    return f"{config.data.name}-{config.model.name}" + ("-finetune" if is_finetune(config) else "")
+    return (f"{config.data.name}-{config.model.name}" + ("-finetune" if is_finetune(config) else "")
+            + ("-distill" if is_distill(config) else ""))
 
 
 def _resume(run_dir: Path, overrides: list[str]) -> tuple[Config, ckpt.Checkpoint | None]:
@@ -286,6 +307,15 @@ def _augmenter(config: Config, meta):
     from ..data.augment import Augmenter
 
     return Augmenter(aug, meta.x_mean, meta.x_std)
+
+
+def _check_distill_batches(config: Config) -> None:
+    """A distillation's batches carry the teacher's logits for their own examples: they cannot be mixed or resampled."""
+    if config.data.augment.mixing:
+        raise UserError("distill: data.augment.mixup_alpha and cutmix_alpha are not supported with a teacher "
+                        "(its logits belong to unmixed examples); allowed: 0")
+    if config.train.sampler == "balanced":
+        raise UserError('distill: train.sampler = "balanced" is not supported with a teacher; allowed: "shuffle"')
 
 
 def _mixer(config: Config, data):
