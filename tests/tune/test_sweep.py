@@ -13,7 +13,7 @@ from zerotune.track.runs_table import collect_runs
 from zerotune.tune.sweep import read_plan
 from zerotune.tune.sweep_study import load_study
 
-from sweep_util import RECIPE, sets
+from .sweep_util import RECIPE, sets
 
 PARAMS = ["--param", "optim.lr=loguniform:1e-3:3e-2", "--param", "model.dropout=uniform:0:0.5"]
 

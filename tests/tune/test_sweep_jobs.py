@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from sweep_util import RECIPE, TINY
+from .sweep_util import RECIPE, TINY
 
 from zerotune.errors import UserError
 from zerotune.run.files import RunDir, SweepDir

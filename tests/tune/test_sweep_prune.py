@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from sweep_util import RECIPE, TINY, sets
+from .sweep_util import RECIPE, TINY, sets
 
 from zerotune.cli.main import main
 from zerotune.pipeline.train import evaluate

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from sweep_util import RECIPE, sets
+from .sweep_util import RECIPE, sets
 
 from zerotune.run.files import RunDir, SweepDir
 from zerotune.tune.sweep import read_plan, run_sweep
