@@ -11,6 +11,7 @@ from .common import add_run_flags, run_flags_as_overrides
 
 def cmd_train(args) -> int:
     from ..config import load_config
+    from ..distributed.launch import in_worker
     from ..pipeline.train import train
 
     overrides = list(args.set or [])
@@ -28,6 +29,10 @@ def cmd_train(args) -> int:
         board = start_board(logdir, port=args.port)
         print(f"TensorBoard: {board.url}", flush=True)
     try:
+        if args.nproc is not None or in_worker():  # several processes: a launcher, or one of the workers
+            from .distributed import run_distributed
+
+            return run_distributed(args, overrides, None if args.resume else config, print_summary)
         result = train(None, resume=args.resume, resume_overrides=overrides) if args.resume else train(config)
         print_summary(result.run_dir, result.metrics)
         if board is not None and sys.stdin.isatty():
@@ -74,6 +79,10 @@ def add_parsers(subparsers) -> None:
     add_run_flags(t, resume_help="continue the run in this directory")
     t.add_argument("--board", action="store_true", help="start TensorBoard on the runs directory for a live view")
     t.add_argument("--port", type=int, default=6006, help="TensorBoard port for --board (0: any free port)")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train in N processes on this machine (DDP through torch's elastic agent, as torchrun)")
+    t.add_argument("--max-restarts", type=int, default=0, metavar="K",
+                   help="with --nproc: restart the workers from the last checkpoint up to K times after a failure")
     t.set_defaults(func=cmd_train)
 
     e = subparsers.add_parser("eval", help="print a run's metrics on a split")

@@ -1,0 +1,86 @@
+"""`zerotune train --nproc N` (the launcher) and `zerotune train` inside a torchrun worker."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def run_distributed(args, overrides: list[str], config, print_summary) -> int:
+    """Launch the workers (``--nproc``), or, in a worker, train as one rank of the job.
+
+    Args:
+        args: the parsed `train` arguments.
+        overrides: the ``--set`` values, and for a new run the run flags as overrides.
+        config: the new run's Config (None when resuming).
+        print_summary: prints a finished run's directory and metrics (rank 0 only).
+    """
+    from ..distributed.launch import in_worker
+
+    if in_worker():
+        if args.nproc is not None:
+            raise UserError("--nproc starts its own workers; under torchrun leave it out")
+        return _worker(args, overrides, config, print_summary)
+    return _launcher(args, overrides, config)
+
+
+def _launcher(args, overrides: list[str], config) -> int:
+    from ..distributed.env import check_launchable
+    from ..distributed.launch import WorkerFailed, check_nproc, launch
+    from ..run.load import read_run_config
+
+    check_nproc(args.nproc)
+    if args.max_restarts < 0:
+        raise UserError(f"--max-restarts {args.max_restarts}: must be 0 or more")
+    check_launchable(config if config is not None else read_run_config(Path(args.resume)))
+    if config is not None and args.max_restarts and config.log.name is None:
+        overrides = [*overrides, f"log.name={_fresh_name(config)}"]  # a restarted worker finds the run by it
+    worker = (["--debug"] if args.debug else []) + ["train"] + ([args.recipe] if args.recipe else [])
+    for o in overrides:
+        worker += ["--set", o]
+    if args.resume:
+        worker += ["--resume", str(args.resume)]
+    try:
+        launch(args.nproc, worker, args.max_restarts, args.debug)
+    except WorkerFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _fresh_name(config) -> str:
+    """A run name not taken yet in log.dir, chosen before the workers start."""
+    from ..pipeline.train import default_run_prefix
+    from ..run.files import new_run_name
+
+    base = new_run_name(default_run_prefix(config))
+    name, n = base, 1
+    while (Path(config.log.dir) / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def _worker(args, overrides: list[str], config, print_summary) -> int:
+    """One rank: train (or resume, also after the agent restarted the job), its bad input reported once."""
+    from ..distributed.launch import report_worker_error
+    from ..pipeline.train import train
+
+    resume, resume_overrides = args.resume, overrides
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    if restarted and resume is None and config.log.name and (Path(config.log.dir) / config.log.name).is_dir():
+        resume, resume_overrides = Path(config.log.dir) / config.log.name, []  # continue the attempt that failed
+    try:
+        result = train(None, resume=resume, resume_overrides=resume_overrides) if resume else train(config)
+    except UserError as e:
+        if args.debug:
+            raise
+        if report_worker_error(str(e)):
+            print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if result.metrics:  # rank 0
+        print_summary(result.run_dir, result.metrics)
+    return 0
