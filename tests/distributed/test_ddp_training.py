@@ -16,9 +16,12 @@ import zerotune
 from zerotune.cli.main import main
 from zerotune.config import load_config
 
-# No dropout, no batch norm, no augmentation: then 2 ranks of 16 and 1 process of 32 take the same steps.
-SETTINGS = ["data.name=digits", "model.name=mlp", "model.hidden=[32]", "optim.lr=0.01", "train.batch_size=32", "train.max_steps=20",
-            "train.epochs=1", "train.threads=1", "train.deterministic=true", "train.checkpoint_every_steps=5",
+# No dropout, no batch norm, no augmentation: then 2 ranks of 8 and 1 process of 16 take the same steps.
+# 69 training examples in batches of 16: each epoch ends with a batch of 5 that the ranks split 3/2, and
+# with accumulate=2, a step of one micro-batch; 3 steps an epoch, 20 steps in 7 epochs.
+SETTINGS = ["data.name=digits", "data.classes=[0, 1, 2]", "data.train_per_class=23", "model.name=mlp",
+            "model.hidden=[32]", "optim.lr=0.01", "train.batch_size=16", "train.accumulate=2", "train.epochs=7",
+            "train.max_steps=20", "train.threads=1", "train.deterministic=true", "train.checkpoint_every_steps=5",
             "log.progress=false", "log.graph=false", "log.embeddings=false", "log.histograms_every=0"]
 
 KILL = textwrap.dedent("""
@@ -109,7 +112,7 @@ def test_a_killed_rank_stops_the_job_and_resume_continues_bit_exact(two_ranks, t
     from zerotune.train.checkpoint import find_checkpoint  # also finds one caught between its two renames
 
     saved = json.loads((find_checkpoint(killed / "checkpoints" / "last") / "state.json").read_text())
-    assert saved["progress"]["step"] in (5, 10)  # resumed from the middle of the run
+    assert 0 < saved["progress"]["step"] <= 12  # resumed from the middle of the run
     code, out, err = _train("--nproc", "2", "--resume", str(killed))
     assert code == 0, err
     a, b = _weights(killed), _weights(two_ranks)
