@@ -152,6 +152,15 @@ COMMANDS: dict[str, How] = {
     "zerotune finetune --from runs/<gpt run> --strategy partial --set finetune.train_blocks=1 ...":
         form("zerotune finetune --from runs/<gpt run> --strategy partial --set finetune.train_blocks=1 "
              "--set data.name=corpus --set data.path=hamlet.txt", FT),
+    # docs/distributed.md
+    "zerotune train recipes/digits_cnn.toml --nproc 2": short(CNN),
+    "torchrun --nproc-per-node 2 -m zerotune train recipes/digits_cnn.toml":
+        not_run("the same job as --nproc 2: tests/distributed/test_torchrun.py runs it through torchrun"),
+    "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint node0:29500 --rdzv-id digits "
+    "-m zerotune train recipes/digits_cnn.toml": not_run("needs two machines; one machine's torchrun is tested"),
+    "zerotune train --nproc 2 --resume runs/NAME": USAGE,
+    "zerotune train recipes/digits_cnn.toml --nproc 2 --max-restarts 3": HELP,
+    "zerotune train recipes/digits_cnn.toml --nproc 0": fails(),
     # docs/scratch.md
     "zerotune scratch linreg --data diabetes --features bmi": RUN,
     "zerotune scratch logreg --data digits": RUN,
