@@ -3,7 +3,7 @@
 import pytest
 
 from zerotune.cli.main import main
-from zerotune.distributed.launch import failure_error, WorkerFailed
+from zerotune.distributed.launch import WorkerFailed, failure_error, root_failure
 from zerotune.errors import UserError
 
 
@@ -35,6 +35,19 @@ def test_more_ranks_than_batches_is_one_line_from_the_workers(runs_dir, capfd):
     assert err.strip() == ("error: 3 ranks but only 2 training batch(es) per epoch; use at most 2 processes "
                            "or a smaller train.batch_size")
     assert not runs_dir.exists()
+
+
+def test_the_killed_rank_is_named_not_the_ranks_that_lost_it():
+    from types import SimpleNamespace
+
+    def failure(exitcode, timestamp, signal=None):
+        return SimpleNamespace(exitcode=exitcode, timestamp=timestamp, signal_name=lambda: signal)
+
+    lost, killed, stopped = failure(1, 100), failure(-9, 101, "SIGKILL"), failure(-15, 99, "SIGTERM")
+    assert root_failure({0: lost, 1: killed, 2: stopped}) == (1, killed)
+    bad = failure(2, 102)
+    assert root_failure({0: lost, 3: bad, 2: stopped}) == (3, bad)
+    assert root_failure({0: stopped, 1: lost}) == (1, lost)
 
 
 def test_a_failed_worker_is_one_line_naming_its_rank():

@@ -42,6 +42,11 @@ KILL = textwrap.dedent("""
     zerotune.train(load_config(None, sys.argv[1:]))
 """)
 
+# The same through the command line, rank 1 dying in the first attempt only: the agent restarts the job.
+DIE_ONCE = KILL.replace('os.environ["RANK"] == "1"', 'os.environ["RANK"] == "1" and os.environ["TORCHELASTIC_RESTART_COUNT"] == "0"'
+                        ).replace("zerotune.train(load_config(None, sys.argv[1:]))",
+                                  "from zerotune.cli.main import main\nsys.exit(main(sys.argv[1:]))")
+
 
 def _train(*args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
@@ -123,3 +128,16 @@ def test_a_killed_rank_stops_the_job_and_resume_continues_bit_exact_or_in_one_pr
     one = zerotune.train(None, resume=tmp_path / "runs" / "one").run_dir
     c = _weights(one)
     assert max(float((c[k] - b[k]).abs().max()) for k in b) <= 1e-5
+
+
+def test_max_restarts_continues_from_the_last_checkpoint_by_itself(two_ranks, tmp_path):
+    from zerotune.distributed.launch import launch
+
+    script = tmp_path / "die_once.py"
+    script.write_text(DIE_ONCE)
+    launch(2, ["train", "--runs-dir", str(tmp_path / "runs"), "--name", "restarted", *_sets(*SETTINGS)],
+           max_restarts=1, program=(str(script),))
+    run = tmp_path / "runs" / "restarted"
+    assert json.loads((run / "metrics.json").read_text())["training"]["steps"] == 20
+    a, b = _weights(run), _weights(two_ranks)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -36,8 +36,11 @@ def _launcher(args, overrides: list[str], config) -> int:
     if args.max_restarts < 0:
         raise UserError(f"--max-restarts {args.max_restarts}: must be 0 or more")
     check_launchable(config if config is not None else read_run_config(Path(args.resume)))
-    if config is not None and args.max_restarts and config.log.name is None:
-        overrides = [*overrides, f"log.name={_fresh_name(config)}"]  # a restarted worker finds the run by it
+    run_dir = Path(args.resume) if args.resume else None
+    if config is not None:  # named here, so that a restarted worker, and the message of a failure, know it
+        name = config.log.name or _fresh_name(config)
+        overrides = [*overrides, f"log.name={name}"] if config.log.name is None else overrides
+        run_dir = Path(config.log.dir) / name
     worker = (["--debug"] if args.debug else []) + ["train"] + ([args.recipe] if args.recipe else [])
     for o in overrides:
         worker += ["--set", o]
@@ -46,7 +49,11 @@ def _launcher(args, overrides: list[str], config) -> int:
     try:
         launch(args.nproc, worker, args.max_restarts, args.debug)
     except WorkerFailed as e:
-        print(f"error: {e}", file=sys.stderr)
+        from ..train.checkpoint import find_checkpoint
+
+        saved = find_checkpoint(run_dir / "checkpoints" / "last")
+        hint = f"; continue with: zerotune train --nproc {args.nproc} --resume {run_dir}" if saved else ""
+        print(f"error: {e}{hint}", file=sys.stderr)
         return 1
     return 0
 
@@ -66,7 +73,7 @@ def _fresh_name(config) -> str:
 
 def _worker(args, overrides: list[str], config, print_summary) -> int:
     """One rank: train (or resume, also after the agent restarted the job), its bad input reported once."""
-    from ..distributed.launch import report_worker_error
+    from ..distributed.launch import report_worker_error, under_launcher
     from ..pipeline.train import train
 
     resume, resume_overrides = args.resume, overrides
@@ -81,6 +88,11 @@ def _worker(args, overrides: list[str], config, print_summary) -> int:
         if report_worker_error(str(e)):
             print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as e:  # often a lost connection to a rank that died: the launcher names that one
+        if args.debug or not under_launcher():
+            raise
+        report_worker_error(f"internal error {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        raise SystemExit(1) from None
     if result.metrics:  # rank 0
         print_summary(result.run_dir, result.metrics)
     return 0

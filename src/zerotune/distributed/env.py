@@ -117,10 +117,24 @@ def init(tc) -> DistContext | None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(backend, store=_attempt_store(world), rank=rank, world_size=world,
+                                device_id=device if device.type == "cuda" else None)
     _current = DistContext(rank, world, local, backend, device,
                            restart=int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)))
     return _current
+
+
+def _attempt_store(world: int):
+    """The store of torchrun's agent, under a prefix of its own for each attempt of the job.
+
+    The workers of every attempt share the agent's store (torch's default), so after a restart a
+    rank could read a dead rank's address left there by the failed attempt and fail to connect.
+    None when the job has no agent store: then init_process_group reads MASTER_ADDR/PORT itself.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False)
+    return dist.PrefixStore(f"zerotune/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def shutdown() -> None:

@@ -64,11 +64,25 @@ def launch(nproc: int, worker_args: list[str], max_restarts: int = 0, debug: boo
     try:
         elastic_launch(config, sys.executable)(*program, *worker_args)
     except ChildFailedError as e:
-        rank, failure = e.get_first_failure()
+        rank, failure = root_failure(e.failures)
         raise failure_error(rank, failure.exitcode, failure.pid, failure.message,
                             failure.signal_name() if failure.exitcode < 0 else None) from None
     finally:
         os.environ.pop(LAUNCHED_VAR, None)
+
+
+def root_failure(failures: dict) -> tuple:
+    """The (rank, failure) that brought the job down, rather than one the agent or a lost peer caused.
+
+    A rank killed by a signal other than the agent's SIGTERM comes first, then one that stopped on
+    bad input (exit code 2), then the earliest; the other ranks only lost their connection to it.
+    """
+    def cause(item):
+        rank, f = item
+        killed = f.exitcode < 0 and f.signal_name() != "SIGTERM"
+        return (not killed, f.exitcode != 2, f.exitcode == -15, f.timestamp, rank)
+
+    return min(failures.items(), key=cause)
 
 
 def failure_error(rank: int, exitcode: int, pid: int, message, signal: str | None) -> Exception:
@@ -77,8 +91,7 @@ def failure_error(rank: int, exitcode: int, pid: int, message, signal: str | Non
     if exitcode == 2 and text:
         return UserError(text)
     if signal is not None:
-        return WorkerFailed(f"rank {rank} (pid {pid}) was killed by {signal}; the other ranks were stopped. "
-                            f"Continue from the last checkpoint with --resume RUN")
+        return WorkerFailed(f"rank {rank} (pid {pid}) was killed by {signal}; the other ranks were stopped")
     return WorkerFailed(f"rank {rank} (pid {pid}) failed with exit code {exitcode}; the other ranks were stopped"
                         + (f": {text}" if text and not text.startswith("To enable traceback") else ""))
 
@@ -86,10 +99,15 @@ def failure_error(rank: int, exitcode: int, pid: int, message, signal: str | Non
 def report_worker_error(message: str) -> bool:
     """In a worker, leave `message` in the agent's error file; return whether this worker should also print it.
 
-    Under ``--nproc`` the launcher prints it once; under torchrun rank 0 prints it.
+    Under ``--nproc`` the launcher prints one line for the job; under torchrun rank 0 prints it.
     """
     path = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if path:
         with open(path, "w", encoding="utf-8") as f:
             json.dump({"message": message, "timestamp": int(time.time())}, f)
-    return LAUNCHED_VAR not in os.environ and os.environ.get("RANK", "0") == "0"
+    return not under_launcher() and os.environ.get("RANK", "0") == "0"
+
+
+def under_launcher() -> bool:
+    """Whether `launch` (``--nproc``) started this worker, and so reports its failure."""
+    return LAUNCHED_VAR in os.environ
