@@ -1,4 +1,4 @@
-"""`zerotune train --nproc N` (the launcher) and `zerotune train` inside a torchrun worker."""
+"""`zerotune train|finetune --nproc N` (the launcher), and the same commands inside a torchrun worker."""
 
 from __future__ import annotations
 
@@ -9,14 +9,24 @@ from pathlib import Path
 from ..errors import UserError
 
 
-def run_distributed(args, overrides: list[str], config, print_summary) -> int:
+def add_distributed_flags(p) -> None:
+    """--nproc and --max-restarts, for the commands that train."""
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train in N processes on this machine (DDP through torch's elastic agent, as torchrun)")
+    p.add_argument("--max-restarts", type=int, default=0, metavar="K",
+                   help="with --nproc: restart the workers from the last checkpoint up to K times after a failure")
+
+
+def run_distributed(args, overrides: list[str], config, print_summary, command: str = "train") -> int:
     """Launch the workers (``--nproc``), or, in a worker, train as one rank of the job.
 
     Args:
-        args: the parsed `train` arguments.
-        overrides: the ``--set`` values, and for a new run the run flags as overrides.
+        args: the parsed arguments of `command`.
+        overrides: the ``--set`` values, and for a new run the run flags (and a fine-tune's source
+            and strategy) as overrides.
         config: the new run's Config (None when resuming).
         print_summary: prints a finished run's directory and metrics (rank 0 only).
+        command: the zerotune command the workers run, ``train`` or ``finetune``.
     """
     from ..distributed.launch import in_worker
 
@@ -24,10 +34,10 @@ def run_distributed(args, overrides: list[str], config, print_summary) -> int:
         if args.nproc is not None:
             raise UserError("--nproc starts its own workers; under torchrun leave it out")
         return _worker(args, overrides, config, print_summary)
-    return _launcher(args, overrides, config)
+    return _launcher(args, overrides, config, command)
 
 
-def _launcher(args, overrides: list[str], config) -> int:
+def _launcher(args, overrides: list[str], config, command: str) -> int:
     from ..distributed.env import check_launchable
     from ..distributed.launch import WorkerFailed, check_nproc, launch
     from ..run.load import read_run_config
@@ -41,7 +51,7 @@ def _launcher(args, overrides: list[str], config) -> int:
         name = config.log.name or _fresh_name(config)
         overrides = [*overrides, f"log.name={name}"] if config.log.name is None else overrides
         run_dir = Path(config.log.dir) / name
-    worker = (["--debug"] if args.debug else []) + ["train"] + ([args.recipe] if args.recipe else [])
+    worker = (["--debug"] if args.debug else []) + [command] + ([args.recipe] if args.recipe else [])
     for o in overrides:
         worker += ["--set", o]
     if args.resume:
@@ -52,7 +62,7 @@ def _launcher(args, overrides: list[str], config) -> int:
         from ..train.checkpoint import find_checkpoint
 
         saved = find_checkpoint(run_dir / "checkpoints" / "last")
-        hint = f"; continue with: zerotune train --nproc {args.nproc} --resume {run_dir}" if saved else ""
+        hint = f"; continue with: zerotune {command} --nproc {args.nproc} --resume {run_dir}" if saved else ""
         print(f"error: {e}{hint}", file=sys.stderr)
         return 1
     return 0

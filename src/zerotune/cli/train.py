@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .common import add_run_flags, run_flags_as_overrides
+from .distributed import add_distributed_flags
 
 
 def cmd_train(args) -> int:
@@ -79,10 +80,7 @@ def add_parsers(subparsers) -> None:
     add_run_flags(t, resume_help="continue the run in this directory")
     t.add_argument("--board", action="store_true", help="start TensorBoard on the runs directory for a live view")
     t.add_argument("--port", type=int, default=6006, help="TensorBoard port for --board (0: any free port)")
-    t.add_argument("--nproc", type=int, metavar="N",
-                   help="train in N processes on this machine (DDP through torch's elastic agent, as torchrun)")
-    t.add_argument("--max-restarts", type=int, default=0, metavar="K",
-                   help="with --nproc: restart the workers from the last checkpoint up to K times after a failure")
+    add_distributed_flags(t)
     t.set_defaults(func=cmd_train)
 
     e = subparsers.add_parser("eval", help="print a run's metrics on a split")
