@@ -161,6 +161,7 @@ COMMANDS: dict[str, How] = {
     "zerotune train --nproc 2 --resume runs/NAME": USAGE,
     "zerotune train recipes/digits_cnn.toml --nproc 2 --max-restarts 3": HELP,
     "zerotune train recipes/digits_cnn.toml --nproc 0": fails(),
+    "python benchmarks/distributed.py --repeats 2": HELP,
     # docs/scratch.md
     "zerotune scratch linreg --data diabetes --features bmi": RUN,
     "zerotune scratch logreg --data digits": RUN,
