@@ -141,3 +141,13 @@ def test_max_restarts_continues_from_the_last_checkpoint_by_itself(two_ranks, tm
     assert json.loads((run / "metrics.json").read_text())["training"]["steps"] == 20
     a, b = _weights(run), _weights(two_ranks)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_single_process_checkpoint_continues_in_two_ranks(two_ranks, tmp_path):
+    # one process stops at step 10 (mid-epoch); two ranks take it to step 20
+    half = zerotune.train(load_config(None, [*SETTINGS, "train.max_steps=10", f"log.dir={tmp_path}",
+                                             "log.name=half"])).run_dir
+    code, out, err = _train("--nproc", "2", "--resume", str(half), "--set", "train.max_steps=20")
+    assert code == 0, err
+    a, b = _weights(half), _weights(two_ranks)
+    assert max(float((a[k] - b[k]).abs().max()) for k in b) <= 1e-5
