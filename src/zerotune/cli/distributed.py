@@ -98,6 +98,10 @@ def _worker(args, overrides: list[str], config, print_summary) -> int:
         if report_worker_error(str(e)):
             print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        if not under_launcher():
+            raise
+        raise SystemExit(130) from None  # the launcher says it, once
     except Exception as e:  # often a lost connection to a rank that died: the launcher names that one
         if args.debug or not under_launcher():
             raise

@@ -50,12 +50,15 @@ def launch(nproc: int, worker_args: list[str], max_restarts: int = 0, debug: boo
     """
     import logging
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     check_nproc(nproc)
     if not debug:  # the agent logs each step of its work and a traceback-like summary of a failure
-        logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+        for name in ["torch.distributed.elastic", *logging.root.manager.loggerDict]:
+            if name.startswith("torch.distributed.elastic"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun: N processes must not each take every core
     os.environ[LAUNCHED_VAR] = "1"
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
@@ -67,6 +70,8 @@ def launch(nproc: int, worker_args: list[str], max_restarts: int = 0, debug: boo
         rank, failure = root_failure(e.failures)
         raise failure_error(rank, failure.exitcode, failure.pid, failure.message,
                             failure.signal_name() if failure.exitcode < 0 else None) from None
+    except SignalException:  # Ctrl-C or a TERM to the launcher: the agent has stopped the workers
+        raise KeyboardInterrupt from None
     finally:
         os.environ.pop(LAUNCHED_VAR, None)
 
