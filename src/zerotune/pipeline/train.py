@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from ..tasks.supervised import Task
 
 # Fields that may change when a run is resumed; anything else would break exact continuation.
-RESUMABLE_OVERRIDES = ("train.epochs", "train.max_steps", "train.early_stopping", "log.progress", "log.tensorboard")
+RESUMABLE_OVERRIDES = ("train.epochs", "train.max_steps", "train.early_stopping", "log.progress", "log.tensorboard",
+                       "train.distributed.backend")
 # A run with no checkpoint yet starts again from step 0 in its own directory: only where it lives is fixed.
 RESTART_FIXED = ("log.dir", "log.name")
 
