@@ -18,6 +18,7 @@ from zerotune.errors import UserError
     (["--nproc", "2", "--set", "train.distributed.backend=nccl", "--set", "train.device=cpu"],
      "error: train.distributed.backend 'nccl' needs CUDA devices; use 'gloo' or 'auto' on cpu"),
     (["--nproc", "2", "--max-restarts", "-1"], "error: --max-restarts -1: must be 0 or more"),
+    (["--max-restarts", "2"], "error: --max-restarts applies with --nproc N (under torchrun, give it to torchrun)"),
 ])
 def test_refused_before_any_worker_starts(args, message, runs_dir, capsys):
     assert main(["train", "--runs-dir", str(runs_dir), *args]) == 2

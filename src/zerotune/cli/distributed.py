@@ -17,6 +17,15 @@ def add_distributed_flags(p) -> None:
                    help="with --nproc: restart the workers from the last checkpoint up to K times after a failure")
 
 
+def wants_distributed(args) -> bool:
+    """Whether this command launches workers (``--nproc``) or is one of them; --max-restarts needs --nproc."""
+    from ..distributed.launch import in_worker
+
+    if args.max_restarts and args.nproc is None:
+        raise UserError("--max-restarts applies with --nproc N (under torchrun, give it to torchrun)")
+    return args.nproc is not None or in_worker()
+
+
 def run_distributed(args, overrides: list[str], config, print_summary, command: str = "train") -> int:
     """Launch the workers (``--nproc``), or, in a worker, train as one rank of the job.
 

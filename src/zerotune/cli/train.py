@@ -7,12 +7,11 @@ from pathlib import Path
 
 from ..errors import UserError
 from .common import add_run_flags, run_flags_as_overrides
-from .distributed import add_distributed_flags
+from .distributed import add_distributed_flags, wants_distributed
 
 
 def cmd_train(args) -> int:
     from ..config import load_config
-    from ..distributed.launch import in_worker
     from ..pipeline.train import train
 
     overrides = list(args.set or [])
@@ -30,7 +29,7 @@ def cmd_train(args) -> int:
         board = start_board(logdir, port=args.port)
         print(f"TensorBoard: {board.url}", flush=True)
     try:
-        if args.nproc is not None or in_worker():  # several processes: a launcher, or one of the workers
+        if wants_distributed(args):  # several processes: a launcher, or one of the workers
             from .distributed import run_distributed
 
             return run_distributed(args, overrides, None if args.resume else config, print_summary)
