@@ -233,12 +233,19 @@ class EarlyStoppingConfig(Section):
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
 
 
+class DistributedConfig(Section):
+    """Training in several processes (``--nproc N`` or torchrun); ignored in a single process."""
+
+    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="collectives backend (auto: nccl on CUDA, gloo on CPU)")
+    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="ddp: a full copy of the model per rank (fsdp: not yet supported)")
+
+
 class TrainConfig(Section):
     """The training loop."""
 
     epochs: int = Field(20, ge=1, le=100000, description="passes over the training split")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
-    batch_size: int = Field(64, ge=1, description="examples per micro-batch")
+    batch_size: int = Field(64, ge=1, description="examples per micro-batch, over all ranks together when distributed")
     accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
     loss: Literal["auto", "mse", "cross_entropy", "bce", "hinge"] = Field("auto", description="loss (auto: by task)")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
@@ -259,6 +266,7 @@ class TrainConfig(Section):
     checkpoint_every_steps: int | None = Field(None, ge=1, description="also save `last` every N steps")
     checkpoint_every_seconds: float = Field(
         10.0, ge=0, description="save `last` at an epoch end once N seconds passed since the previous save (0: every epoch)")
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @field_validator("precision", mode="before")
     @classmethod

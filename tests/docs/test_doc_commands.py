@@ -190,6 +190,16 @@ COMMANDS: dict[str, How] = {
     "zerotune finetune recipes/cifar10_transfer.toml --from runs/cifar10-animals --name cifar10-vehicles-head": HELP,
     "zerotune finetune recipes/cifar10_transfer.toml --from runs/cifar10-vehicles-head --strategy partial "
     "--set finetune.train_blocks=2 --set optim.lr=1e-4 --name cifar10-vehicles-ft": HELP,
+    # docs/distributed.md
+    "zerotune train recipes/digits_cnn.toml --nproc 2": short(CNN),
+    "torchrun --nproc-per-node 2 -m zerotune train recipes/digits_cnn.toml":
+        not_run("the same job as --nproc 2: tests/distributed/test_torchrun.py runs it through torchrun"),
+    "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint node0:29500 --rdzv-id digits "
+    "-m zerotune train recipes/digits_cnn.toml": not_run("needs two machines; one machine's torchrun is tested"),
+    "zerotune train --nproc 2 --resume runs/NAME": USAGE,
+    "zerotune train recipes/digits_cnn.toml --nproc 2 --max-restarts 3": HELP,
+    "zerotune train recipes/digits_cnn.toml --nproc 0": fails(),
+    "python benchmarks/distributed.py --repeats 2": HELP,
     # docs/scratch.md
     "zerotune scratch linreg --data diabetes --features bmi": RUN,
     "zerotune scratch logreg --data digits": RUN,

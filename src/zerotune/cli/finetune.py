@@ -6,6 +6,7 @@ import argparse
 
 from ..errors import UserError
 from .common import add_run_flags, run_flags_as_overrides, run_subcommand
+from .distributed import add_distributed_flags, wants_distributed
 
 STRATEGIES = ("full", "head", "partial", "gradual", "lora")
 
@@ -24,9 +25,18 @@ def cmd_finetune(args) -> int:
             print(f"adapters: {save_adapters(args.save_adapters, args.out, args.checkpoint)}")
         return 0
     overrides = list(args.set or [])
+    if args.resume and (args.recipe or args.source or args.strategy):
+        raise UserError("give either a recipe (with --from) or --resume RUN, not both")
+    if wants_distributed(args):  # several processes: a launcher, or one of the workers
+        from ..pipeline.finetune import finetune_config, finetune_overrides
+        from .distributed import run_distributed
+
+        config = None
+        if not args.resume:
+            overrides = finetune_overrides(args.source, args.strategy, overrides + run_flags_as_overrides(args))
+            config = finetune_config(args.recipe, overrides)
+        return run_distributed(args, overrides, config, print_summary, command="finetune")
     if args.resume:
-        if args.recipe or args.source or args.strategy:
-            raise UserError("give either a recipe (with --from) or --resume RUN, not both")
         from ..pipeline.train import train
 
         result = train(None, resume=args.resume, resume_overrides=overrides)
@@ -67,6 +77,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="run directory, transformers model directory or alias (minilm-l6)")
     p.add_argument("--strategy", choices=STRATEGIES, help="finetune.strategy")
     add_run_flags(p, resume_help="continue the fine-tune in this directory")
+    add_distributed_flags(p)
     p.add_argument("--merge-lora", metavar="RUN", help="write a copy of a LoRA run with the adapters merged in")
     p.add_argument("--save-adapters", metavar="RUN", help="save a LoRA run's adapters and head alone")
     p.add_argument("--out", help="with --merge-lora / --save-adapters: where to write")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .common import add_run_flags, run_flags_as_overrides
+from .distributed import add_distributed_flags, wants_distributed
 
 
 def cmd_train(args) -> int:
@@ -29,6 +30,10 @@ def cmd_train(args) -> int:
         board = start_board(logdir, port=args.port)
         print(f"TensorBoard: {board.url}", flush=True)
     try:
+        if wants_distributed(args):  # several processes: a launcher, or one of the workers
+            from .distributed import run_distributed
+
+            return run_distributed(args, overrides, None if args.resume else config, print_summary)
         result = train(None, resume=args.resume, resume_overrides=overrides) if args.resume else train(config)
         print_summary(result.run_dir, result.metrics)
         print_serious(result.findings, result.run_dir)
@@ -76,6 +81,7 @@ def add_parsers(subparsers) -> None:
     add_run_flags(t, resume_help="continue the run in this directory")
     t.add_argument("--board", action="store_true", help="start TensorBoard on the runs directory for a live view")
     t.add_argument("--port", type=int, default=6006, help="TensorBoard port for --board (0: any free port)")
+    add_distributed_flags(t)
     t.set_defaults(func=cmd_train)
 
     e = subparsers.add_parser("eval", help="print a run's metrics on a split")

@@ -33,20 +33,30 @@ def finetune(recipe: str | Path | Config | None = None, *, source: str | None = 
     """
     from .train import train
 
+    return train(finetune_config(recipe, finetune_overrides(source, strategy, overrides)), callbacks=callbacks)
+
+
+def finetune_overrides(source: str | None, strategy: str | None, overrides: list[str] | None) -> list[str]:
+    """`overrides` with ``finetune.source`` and ``finetune.strategy`` set when given."""
     extra = list(overrides or [])
     if source is not None:
         extra.append(f"finetune.source={source}")
     if strategy is not None:
         extra.append(f"finetune.strategy={strategy}")
+    return extra
+
+
+def finetune_config(recipe: str | Path | Config | None, overrides: list[str]) -> Config:
+    """The Config of a new fine-tune: `recipe` with `overrides`, which must name a source."""
     if isinstance(recipe, Config):
         from ..config import apply_overrides, build_config
 
-        config = build_config(apply_overrides(recipe.to_dict(), extra))
+        config = build_config(apply_overrides(recipe.to_dict(), overrides))
     else:
-        config = load_config(recipe, extra)
+        config = load_config(recipe, overrides)
     if config.finetune is None or not config.finetune.source:
         raise UserError("finetune needs a source: --from RUN_OR_MODEL_DIR (or finetune.source in the recipe)")
-    return train(config, callbacks=callbacks)
+    return config
 
 
 def _lora_run(run_dir: str | Path, checkpoint: str):

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from ..tasks.supervised import Task
 
 # Fields that may change when a run is resumed; anything else would break exact continuation.
-RESUMABLE_OVERRIDES = ("train.epochs", "train.max_steps", "train.early_stopping", "log.progress", "log.tensorboard")
+RESUMABLE_OVERRIDES = ("train.epochs", "train.max_steps", "train.early_stopping", "log.progress", "log.tensorboard",
+                       "train.distributed.backend")
 # A run with no checkpoint yet starts again from step 0 in its own directory: only where it lives is fixed.
 RESTART_FIXED = ("log.dir", "log.name")
 
@@ -67,26 +68,48 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         The run directory, the final metrics (also written to metrics.json) and the doctor's findings
         (also in TensorBoard's Text tab, as doctor/findings).
     """
+    from ..distributed import env as dist_env
+
     checkpoint = run_dir = None
     if resume is not None:
         run_dir = Path(resume)
         config, checkpoint = _resume(run_dir, resume_overrides or [])
-    with torch_threads(config.train.threads):  # the caller's count again once the run ends
-        run = _prepare(config, checkpoint, run_dir)
-        run_dir = _set_up_run_dir(run, run_dir, resume_overrides)
-        c, setup = run.config, run.setup
-        state = fit(run.model, run.data, run.task, c.train, run_dir, run.device,
-                    builtin_callbacks(run, run_dir) + list(callbacks or []), optim=c.optim, schedule=c.schedule,
-                    log=c.log, resume=checkpoint, augment=run.augment, groups=setup.groups if setup else None,
-                    freeze=setup.plan if setup else None, mix=run.mix)
-        metrics = _run_metrics(run, run_dir, state)
-    write_json(RunDir(run_dir).metrics, metrics)
+    ctx = dist_env.init(config.train)  # None unless torchrun (or --nproc) started this process
+    try:
+        with torch_threads(config.train.threads):  # the caller's count again once the run ends
+            run = _prepare(config, checkpoint, run_dir)
+            set_up = lambda: _set_up_run_dir(run, run_dir, resume_overrides)  # noqa: E731
+            run_dir = ctx.on_main(set_up) if ctx else set_up()  # rank 0 writes, the others learn where
+            c, setup, main = run.config, run.setup, ctx is None or ctx.is_main
+            state = fit(run.model, run.data, run.task, c.train, run_dir, run.device,
+                        _callbacks(run, run_dir, ctx, list(callbacks or [])), optim=c.optim, schedule=c.schedule,
+                        log=c.log, resume=checkpoint, augment=run.augment, groups=setup.groups if setup else None,
+                        freeze=setup.plan if setup else None, mix=run.mix, dist=ctx)
+            metrics = _run_metrics(run, run_dir, state) if main else {}
+        if main:
+            write_json(RunDir(run_dir).metrics, metrics)
+    finally:
+        if ctx is not None:
+            dist_env.shutdown()
     findings = []
-    if config.log.tensorboard:  # the doctor reads the event files
+    if main and config.log.tensorboard:  # the doctor reads the event files
         from ..tune.doctor.after_training import check_finished_run
 
         findings = check_finished_run(run_dir, state.step)
     return TrainResult(run_dir, metrics, state.step, state.stop_reason, findings)
+
+
+def _callbacks(run: _Prepared, run_dir: Path, ctx, extra: list) -> list[Callback]:
+    """The built-in callbacks and `extra`; with several ranks, these on rank 0 only, and everywhere `DistBoard`."""
+    if ctx is None:
+        return builtin_callbacks(run, run_dir) + extra
+    from ..distributed.board import DistBoard
+
+    if not ctx.is_main:
+        return [DistBoard(ctx)]
+    builtin = builtin_callbacks(run, run_dir)
+    board = next((cb for cb in builtin if isinstance(cb, TensorBoardLogger)), None)
+    return builtin + extra + [DistBoard(ctx, board)]
 
 
 @dataclass
@@ -127,6 +150,7 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     origin = run_dir if checkpoint is not None else (
         source.path if source is not None and source.kind == "run" else None)
     data = load_data(config, origin)
+    _check_ranks(tc, data)
     task = make_task(data.meta, tc, config.data, train_targets(data))
     if tc.sampler == "balanced":
         data.train = data.train.balanced()
@@ -152,6 +176,18 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     return run
 
 
+def _check_ranks(tc, data) -> None:
+    """With several ranks, the global batch must divide among them and every rank needs a batch."""
+    from ..distributed.env import current
+
+    ctx = current()
+    if ctx is not None:
+        from ..data.batches import num_batches
+        from ..distributed.shard import check_shardable
+
+        check_shardable(ctx.world_size, tc.batch_size, num_batches(len(data.train), tc.batch_size))
+
+
 def prepare(config: Config) -> _Prepared:
     """Data, task and model of a new run built from `config`, as `train` builds them; nothing is written."""
     return _prepare(config, None, None)
@@ -159,9 +195,12 @@ def prepare(config: Config) -> _Prepared:
 
 def _set_up_process(tc) -> torch.device:
     """Determinism and seeds for this process (threads are set by `train`); the device to train on."""
+    from ..distributed.env import current
+
     set_deterministic(tc.deterministic)
     seed_everything(tc.seed)
-    device = resolve_device(tc.device)
+    ctx = current()
+    device = ctx.device if ctx is not None else resolve_device(tc.device)
     if tc.precision == "fp16" and device.type != "cuda":
         raise UserError("train.precision 'fp16' needs a CUDA device; use 'bf16' or '32' on cpu")
     return device
@@ -316,6 +355,11 @@ def _check_distill_batches(config: Config) -> None:
                         "(its logits belong to unmixed examples); allowed: 0")
     if config.train.sampler == "balanced":
         raise UserError('distill: train.sampler = "balanced" is not supported with a teacher; allowed: "shuffle"')
+    from ..distributed.env import current
+
+    if current() is not None:
+        raise UserError("distill: several processes (--nproc, torchrun) are not supported with a teacher yet; "
+                        "run it in one process")
 
 
 def _mixer(config: Config, data):

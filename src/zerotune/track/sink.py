@@ -255,3 +255,18 @@ def _memory_probe() -> Callable[[], dict[str, float]]:
         statm.seek(0)
         return {"perf/rss_memory_mb": int(statm.read().split()[1]) * page / 2**20}
     return rss
+
+
+def append_records(event_file, records: Records) -> None:
+    """Append (Summary, step) records to an event file that its writer has closed.
+
+    An event file is a plain sequence of framed records, so records added at its end are read as if
+    its writer had written them: a finished run keeps one event file rather than gaining another.
+    """
+    from tensorboard.summary.writer.record_writer import RecordWriter
+    from tensorboardX.proto.event_pb2 import Event
+
+    with open(event_file, "ab") as f:
+        writer = RecordWriter(f)
+        for summary, step in records:
+            writer.write(Event(summary=summary, step=step, wall_time=time.time()).SerializeToString())

@@ -102,12 +102,15 @@ class Trainer:
         freeze: optional schedule with ``apply(model, epoch)`` that sets which parameters train in
             each epoch; it must be a pure function of the epoch (``epoch=None``: every parameter
             that ever trains), so a resumed run has exactly the frozen set it stopped with.
+        dist: this process's place in a torchrun job (`distributed.env.init`); None for one process.
+            Then the model trains in DDP on this rank's shard of each batch, and only rank 0
+            writes checkpoints.
     """
 
     def __init__(self, model: torch.nn.Module, data: DataBundle, task: Task, *, train: TrainConfig,
                  optim: OptimConfig, schedule: ScheduleConfig, log: LogConfig, run_dir: Path,
                  device: torch.device, callbacks: Sequence[Callback] = (), augment=None,
-                 groups: list[dict] | None = None, freeze=None, phase=None, mix=None):
+                 groups: list[dict] | None = None, freeze=None, phase=None, mix=None, dist=None):
         self.model, self.task, self.device = model.to(device), task, device
         self.phase = phase or _untimed
         self.tc, self.oc, self.schedule, self.log = train, optim, schedule, log
@@ -120,8 +123,14 @@ class Trainer:
         self.autocast = _autocast(device, train.precision)
         self.aug_gen = torch.Generator(device=device).manual_seed(train.seed + 1)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self.dist = None
+        if dist is not None:
+            from ..distributed.ddp import DDPRun
+
+            self.dist = DDPRun(dist, model, self.aug_gen, train.seed, find_unused=freeze is not None)
         # Compiled for training steps only; evaluation and callbacks use the plain module (same weights).
-        self.forward = torch.compile(model) if train.compile else model
+        module = self.dist.module if self.dist else model
+        self.forward = torch.compile(module) if train.compile else module
         self.penalised = [p for p in self.params if p.ndim >= 2]
         self.micro_per_epoch = num_batches(len(self.train_split), train.batch_size)
         steps_per_epoch = math.ceil(self.micro_per_epoch / train.accumulate)
@@ -186,6 +195,8 @@ class Trainer:
         if state.batch_in_epoch == 0:  # not again in a run resumed mid-epoch: its epoch started before the checkpoint
             self._emit("on_epoch_start")
         batches = self.train_split.epoch_batches(self.tc.seed, state.epoch, self.tc.batch_size)
+        if self.dist is not None:
+            batches = self.dist.shard(batches)
         self._epoch_sum, self._epoch_micro = torch.zeros((), device=self.device), 0
         while state.batch_in_epoch < self.micro_per_epoch:  # checkpoints fall on step boundaries
             self.step(batches)
@@ -201,7 +212,7 @@ class Trainer:
         # Gradients are cleared here rather than after the step, so step_end callbacks can read them.
         with self.phase("optimizer"):
             self.optimizer.zero_grad(set_to_none=True)
-        for _ in range(group):
+        for k in range(group):
             t_data = time.perf_counter()
             with self.phase("data"):
                 x, y = batches[b]
@@ -210,7 +221,11 @@ class Trainer:
                 if self.mix is not None:
                     x, *y = self.mix(x, y, self.aug_gen)  # y: [y_a, y_b, lam]
             self._data_seconds += time.perf_counter() - t_data
-            loss = self._forward_backward(x, y, group)
+            if self.dist is None:
+                loss = self._forward_backward(x, y, group)
+            else:  # DDP: gradients all-reduced on the last micro-step only; a short batch's shares weighted
+                with self.dist.sync(last_micro_step=k == group - 1):
+                    loss = self._forward_backward(x, y, group, batches.share)
             b += 1
         with self.phase("optimizer"):
             state.lr_multiplier = lr_multiplier(self.schedule, state.step, state.total_steps, state.steps_per_epoch)
@@ -230,9 +245,12 @@ class Trainer:
         if every and state.step % every == 0 and b < self.micro_per_epoch:
             self._save_last()
 
-    def _forward_backward(self, x: torch.Tensor, y, group: int) -> torch.Tensor:
+    def _forward_backward(self, x: torch.Tensor, y, group: int, share: float = 1.0) -> torch.Tensor:
         """Loss of one micro-batch (penalties included), its scaled gradients added to `.grad`.
-        `y` is the targets, or [y_a, y_b, lam] of a mixed batch."""
+
+        `y` is the targets, or [y_a, y_b, lam] of a mixed batch. `share`: this rank's weight in a batch
+        split unevenly across ranks (see ShardedBatches).
+        """
         with self.phase("forward"):
             with self.autocast:
                 out = self.forward(x)
@@ -240,7 +258,8 @@ class Trainer:
             if self.oc.l1 or self.oc.l2:
                 loss = loss + _penalty(self.penalised, self.oc.l1, self.oc.l2)
         with self.phase("backward"):
-            self.scaler.scale(loss / group if group > 1 else loss).backward()
+            scaled = loss * share if share != 1.0 else loss
+            self.scaler.scale(scaled / group if group > 1 else scaled).backward()
         self._epoch_sum += loss.detach()
         self._epoch_micro += 1
         self._samples_log += len(x)
@@ -258,7 +277,8 @@ class Trainer:
             self.watch.check(float(loss.detach()), f"at step {state.step + 1}")
 
     def _time_step(self) -> None:
-        """Throughput and the share of time spent fetching batches over each `log.scalars_every` steps; the training time so far."""
+        """Throughput and the share of time spent fetching batches over each `log.scalars_every` steps;
+        the training time so far."""
         state = self.state
         self._steps_log += 1
         if state.step % self.log.scalars_every == 0:
@@ -273,6 +293,8 @@ class Trainer:
         """Check the epoch's loss, evaluate when due, emit epoch_end and save `last`; return whether done."""
         state = self.state
         epoch_loss = float(self._epoch_sum) / max(self._epoch_micro, 1)  # mean over this process's micro-batches
+        if self.dist is not None:
+            epoch_loss = self.dist.epoch_loss(self._epoch_sum, self._epoch_micro)
         if state.batch_in_epoch >= self.micro_per_epoch:  # complete, not cut short by the step budget
             state.epoch += 1
             state.batch_in_epoch = 0
@@ -282,16 +304,22 @@ class Trainer:
             self._evaluate(epoch_loss)
         state.elapsed = time.perf_counter() - self._t_start
         self._emit("on_epoch_end")
+        if self.dist is not None:  # rank 0's callbacks (early stopping) decide for every rank
+            state.stop_requested = self.dist.any_rank(state.stop_requested)
         done = last or state.stop_requested
         # Short epochs would spend their time writing checkpoints: save at most every N seconds.
-        if done or time.monotonic() - self._last_save >= self.tc.checkpoint_every_seconds:
+        due = done or time.monotonic() - self._last_save >= self.tc.checkpoint_every_seconds
+        if self.dist is not None:  # a save is a collective: every rank saves when one is due
+            due = self.dist.any_rank(due)
+        if due:
             self._save_last()
         return done
 
     def _evaluate(self, epoch_loss: float) -> None:
         """Validation metrics; a new best is copied now and written with the next `last`."""
         state = self.state
-        state.metrics = {"train/epoch_loss": epoch_loss, **self.task.quick_metrics(self.model, self.val, "val")}
+        model = self.dist.eval_model(self.model) if self.dist else self.model  # each rank a share of the rows
+        state.metrics = {"train/epoch_loss": epoch_loss, **self.task.quick_metrics(model, self.val, "val")}
         state.num_evals += 1
         state.history.append({"step": state.step, "epoch": state.epoch, **state.metrics})
         value = state.metrics.get(state.monitor)
@@ -302,18 +330,31 @@ class Trainer:
         if state.is_best:
             state.best, state.best_step = value, state.step
             info = {"step": state.step, "metric": state.monitor, "value": value}
-            self._pending_best = (*ckpt.model_tensors(self.model), info)
+            if self.dist is None or self.dist.is_main:
+                self._pending_best = (*ckpt.model_tensors(self.model), info)
         self._emit("on_eval_end")
 
     def _save_last(self) -> None:
-        """Queue `last` (and a pending `best`) for the writer thread, after checking the state is sound."""
+        """Queue `last` (and a pending `best`) for the writer thread, after checking the state is sound.
+
+        With several ranks, rank 0 writes (the weights are the same on every rank), holding every
+        rank's random generators, and the others wait at a barrier until it has taken its copy.
+        """
+        if self.dist is not None and not self.dist.is_main:
+            self.dist.rng_tensors()
+            self.dist.barrier()
+            return
         self._check_sound()
         if self._pending_best is not None:  # the best on disk always matches what `last` records
             self.writer.submit(self.run.checkpoint("best"), *self._pending_best)
             self._pending_best = None
         self._last_save = time.monotonic()
         saved, tensors = self._training_state()
+        if self.dist is not None:
+            tensors.update(self.dist.rng_tensors())
         self.writer.submit(self.run.checkpoint("last"), *ckpt.model_tensors(self.model), saved, tensors)
+        if self.dist is not None:
+            self.dist.barrier()
 
     def _check_sound(self) -> None:
         """`last` keeps the last sound state: a blown-up one is never written over it."""
@@ -347,6 +388,8 @@ class Trainer:
         set_rng_state(saved.rng.model_dump(mode="json"), global_rng)
         if "rng.augment" in tensors:
             self.aug_gen.set_state(tensors["rng.augment"])
+        if self.dist is not None:
+            self.dist.restore_rng(tensors)
         if saved.scaler:
             self.scaler.load_state_dict(saved.scaler)
         if self.plateau is not None and saved.schedule is not None:
@@ -375,11 +418,12 @@ def fit(
     groups: list[dict] | None = None,
     freeze=None,
     mix=None,
+    dist=None,
 ) -> TrainState:
     """Train `model` on `data` and keep best/last checkpoints in `run_dir/checkpoints`.
 
     Args:
-        model, data, task, run_dir, device, callbacks, augment, groups, freeze, mix: as for `Trainer`.
+        model, data, task, run_dir, device, callbacks, augment, groups, freeze, mix, dist: as for `Trainer`.
         train: the TrainConfig; a whole Config may stand in for it and the three groups below.
         optim: the OptimConfig (default: OptimConfig()).
         schedule: the ScheduleConfig (default: a constant rate).
@@ -393,7 +437,8 @@ def fit(
         train, optim, schedule, log = train.train, train.optim, train.schedule, train.log
     trainer = Trainer(model, data, task, train=train, optim=optim or OptimConfig(),
                       schedule=schedule or ScheduleConfig(), log=log or LogConfig(), run_dir=run_dir,
-                      device=device, callbacks=callbacks, augment=augment, groups=groups, freeze=freeze, mix=mix)
+                      device=device, callbacks=callbacks, augment=augment, groups=groups, freeze=freeze, mix=mix,
+                      dist=dist)
     return trainer.fit(resume)
 
 

@@ -17,13 +17,15 @@ def check_finished_run(run_dir: str | Path, step: int) -> list[Finding]:
     A failure here must not cost the user a finished run: it is reported in one line and no
     findings are returned.
     """
-    from ...track.sink import EventSink
+    from ...run.files import RunDir
+    from ...track import summaries
+    from ...track.sink import append_records
     from . import diagnose
 
     try:
         findings = diagnose(run_dir)
-        with EventSink(run_dir, record_memory=False) as sink:  # a file of its own: training's sink is closed
-            sink.add_text(TEXT_TAG, format_markdown(findings), step)
+        # Onto the end of the training's own event file (its writer is closed): the run keeps one file.
+        append_records(RunDir(run_dir).event_files()[-1], [(summaries.text(TEXT_TAG, format_markdown(findings)), step)])
     except Exception as e:  # noqa: BLE001 - the run itself is complete and saved
         print(f"doctor: could not check {run_dir}: {type(e).__name__}: {e}", file=sys.stderr)
         return []

@@ -1,0 +1,61 @@
+"""`zerotune train --nproc 2` from outside: a rank killed with -9, and Ctrl-C, each end the job in one line."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+LONG = ["--no-progress", "--set", "model.name=mlp", "--set", "train.epochs=1000", "--set", "log.tensorboard=false",
+        "--set", "train.checkpoint_every_seconds=0"]
+
+
+def _start(runs: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.Popen([sys.executable, "-m", "zerotune", "train", "--nproc", "2", "--runs-dir", str(runs),
+                             "--name", "long", *LONG], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _wait_for_checkpoint(p: subprocess.Popen, runs: Path) -> None:
+    while not (runs / "long" / "checkpoints" / "last" / "state.json").exists():
+        assert p.poll() is None, p.communicate()[1]
+        time.sleep(0.2)
+
+
+def _rank_pid(p: subprocess.Popen, rank: int) -> int:
+    children = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+    for pid in map(int, children):
+        if f"RANK={rank}" in Path(f"/proc/{pid}/environ").read_text().split("\0"):
+            return pid
+    raise AssertionError(f"no rank {rank} among {children}")
+
+
+def test_a_rank_killed_with_sigkill_stops_the_job_in_one_line(tmp_path):
+    p = _start(tmp_path)
+    try:
+        _wait_for_checkpoint(p, tmp_path)
+        victim = _rank_pid(p, 1)
+        os.kill(victim, signal.SIGKILL)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 1
+    assert err.splitlines() == [f"error: rank 1 (pid {victim}) was killed by SIGKILL; the other ranks were stopped; "
+                                f"continue with: zerotune train --nproc 2 --resume {tmp_path / 'long'}"]
+
+
+def test_ctrl_c_stops_every_rank_in_one_line(tmp_path):
+    p = _start(tmp_path)
+    try:
+        _wait_for_checkpoint(p, tmp_path)
+        os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C sends: the launcher and its workers
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130
+    assert err.splitlines() == ["interrupted"]
