@@ -27,6 +27,7 @@ from typing_extensions import Annotated
 from .. import __version__
 from ..errors import UserError
 from .batcher import MicroBatcher
+from .body_limit import BodyLimit
 from .inputs import InputError, check_outputs, describe_shape, to_batch, to_texts
 from .model import ServedModel
 
@@ -83,34 +84,6 @@ class Health(BaseModel):
     status: str
     model: str
     backend: str
-
-
-class BodyLimit:
-    """ASGI middleware answering 413 to request bodies over ``max_bytes``, declared or streamed."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            response = JSONResponse({"detail": f"request body over the limit of {self.max_bytes} bytes"}, 413)
-            return await response(scope, receive, send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:  # a chunked body with no declared length
-                    raise HTTPException(413, f"request body over the limit of {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, counted, send)
 
 
 def _example(served: ServedModel) -> list:
@@ -302,10 +275,14 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
     """The FastAPI application serving ``served``.
 
     Args:
-        served: the loaded model.
+        served: the loaded model; a language model (`ServedLM`) gets the OpenAI-compatible API instead.
         options: authentication, limits and batching.
     """
     opts = options or ServeOptions()
+    if not isinstance(served, ServedModel):  # a language model: OpenAI's API
+        from .openai_app import create_lm_app
+
+        return create_lm_app(served, opts)
     batcher = MicroBatcher(served.predict, opts.max_batch if opts.batching else 1,
                            opts.max_wait_ms if opts.batching else 0.0, concat=served.signature.concat)
     app = FastAPI(title=f"zerotune: {served.name}", version=__version__, description=_description(served),

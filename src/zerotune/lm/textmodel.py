@@ -1,0 +1,155 @@
+"""One interface over every causal language model that is served: a zerotune GPT or a Hugging Face model.
+
+What the server needs from a model (`TextModel`): its text codec (``encode``, ``decode``), how a
+chat becomes prompt tokens (``encode_chat``: the tokenizer's chat template, or the default below), its end-of-text token (``eos_id``), its context length,
+and a batched decode with a KV cache: ``prefill`` a batch of prompts of different lengths, then
+``step`` one token per row. Both return the last position's logits (B, V).
+
+Batching: prompts are left-padded to the longest. The zerotune GPT masks each row's padding keys
+and numbers its positions from its first real token (`KVCache` with ``pad``), so a row computes
+what it would alone, with RoPE and learned positions alike; a Hugging Face model gets the
+attention mask and the matching ``position_ids``. Rows of a batch share one cache, so a batch
+needs ``longest prompt + most new tokens <= context_length`` (the scheduler keeps to that).
+
+Chat without a template: `default_chat_prompt` writes one ``role: content`` line per message and
+ends with ``assistant:``, the documented plain format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from ..errors import UserError
+
+ROLES = ("system", "user", "assistant")
+
+
+def default_chat_prompt(messages: list[dict[str, str]]) -> str:
+    """The plain chat format: ``system: ...`` / ``user: ...`` / ``assistant: ...`` lines, then ``assistant:``.
+
+    For a model without a chat template of its own, e.g. a GPT trained from zero on text:
+    ``[{"role": "user", "content": "hi"}]`` becomes ``"user: hi\\nassistant:"``.
+    """
+    lines = [f"{m['role']}: {m['content']}" for m in messages]
+    return "\n".join([*lines, "assistant:"])
+
+
+class TextModel(Protocol):
+    """A causal language model as the server uses it (see the module docstring)."""
+
+    name: str
+    context_length: int
+    eos_id: int | None
+    vocab_size: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]: ...
+
+    def prefill(self, prompts: list[list[int]]) -> tuple[Any, torch.Tensor]: ...
+
+    def step(self, state: Any, tokens: torch.Tensor) -> torch.Tensor: ...
+
+
+def _left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (B, L), pad counts (B,)) with every prompt right-aligned to the longest."""
+    longest = max(len(p) for p in prompts)
+    pad = torch.tensor([longest - len(p) for p in prompts], dtype=torch.long, device=device)
+    ids = torch.tensor([[pad_id] * (longest - len(p)) + list(p) for p in prompts], dtype=torch.long, device=device)
+    return ids, pad
+
+
+class GPTTextModel:
+    """A zerotune GPT run with its own char or BPE tokenizer (no end-of-text token: generation ends
+    at max_tokens or a stop string)."""
+
+    eos_id = None
+
+    def __init__(self, model: torch.nn.Module, tokenizer, name: str):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.context_length = int(model.block_size)
+        self.vocab_size = int(model.vocab_size)
+        self.device = next(model.parameters()).device
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, what="prompt")  # a character outside a char vocabulary: UserError
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.encode(default_chat_prompt(messages))
+
+    @torch.inference_mode()
+    def prefill(self, prompts: list[list[int]]):
+        ids, pad = _left_pad(prompts, 0, self.device)
+        cache = self.model.new_cache(pad if bool(pad.any()) else None)
+        return cache, self.model(ids, cache)[:, -1]
+
+    @torch.inference_mode()
+    def step(self, cache, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens.to(self.device)[:, None], cache)[:, -1]
+
+
+class HFTextModel:
+    """A Hugging Face causal LM (``AutoModelForCausalLM``) with its tokenizer and chat template."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer, name: str):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        cfg = model.config
+        self.context_length = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions"))
+        self.vocab_size = int(cfg.vocab_size)
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else cfg.eos_token_id
+        self.eos_id = eos[0] if isinstance(eos, list) else eos
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos_id or 0)
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_directory(cls, path: str | Path, name: str | None = None) -> HFTextModel:
+        """Load a local model directory offline (never remote code)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot load a causal language model from {path}: {str(e).splitlines()[0]}") from None
+        return cls(model, tokenizer, name or path.name)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text)["input_ids"])
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        if getattr(self.tokenizer, "chat_template", None):  # the template writes its own special tokens
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.encode(default_chat_prompt(messages))
+
+    @torch.inference_mode()
+    def prefill(self, prompts: list[list[int]]):
+        ids, pad = _left_pad(prompts, self.pad_id, self.device)
+        mask = (torch.arange(ids.shape[1], device=self.device)[None, :] >= pad[:, None]).long()  # (B, L)
+        positions = (mask.cumsum(1) - 1).clamp_min(0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        return {"past": out.past_key_values, "mask": mask, "next": positions[:, -1] + 1}, out.logits[:, -1].float()
+
+    @torch.inference_mode()
+    def step(self, state, tokens: torch.Tensor) -> torch.Tensor:
+        state["mask"] = torch.cat([state["mask"], state["mask"].new_ones(len(tokens), 1)], dim=1)
+        out = self.model(input_ids=tokens.to(self.device)[:, None], attention_mask=state["mask"],
+                         position_ids=state["next"][:, None], past_key_values=state["past"], use_cache=True)
+        state["past"], state["next"] = out.past_key_values, state["next"] + 1
+        return out.logits[:, -1].float()
