@@ -17,6 +17,7 @@ ends with ``assistant:``, the documented plain format.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -112,6 +113,11 @@ class HFTextModel:
         self.eos_id = eos[0] if isinstance(eos, list) else eos
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos_id or 0)
         self.device = next(model.parameters()).device
+        # transformers 5 renames past_key_values to cache (the old name is deprecated)
+        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    def _cache_of(self, out):
+        return out["cache"] if "cache" in out else out["past_key_values"]
 
     @classmethod
     def from_directory(cls, path: str | Path, name: str | None = None) -> HFTextModel:
@@ -144,12 +150,12 @@ class HFTextModel:
         mask = (torch.arange(ids.shape[1], device=self.device)[None, :] >= pad[:, None]).long()  # (B, L)
         positions = (mask.cumsum(1) - 1).clamp_min(0)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        return {"past": out.past_key_values, "mask": mask, "next": positions[:, -1] + 1}, out.logits[:, -1].float()
+        return {"past": self._cache_of(out), "mask": mask, "next": positions[:, -1] + 1}, out.logits[:, -1].float()
 
     @torch.inference_mode()
     def step(self, state, tokens: torch.Tensor) -> torch.Tensor:
         state["mask"] = torch.cat([state["mask"], state["mask"].new_ones(len(tokens), 1)], dim=1)
         out = self.model(input_ids=tokens.to(self.device)[:, None], attention_mask=state["mask"],
-                         position_ids=state["next"][:, None], past_key_values=state["past"], use_cache=True)
-        state["past"], state["next"] = out.past_key_values, state["next"] + 1
+                         position_ids=state["next"][:, None], use_cache=True, **{self._cache_arg: state["past"]})
+        state["past"], state["next"] = self._cache_of(out), state["next"] + 1
         return out.logits[:, -1].float()
