@@ -48,6 +48,20 @@ class Job:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
 
+def _deliver(items: list[tuple[Job, int | None]]) -> None:
+    for job, item in items:
+        job.queue.put_nowait(item)
+
+
+def _emit_all(items: list[tuple[Job, int | None]]) -> None:
+    """Hand a step's tokens to their jobs with one wake-up of each event loop (one per step, not per row)."""
+    loops: dict = {}
+    for job, item in items:
+        loops.setdefault(job.loop, []).append((job, item))
+    for loop, part in loops.items():
+        loop.call_soon_threadsafe(_deliver, part)
+
+
 class Scheduler:
     """Runs jobs on a `TextModel` in batches, in one worker thread.
 
@@ -135,6 +149,7 @@ class Scheduler:
         live = [True] * len(batch)
         while True:
             tokens = self._pick(logits, batch, live)
+            out = []
             for i, job in enumerate(batch):
                 if not live[i]:
                     continue
@@ -143,11 +158,12 @@ class Scheduler:
                     job.eos = not job.cancelled
                 else:
                     job.generated += 1
-                    job._emit(tok)
+                    out.append((job, tok))
                 if job.cancelled or job.eos or job.generated >= job.max_tokens:
                     live[i] = False
                     self.sequences += 1
-                    job._emit(None)
+                    out.append((job, None))
+            _emit_all(out)
             if not any(live):
                 return
             logits = self.model.step(state, tokens)
