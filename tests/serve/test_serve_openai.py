@@ -202,3 +202,32 @@ def test_bad_json_and_missing_token(lm_url):
 def test_chat_format_is_documented_plain_lines():
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
     assert default_chat_prompt(messages) == "system: be brief\nuser: hi\nassistant:"
+
+
+def test_cli_serves_a_run_with_a_token_and_stops_cleanly(lm_run):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "zerotune", "serve", str(lm_run), "--port", "0", "--token", TOKEN,
+                             "--max-wait-ms", "20"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"on (http://127\.0\.0\.1:\d+)", line).group(1)
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=TOKEN, max_retries=3,
+                               http_client=httpx.Client(trust_env=False, timeout=60))
+        out = client.completions.create(model="lm", prompt="the cat ", max_tokens=5, temperature=0)
+        assert out.usage.completion_tokens == 5 and len(out.choices[0].text) == 5
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_language_model_serves_on_pytorch_only(lm_run):
+    from zerotune.errors import UserError
+
+    with pytest.raises(UserError, match="PyTorch only"):
+        load_served_model(lm_run, backend="onnx")

@@ -6,6 +6,10 @@ in, ``logits`` float32 [batch, sequence, vocab] out, both axes free (sequence up
 merged into plain linear layers first (``merge_and_unload``), so the file holds a plain model.
 Parity is checked as for the other run kinds: onnxruntime against PyTorch on random token ids,
 max |diff| of the logits within ``tolerance`` (and the same next token at every position reported).
+
+Runs: a zerotune GPT run (LoRA included) exports through `export_run` like any run. A run that
+holds a Hugging Face causal LM calls `export_causal_lm(run.model, ids)` with a few of its own
+token windows as ``ids`` (and writes the sidecar as `export_run` does).
 """
 
 from __future__ import annotations
