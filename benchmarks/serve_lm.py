@@ -1,13 +1,13 @@
 """Generation throughput of the OpenAI-compatible server: 1 and 8 concurrent streams, batched and not.
 
-    python benchmarks/serve_lm.py [RUN] [--requests 4] [--max-tokens 48] [--threads 1]
+    python benchmarks/serve_lm.py [RUN] [--requests 4] [--max-tokens 48] [--threads 1] [--max-wait-ms 20]
 
 Serves RUN (a language-model run), or without one a GPT of the Shakespeare recipe's size with
 random weights (4 layers, 4 heads, 128 channels, context 64, 65 characters: throughput does not
 depend on the weights), on 127.0.0.1 in this process. Each of N client threads sends --requests
 streaming completions (stream: true, temperature 0.8, --max-tokens each) one after the other.
 Prints completion tokens per second for N = 1 and 8, with batching (up to 8 rows per decode
-step, a 20 ms gathering window) and without (one request at a time), and the batches formed.
+step, a --max-wait-ms gathering window) and without (one request at a time), and the batches formed.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def stream_tokens(client: httpx.Client, prompt: str, max_tokens: int) -> int:
     return used
 
 
-def measure(served, batching: bool, streams: int, requests: int, max_tokens: int) -> dict:
-    app = create_app(served, ServeOptions(batching=batching, max_batch=8, max_wait_ms=20))
+def measure(served, batching: bool, streams: int, requests: int, max_tokens: int, wait_ms: float) -> dict:
+    app = create_app(served, ServeOptions(batching=batching, max_batch=8, max_wait_ms=wait_ms))
     counts = [0] * streams
     with running_server(app) as url:
         def client(i):
@@ -91,10 +91,11 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=4, help="requests per stream (default: 4)")
     p.add_argument("--max-tokens", type=int, default=48, help="tokens per request (default: 48)")
     p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default: 1)")
+    p.add_argument("--max-wait-ms", type=float, default=20, help="the batching window (default: 20)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     served = served_model(args.run)
-    rows = [measure(served, batching, streams, args.requests, args.max_tokens)
+    rows = [measure(served, batching, streams, args.requests, args.max_tokens, args.max_wait_ms)
             for streams in (1, 8) for batching in (False, True)]
     print(f"{'batching':>8} {'streams':>7} {'tokens':>6} {'seconds':>7} {'tokens/s':>8} {'largest batch':>13}")
     for r in rows:
