@@ -209,7 +209,7 @@ COMMANDS: dict[str, How] = {
     "zerotune export runs/reviews --compare --threads 1": HELP,  # 40 s for a transformer; README's CNN runs --compare
     "zerotune serve runs/reviews/export/model.onnx": HELP,
     "zerotune train recipes/shakespeare_char_gpt.toml --name my-gpt": short(GPT),
-    "zerotune serve runs/my-gpt --max-wait-ms 20": HELP,
+    "zerotune serve runs/my-gpt": HELP,
     "curl -s http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' -d '{\"model\": \"my-gpt\", "
     "\"prompt\": \"ROMEO:\", \"max_tokens\": 40, \"temperature\": 0.8, \"stop\": \"\\n\\n\"}'":
         not_run("needs the server: tests/serve/test_serve_openai.py sends the same through the openai client"),

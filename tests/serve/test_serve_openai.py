@@ -146,6 +146,8 @@ def test_chat_plain_and_streamed_use_the_default_format(chat_run):
         assert out.usage.prompt_tokens == len(default_chat_prompt(messages))
         chunks = list(client.chat.completions.create(model="chat", messages=messages, max_tokens=20, temperature=0,
                                                      stop="\n", stream=True))
+        batching = httpx.get(f"{url}/metadata", trust_env=False).json()["batching"]
+    assert batching["max_wait_ms"] == 20 and batching["batches"] == 2  # a language model's default window
     assert chunks[0].choices[0].delta.role == "assistant" and chunks[0].object == "chat.completion.chunk"
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected
     assert chunks[-1].choices[0].finish_reason == "stop"

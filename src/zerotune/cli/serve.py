@@ -58,9 +58,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-examples", type=int, default=1024, help="most examples per request (default: 1024)")
     p.add_argument("--no-batching", action="store_true", help="one model call per request")
     p.add_argument("--max-batch", type=int, default=64, help="most examples per batched model call (default: 64)")
-    p.add_argument("--max-wait-ms", type=float, default=1.0,
+    p.add_argument("--max-wait-ms", type=float, default=None,
                    help="how long a request may wait for others to share its model call (default: 1; "
-                        "for a language model, 10-50 gathers concurrent requests into one batch)")
+                        "20 for a language model, whose batch decodes together)")
     p.add_argument("--threads", type=int, help="CPU threads for the backend")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--shutdown-timeout", type=float, default=10,

@@ -32,6 +32,10 @@ from .inputs import InputError, check_outputs, describe_shape, to_batch, to_text
 from .model import ServedModel
 
 
+PREDICT_WAIT_MS = 1.0  # one model call answers a request: a short wait is enough to share it
+LM_WAIT_MS = 20.0  # a batch decodes together to the end: requests must arrive within the window to share it
+
+
 @dataclass
 class ServeOptions:
     """How the server behaves.
@@ -42,7 +46,8 @@ class ServeOptions:
         max_examples: most examples in one request.
         batching: coalesce concurrent requests into one model call.
         max_batch: most examples per model call when batching.
-        max_wait_ms: how long a request may wait for others to share its model call.
+        max_wait_ms: how long a request may wait for others to share its model call (None: 1 ms for
+            /predict, ``LM_WAIT_MS`` for a language model, whose batches share every decode step).
     """
 
     token: str | None = None
@@ -50,7 +55,7 @@ class ServeOptions:
     max_examples: int = 1024
     batching: bool = True
     max_batch: int = 64
-    max_wait_ms: float = 1.0
+    max_wait_ms: float | None = None
 
     def __post_init__(self):
         if self.max_body_bytes < 1024:
@@ -59,10 +64,16 @@ class ServeOptions:
             raise UserError(f"max examples per request must be at least 1, got {self.max_examples}")
         if self.max_batch < 1:
             raise UserError(f"max batch must be at least 1, got {self.max_batch}")
-        if not 0 <= self.max_wait_ms <= 1000:
+        if self.max_wait_ms is not None and not 0 <= self.max_wait_ms <= 1000:
             raise UserError(f"max wait must be between 0 and 1000 ms, got {self.max_wait_ms}")
         if self.token is not None and len(self.token) < 8:
             raise UserError("the bearer token must be at least 8 characters")
+
+    def wait_ms(self, language_model: bool = False) -> float:
+        """The batching window in ms: the one given, or the default for the kind of model."""
+        if self.max_wait_ms is not None:
+            return self.max_wait_ms
+        return LM_WAIT_MS if language_model else PREDICT_WAIT_MS
 
 
 # No `from __future__ import annotations` here: FastAPI must see the request model built inside
@@ -208,7 +219,7 @@ def _metadata(served: ServedModel, opts: ServeOptions) -> dict[str, Any]:
         "input": _input_metadata(served, opts),
         "classes": meta.class_names if meta.task == "classification" else None,
         "version": {"zerotune": __version__, "model": served.version},
-        "batching": {"enabled": opts.batching, "max_batch": opts.max_batch, "max_wait_ms": opts.max_wait_ms},
+        "batching": {"enabled": opts.batching, "max_batch": opts.max_batch, "max_wait_ms": opts.wait_ms()},
         "limits": {"max_body_bytes": opts.max_body_bytes, "max_examples": opts.max_examples},
     }
 
@@ -284,7 +295,7 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
 
         return create_lm_app(served, opts)
     batcher = MicroBatcher(served.predict, opts.max_batch if opts.batching else 1,
-                           opts.max_wait_ms if opts.batching else 0.0, concat=served.signature.concat)
+                           opts.wait_ms() if opts.batching else 0.0, concat=served.signature.concat)
     app = FastAPI(title=f"zerotune: {served.name}", version=__version__, description=_description(served),
                   lifespan=_lifespan(batcher))
     app.state.batcher = batcher

@@ -238,7 +238,7 @@ def create_lm_app(served: ServedLM, options) -> FastAPI:
         options: a `ServeOptions` (token, body limit, batching: max_batch and max_wait_ms).
     """
     scheduler = Scheduler(served.model, options.max_batch if options.batching else 1,
-                          max(options.max_wait_ms, 0.0) if options.batching else 0.0)
+                          options.wait_ms(language_model=True) if options.batching else 0.0)
 
     @asynccontextmanager
     async def lifespan(app):
