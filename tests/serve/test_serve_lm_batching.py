@@ -62,6 +62,29 @@ def test_gpt_batched_rows_equal_single_rows(positions):
     assert scheduler.batches == 1 and scheduler.largest_batch == len(specs) and scheduler.batched_steps > 0
 
 
+@pytest.mark.parametrize("positions", ["rope", "learned"])
+def test_requests_join_a_running_batch_and_equal_single_rows(positions):
+    torch.manual_seed(1)
+    model = GPTTextModel(GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, positions=positions), 24, 13), Ids(), "t")
+    first = ([1, 2, 3, 4, 5, 6, 7], 12, 0.0, None)
+    later = [([9, 3, 3], 6, 0.0, None), ([4, 4, 2, 1, 1], 9, 1.0, 7), ([5] * 10, 4, 0.0, None)]
+    alone = [run_jobs(model, [spec], batch=1)[0][0] for spec in [first, *later]]
+
+    async def main():
+        scheduler = Scheduler(model, max_batch=8)
+        jobs = [scheduler.submit(Job(p, n, temperature=t, top_p=0.9 if t else None, seed=s))
+                for p, n, t, s in [first, *later]]
+        scheduler._waiting.clear()  # the first job runs alone; the others wait to join it
+        scheduler._waiting.extend(jobs[1:])
+        await asyncio.to_thread(scheduler._run, jobs[:1])
+        return await asyncio.gather(*map(_collect, jobs)), scheduler
+
+    together, scheduler = asyncio.run(main())
+    assert together == alone
+    # the 10-token prompt joins once the batch reaches position 10; the rows leave as they finish
+    assert scheduler.batches == 1 and scheduler.joined == 3 and scheduler.largest_batch == 4
+
+
 def test_batch_keeps_to_the_context():
     torch.manual_seed(0)
     model = GPTTextModel(GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16), 12, 13), Ids(), "t")

@@ -11,6 +11,10 @@ what it would alone, with RoPE and learned positions alike; a Hugging Face model
 attention mask and the matching ``position_ids``. Rows of a batch share one cache, so a batch
 needs ``longest prompt + most new tokens <= context_length`` (the scheduler keeps to that).
 
+Continuous batching is optional: a model with ``keep(state, rows)`` (drop finished rows) and
+``join(state, prompts)`` (add rows whose prompts end where the batch is) lets requests join a
+running batch between steps; the GPT has both.
+
 Chat without a template: `default_chat_prompt` writes one ``role: content`` line per message and
 ends with ``assistant:``, the documented plain format.
 """
@@ -57,9 +61,9 @@ class TextModel(Protocol):
     def step(self, state: Any, tokens: torch.Tensor) -> torch.Tensor: ...
 
 
-def _left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids (B, L), pad counts (B,)) with every prompt right-aligned to the longest."""
-    longest = max(len(p) for p in prompts)
+def _left_pad(prompts: list[list[int]], pad_id: int, device, width: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids (B, L), pad counts (B,)) with every prompt right-aligned to the longest (or to ``width``)."""
+    longest = max(width, *(len(p) for p in prompts))
     pad = torch.tensor([longest - len(p) for p in prompts], dtype=torch.long, device=device)
     ids = torch.tensor([[pad_id] * (longest - len(p)) + list(p) for p in prompts], dtype=torch.long, device=device)
     return ids, pad
@@ -97,6 +101,31 @@ class GPTTextModel:
     @torch.inference_mode()
     def step(self, cache, tokens: torch.Tensor) -> torch.Tensor:
         return self.model(tokens.to(self.device)[:, None], cache)[:, -1]
+
+    # Continuous batching (optional in the interface): rows leave and join a running batch.
+
+    def keep(self, cache, rows: list[int]):
+        """Keep only these rows of the batch (the others are done)."""
+        idx = torch.tensor(rows, dtype=torch.long, device=self.device)
+        cache.k = [None if t is None else t.index_select(0, idx) for t in cache.k]
+        cache.v = [None if t is None else t.index_select(0, idx) for t in cache.v]
+        if cache.pad is not None:
+            cache.pad = cache.pad.index_select(0, idx)
+        return cache
+
+    @torch.inference_mode()
+    def join(self, cache, prompts: list[list[int]]) -> torch.Tensor:
+        """Add rows to a running batch: each prompt (at most ``cache.pos`` tokens) is left-padded to
+        end where the batch is, prefilled, and its keys and values appended. Returns their logits (B', V)."""
+        ids, pad = _left_pad(prompts, 0, self.device, width=cache.pos)
+        new = self.model.new_cache(pad)
+        logits = self.model(ids, new)[:, -1]
+        cache.k = [torch.cat([a, b]) for a, b in zip(cache.k, new.k)]
+        cache.v = [torch.cat([a, b]) for a, b in zip(cache.v, new.v)]
+        old = cache.pad if cache.pad is not None else torch.zeros(len(cache.k[0]) - len(prompts), dtype=torch.long,
+                                                                  device=self.device)
+        cache.pad = torch.cat([old, pad])
+        return logits
 
 
 class HFTextModel:

@@ -1,11 +1,13 @@
 """Batched generation for the language-model server: concurrent requests share each decode step.
 
-Static batching with a short gathering window. The worker thread takes the first waiting request,
-waits up to ``max_wait_ms`` for more (at most ``max_batch``), prefills them together (left-padded,
-see `zerotune.lm.textmodel`) and then runs one forward per step for the whole batch until every
-row is done. Requests arriving meanwhile wait for the next batch. A batch shares one KV cache, so
-it only takes requests with ``longest prompt + most new tokens <= context``; one that does not fit
-waits for the next batch (alone, every valid request fits).
+The worker thread takes the first waiting request, waits up to ``max_wait_ms`` for more (at most
+``max_batch``), prefills them together (left-padded, see `zerotune.lm.textmodel`) and then runs
+one forward per step for the whole batch. With a model that supports it (the GPT: ``keep`` and
+``join``), batching is continuous: finished rows leave after each step, and waiting requests join
+between steps when their prompt fits before the batch's position and their tokens fit in the
+context. Otherwise (a Hugging Face model) a batch runs until every row is done and requests
+arriving meanwhile form the next one. A batch shares one KV cache, so it only takes requests with
+``longest prompt + most new tokens <= context``; alone, every valid request fits.
 
 Each row samples with its own options and its own seeded generator, so a row's tokens do not
 depend on its neighbours: at temperature 0, batched output equals one-at-a-time output.
@@ -65,8 +67,9 @@ def _emit_all(items: list[tuple[Job, int | None]]) -> None:
 class Scheduler:
     """Runs jobs on a `TextModel` in batches, in one worker thread.
 
-    Counters (for /metadata and tests): ``batches`` (prefills), ``sequences`` (jobs done),
-    ``largest_batch``, ``steps`` (forwards) and ``batched_steps`` (forwards with more than one live row).
+    Counters (for /metadata and tests): ``batches`` (batches started), ``sequences`` (jobs done),
+    ``largest_batch`` (most live rows in one step), ``steps`` (forwards), ``batched_steps`` (forwards
+    with more than one live row) and ``joined`` (jobs that joined a running batch).
     """
 
     def __init__(self, model, max_batch: int = 8, max_wait_ms: float = 5.0):
@@ -76,7 +79,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closing = False
-        self.batches = self.sequences = self.largest_batch = self.steps = self.batched_steps = 0
+        self.batches = self.sequences = self.largest_batch = self.steps = self.batched_steps = self.joined = 0
 
     def start(self) -> None:
         self._closing = False
@@ -103,7 +106,7 @@ class Scheduler:
 
     def stats(self) -> dict[str, int]:
         return {"batches": self.batches, "sequences": self.sequences, "largest_batch": self.largest_batch,
-                "steps": self.steps, "batched_steps": self.batched_steps}
+                "steps": self.steps, "batched_steps": self.batched_steps, "joined": self.joined}
 
     def _take(self) -> list[Job] | None:
         """The next batch: the first waiting job and what arrives within the window and fits with it."""
@@ -143,32 +146,66 @@ class Scheduler:
 
     def _run(self, batch: list[Job]) -> None:
         self.batches += 1
-        self.largest_batch = max(self.largest_batch, len(batch))
         state, logits = self.model.prefill([j.prompt for j in batch])
+        pos = max(len(j.prompt) for j in batch)  # slots of the shared cache in use
         self.steps += 1
+        continuous = hasattr(self.model, "join") and hasattr(self.model, "keep")
         live = [True] * len(batch)
         while True:
+            self.largest_batch = max(self.largest_batch, sum(live))
             tokens = self._pick(logits, batch, live)
-            out = []
-            for i, job in enumerate(batch):
-                if not live[i]:
-                    continue
-                tok = int(tokens[i])
-                if job.cancelled or tok == self.model.eos_id:
-                    job.eos = not job.cancelled
-                else:
-                    job.generated += 1
-                    out.append((job, tok))
-                if job.cancelled or job.eos or job.generated >= job.max_tokens:
-                    live[i] = False
-                    self.sequences += 1
-                    out.append((job, None))
-            _emit_all(out)
-            if not any(live):
+            live = self._hand_out(batch, tokens, live)
+            rows = [i for i, alive in enumerate(live) if alive]
+            if not rows:
                 return
+            if continuous and len(rows) < len(batch):  # finished rows leave the batch
+                state = self.model.keep(state, rows)
+                batch, tokens, live = [batch[i] for i in rows], tokens[rows], [True] * len(rows)
             logits = self.model.step(state, tokens)
+            pos += 1
             self.steps += 1
-            self.batched_steps += sum(live) > 1
+            self.batched_steps += len(rows) > 1
+            newcomers = self._admit(pos, self.max_batch - len(batch)) if continuous else []
+            if newcomers:  # waiting requests join between steps
+                logits = torch.cat([logits, self.model.join(state, [j.prompt for j in newcomers])])
+                batch, live = batch + newcomers, live + [True] * len(newcomers)
+                self.joined += len(newcomers)
+
+    def _hand_out(self, batch: list[Job], tokens: torch.Tensor, live: list[bool]) -> list[bool]:
+        """Give each live row its token (or its end); the rows still live afterwards."""
+        out, live = [], list(live)
+        for i, job in enumerate(batch):
+            if not live[i]:
+                continue
+            tok = int(tokens[i])
+            if job.cancelled or tok == self.model.eos_id:
+                job.eos = not job.cancelled
+            else:
+                job.generated += 1
+                out.append((job, tok))
+            if job.cancelled or job.eos or job.generated >= job.max_tokens:
+                live[i] = False
+                self.sequences += 1
+                out.append((job, None))
+        _emit_all(out)
+        return live
+
+    def _admit(self, pos: int, room: int) -> list[Job]:
+        """Waiting jobs that can join a running batch whose cache holds ``pos`` slots."""
+        if room <= 0:
+            return []
+        with self._cond:
+            joining, keep = [], deque()
+            for job in self._waiting:
+                if job.cancelled:
+                    job._emit(None)
+                elif len(joining) < room and len(job.prompt) <= pos and pos + job.max_tokens <= \
+                        self.model.context_length:
+                    joining.append(job)
+                else:
+                    keep.append(job)
+            self._waiting = keep
+        return joining
 
     @staticmethod
     def _pick(logits: torch.Tensor, batch: list[Job], live: list[bool]) -> torch.Tensor:
