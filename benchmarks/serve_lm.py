@@ -7,7 +7,8 @@ random weights (4 layers, 4 heads, 128 channels, context 64, 65 characters: thro
 depend on the weights), on 127.0.0.1 in this process. Each of N client threads sends --requests
 streaming completions (stream: true, temperature 0.8, --max-tokens each) one after the other.
 Prints completion tokens per second for N = 1 and 8, with batching (up to 8 rows per decode
-step, a --max-wait-ms gathering window) and without (one request at a time), and the batches formed.
+step, a --max-wait-ms gathering window, requests joining running batches) and without (one
+request at a time), the batches started and the requests that joined a running one.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def measure(served, batching: bool, streams: int, requests: int, max_tokens: int
         stats = app.state.scheduler.stats()
     return {"batching": batching, "streams": streams, "tokens": sum(counts), "seconds": round(wall, 2),
             "tokens_per_s": round(sum(counts) / wall, 1), "largest_batch": stats["largest_batch"],
-            "batches": stats["batches"] - 1}
+            "batches": stats["batches"] - 1, "joined": stats["joined"]}
 
 
 def main() -> None:
@@ -97,10 +98,11 @@ def main() -> None:
     served = served_model(args.run)
     rows = [measure(served, batching, streams, args.requests, args.max_tokens, args.max_wait_ms)
             for streams in (1, 8) for batching in (False, True)]
-    print(f"{'batching':>8} {'streams':>7} {'tokens':>6} {'seconds':>7} {'tokens/s':>8} {'largest batch':>13}")
+    print(f"{'batching':>8} {'streams':>7} {'tokens':>6} {'seconds':>7} {'tokens/s':>8} {'largest batch':>13} "
+          f"{'batches':>7} {'joined':>6}")
     for r in rows:
         print(f"{'on' if r['batching'] else 'off':>8} {r['streams']:>7} {r['tokens']:>6} {r['seconds']:>7} "
-              f"{r['tokens_per_s']:>8} {r['largest_batch']:>13}")
+              f"{r['tokens_per_s']:>8} {r['largest_batch']:>13} {r['batches']:>7} {r['joined']:>6}")
     on, off = (next(r for r in rows if r["streams"] == 8 and r["batching"] == b) for b in (True, False))
     print(f"8 streams: batched / unbatched throughput = {on['tokens_per_s'] / off['tokens_per_s']:.2f}x")
 
