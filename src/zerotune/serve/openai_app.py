@@ -9,6 +9,7 @@ shapes and ends with ``data: [DONE]``. Every error a client can cause is a 4xx i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -244,7 +245,7 @@ def create_lm_app(served: ServedLM, options) -> FastAPI:
     async def lifespan(app):
         scheduler.start()
         yield
-        scheduler.stop()  # every request already accepted is answered first
+        await asyncio.to_thread(scheduler.stop)  # every request already accepted is answered first
 
     app = FastAPI(title=f"zerotune: {served.name}", version=__version__, lifespan=lifespan,
                   description=f"The `{served.name}` language model behind OpenAI's API: POST /v1/completions and "
