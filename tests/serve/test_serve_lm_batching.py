@@ -62,10 +62,15 @@ def test_gpt_batched_rows_equal_single_rows(positions):
     assert scheduler.batches == 1 and scheduler.largest_batch == len(specs) and scheduler.batched_steps > 0
 
 
-@pytest.mark.parametrize("positions", ["rope", "learned"])
-def test_requests_join_a_running_batch_and_equal_single_rows(positions):
+@pytest.mark.parametrize("kind", ["rope", "learned", "llama", "qwen2", "gpt2"])
+def test_requests_join_a_running_batch_and_equal_single_rows(kind, tmp_path):
     torch.manual_seed(1)
-    model = GPTTextModel(GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, positions=positions), 24, 13), Ids(), "t")
+    if kind in ("rope", "learned"):
+        model = GPTTextModel(GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, positions=kind), 24, 13), Ids(), "t")
+    else:
+        tokenizer = _tokenizer(tmp_path)
+        model = HFTextModel(_hf_model(kind, len(tokenizer)), tokenizer, kind)
+        model.eos_id = None  # a random model may end early; here every row runs its full length
     first = ([1, 2, 3, 4, 5, 6, 7], 12, 0.0, None)
     later = [([9, 3, 3], 6, 0.0, None), ([4, 4, 2, 1, 1], 9, 1.0, 7), ([5] * 10, 4, 0.0, None)]
     alone = [run_jobs(model, [spec], batch=1)[0][0] for spec in [first, *later]]
@@ -83,6 +88,32 @@ def test_requests_join_a_running_batch_and_equal_single_rows(positions):
     assert together == alone
     # the 10-token prompt joins once the batch reaches position 10; the rows leave as they finish
     assert scheduler.batches == 1 and scheduler.joined == 3 and scheduler.largest_batch == 4
+
+
+def test_a_cache_that_cannot_take_rows_sends_them_to_the_next_batch():
+    class NoJoin(GPTTextModel):
+        def join(self, state, prompts):
+            return None
+
+    torch.manual_seed(0)
+    model = NoJoin(GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16), 24, 13), Ids(), "t")
+    specs = [([1, 2, 3, 4], 6, 0.0, None), ([5, 6], 3, 0.0, None)]
+    alone = [run_jobs(model, [spec], batch=1)[0][0] for spec in specs]
+
+    async def main():
+        scheduler = Scheduler(model, max_batch=8, max_wait_ms=0)
+        jobs = [scheduler.submit(Job(p, n, temperature=0.0)) for p, n, _, _ in specs]
+        scheduler._waiting.remove(jobs[0])
+        await asyncio.to_thread(scheduler._run, jobs[:1])  # the second job is refused by join, stays waiting
+        assert list(scheduler._waiting) == jobs[1:] and scheduler.joined == 0
+        scheduler.start()
+        try:
+            return await asyncio.gather(*map(_collect, jobs)), scheduler
+        finally:
+            await asyncio.to_thread(scheduler.stop)
+
+    together, scheduler = asyncio.run(main())
+    assert together == alone and scheduler.batches == 2
 
 
 def test_batch_keeps_to_the_context():

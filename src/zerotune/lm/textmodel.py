@@ -13,7 +13,8 @@ needs ``longest prompt + most new tokens <= context_length`` (the scheduler keep
 
 Continuous batching is optional: a model with ``keep(state, rows)`` (drop finished rows) and
 ``join(state, prompts)`` (add rows whose prompts end where the batch is) lets requests join a
-running batch between steps; the GPT has both.
+running batch between steps; the GPT has both, and so has a Hugging Face model with a plain
+dynamic cache (``join`` returns None otherwise, and the requests wait for the next batch).
 
 Chat without a template: `default_chat_prompt` writes one ``role: content`` line per message and
 ends with ``assistant:``, the documented plain format.
@@ -180,6 +181,31 @@ class HFTextModel:
         positions = (mask.cumsum(1) - 1).clamp_min(0)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
         return {"past": self._cache_of(out), "mask": mask, "next": positions[:, -1] + 1}, out.logits[:, -1].float()
+
+    def keep(self, state, rows: list[int]):
+        """Keep only these rows of the batch (the others are done)."""
+        idx = torch.tensor(rows, dtype=torch.long, device=self.device)
+        state["past"].batch_select_indices(idx)
+        state["mask"], state["next"] = state["mask"][idx], state["next"][idx]
+        return state
+
+    @torch.inference_mode()
+    def join(self, state, prompts: list[list[int]]) -> torch.Tensor | None:
+        """Add rows to a running batch (see `GPTTextModel.join`); None when this model's cache cannot
+        take them (not a plain dynamic cache, e.g. sliding-window layers): they wait for the next batch."""
+        past = state["past"]
+        layers = getattr(past, "layers", None)
+        if not layers or any(getattr(layer, "is_sliding", False) or not hasattr(layer, "keys") for layer in layers):
+            return None
+        ids, pad = _left_pad(prompts, self.pad_id, self.device, width=state["mask"].shape[1])
+        mask = (torch.arange(ids.shape[1], device=self.device)[None, :] >= pad[:, None]).long()
+        positions = (mask.cumsum(1) - 1).clamp_min(0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        for old, new in zip(layers, self._cache_of(out).layers):
+            old.keys, old.values = torch.cat([old.keys, new.keys]), torch.cat([old.values, new.values])
+        state["mask"] = torch.cat([state["mask"], mask])
+        state["next"] = torch.cat([state["next"], positions[:, -1] + 1])
+        return out.logits[:, -1].float()
 
     @torch.inference_mode()
     def step(self, state, tokens: torch.Tensor) -> torch.Tensor:

@@ -2,11 +2,11 @@
 
 The worker thread takes the first waiting request, waits up to ``max_wait_ms`` for more (at most
 ``max_batch``), prefills them together (left-padded, see `zerotune.lm.textmodel`) and then runs
-one forward per step for the whole batch. With a model that supports it (the GPT: ``keep`` and
-``join``), batching is continuous: finished rows leave after each step, and waiting requests join
-between steps when their prompt fits before the batch's position and their tokens fit in the
-context. Otherwise (a Hugging Face model) a batch runs until every row is done and requests
-arriving meanwhile form the next one. A batch shares one KV cache, so it only takes requests with
+one forward per step for the whole batch. With a model that supports it (``keep`` and ``join``:
+the GPT, and a Hugging Face model with a plain dynamic cache), batching is continuous: finished
+rows leave after each step, and waiting requests join between steps when their prompt fits
+before the batch's position and their tokens fit in the context. Otherwise a batch runs until
+every row is done and requests arriving meanwhile form the next one. A batch shares one KV cache, so it only takes requests with
 ``longest prompt + most new tokens <= context``; alone, every valid request fits.
 
 Each row samples with its own options and its own seeded generator, so a row's tokens do not
@@ -167,7 +167,12 @@ class Scheduler:
             self.batched_steps += len(rows) > 1
             newcomers = self._admit(pos, self.max_batch - len(batch)) if continuous else []
             if newcomers:  # waiting requests join between steps
-                logits = torch.cat([logits, self.model.join(state, [j.prompt for j in newcomers])])
+                extra = self.model.join(state, [j.prompt for j in newcomers])
+                if extra is None:  # this cache cannot take new rows: they start the next batch
+                    continuous = False
+                    self._return(newcomers)
+                    continue
+                logits = torch.cat([logits, extra])
                 batch, live = batch + newcomers, live + [True] * len(newcomers)
                 self.joined += len(newcomers)
 
@@ -189,6 +194,10 @@ class Scheduler:
                 out.append((job, None))
         _emit_all(out)
         return live
+
+    def _return(self, jobs: list[Job]) -> None:
+        with self._cond:
+            self._waiting.extendleft(reversed(jobs))
 
     def _admit(self, pos: int, room: int) -> list[Job]:
         """Waiting jobs that can join a running batch whose cache holds ``pos`` slots."""
