@@ -128,6 +128,7 @@ COMMANDS: dict[str, How] = {
     "python benchmarks/export_latency.py /tmp/ship/cnn": HELP,
     "python benchmarks/quantize_size.py /tmp/ship/mlp": HELP,
     "python benchmarks/serve_load.py /tmp/ship/cnn [--backend onnx]": HELP,
+    "python benchmarks/serve_lm.py [RUN] [--requests 4] [--max-tokens 48] [--threads 1] [--max-wait-ms 20]": HELP,
     "zerotune export /tmp/ship/cnn --compare --threads 1 --amount 0.3 --finetune-epochs 2": short(COMPARE),
     "python benchmarks/lora_vs_full.py": HELP,
     "python benchmarks/gpt_vs_nanogpt.py --repeats 2": HELP,
@@ -228,6 +229,15 @@ COMMANDS: dict[str, How] = {
     "zerotune export runs/reviews --format torchscript": RUN,
     "zerotune export runs/reviews --compare --threads 1": HELP,  # 40 s for a transformer; README's CNN runs --compare
     "zerotune serve runs/reviews/export/model.onnx": HELP,
+    "zerotune train recipes/shakespeare_char_gpt.toml --name my-gpt": short(GPT),
+    "zerotune serve runs/my-gpt": HELP,
+    "curl -s http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' -d '{\"model\": \"my-gpt\", "
+    "\"prompt\": \"ROMEO:\", \"max_tokens\": 40, \"temperature\": 0.8, \"stop\": \"\\n\\n\"}'":
+        not_run("needs the server: tests/serve/test_serve_openai.py sends the same through the openai client"),
+    "curl -sN http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\": "
+    "\"my-gpt\", \"messages\": [{\"role\": \"user\", \"content\": \"Speak.\"}], \"max_tokens\": 30, "
+    "\"stream\": true}'": not_run("needs the server: tests/serve/test_serve_openai.py streams the same"),
+    "pip install openai": not_run(SETUP),
     "curl -s -X POST http://127.0.0.1:8000/predict -H 'Content-Type: application/json' -d "
     "'{\"inputs\": [\"the food was great\", \"awful service\"]}'": not_run("needs the server: tests/serve post the same"),
     # docs/tensorboard.md

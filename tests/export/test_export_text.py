@@ -186,7 +186,7 @@ def test_gpt_run_exports_logits_with_free_batch_and_sequence(lm_run, tmp_path):
         got = sess.run(None, {"input_ids": x[:b, :t]})[0]
         assert got.shape == (b, t, vocab)
         assert np.abs(got - want).max() < 1e-4 and np.abs(got_ts - want).max() < 1e-4
-    with pytest.raises(UserError, match="a language model generates text"):
+    with pytest.raises(UserError, match="serve its run directory"):
         from zerotune.serve import load_served_model
 
         load_served_model(onnx_file.path)

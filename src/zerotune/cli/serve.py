@@ -36,7 +36,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "serve", help="serve a run or an exported model over HTTP (POST /predict, /health, /metadata, /docs)",
         description="Serve a model over HTTP with FastAPI and uvicorn. POST /predict takes raw inputs as JSON "
                     '({"inputs": one example or a batch}); the server applies the run\'s normalisation and '
-                    "answers classes, labels and probabilities. Concurrent requests are micro-batched.")
+                    "answers classes, labels and probabilities. Concurrent requests are micro-batched. A language "
+                    "model (a GPT run, or a local Hugging Face causal-LM directory) gets OpenAI's API instead: "
+                    "POST /v1/completions and /v1/chat/completions (stream: true for server-sent events), GET "
+                    "/v1/models; concurrent requests share each decode step.")
     defer_arguments(p, _add_arguments)
     return p
 
@@ -44,7 +47,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     from ..serve.model import BACKENDS
 
-    p.add_argument("target", help="run directory, or an exported .onnx / .pt file with its .json sidecar")
+    p.add_argument("target", help="run directory, an exported .onnx / .pt file with its .json sidecar, or a local "
+                                  "Hugging Face causal-LM directory")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="auto: PyTorch for runs and .pt, onnxruntime for .onnx; onnx on a run exports it in memory")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
@@ -54,8 +58,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-examples", type=int, default=1024, help="most examples per request (default: 1024)")
     p.add_argument("--no-batching", action="store_true", help="one model call per request")
     p.add_argument("--max-batch", type=int, default=64, help="most examples per batched model call (default: 64)")
-    p.add_argument("--max-wait-ms", type=float, default=1.0,
-                   help="how long a request may wait for others to share its model call (default: 1)")
+    p.add_argument("--max-wait-ms", type=float, default=None,
+                   help="how long a request may wait for others to share its model call (default: 1; "
+                        "20 for a language model, whose batch decodes together)")
     p.add_argument("--threads", type=int, help="CPU threads for the backend")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--shutdown-timeout", type=float, default=10,

@@ -242,26 +242,56 @@ def generate_text(
     return _stream_text(tokens, _Detokenizer(tokenizer, prompt_ids), stops)
 
 
+class TextStream:
+    """Token ids in, finished text out: the text a stream may show so far, never a stop string or what follows.
+
+    ``push(tok)`` returns the new text that is safe to show (held back while it could be the start
+    of a stop string or ends in an incomplete character) and ``stopped`` turns True once a stop
+    string appeared; ``finish()`` returns what was held back when the tokens run out.
+    """
+
+    def __init__(self, tokenizer, prompt_ids: list[int], stops: Sequence[str] = ()):
+        self.detok = _Detokenizer(tokenizer, prompt_ids)
+        self.stops = list(stops)
+        self.text, self.sent = "", 0  # everything decoded so far; how much of it was shown
+        self.stopped = False
+
+    def _cut(self, final: bool) -> str:
+        # a stop string cannot start before `sent`: the held-back tail covers any partial match
+        hits = [i for s in self.stops if (i := self.text.find(s, self.sent)) >= 0]
+        if hits:
+            self.stopped = True
+            end = min(hits)
+        else:
+            end = len(self.text) if final else len(self.text) - _held_tail(self.text, self.stops)
+        piece = self.text[self.sent:end] if end > self.sent else ""
+        self.sent = max(self.sent, end)
+        return piece
+
+    def push(self, tok: int) -> str:
+        if self.stopped:
+            return ""
+        self.text += self.detok.push(tok)
+        return self._cut(final=False)
+
+    def finish(self) -> str:
+        if self.stopped:
+            return ""
+        self.text += self.detok.flush()
+        return self._cut(final=True)
+
+
 def _stream_text(tokens: Iterator[int], detok: _Detokenizer, stops: list[str]) -> Iterator[str]:
-    text, sent = "", 0  # everything decoded so far; how much of it was yielded
+    stream = TextStream(detok.tokenizer, [], stops)
+    stream.detok = detok
     try:
         for tok in tokens:
-            text += detok.push(tok)
-            # a stop string cannot start before `sent`: the held-back tail covers any partial match
-            hits = [i for s in stops if (i := text.find(s, sent)) >= 0]
-            if hits:
-                if min(hits) > sent:
-                    yield text[sent:min(hits)]
+            if piece := stream.push(tok):
+                yield piece
+            if stream.stopped:
                 return
-            end = len(text) - _held_tail(text, stops)
-            if end > sent:
-                yield text[sent:end]
-                sent = end
-        text += detok.flush()
-        hits = [i for s in stops if (i := text.find(s, sent)) >= 0]
-        end = min(hits) if hits else len(text)
-        if end > sent:
-            yield text[sent:end]
+        if piece := stream.finish():
+            yield piece
     finally:
         tokens.close()
 

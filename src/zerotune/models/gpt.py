@@ -81,13 +81,25 @@ class KVCache:
     the first token of the window sees nothing before it. A rolling cache is sliding-window
     attention, a different model from the one trained on block_size windows, and it degrades once
     the first tokens leave (Xiao et al. 2023, "Efficient Streaming Language Models with Attention Sinks").
+
+    Left padding (batched serving). ``pad`` (B,) gives each row's count of padding slots at the
+    start: those keys are masked out and the row's positions start after them, so a row computes
+    what it would alone (the positions are exact for RoPE and learned embeddings alike).
     """
 
-    def __init__(self, n_layer: int, window: int):
+    def __init__(self, n_layer: int, window: int, pad: torch.Tensor | None = None):
         self.window = window  # the most tokens the cache holds (block_size)
         self.k: list[torch.Tensor | None] = [None] * n_layer
         self.v: list[torch.Tensor | None] = [None] * n_layer
         self.pos = 0  # absolute position of the next token = tokens held
+        self.pad = pad  # (B,) int64 padding slots at the start of each row, or None
+
+    def positions(self, t: int, device) -> torch.Tensor | None:
+        """(B, t) position of each new token in its own row (None without padding: pos..pos+t-1)."""
+        if self.pad is None:
+            return None
+        slots = torch.arange(self.pos, self.pos + t, device=device)[None, :]  # (1, t)
+        return (slots - self.pad.to(device)[:, None]).clamp_min(0)  # padding slots sit at position 0
 
     @property
     def full(self) -> bool:
@@ -95,6 +107,14 @@ class KVCache:
 
     def _mask(self, t: int, device) -> tuple[torch.Tensor | None, bool]:
         """(attn_mask, is_causal) for a chunk of t new tokens; the same for every layer."""
+        if self.pad is not None:  # (B, 1, t, pos+t): causal, and no real token sees a padding slot
+            q = torch.arange(self.pos, self.pos + t, device=device)[:, None]  # (t, 1)
+            keys = torch.arange(self.pos + t, device=device)  # (S,)
+            real = keys[None, :] >= self.pad.to(device)[:, None]  # (B, S)
+            # a padding slot sees itself only: a row with no key at all would give NaN values,
+            # and NaN times a zero attention weight still poisons the real tokens
+            seen = (keys[None, :] <= q)[None] & (real[:, None, :] | (keys[None, :] == q)[None])  # (B, t, S)
+            return seen[:, None], False
         if t == 1:
             return None, False  # one query sees every cached key
         if self.pos == 0:
@@ -256,10 +276,13 @@ class Backbone(nn.Module):
             self._check(T, cache)
         x = self.wte(idx)  # (B, T, C)
         cos = sin = None
+        rows = cache.positions(T, idx.device) if cache is not None else None  # (B, T) when left-padded
         if self.wpe is not None:
-            x = x + self.wpe(torch.arange(pos, pos + T, device=idx.device))  # (T, C) broadcast
-        else:
+            x = x + self.wpe(torch.arange(pos, pos + T, device=idx.device) if rows is None else rows)
+        elif rows is None:
             cos, sin = self._rope(pos, T)
+        else:
+            cos, sin = self.rope_cos[rows][:, None], self.rope_sin[rows][:, None]  # (B, 1, T, hd)
         x = self.drop(x)
         mask, is_causal = (None, True) if cache is None else cache._mask(T, idx.device)
         for block in self.blocks:
@@ -309,9 +332,13 @@ class GPT(nn.Module):
         """
         return self.head(self.features(idx, cache)).float()  # (B, T, V)
 
-    def new_cache(self) -> KVCache:
-        """An empty KV cache for incremental decoding with this model."""
-        return KVCache(self.config.n_layer, self.block_size)
+    def new_cache(self, pad: torch.Tensor | None = None) -> KVCache:
+        """An empty KV cache for incremental decoding with this model.
+
+        Args:
+            pad: (B,) left-padding slots per row, for a batch of prompts of different lengths.
+        """
+        return KVCache(self.config.n_layer, self.block_size, pad)
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameter count, tied weights once; `non_embedding` leaves out position embeddings (nanoGPT)."""

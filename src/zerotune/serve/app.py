@@ -27,8 +27,13 @@ from typing_extensions import Annotated
 from .. import __version__
 from ..errors import UserError
 from .batcher import MicroBatcher
+from .body_limit import BodyLimit
 from .inputs import InputError, check_outputs, describe_shape, to_batch, to_texts
 from .model import ServedModel
+
+
+PREDICT_WAIT_MS = 1.0  # one model call answers a request: a short wait is enough to share it
+LM_WAIT_MS = 20.0  # a batch decodes together to the end: requests must arrive within the window to share it
 
 
 @dataclass
@@ -41,7 +46,8 @@ class ServeOptions:
         max_examples: most examples in one request.
         batching: coalesce concurrent requests into one model call.
         max_batch: most examples per model call when batching.
-        max_wait_ms: how long a request may wait for others to share its model call.
+        max_wait_ms: how long a request may wait for others to share its model call (None: 1 ms for
+            /predict, ``LM_WAIT_MS`` for a language model, whose batches share every decode step).
     """
 
     token: str | None = None
@@ -49,7 +55,7 @@ class ServeOptions:
     max_examples: int = 1024
     batching: bool = True
     max_batch: int = 64
-    max_wait_ms: float = 1.0
+    max_wait_ms: float | None = None
 
     def __post_init__(self):
         if self.max_body_bytes < 1024:
@@ -58,10 +64,16 @@ class ServeOptions:
             raise UserError(f"max examples per request must be at least 1, got {self.max_examples}")
         if self.max_batch < 1:
             raise UserError(f"max batch must be at least 1, got {self.max_batch}")
-        if not 0 <= self.max_wait_ms <= 1000:
+        if self.max_wait_ms is not None and not 0 <= self.max_wait_ms <= 1000:
             raise UserError(f"max wait must be between 0 and 1000 ms, got {self.max_wait_ms}")
         if self.token is not None and len(self.token) < 8:
             raise UserError("the bearer token must be at least 8 characters")
+
+    def wait_ms(self, language_model: bool = False) -> float:
+        """The batching window in ms: the one given, or the default for the kind of model."""
+        if self.max_wait_ms is not None:
+            return self.max_wait_ms
+        return LM_WAIT_MS if language_model else PREDICT_WAIT_MS
 
 
 # No `from __future__ import annotations` here: FastAPI must see the request model built inside
@@ -83,34 +95,6 @@ class Health(BaseModel):
     status: str
     model: str
     backend: str
-
-
-class BodyLimit:
-    """ASGI middleware answering 413 to request bodies over ``max_bytes``, declared or streamed."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            response = JSONResponse({"detail": f"request body over the limit of {self.max_bytes} bytes"}, 413)
-            return await response(scope, receive, send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:  # a chunked body with no declared length
-                    raise HTTPException(413, f"request body over the limit of {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, counted, send)
 
 
 def _example(served: ServedModel) -> list:
@@ -235,7 +219,7 @@ def _metadata(served: ServedModel, opts: ServeOptions) -> dict[str, Any]:
         "input": _input_metadata(served, opts),
         "classes": meta.class_names if meta.task == "classification" else None,
         "version": {"zerotune": __version__, "model": served.version},
-        "batching": {"enabled": opts.batching, "max_batch": opts.max_batch, "max_wait_ms": opts.max_wait_ms},
+        "batching": {"enabled": opts.batching, "max_batch": opts.max_batch, "max_wait_ms": opts.wait_ms()},
         "limits": {"max_body_bytes": opts.max_body_bytes, "max_examples": opts.max_examples},
     }
 
@@ -302,12 +286,16 @@ def create_app(served: ServedModel, options: ServeOptions | None = None) -> Fast
     """The FastAPI application serving ``served``.
 
     Args:
-        served: the loaded model.
+        served: the loaded model; a language model (`ServedLM`) gets the OpenAI-compatible API instead.
         options: authentication, limits and batching.
     """
     opts = options or ServeOptions()
+    if not isinstance(served, ServedModel):  # a language model: OpenAI's API
+        from .openai_app import create_lm_app
+
+        return create_lm_app(served, opts)
     batcher = MicroBatcher(served.predict, opts.max_batch if opts.batching else 1,
-                           opts.max_wait_ms if opts.batching else 0.0, concat=served.signature.concat)
+                           opts.wait_ms() if opts.batching else 0.0, concat=served.signature.concat)
     app = FastAPI(title=f"zerotune: {served.name}", version=__version__, description=_description(served),
                   lifespan=_lifespan(batcher))
     app.state.batcher = batcher

@@ -23,6 +23,7 @@ from ..data.bundle import DataMeta
 from ..errors import UserError
 from ..export.runtime import Runner, graph_runner, load_torchscript, onnx_runner, torch_runner
 from ..export.signature import Signature, signature_for, signature_from_dict
+from ..run.files import RunDir
 from .inputs import InputError
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -145,8 +146,9 @@ def _file_hash(path: Path) -> str:
 
 
 def load_served_model(target: str | Path, backend: str = "auto", checkpoint: str = "best",
-                      threads: int | None = None) -> ServedModel:
-    """Load what ``zerotune serve TARGET`` serves.
+                      threads: int | None = None):
+    """Load what ``zerotune serve TARGET`` serves: a `ServedModel`, or a `ServedLM` for a language
+    model (a language-model run, or a local Hugging Face causal-LM directory), served over OpenAI's API.
 
     Args:
         target: a run directory, an exported ``.onnx`` file or a TorchScript ``.pt`` file (each
@@ -164,6 +166,8 @@ def load_served_model(target: str | Path, backend: str = "auto", checkpoint: str
         raise UserError(f"backend {backend!r} is unknown; allowed: {', '.join(BACKENDS)}")
     threads = check_threads(threads)
     target = Path(target)
+    if target.is_dir() and not RunDir(target).config.exists() and (target / "config.json").exists():
+        return _hf_directory(target, backend)
     if target.is_dir():
         return _from_run(target, "torch" if backend == "auto" else backend, checkpoint, threads)
     if not target.is_file():
@@ -195,8 +199,34 @@ def load_served_model(target: str | Path, backend: str = "auto", checkpoint: str
 
 def _servable(signature: Signature) -> None:
     if signature.kind == "lm":
-        raise UserError("the server answers classification and regression models; a language model "
-                        "generates text with `zerotune generate` instead")
+        raise UserError("an exported language model has no KV cache to generate with; serve its run directory "
+                        "instead (OpenAI-compatible API on PyTorch)")
+
+
+def _lm_from_run(run, run_dir: Path, backend: str):
+    """A language-model run, served over OpenAI's API (`serve.openai_app`), named after its directory."""
+    from ..data.lm_tokenizer import load_tokenizer_dir
+    from ..lm.textmodel import GPTTextModel
+    from ..run.files import RunDir
+    from .served_lm import ServedLM
+
+    if backend != "torch":
+        raise UserError("a language model is served on PyTorch only (its KV cache); use --backend torch or auto")
+    model = GPTTextModel(run.model, load_tokenizer_dir(RunDir(run_dir).tokenizer), Path(run_dir).resolve().name)
+    version = _file_hash(run.weights_file) if run.weights_file.exists() else __version__
+    return ServedLM(model, version, {"run": str(Path(run_dir).resolve()), "checkpoint": run.checkpoint,
+                                     "format": "run checkpoint"})
+
+
+def _hf_directory(target: Path, backend: str):
+    """A local Hugging Face causal-LM directory (config.json, weights, tokenizer), served over OpenAI's API."""
+    from ..lm.textmodel import HFTextModel
+    from .served_lm import ServedLM
+
+    if backend not in ("auto", "torch"):
+        raise UserError("a language model is served on PyTorch only (its KV cache); use --backend torch or auto")
+    return ServedLM(HFTextModel.from_directory(target), __version__, {"directory": str(target.resolve()),
+                                                                      "format": "hugging face"})
 
 
 def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None) -> ServedModel:
@@ -204,6 +234,8 @@ def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None)
     from ..run.load import load_run
 
     run = load_run(run_dir, checkpoint)
+    if run.meta.task == "lm":
+        return _lm_from_run(run, run_dir, backend)
     signature = signature_for(run.meta, run.model, run.config.data.max_length)
     _servable(signature)
     tokenizer = max_length = None

@@ -1,0 +1,95 @@
+"""ONNX export of a Hugging Face causal language model (logits), LoRA adapters merged, parity checked.
+
+The graph is the full-sequence forward without a KV cache: ``input_ids`` int64 [batch, sequence]
+in, ``logits`` float32 [batch, sequence, vocab] out, both axes free (sequence up to the model's
+``max_position_embeddings``), as the export of a zerotune GPT run (`LMSignature`). A peft model is
+merged into plain linear layers first (``merge_and_unload``), so the file holds a plain model.
+Parity is checked as for the other run kinds: onnxruntime against PyTorch on random token ids,
+max |diff| of the logits within ``tolerance`` (and the same next token at every position reported).
+
+Runs: a zerotune GPT run (LoRA included) exports through `export_run` like any run. A run that
+holds a Hugging Face causal LM calls `export_causal_lm(run.model, ids)` with a few of its own
+token windows as ``ids`` (and writes the sidecar as `export_run` does).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .onnx_export import DEFAULT_OPSET, to_onnx
+from .parity import Parity, verify
+from .runtime import onnx_runner, torch_runner
+from .signature import LMSignature
+
+
+class CausalLMLogits(nn.Module):
+    """``input_ids`` (B, T) -> logits (B, T, V) of a transformers causal LM, every position real, no cache."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, use_cache=False).logits.float()
+
+
+@dataclass
+class CausalLMExport:
+    """An exported causal LM: the ONNX bytes, its input signature and the parity check it passed."""
+
+    onnx: bytes
+    signature: LMSignature
+    parity: Parity
+    merged_adapters: bool
+
+
+def merged(model: nn.Module) -> tuple[nn.Module, bool]:
+    """A plain copy of ``model`` (float32, CPU, eval): LoRA adapters of a peft model merged in."""
+    model = copy.deepcopy(model)
+    has_adapters = hasattr(model, "merge_and_unload")
+    if has_adapters:
+        model = model.merge_and_unload()
+    return model.float().cpu().eval(), has_adapters
+
+
+def export_causal_lm(model: nn.Module, example_ids: torch.Tensor, *, opset: int = DEFAULT_OPSET,
+                     tolerance: float = 1e-4, checks: int = 8, out: str | Path | None = None) -> CausalLMExport:
+    """Export a causal LM's logits to ONNX and check them against PyTorch with onnxruntime.
+
+    Args:
+        model: a transformers causal LM (``AutoModelForCausalLM``), or a peft model around one
+            (its adapters are merged into a copy; ``model`` is left untouched).
+        example_ids: token ids (B, T), T >= 2, for tracing; the batch and sequence axes stay free.
+        opset: the ONNX opset.
+        tolerance: bound on the max absolute logit difference.
+        checks: random token sequences (a little longer than the example) for the parity check.
+        out: where to write the .onnx file (default: nowhere; the bytes are returned).
+
+    Raises:
+        UserError: the export fails, or its logits differ from PyTorch's by more than ``tolerance``.
+    """
+    plain, has_adapters = merged(model)
+    cfg = plain.config
+    context = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions"))
+    signature = LMSignature(context, int(cfg.vocab_size))
+    ids = np.asarray(example_ids, dtype=np.int64)
+    if ids.ndim != 2 or ids.shape[1] < 2:
+        raise UserError(f"example_ids must be token ids (batch, sequence >= 2), got shape {ids.shape}")
+    wrapped = CausalLMLogits(plain).eval()
+    data = to_onnx(wrapped, signature.example(ids), opset)
+    length = min(context, ids.shape[1] + 5)  # not the traced length: a sequence axis fixed by mistake shows
+    x = np.random.default_rng(0).integers(0, signature.vocab_size, size=(checks, length), dtype=np.int64)
+    parity = verify(torch_runner(wrapped, signature), onnx_runner(data, signature=signature), x,
+                    reference_name="pytorch fp32", inputs="random token", classification=True, tolerance=tolerance)
+    if not parity.ok:
+        raise UserError(f"the ONNX export does not match PyTorch: {parity.summary()}")
+    if out is not None:
+        Path(out).write_bytes(data)
+    return CausalLMExport(data, signature, parity, has_adapters)
