@@ -36,6 +36,10 @@ def adapt_config(config: Config) -> tuple[Config, FinetuneSource]:
     if src.kind == "run":
         raw["model"] = read_run_config(src.path).to_dict()["model"]
         raw["finetune"]["source"] = str(src.path.resolve())
+    elif raw["data"].get("name") == "sft":  # instruction tuning of a causal language model
+        spec = src.spec if not Path(src.spec).expanduser().is_dir() else str(src.path.resolve())
+        raw["model"] = {"name": "hf_lm", "init": "default", "path": spec}
+        raw["finetune"]["source"] = spec
     else:
         own = raw["model"] if raw["model"].get("name") == "hf" else {}
         spec = src.spec if not Path(src.spec).expanduser().is_dir() else str(src.path.resolve())
