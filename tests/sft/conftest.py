@@ -67,3 +67,24 @@ def tiny_lms(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sft_file(tmp_path_factory):
     return write_jsonl(tmp_path_factory.mktemp("sft") / "train.jsonl", arithmetic_records(100))
+
+
+GPT = ["data.name=corpus", "data.tokenizer=char", "data.block_size=48", "data.windows_per_epoch=256",
+       "data.test_fraction=0", "model.name=gpt", "model.n_layer=2", "model.n_head=2", "model.n_embd=32",
+       "train.epochs=1", "train.batch_size=32", "train.threads=1", "optim.lr=3e-3", "log.progress=false",
+       "log.tensorboard=false"]
+
+
+@pytest.fixture(scope="session")
+def gpt_run(tmp_path_factory):
+    """A tiny character-level GPT run pretrained for a few steps on arithmetic in the default chat format."""
+    import zerotune
+    from zerotune.config import load_config
+
+    root = tmp_path_factory.mktemp("gpt")
+    corpus = root / "arith.txt"
+    lines = [f"User: What is {a}+{b}?\nAssistant: {a + b}\n" for a in range(10) for b in range(10)]
+    corpus.write_text("".join(lines * 3), encoding="utf-8")
+    cfg = load_config(None, [*GPT, f"data.path={corpus}", f"data.cache_dir={root / 'cache'}", f"log.dir={root}",
+                             "log.name=gpt"])
+    return zerotune.train(cfg).run_dir

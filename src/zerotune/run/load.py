@@ -113,34 +113,41 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
 
 
 def _sft_data(config: Config, run_dir: str | Path | None) -> DataBundle:
-    """Instruction data tokenised for the model: a transformers model's own tokenizer (in the run's hf/ copy
-    or the model directory), or the tokenizer of the GPT run `run_dir` (the source, or the run itself)."""
+    """Instruction data tokenised for the model (see `chat_format_for`)."""
     from ..config import SFTConfig
     from ..data.sft import build_sft_data
+
+    fmt, tokenizer, vocab, context = chat_format_for(config, run_dir)
+    data = build_sft_data(config.data, config.sft or SFTConfig(), fmt, vocab, context)
+    data.tokenizer, data.chat = tokenizer, fmt
+    return data
+
+
+def chat_format_for(config: Config, run_dir: str | Path | None):
+    """The chat format of a causal LM: a transformers model's own tokenizer (the run's hf/ copy or the model
+    directory), or the tokenizer of the GPT run `run_dir` (the source run, or the run itself).
+
+    Returns:
+        (ChatFormat, the zerotune tokenizer to save with the run or None, vocabulary size, context or None).
+    """
     from ..lm.chat import ChatFormat
 
-    sft, context = config.sft or SFTConfig(), None
     if config.model.name == "hf_lm":
         from transformers import AutoConfig
 
         from ..data.text import load_tokenizer
 
         directory = model_dir(config, run_dir)
-        fmt = ChatFormat(load_tokenizer(directory))
         vocab = AutoConfig.from_pretrained(str(directory), local_files_only=True).vocab_size
-        tokenizer = None
-    elif config.model.name == "gpt" and run_dir is not None and RunDir(run_dir).tokenizer.is_dir():
+        return ChatFormat(load_tokenizer(directory)), None, vocab, None
+    if config.model.name == "gpt" and run_dir is not None and RunDir(run_dir).tokenizer.is_dir():
         from ..data.lm_tokenizer import load_tokenizer_dir
 
         tokenizer = load_tokenizer_dir(RunDir(run_dir).tokenizer)
-        fmt, vocab = ChatFormat(tokenizer), tokenizer.vocab_size
         context = int(DataMeta.from_dict(read_json(RunDir(run_dir).meta)).input_shape[0])
-    else:
-        raise UserError("data 'sft' tunes a causal language model: set finetune.source to a zerotune GPT run "
-                        "or a local transformers causal language model directory")
-    data = build_sft_data(config.data, sft, fmt, vocab, context)
-    data.tokenizer, data.chat = tokenizer, fmt
-    return data
+        return ChatFormat(tokenizer), tokenizer, tokenizer.vocab_size, context
+    raise UserError("data 'sft' tunes a causal language model: set finetune.source to a zerotune GPT run "
+                    "or a local transformers causal language model directory")
 
 
 def _refuse_in_memory_options(data) -> None:
