@@ -88,3 +88,9 @@ def gpt_run(tmp_path_factory):
     cfg = load_config(None, [*GPT, f"data.path={corpus}", f"data.cache_dir={root / 'cache'}", f"log.dir={root}",
                              "log.name=gpt"])
     return zerotune.train(cfg).run_dir
+
+
+@pytest.fixture(scope="session")
+def jsonl():
+    """``jsonl(path, records)``: write records one a line; returns the path as text."""
+    return write_jsonl
