@@ -26,3 +26,44 @@ def test_lora_tunes_each_architecture(tmp_path, tiny_lms, sft_file, arch):
     assert ft["strategy"] == "lora" and 0 < ft["trainable_percent"] < 50  # adapters only, head frozen
     ev = zerotune.evaluate(result.run_dir, "val")
     assert ev["exact_match"] == pytest.approx(metrics["val"]["exact_match"])
+
+
+def test_board_shows_answers_tokens_per_second_and_trainable_share(tmp_path, tiny_lms, sft_file, read_events):
+    result = zerotune.train(config(tmp_path, tiny_lms["llama"], sft_file, "finetune.strategy=lora",
+                                   "sft.board_prompts=3", "log.views_min_seconds=0", "log.name=tb"))
+    events = read_events(result.run_dir)
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "val/loss", "val/perplexity", "val/exact_match", "perf/tokens_per_sec",
+            "finetune/trainable_percent"} <= scalars
+    texts = [e for e in events.Tensors("sft/answers/text_summary")]
+    assert len(texts) == 2  # one table per evaluation
+    table = texts[-1].tensor_proto.string_val[0].decode()
+    assert "base model" in table and table.count("\n") == 1 + 3  # header, rule, 3 rows
+
+
+def test_full_partial_and_grad_checkpointing_on_a_transformers_model(tmp_path, tiny_lms, sft_file):
+    full = zerotune.train(config(tmp_path, tiny_lms["qwen2"], sft_file, "finetune.strategy=full", "log.name=full",
+                                 "log.tensorboard=false", "train.grad_checkpointing=true"))
+    assert full.metrics["finetune"]["trainable_percent"] == 100
+    part = zerotune.train(config(tmp_path, tiny_lms["qwen2"], sft_file, "finetune.strategy=partial",
+                                 "finetune.train_blocks=1", "log.name=part", "log.tensorboard=false"))
+    groups = part.metrics["finetune"]["groups"]
+    assert groups == ["embeddings", "layers.0", "layers.1", "head"]
+    assert 0 < part.metrics["finetune"]["trainable_percent"] < 100
+
+
+def test_merged_and_saved_adapters(tmp_path, tiny_lms, sft_file):
+    from zerotune.pipeline.finetune import merge_lora, save_adapters
+
+    result = zerotune.train(config(tmp_path, tiny_lms["gpt2"], sft_file, "finetune.strategy=lora", "log.name=l",
+                                   "log.tensorboard=false"))
+    merged = merge_lora(result.run_dir)
+    a, b = zerotune.evaluate(result.run_dir, "val"), zerotune.evaluate(merged, "val")
+    assert b["loss"] == pytest.approx(a["loss"], rel=1e-4) and b["exact_match"] == a["exact_match"]
+    out = save_adapters(result.run_dir)
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+
+
+def test_a_source_that_is_no_causal_lm_is_refused(tmp_path, sft_file):
+    with pytest.raises(UserError, match="finetune.source"):
+        zerotune.train(load_config(None, [*BASE, f"data.path={sft_file}", f"log.dir={tmp_path}"]))

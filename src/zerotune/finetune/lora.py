@@ -155,6 +155,7 @@ def _apply_peft(model: nn.Module, cfg) -> None:
                       target_modules=names, bias="none")
     with warnings.catch_warnings():  # peft asks transformers about a renamed attribute; not ours to fix
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", "fan_in_fan_out", UserWarning)  # GPT-2's Conv1D: peft transposes it itself
         model.features.backbone = get_peft_model(backbone, lora)
 
 

@@ -26,7 +26,8 @@ def enable_grad_checkpointing(model: nn.Module) -> None:
     """
     hf = getattr(model, "hf_model", None)
     if hf is not None:
-        hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable = getattr(hf, "activation_checkpointing_enable", None) or hf.gradient_checkpointing_enable  # renamed in v5
+        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         return
     features = getattr(model, "features", None)
     if features is None or not hasattr(features, "grad_checkpointing"):
