@@ -67,3 +67,12 @@ def test_merged_and_saved_adapters(tmp_path, tiny_lms, sft_file):
 def test_a_source_that_is_no_causal_lm_is_refused(tmp_path, sft_file):
     with pytest.raises(UserError, match="finetune.source"):
         zerotune.train(load_config(None, [*BASE, f"data.path={sft_file}", f"log.dir={tmp_path}"]))
+
+
+def test_grad_checkpointing_is_switched_on_in_the_transformers_model(tiny_lms):
+    from zerotune.finetune.sft import enable_grad_checkpointing
+    from zerotune.models import create_model
+
+    model = create_model("hf_lm", input_shape=(16,), num_outputs=295, path=str(tiny_lms["llama"]))
+    enable_grad_checkpointing(model)
+    assert model.hf_model.is_gradient_checkpointing

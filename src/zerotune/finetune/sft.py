@@ -26,8 +26,11 @@ def enable_grad_checkpointing(model: nn.Module) -> None:
     """
     hf = getattr(model, "hf_model", None)
     if hf is not None:
-        enable = getattr(hf, "activation_checkpointing_enable", None) or hf.gradient_checkpointing_enable  # renamed in v5
-        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(hf, "activation_checkpointing_enable"):  # the name since transformers 5.x
+            hf.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         return
     features = getattr(model, "features", None)
     if features is None or not hasattr(features, "grad_checkpointing"):
