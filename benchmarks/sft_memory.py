@@ -1,19 +1,22 @@
 """Instruction tuning: peak training memory and step time of LoRA, full fine-tuning and gradient
 checkpointing; and the demo's comparison table (exact match, trainable share, prompt masking).
 
-    python benchmarks/sft_memory.py                                   # memory, on a random ~60M Llama
+    python benchmarks/sft_memory.py                                   # memory, on a random 128M Llama
     python benchmarks/sft_memory.py --demo runs/sft-demo-gpt          # the table of docs/llm-finetune.md
 
-How memory is measured: each variant trains in a subprocess of its own, and a callback reads the
-process's peak resident set size (``ru_maxrss``) when training ends, before the final evaluation
-loads a second copy of the model. The peak includes Python, torch and the model's weights (the same
-for every variant); the table also gives the part above the resident size at the first step
-(weights loaded, adapters attached): what training itself added. torch's CPU allocator keeps no
-statistics, and tracemalloc does not see tensor memory, so the operating system's figure is used.
+How memory is measured: each variant trains in a subprocess of its own. When training starts (the
+model loaded, adapters attached) a callback resets the kernel's peak-RSS mark (writing 5 to
+``/proc/self/clear_refs``) and notes the resident size; after each optimizer step it reads the peak
+(``VmHWM`` in ``/proc/self/status``), so the copy of the weights a checkpoint takes at the end and
+the final evaluation's second model do not count.
+"Peak RSS" includes Python, torch and the weights (the same for every variant); "added by
+training" is the peak above the resident size at the start: gradients, optimizer state and
+activations. torch's CPU allocator keeps no statistics and tracemalloc does not see tensor memory,
+so the kernel's figure is used (Linux only).
 
-The memory run builds a randomly initialised Llama (hidden 768, 8 layers: about 57M parameters,
-230 MB in float32) with a BPE tokenizer trained on its data, and trains 4 steps of 4 sequences of
-256 tokens per variant. Prints one row per variant and the ratios LoRA/full and checkpointing/none.
+The memory run builds a randomly initialised Llama (hidden 1024, 10 layers: 128M parameters,
+about 510 MB in float32) with a BPE tokenizer trained on its data, and trains 3 steps of 4
+sequences of 256 tokens per variant (AdamW). Prints one row per variant and the ratios LoRA/full and checkpointing/none.
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ DEMO_VARIANTS = {
 
 def child(spec: dict) -> None:
     """Train one variant in this process; print its figures as one JSON line."""
-    import resource
     import time
 
     import zerotune
@@ -51,13 +53,16 @@ def child(spec: dict) -> None:
     from zerotune.train.callbacks import Callback
 
     class Probe(Callback):
+        def on_fit_start(self, state):
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # the peak-RSS mark starts again from the current size
+            self.start_rss = _status_mb("VmRSS")
+
         def on_step_end(self, state):
             if state.step == 1:
-                self.start_rss, self.t1 = _rss_mb(), time.perf_counter()
+                self.t1 = time.perf_counter()
             self.last_step, self.t_last = state.step, time.perf_counter()
-
-        def on_fit_end(self, state):
-            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+            self.peak = _status_mb("VmHWM")  # after each step: checkpoint copies at epoch ends do not count
 
     probe = Probe()
     result = zerotune.train(load_config(spec["recipe"], spec["overrides"]), callbacks=[probe])
@@ -68,11 +73,13 @@ def child(spec: dict) -> None:
                       "exact_match": m["test"].get("exact_match"), "val_exact_match": m["val"].get("exact_match")}))
 
 
-def _rss_mb() -> float:
-    import os
-
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _status_mb(field: str) -> float:
+    """A memory figure of /proc/self/status (VmRSS, VmHWM) in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise SystemExit(f"no {field} in /proc/self/status: this benchmark needs Linux")
 
 
 def run_child(recipe: str | None, overrides: list[str]) -> dict:
@@ -84,7 +91,7 @@ def run_child(recipe: str | None, overrides: list[str]) -> dict:
 
 
 def build_llama(directory: Path, texts: list[str]) -> None:
-    """A random Llama of about 57M parameters with a BPE tokenizer trained on `texts`."""
+    """A random Llama of 128M parameters with a BPE tokenizer trained on `texts`."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -95,8 +102,8 @@ def build_llama(directory: Path, texts: list[str]) -> None:
                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="</s>")
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(hf_tok), hidden_size=768, intermediate_size=2048, num_hidden_layers=8,
-                      num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=512,
+    cfg = LlamaConfig(vocab_size=len(hf_tok), hidden_size=1024, intermediate_size=2816, num_hidden_layers=10,
+                      num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=512,
                       pad_token_id=0, eos_token_id=2, tie_word_embeddings=False)
     LlamaForCausalLM(cfg).save_pretrained(str(directory))
     hf_tok.save_pretrained(str(directory))
@@ -110,17 +117,23 @@ def memory(threads: int) -> None:
         (tmp / "count.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
         build_llama(tmp / "llama", [r["prompt"] + " " + r["response"] for r in records])
         base = ["data.name=sft", f"data.path={tmp / 'count.jsonl'}", "data.max_length=256", "train.batch_size=4",
-                "train.max_steps=4", "train.epochs=1", f"train.threads={threads}", "sft.eval_prompts=0",
+                "train.max_steps=3", "train.epochs=1", "optim.name=adamw", f"train.threads={threads}", "sft.eval_prompts=0",
                 "sft.board_prompts=0", f"finetune.source={tmp / 'llama'}", f"log.dir={tmp / 'runs'}", *QUIET]
         rows = {name: run_child(None, base + extra) for name, extra in MEMORY_VARIANTS.items()}
-    print(f"{'variant':32s} {'peak RSS MB':>12s} {'added by training MB':>21s} {'step s':>8s} {'trainable %':>12s}")
+    print(f"{'variant':32s} {'peak RSS MiB':>12s} {'added by training MiB':>21s} {'step s':>8s} {'trainable %':>12s}")
     for name, r in rows.items():
         print(f"{name:32s} {r['peak_mb']:12.0f} {r['peak_mb'] - r['start_mb']:21.0f} {r['step_s']:8.2f} "
               f"{r['trainable_percent']:12.2f}")
     full, lora = rows["full"], rows["lora r=8"]
-    print(f"LoRA / full peak RSS: {lora['peak_mb'] / full['peak_mb']:.2f}")
-    print(f"grad checkpointing / none, full: {rows['full + grad checkpointing']['peak_mb'] / full['peak_mb']:.2f}; "
-          f"lora: {rows['lora r=8 + grad checkpointing']['peak_mb'] / lora['peak_mb']:.2f}")
+    def added(r):
+        return r["peak_mb"] - r["start_mb"]
+
+    print(f"LoRA / full: peak RSS {lora['peak_mb'] / full['peak_mb']:.2f}, added by training "
+          f"{added(lora) / added(full):.2f}")
+    for name, plain in (("full", full), ("lora r=8", lora)):
+        ck = rows[f"{name} + grad checkpointing"]
+        print(f"grad checkpointing / none, {name}: peak RSS {ck['peak_mb'] / plain['peak_mb']:.2f}, "
+              f"added by training {added(ck) / added(plain):.2f}")
 
 
 def demo(source: str, threads: int) -> None:
@@ -132,7 +145,7 @@ def demo(source: str, threads: int) -> None:
     print("|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {100 * r['exact_match']:.1f}% | {r['trainable_percent']:.2f}% | "
-              f"{1000 * r['step_s']:.0f} ms | {r['peak_mb']:.0f} MB |")
+              f"{1000 * r['step_s']:.0f} ms | {r['peak_mb']:.0f} MiB |")
 
 
 def main() -> None:

@@ -53,3 +53,5 @@ def test_generate_answers_with_the_chat_template(tmp_path, gpt_run, sft_file):
     ev = subprocess.run([sys.executable, "-m", "zerotune", "eval", str(result.run_dir), "--split", "val", "--json"],
                         capture_output=True, text=True)
     assert ev.returncode == 0 and '"exact_match"' in ev.stdout
+    plain = subprocess.run([sys.executable, "-m", "zerotune", "eval", str(result.run_dir)], capture_output=True, text=True)
+    assert plain.returncode == 0 and "exact match" in plain.stdout
