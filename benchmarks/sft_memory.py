@@ -140,7 +140,8 @@ def demo(source: str, threads: int) -> None:
     recipe = str(ROOT / "recipes" / "sft_demo.toml")
     with tempfile.TemporaryDirectory() as tmp:
         base = [f"finetune.source={source}", f"train.threads={threads}", f"log.dir={tmp}", *QUIET]
-        rows = {name: run_child(recipe, base + extra) for name, extra in DEMO_VARIANTS.items()}
+        rows = {name: run_child(recipe, base + extra + [f"log.name=variant-{i}"])
+                for i, (name, extra) in enumerate(DEMO_VARIANTS.items())}
     print("| variant | test exact match | trainable share | step time | peak RSS |")
     print("|---|---|---|---|---|")
     for name, r in rows.items():

@@ -96,7 +96,7 @@ def attach(model: torch.nn.Module, config: Config, meta: DataMeta, source: Finet
         source: the resolved source for a new run; None when resuming (weights come from the checkpoint).
     """
     cfg = config.finetune
-    head = "new"
+    head = "kept" if hasattr(model, "hf_model") else "new"  # a causal LM's output head comes with it
     if source is not None and source.kind == "run":
         head = load_source_run(model, source.path, cfg.checkpoint, meta, cfg.new_head)
     adapters = apply_lora(model, cfg) if is_lora(config) else []
