@@ -2,6 +2,7 @@
 checkpointing; and the demo's comparison table (exact match, trainable share, prompt masking).
 
     python benchmarks/sft_memory.py                                   # memory, on a random 128M Llama
+    python benchmarks/sft_memory.py --batch 4 --length 256            # longer batches: activations weigh more
     python benchmarks/sft_memory.py --demo runs/sft-demo-gpt          # the table of docs/llm-finetune.md
 
 How memory is measured: each variant trains in a subprocess of its own. When training starts (the
@@ -15,8 +16,8 @@ activations. torch's CPU allocator keeps no statistics and tracemalloc does not 
 so the kernel's figure is used (Linux only).
 
 The memory run builds a randomly initialised Llama (hidden 1024, 10 layers: 128M parameters,
-about 510 MB in float32) with a BPE tokenizer trained on its data, and trains 3 steps of 4
-sequences of 256 tokens per variant (AdamW). Prints one row per variant and the ratios LoRA/full and checkpointing/none.
+about 510 MB in float32) with a BPE tokenizer trained on its data, and trains 3 steps of `--batch`
+sequences of `--length` tokens per variant (AdamW; default 2 x 128). Prints one row per variant and the ratios LoRA/full and checkpointing/none.
 """
 
 from __future__ import annotations
@@ -109,17 +110,18 @@ def build_llama(directory: Path, texts: list[str]) -> None:
     hf_tok.save_pretrained(str(directory))
 
 
-def memory(threads: int) -> None:
+def memory(threads: int, batch: int, length: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         records = [{"prompt": f"Count on from {n}.", "response": " ".join(str(n + i) for i in range(1, 120))}
                    for n in range(40)]
         (tmp / "count.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
         build_llama(tmp / "llama", [r["prompt"] + " " + r["response"] for r in records])
-        base = ["data.name=sft", f"data.path={tmp / 'count.jsonl'}", "data.max_length=256", "train.batch_size=4",
+        base = ["data.name=sft", f"data.path={tmp / 'count.jsonl'}", f"data.max_length={length}", f"train.batch_size={batch}",
                 "train.max_steps=3", "train.epochs=1", "optim.name=adamw", f"train.threads={threads}", "sft.eval_prompts=0",
                 "sft.board_prompts=0", f"finetune.source={tmp / 'llama'}", f"log.dir={tmp / 'runs'}", *QUIET]
         rows = {name: run_child(None, base + extra) for name, extra in MEMORY_VARIANTS.items()}
+    print(f"random Llama, 128M parameters, {batch} x {length} tokens per step, {threads} threads")
     print(f"{'variant':32s} {'peak RSS MiB':>12s} {'added by training MiB':>21s} {'step s':>8s} {'trainable %':>12s}")
     for name, r in rows.items():
         print(f"{name:32s} {r['peak_mb']:12.0f} {r['peak_mb'] - r['start_mb']:21.0f} {r['step_s']:8.2f} "
@@ -153,6 +155,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--demo", metavar="GPT_RUN", help="the demo's comparison table, tuning this pretrained run")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=2, help="memory run: sequences per step")
+    p.add_argument("--length", type=int, default=128, help="memory run: tokens per sequence")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -160,7 +164,7 @@ def main() -> None:
     elif args.demo:
         demo(str(Path(args.demo).resolve()), args.threads)
     else:
-        memory(args.threads)
+        memory(args.threads, args.batch, args.length)
 
 
 if __name__ == "__main__":
