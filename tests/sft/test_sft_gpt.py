@@ -55,3 +55,7 @@ def test_generate_answers_with_the_chat_template(tmp_path, gpt_run, sft_file):
     assert ev.returncode == 0 and '"exact_match"' in ev.stdout
     plain = subprocess.run([sys.executable, "-m", "zerotune", "eval", str(result.run_dir)], capture_output=True, text=True)
     assert plain.returncode == 0 and "exact match" in plain.stdout
+    from zerotune.pipeline.finetune import merge_lora
+
+    merged = zerotune.evaluate(merge_lora(result.run_dir), "val")  # the merged copy keeps the GPT's tokenizer
+    assert merged["exact_match"] == zerotune.evaluate(result.run_dir, "val")["exact_match"]
