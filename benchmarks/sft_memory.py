@@ -17,7 +17,8 @@ so the kernel's figure is used (Linux only).
 
 The memory run builds a randomly initialised Llama (hidden 1024, 10 layers: 128M parameters,
 about 510 MB in float32) with a BPE tokenizer trained on its data, and trains 3 steps of `--batch`
-sequences of `--length` tokens per variant (AdamW; default 2 x 128). Prints one row per variant and the ratios LoRA/full and checkpointing/none.
+sequences of `--length` tokens per variant (AdamW; default 2 x 128). Prints one row per variant
+and the ratios LoRA/full and checkpointing/none.
 """
 
 from __future__ import annotations
@@ -117,9 +118,10 @@ def memory(threads: int, batch: int, length: int) -> None:
                    for n in range(40)]
         (tmp / "count.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
         build_llama(tmp / "llama", [r["prompt"] + " " + r["response"] for r in records])
-        base = ["data.name=sft", f"data.path={tmp / 'count.jsonl'}", f"data.max_length={length}", f"train.batch_size={batch}",
-                "train.max_steps=3", "train.epochs=1", "optim.name=adamw", f"train.threads={threads}", "sft.eval_prompts=0",
-                "sft.board_prompts=0", f"finetune.source={tmp / 'llama'}", f"log.dir={tmp / 'runs'}", *QUIET]
+        base = ["data.name=sft", f"data.path={tmp / 'count.jsonl'}", f"data.max_length={length}",
+                f"train.batch_size={batch}", "train.max_steps=3", "train.epochs=1", "optim.name=adamw",
+                f"train.threads={threads}", "sft.eval_prompts=0", "sft.board_prompts=0",
+                f"finetune.source={tmp / 'llama'}", f"log.dir={tmp / 'runs'}", *QUIET]
         rows = {name: run_child(None, base + extra) for name, extra in MEMORY_VARIANTS.items()}
     print(f"random Llama, 128M parameters, {batch} x {length} tokens per step, {threads} threads")
     print(f"{'variant':32s} {'peak RSS MiB':>12s} {'added by training MiB':>21s} {'step s':>8s} {'trainable %':>12s}")

@@ -45,7 +45,8 @@ def test_grad_checkpointing_gives_the_same_gradients(tmp_path, gpt_run, sft_file
 
 
 def test_generate_answers_with_the_chat_template(tmp_path, gpt_run, sft_file):
-    result = run(tmp_path, gpt_run, sft_file, "gen", "finetune.strategy=lora", "train.max_steps=20", "train.precision=bf16")
+    result = run(tmp_path, gpt_run, sft_file, "gen", "finetune.strategy=lora", "train.max_steps=20",
+                 "train.precision=bf16")
     out = subprocess.run([sys.executable, "-m", "zerotune", "generate", str(result.run_dir), "--prompt", "What is 2+3?",
                           "--temperature", "0", "--max-tokens", "4", "--no-stream"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -53,7 +54,8 @@ def test_generate_answers_with_the_chat_template(tmp_path, gpt_run, sft_file):
     ev = subprocess.run([sys.executable, "-m", "zerotune", "eval", str(result.run_dir), "--split", "val", "--json"],
                         capture_output=True, text=True)
     assert ev.returncode == 0 and '"exact_match"' in ev.stdout
-    plain = subprocess.run([sys.executable, "-m", "zerotune", "eval", str(result.run_dir)], capture_output=True, text=True)
+    plain = subprocess.run([sys.executable, "-m", "zerotune", "eval", str(result.run_dir)],
+                           capture_output=True, text=True)
     assert plain.returncode == 0 and "exact match" in plain.stdout
     from zerotune.pipeline.finetune import merge_lora
 

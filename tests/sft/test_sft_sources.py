@@ -77,3 +77,32 @@ def test_grad_checkpointing_is_switched_on_in_the_transformers_model(tiny_lms):
     enable_grad_checkpointing(model)
     hf = model.hf_model
     assert getattr(hf, "is_activation_checkpointing", None) or hf.is_gradient_checkpointing
+
+
+def test_generate_formats_the_prompt_with_the_tokenizers_template(tmp_path, tiny_lms, sft_file, monkeypatch):
+    from zerotune.lm import chat
+    from zerotune.lm.generation import generate
+
+    result = zerotune.train(config(tmp_path, tiny_lms["qwen2"], sft_file, "finetune.strategy=lora", "log.name=g",
+                                   "log.tensorboard=false", "train.epochs=1"))
+    seen = []
+    monkeypatch.setattr(chat.ChatFormat, "prompt_text",
+                        lambda self, m: seen.append(m) or "<|user|>What is 1+2?\n<|assistant|>")
+    text = "".join(generate(result.run_dir, "What is 1+2?", max_new_tokens=3, temperature=0))
+    assert seen == [[{"role": "user", "content": "What is 1+2?"}]] and isinstance(text, str)
+    with pytest.raises(UserError, match="empty"):
+        generate(result.run_dir, "", max_new_tokens=3)
+
+
+def test_answer_regex_compares_what_it_extracts(tiny_lms):
+    from zerotune.config import SFTConfig
+    from zerotune.data.bundle import DataMeta
+    from zerotune.tasks.sft import SFTTask
+
+    meta = DataMeta(source="sft", task="sft", input_shape=[8], num_classes=10)
+    plain = SFTTask(meta, None, SFTConfig())
+    assert plain.matches(" 85 ", "85") and not plain.matches("It is 85.", "85")
+    regex = SFTTask(meta, None, SFTConfig(answer_regex=r"(-?\d+)"))
+    assert regex.matches("It is 85.", "85") and not regex.matches("It is 84.", "85") and not regex.matches("no", "85")
+    with pytest.raises(UserError, match="answer_regex"):
+        load_config(None, ["sft.answer_regex=(unclosed"])
