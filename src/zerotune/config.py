@@ -253,7 +253,7 @@ class TrainConfig(Section):
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice)")
     compile: bool = Field(False, description="torch.compile the model for training steps (compiling takes tens of seconds)")
     grad_checkpointing: bool = Field(
-        False, description="recompute each transformer block's activations in the backward pass (less memory, ~30% slower)")
+        False, description="recompute each transformer block's activations in the backward pass (less memory, more compute)")
     monitor: str = Field("auto", description="metric for best checkpoint and early stopping, e.g. val/accuracy")
     monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="whether the monitor should rise or fall")
     early_stopping: EarlyStoppingConfig | None = Field(None, description="early stopping (off when absent)")
@@ -321,7 +321,7 @@ class FinetuneConfig(Section):
     lora_rank: int = Field(8, ge=1, le=1024, description="lora: rank of the update")
     lora_alpha: float = Field(16.0, gt=0, description="lora: scale alpha (the update is multiplied by alpha/rank)")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="lora: dropout on the adapter input")
-    lora_targets: list[str] | None = Field(None, description="lora: module names or globs (default: query/value, or every Linear/Conv of our models)")
+    lora_targets: list[str] | None = Field(None, description="lora: module names or globs (default: query/value of an encoder, attention and MLP projections of a causal LM, every Linear/Conv of our models)")
     merged: bool = Field(False, description="lora: the adapters are merged into the weights (set by --merge-lora)")
     baseline: bool = Field(True, description="measure the source model on the target task before training (and a linear probe)")
 
