@@ -50,8 +50,9 @@ class SFTBoard(TensorBoardLogger):
         rows = []
         for i, answer in enumerate(now):
             reference = task.reference(val, i)
-            rows.append([task.fmt.text(val.prompt(i))[-80:], reference, self.base[i] if i < len(self.base) else "",
-                         answer, "yes" if task.matches(answer, reference) else "no"])
+            base = self.base[i] if i < len(self.base) else ""
+            rows.append([_shown(task.fmt.text(val.prompt(i))[-80:]), _shown(reference), _shown(base), _shown(answer),
+                         "yes" if task.matches(answer, reference) else "no"])
         self.sink.add_text("sft/answers", text.table(["prompt (end)", "reference", "base model", "now", "match"], rows),
                            state.step)
 
@@ -64,3 +65,8 @@ class SFTBoard(TensorBoardLogger):
 
     def _projector(self, state: TrainState) -> None:
         return None
+
+
+def _shown(text: str) -> str:
+    """Text for a table cell: control characters (an untrained model writes any token) as U+FFFD."""
+    return "".join(c if c.isprintable() or c == "\n" else "\ufffd" for c in text)
