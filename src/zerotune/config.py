@@ -85,7 +85,7 @@ class DataConfig(Section):
     label_field: str = Field("label", description="text: column or JSON key of the label (headerless files: last column)")
     test_path: str | list[str] | None = Field(
         None, description="text: a file (or list of files) used whole as the test split (e.g. another domain)")
-    max_length: int = Field(128, ge=2, le=8192, description="text: truncate to this many tokens")
+    max_length: int = Field(128, ge=2, le=8192, description="text, sft: truncate to this many tokens")
     tokenizer: Literal["char", "bpe"] = Field("char", description="corpus: character-level, or byte-level BPE trained on the corpus")
     vocab_size: int = Field(1024, ge=260, le=65536, description="corpus: BPE vocabulary size (256 bytes + merges)")
     block_size: int = Field(128, ge=2, le=8192, description="corpus: tokens of context per training window")
@@ -150,12 +150,12 @@ DATA_OPTION_SETS: dict[str, tuple[str, ...]] = {
     "image_size": ("image_folder",), "grayscale": ("image_folder",), "download": ("mnist", "fashion_mnist", "cifar10"),
     "n_samples": _SYNTHETIC, "n_features": _SYNTHETIC, "n_classes": ("synthetic_classification",),
     "noise": _SYNTHETIC, "augment": _IMAGES, "text_field": ("text",), "label_field": ("text",),
-    "max_length": ("text",), "tokenizer": _CORPUS, "vocab_size": _CORPUS, "block_size": _CORPUS,
+    "max_length": ("text", "sft"), "tokenizer": _CORPUS, "vocab_size": _CORPUS, "block_size": _CORPUS,
     "windows_per_epoch": _CORPUS, "eval_windows": _CORPUS, "cache_dir": _CORPUS,
     "class_fraction": _IMAGES + _TABLES, "cv_folds": _IMAGES + _TABLES, "cv_fold": _IMAGES + _TABLES,
     "augment.mixup_alpha": _IMAGES + _TABLES, "augment.mix_prob": _IMAGES + _TABLES,  # mixup also mixes table rows
 }
-_KNOWN_DATA = {name for names in DATA_OPTION_SETS.values() for name in names} | {"text"}
+_KNOWN_DATA = {name for names in DATA_OPTION_SETS.values() for name in names} | {"text", "sft"}
 
 
 def data_option_applies(option: str, data_name: str) -> bool:
@@ -259,6 +259,8 @@ class TrainConfig(Section):
     deterministic: bool = Field(False, description="deterministic kernels (bitwise reproducible resume)")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice)")
     compile: bool = Field(False, description="torch.compile the model for training steps (compiling takes tens of seconds)")
+    grad_checkpointing: bool = Field(
+        False, description="recompute each transformer block's activations in the backward pass (less memory, more compute)")
     monitor: str = Field("auto", description="metric for best checkpoint and early stopping, e.g. val/accuracy")
     monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="whether the monitor should rise or fall")
     early_stopping: EarlyStoppingConfig | None = Field(None, description="early stopping (off when absent)")
@@ -327,7 +329,7 @@ class FinetuneConfig(Section):
     lora_rank: int = Field(8, ge=1, le=1024, description="lora: rank of the update")
     lora_alpha: float = Field(16.0, gt=0, description="lora: scale alpha (the update is multiplied by alpha/rank)")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="lora: dropout on the adapter input")
-    lora_targets: list[str] | None = Field(None, description="lora: module names or globs (default: query/value, or every Linear/Conv of our models)")
+    lora_targets: list[str] | None = Field(None, description="lora: module names or globs (default: query/value of an encoder, attention and MLP projections of a causal LM, every Linear/Conv of our models)")
     merged: bool = Field(False, description="lora: the adapters are merged into the weights (set by --merge-lora)")
     baseline: bool = Field(True, description="measure the source model on the target task before training (and a linear probe)")
 
@@ -355,6 +357,29 @@ class DistillConfig(Section):
         return None if value is None else absolute_path(value, Path.cwd())
 
 
+class SFTConfig(Section):
+    """Instruction tuning of a causal language model (data.name = 'sft'; see docs/llm-finetune.md)."""
+
+    mask_prompt: bool = Field(True, description="loss on response tokens only (false: on the prompt tokens too)")
+    answer_regex: str | None = Field(
+        None, description="exact match compares the regex's first group (or whole match) in answer and reference")
+    eval_prompts: int = Field(64, ge=0, le=10000, description="held-out val prompts answered at each evaluation for exact match (0: off)")
+    max_new_tokens: int = Field(32, ge=1, le=4096, description="tokens generated at most per answer (greedy)")
+    board_prompts: int = Field(8, ge=0, le=100, description="held-out prompts in TensorBoard's base-vs-current answer table")
+
+    @field_validator("answer_regex")
+    @classmethod
+    def _regex_compiles(cls, value):
+        import re
+
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"is not a valid regular expression: {e}") from None
+        return value
+
+
 class Config(Section):
     """A whole run's configuration."""
 
@@ -366,6 +391,7 @@ class Config(Section):
     log: LogConfig = Field(default_factory=LogConfig)
     finetune: FinetuneConfig | None = Field(None, description="fine-tuning (off when absent or without a source)")
     distill: DistillConfig | None = Field(None, description="knowledge distillation (off when absent or without a teacher)")
+    sft: SFTConfig | None = Field(None, description="instruction tuning options (data.name = 'sft'; defaults when absent)")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, YAML-safe dict of every resolved value."""

@@ -9,8 +9,8 @@ SHAPES = {"image": [(1, 8, 8), (3, 32, 32)], "any": [(1, 8, 8), (13,)], "tokens"
 
 @pytest.mark.parametrize("entry", list_models(), ids=lambda e: e.name)
 def test_every_model_runs_forward_and_backward(entry):
-    if entry.name == "hf":
-        pytest.skip("hf needs a pretrained directory; tests/finetune covers it")
+    if entry.name in ("hf", "hf_lm"):
+        pytest.skip(f"{entry.name} needs a pretrained directory; tests/finetune and tests/sft cover it")
     for shape in SHAPES[entry.input_kind]:
         model = create_model(entry.name, input_shape=shape, num_outputs=5)
         tokens = entry.input_kind == "tokens"  # token ids in, one prediction per position out

@@ -358,6 +358,19 @@ COMMANDS: dict[str, How] = {
     "python benchmarks/augment_digits.py --seeds 1": HELP,
     "python benchmarks/augment_digits.py --seeds 5 --train-per-class 20": HELP,
     "zerotune eval RUN --tta": USAGE,
+    # docs/llm-finetune.md: the demo takes minutes (tests/sft runs every step of it on tiny models)
+    "python scripts/make_sft_data.py": HELP,
+    "zerotune train recipes/sft_demo_pretrain.toml": HELP,
+    "zerotune finetune recipes/sft_demo.toml --from runs/sft-demo-gpt": HELP,
+    "zerotune eval runs/sft-demo-lora --json": HELP,
+    'zerotune generate runs/sft-demo-lora --prompt "Rewrite the date 2031-02-09 as day/month/year." --temperature 0':
+        HELP,
+    "zerotune finetune --merge-lora runs/sft-demo-lora": HELP,
+    "zerotune finetune --save-adapters runs/sft-demo-lora": HELP,
+    "zerotune serve RUN": USAGE,
+    "python benchmarks/sft_memory.py": HELP,
+    "python benchmarks/sft_memory.py --demo runs/sft-demo-gpt": HELP,
+    "python benchmarks/sft_memory.py --batch 4 --length 256": HELP,
 }
 
 # Names the pages use for runs made earlier on the same page, or for files a user brings.

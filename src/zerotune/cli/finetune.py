@@ -57,7 +57,9 @@ def print_summary(run_dir, metrics: dict) -> None:
                     for s in ft.get("stages", [])[1:])
     print(f"strategy {ft.get('strategy')}: {ft.get('trainable', 0):,} of {ft.get('parameters', 0):,} parameters "
           f"trainable at the start ({ft.get('trainable_percent', 0):.2f}%){later}, head {ft.get('head')}")
-    keys = [k for k in ("val/accuracy", "test/accuracy") if k in after] or ["val/loss", "test/loss"]  # lm: loss
+    keys = ([k for k in ("val/accuracy", "test/accuracy") if k in after]
+            or [k for k in ("val/exact_match", "test/exact_match") if k in after]  # instruction tuning
+            or ["val/loss", "test/loss"])  # lm: loss
     for k in keys:
         if k in after:
             parts = [f"before {before[k]:.4f}" if k in before else None,

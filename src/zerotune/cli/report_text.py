@@ -24,6 +24,9 @@ def print_eval(m: dict) -> None:
         console.print(cm)
         if "tta" in m:
             _print_tta(console, m)
+    elif "exact_match" in m:  # instruction tuning
+        console.print(f"exact match {m['exact_match']:.4f}  loss {m['loss']:.4f}  perplexity {m['perplexity']:.4f} "
+                      f"(answer tokens: {m['tokens']:,})")
     elif "perplexity" in m:
         console.print(f"loss {m['loss']:.4f}  perplexity {m['perplexity']:.4f}  "
                       f"bits per token {m['bits_per_token']:.4f}  tokens {m['tokens']:,}")

@@ -47,6 +47,7 @@ class DataBundle:
     test: Split
     meta: DataMeta
     tokenizer: object | None = None  # language-model corpora: saved into the run directory
+    chat: object | None = None  # instruction tuning: the ChatFormat that formats prompts and decodes answers
 
     def split(self, name: str) -> Split:
         return {"train": self.train, "val": self.val, "test": self.test}[name]

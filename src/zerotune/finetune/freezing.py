@@ -103,6 +103,8 @@ class FreezePlan:
         self.blocks, self.head = self.groups[:-1], self.groups[-1]
         self.all = tuple(n for n, _ in model.named_parameters())
         self.adapters = frozenset(adapter_params)
+        # A language model being instruction-tuned keeps its head frozen under LoRA (finetune/sft.py).
+        self.lora_head = not getattr(model, "lora_freezes_head", False)
         self.always_frozen = frozenset(n for n in self.all if any(fnmatch.fnmatch(n, p) for p in cfg.freeze_patterns))
         self.ever = self.trainable_at(10**9)
         if not self.ever:
@@ -119,7 +121,7 @@ class FreezePlan:
         elif cfg.strategy == "head":
             names = head
         elif cfg.strategy == "lora":
-            names = head | self.adapters
+            names = (head if self.lora_head else set()) | self.adapters
         elif cfg.strategy == "gradual":
             k = unfrozen_blocks(epoch, len(self.blocks), cfg.unfreeze_every, cfg.unfreeze_start)
             names = head | {n for g in self.blocks[len(self.blocks) - k:] for n in g.params}

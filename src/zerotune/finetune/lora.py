@@ -21,6 +21,9 @@ from torch import nn
 from ..errors import UserError
 
 DEFAULT_HF_TARGETS = ("query", "value")  # the attention projections of the LoRA paper
+# A causal LM's attention and MLP projections: Llama/Qwen2/Mistral names, then GPT-2's.
+CAUSAL_LM_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                     "c_attn", "c_proj", "c_fc")
 
 
 class LoRALinear(nn.Module):
@@ -85,8 +88,8 @@ WRAPPERS = {nn.Linear: LoRALinear, nn.Conv2d: LoRAConv2d}
 
 def is_transformer(model: nn.Module) -> bool:
     """Whether `model` is the pretrained-transformer classifier (without importing transformers for others)."""
-    hf = sys.modules.get("zerotune.models.hf")
-    return hf is not None and isinstance(model, hf.HFClassifier)
+    hf, lm = sys.modules.get("zerotune.models.hf"), sys.modules.get("zerotune.models.hf_lm")
+    return (hf is not None and isinstance(model, hf.HFClassifier)) or (lm is not None and isinstance(model, lm.HFCausalLM))
 
 
 def _matches(name: str, module: nn.Module, target: str) -> bool:
@@ -139,7 +142,7 @@ def _apply_peft(model: nn.Module, cfg) -> None:
     from peft import LoraConfig, get_peft_model
 
     backbone = model.features.backbone
-    targets = cfg.lora_targets or list(DEFAULT_HF_TARGETS)
+    targets = cfg.lora_targets or _default_targets(model, backbone)
     kinds = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
     try:  # transformers' GPT-2 style Conv1D is a Linear in disguise
         from transformers.pytorch_utils import Conv1D
@@ -152,7 +155,16 @@ def _apply_peft(model: nn.Module, cfg) -> None:
                       target_modules=names, bias="none")
     with warnings.catch_warnings():  # peft asks transformers about a renamed attribute; not ours to fix
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", "fan_in_fan_out", UserWarning)  # GPT-2's Conv1D: peft transposes it itself
         model.features.backbone = get_peft_model(backbone, lora)
+
+
+def _default_targets(model: nn.Module, backbone: nn.Module) -> list[str]:
+    """query/value of an encoder; every attention and MLP projection a causal LM has."""
+    if not hasattr(model, "hf_model"):
+        return list(DEFAULT_HF_TARGETS)
+    leaves = {n.rsplit(".", 1)[-1] for n, _ in backbone.named_modules()}
+    return [t for t in CAUSAL_LM_TARGETS if t in leaves]
 
 
 def is_lora(config) -> bool:

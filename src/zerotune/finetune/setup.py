@@ -36,6 +36,10 @@ def adapt_config(config: Config) -> tuple[Config, FinetuneSource]:
     if src.kind == "run":
         raw["model"] = read_run_config(src.path).to_dict()["model"]
         raw["finetune"]["source"] = str(src.path.resolve())
+    elif raw["data"].get("name") == "sft":  # instruction tuning of a causal language model
+        spec = src.spec if not Path(src.spec).expanduser().is_dir() else str(src.path.resolve())
+        raw["model"] = {"name": "hf_lm", "init": "default", "path": spec}
+        raw["finetune"]["source"] = spec
     else:
         own = raw["model"] if raw["model"].get("name") == "hf" else {}
         spec = src.spec if not Path(src.spec).expanduser().is_dir() else str(src.path.resolve())
@@ -92,7 +96,7 @@ def attach(model: torch.nn.Module, config: Config, meta: DataMeta, source: Finet
         source: the resolved source for a new run; None when resuming (weights come from the checkpoint).
     """
     cfg = config.finetune
-    head = "new"
+    head = "kept" if hasattr(model, "hf_model") else "new"  # a causal LM's output head comes with it
     if source is not None and source.kind == "run":
         head = load_source_run(model, source.path, cfg.checkpoint, meta, cfg.new_head)
     adapters = apply_lora(model, cfg) if is_lora(config) else []

@@ -19,6 +19,10 @@ def load_lm(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
     from ..run.load import load_run
 
     run = load_run(run_dir, checkpoint, device)
+    if run.meta.task == "sft":  # an instruction-tuned model answers through its chat format
+        from ..run.load import chat_format_for
+
+        return run, chat_format_for(run.config, run_dir)[0]
     if run.meta.task != "lm":
         raise UserError(f"{run_dir} is a {run.meta.task} run; generate needs a language-model run "
                         f"(data.name = 'corpus', model.name = 'gpt')")
@@ -28,7 +32,7 @@ def load_lm(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
 def generate(run_dir: str | Path, prompt: str, *, max_new_tokens: int = 200, temperature: float = 0.8,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
              stop: list[str] | tuple[str, ...] = (), checkpoint: str = "best", use_cache: bool = True,
-             device: str = "cpu") -> Iterator[str]:
+             device: str = "cpu", system: str | None = None) -> Iterator[str]:
     """Stream the continuation of `prompt` by a run's model, piece by piece.
 
     Args:
@@ -43,6 +47,10 @@ def generate(run_dir: str | Path, prompt: str, *, max_new_tokens: int = 200, tem
         checkpoint: "best" or "last".
         use_cache: keep keys and values of past tokens (the output is the same either way).
         device: where to run the model.
+        system: an instruction-tuned run only: a system message before the prompt.
+
+    An instruction-tuned run (data.name = 'sft') formats `prompt` as a user turn with its chat
+    template and streams the answer, which ends at its end-of-answer token.
 
     Returns:
         An iterator over text pieces; joined, they are the whole continuation.
@@ -52,6 +60,35 @@ def generate(run_dir: str | Path, prompt: str, *, max_new_tokens: int = 200, tem
     run, tokenizer = load_lm(run_dir, checkpoint, device)
     if not prompt:
         raise UserError("the prompt is empty; give at least one character")
+    if run.meta.task == "sft":
+        from .chat import user_turn
+        from .sampling import sample_tokens
+
+        ids = tokenizer.prompt_ids(user_turn(prompt, system))
+        tokens = sample_tokens(run.model, ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                               seed=seed, use_cache=use_cache)
+        return _answer_pieces(tokens, tokenizer, list(stop))
+    if system is not None:
+        raise UserError("--system applies to instruction-tuned runs (data.name = 'sft')")
     tokenizer.encode(prompt, what="prompt")  # characters outside a char vocabulary: one clear error, up front
     return generate_text(run.model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                          top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), use_cache=use_cache)
+
+
+def _answer_pieces(tokens: Iterator[int], fmt, stop: list[str]) -> Iterator[str]:
+    """The answer's text piece by piece, up to its end token (or before the first `stop` string)."""
+    ids: list[int] = []
+    shown = ""
+    for t in tokens:
+        if t == fmt.stop_id:
+            break
+        ids.append(t)
+        text = fmt.decode(ids)
+        cut = min((text.index(s) for s in stop if s in text), default=None)
+        if cut is not None:
+            if cut > len(shown):
+                yield text[len(shown):cut]
+            return
+        if len(text) > len(shown) and not text.endswith("\ufffd"):  # a whole character, not half of one
+            yield text[len(shown):]
+            shown = text

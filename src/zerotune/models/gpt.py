@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import UserError
 from ..train.optim import decays, param_groups, trainable_parameters
@@ -256,6 +257,7 @@ class Backbone(nn.Module):
         self.drop = FastDropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.grad_checkpointing = False  # train.grad_checkpointing: recompute blocks in the backward pass
 
     def _rope(self, pos: int, T):
         return self.rope_cos[pos:pos + T], self.rope_sin[pos:pos + T]  # (T, hd) each
@@ -286,7 +288,10 @@ class Backbone(nn.Module):
         x = self.drop(x)
         mask, is_causal = (None, True) if cache is None else cache._mask(T, idx.device)
         for block in self.blocks:
-            x = block(x, cos, sin, cache, mask, is_causal)  # (B, T, C)
+            if self.grad_checkpointing and cache is None and torch.is_grad_enabled():
+                x = checkpoint(block, x, cos, sin, use_reentrant=False)  # (B, T, C), activations recomputed
+            else:
+                x = block(x, cos, sin, cache, mask, is_causal)  # (B, T, C)
         if cache is not None:
             cache.pos += T
         return self.ln_f(x)

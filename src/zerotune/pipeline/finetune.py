@@ -98,8 +98,9 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     for file in (src.meta, src.env, src.metrics, src.finetune):
         if file.is_file():
             shutil.copy2(file, target.path / file.name)
-    if src.hf.is_dir():
-        shutil.copytree(src.hf, target.hf)
+    for folder in (src.hf, src.tokenizer):  # a transformer's config and tokenizer; a GPT's tokenizer
+        if folder.is_dir():
+            shutil.copytree(folder, target.path / folder.name)
     state = ckpt.read_state(run.checkpoint_dir)
     step = state.get("step", state.get("progress", {}).get("step"))
     ckpt.save_checkpoint(target.checkpoint("best"), *ckpt.model_tensors(run.model),

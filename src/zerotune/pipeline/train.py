@@ -151,7 +151,7 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
         source.path if source is not None and source.kind == "run" else None)
     data = load_data(config, origin)
     _check_ranks(tc, data)
-    task = make_task(data.meta, tc, config.data, train_targets(data))
+    task = task_for(config, data)
     if tc.sampler == "balanced":
         data.train = data.train.balanced()
     augment, teacher = _augmenter(config, data.meta), None
@@ -161,6 +161,12 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
         augment = None
     check_monitor(tc, task)
     model = build_model_for(config, data.meta, origin)
+    if data.meta.task == "sft":
+        from ..finetune.sft import prepare_causal_lm
+
+        prepare_causal_lm(model, config)
+    elif tc.grad_checkpointing:
+        raise UserError("train.grad_checkpointing applies to causal language models being tuned (data.name = 'sft')")
     setup = attach(model, config, data.meta, source) if is_finetune(config) else None
     _check_model_fits(model, data)
     if checkpoint is not None:  # the checkpoint must fit this data and model before anything is written
@@ -252,6 +258,10 @@ def builtin_callbacks(run: _Prepared, run_dir: Path) -> list[Callback]:
             from ..track.lm_board import LMBoard
 
             builtin.append(LMBoard(run_dir, config, run.data, run.task))
+        elif run.task.kind == "sft":
+            from ..track.sft_board import SFTBoard
+
+            builtin.append(SFTBoard(run_dir, config, run.data, run.task))
         else:
             builtin.append(TensorBoardLogger(run_dir, config, run.data, run.task))
         if run.setup is not None:
@@ -279,7 +289,7 @@ def _run_metrics(run: _Prepared, run_dir: Path, state: TrainState) -> dict:
                            "stop_reason": state.stop_reason, "best_step": state.best_step,
                            "monitor": state.monitor, "best": state.best}
     if run.setup is not None:
-        after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in ("loss", "accuracy")
+        after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in ("loss", "accuracy", "exact_match")
                  if isinstance(metrics[split].get(k), (int, float))}
         metrics["finetune"] = {**run.setup.summary(run.model, config.train.epochs), "before": run.before,
                                "probe": run.probe, "after": after}
@@ -403,7 +413,7 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
         raise UserError(f"split {split!r} is unknown; allowed: train, val, test")
     run = load_run(run_dir, checkpoint)
     data = run_data(run)
-    task = make_task(data.meta, run.config.train, run.config.data, train_targets(data))
+    task = task_for(run.config, data)
     metrics = task.full_metrics(run.model, data.split(split))
     if not metrics.get("n"):
         raise UserError(f"the {split} split of {run_dir} is empty (data.{split}_fraction is 0); "
@@ -413,9 +423,21 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
     return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint, **metrics}
 
 
+def task_for(config: Config, data: DataBundle):
+    """The task of a run's data: instruction tuning (tasks/sft.py) or what `make_task` gives."""
+    if data.meta.task == "sft":
+        from ..config import SFTConfig
+        from ..tasks.sft import SFTTask
+
+        return SFTTask(data.meta, data.chat, config.sft or SFTConfig(), config.train.loss)
+    return make_task(data.meta, config.train, config.data, train_targets(data))
+
+
 def train_targets(data: DataBundle) -> torch.Tensor | None:
     """The training split's class indices, which ``train.class_weights = "balanced"`` counts (None for a corpus)."""
     return None if data.meta.task == "lm" else data.train.y
+
+
 def _tta_metrics(run, data, split: str) -> dict:
     from ..data.tta import tta_views
     from ..tasks.tta import tta_metrics

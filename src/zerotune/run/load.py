@@ -51,7 +51,7 @@ def read_run_config(run_dir: str | Path) -> Config:
 
 def model_dir(config: Config, run_dir: str | Path | None = None) -> Path | None:
     """The transformers directory (config + tokenizer) behind an "hf" model: the run's own copy, else model.path."""
-    if config.model.name != "hf":
+    if config.model.name not in ("hf", "hf_lm"):
         return None
     if run_dir is not None and RunDir(run_dir).hf.is_dir():
         return RunDir(run_dir).hf
@@ -70,7 +70,7 @@ def build_model_for(config: Config, meta: DataMeta, run_dir: str | Path | None =
             come from a checkpoint, not from the pretrained directory.
     """
     options = dict(config.model.options)
-    if config.model.name == "hf" and run_dir is not None and RunDir(run_dir).hf.is_dir():
+    if config.model.name in ("hf", "hf_lm") and run_dir is not None and RunDir(run_dir).hf.is_dir():
         options.update(path=str(RunDir(run_dir).hf), pretrained=False)
     return create_model(config.model.name, input_shape=tuple(meta.input_shape), num_outputs=meta.num_outputs,
                         init=config.model.init, **options)
@@ -85,8 +85,10 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
             are normalised with the statistics in its meta.json.
         stats: metadata whose normalisation to apply instead (a fine-tune uses its parent's).
     """
-    if config.data.name in ("corpus", "text"):
+    if config.data.name in ("corpus", "text", "sft"):
         _refuse_in_memory_options(config.data)
+    if config.data.name == "sft":
+        return _sft_data(config, run_dir)
     if config.data.name == "corpus":
         from ..data.corpus import build_corpus_data
         from ..data.lm_tokenizer import load_tokenizer_dir
@@ -108,6 +110,44 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
     if stats is None and run_dir is not None and RunDir(run_dir).meta.is_file():
         stats = DataMeta.from_dict(read_json(RunDir(run_dir).meta))
     return renormalize(data, stats) if stats is not None else data
+
+
+def _sft_data(config: Config, run_dir: str | Path | None) -> DataBundle:
+    """Instruction data tokenised for the model (see `chat_format_for`)."""
+    from ..config import SFTConfig
+    from ..data.sft import build_sft_data
+
+    fmt, tokenizer, vocab, context = chat_format_for(config, run_dir)
+    data = build_sft_data(config.data, config.sft or SFTConfig(), fmt, vocab, context)
+    data.tokenizer, data.chat = tokenizer, fmt
+    return data
+
+
+def chat_format_for(config: Config, run_dir: str | Path | None):
+    """The chat format of a causal LM: a transformers model's own tokenizer (the run's hf/ copy or the model
+    directory), or the tokenizer of the GPT run `run_dir` (the source run, or the run itself).
+
+    Returns:
+        (ChatFormat, the zerotune tokenizer to save with the run or None, vocabulary size, context or None).
+    """
+    from ..lm.chat import ChatFormat
+
+    if config.model.name == "hf_lm":
+        from transformers import AutoConfig
+
+        from ..data.text import load_tokenizer
+
+        directory = model_dir(config, run_dir)
+        vocab = AutoConfig.from_pretrained(str(directory), local_files_only=True).vocab_size
+        return ChatFormat(load_tokenizer(directory)), None, vocab, None
+    if config.model.name == "gpt" and run_dir is not None and RunDir(run_dir).tokenizer.is_dir():
+        from ..data.lm_tokenizer import load_tokenizer_dir
+
+        tokenizer = load_tokenizer_dir(RunDir(run_dir).tokenizer)
+        context = int(DataMeta.from_dict(read_json(RunDir(run_dir).meta)).input_shape[0])
+        return ChatFormat(tokenizer), tokenizer, tokenizer.vocab_size, context
+    raise UserError("data 'sft' tunes a causal language model: set finetune.source to a zerotune GPT run "
+                    "or a local transformers causal language model directory")
 
 
 def _refuse_in_memory_options(data) -> None:

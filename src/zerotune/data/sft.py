@@ -1,0 +1,186 @@
+"""Instruction-tuning data: JSONL records formatted as chats, tokenised, with labels on the answer only.
+
+Two record forms, one per line:
+
+- instruction: ``{"prompt": ..., "response": ..., "system": ...}`` (``system`` optional);
+- chat: ``{"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}``, ending
+  with the assistant's answer, which is what the model learns (earlier turns are the prompt).
+
+Each example is one row of ``x`` (token ids, right-padded) and ``y`` (the next token at each
+position, -100 where nothing is learned: the prompt when it is masked, and the padding). Batches
+are cut to their longest example (dynamic padding), so a batch of short answers costs little.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..lm.chat import ROLES, ChatFormat
+from .batches import EpochBatches, Split, epoch_permutation
+from .bundle import DataBundle, DataMeta
+from .preprocess import split_indices
+
+IGNORE = -100  # the label of a position the loss skips (torch's cross-entropy ignore_index)
+
+
+@dataclass
+class SFTSplit(Split):
+    """A split of tokenised conversations: ``x`` ids (N, L), ``y`` labels (N, L), and per example
+    ``lengths`` (real tokens) and ``prompt_lengths`` (tokens before the answer starts)."""
+
+    lengths: torch.Tensor | None = None
+    prompt_lengths: torch.Tensor | None = None
+
+    def to(self, device) -> "SFTSplit":
+        return SFTSplit(self.x.to(device), self.y.to(device), None, self.lengths, self.prompt_lengths)
+
+    def epoch_batches(self, seed: int, epoch: int, batch_size: int) -> "EpochBatches":
+        return CutBatches(self, epoch_permutation(len(self), seed, epoch, self.x.device), batch_size)
+
+    def in_order(self, batch_size: int) -> "CutBatches":
+        """Every example once, in order, in batches cut to their longest example."""
+        return CutBatches(self, torch.arange(len(self), device=self.x.device), batch_size)
+
+    def prompt(self, i: int) -> list[int]:
+        return self.x[i, :int(self.prompt_lengths[i])].tolist()
+
+    def answer(self, i: int) -> list[int]:
+        return self.x[i, int(self.prompt_lengths[i]):int(self.lengths[i])].tolist()
+
+
+class CutBatches(EpochBatches):
+    """Batches of an `SFTSplit` cut to the longest example they hold (dynamic padding)."""
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.perm[i * self.batch_size:(i + 1) * self.batch_size]
+        width = max(int(self.split.lengths[idx.cpu()].max()), 1)
+        return self.split.x[idx, :width], self.split.y[idx, :width]
+
+
+def read_records(path: str | Path) -> list[tuple[int, list[dict]]]:
+    """(line number, messages ending with the assistant's answer) of each record of a JSONL file.
+
+    Raises:
+        UserError: naming the file and line of the first bad record and what is wrong with it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data.path {path} does not exist (a JSONL file of instruction or chat records)")
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                out.append((number, _messages(line, f"{path}:{number}")))
+    if len(out) < 3:
+        raise UserError(f"{path} has {len(out)} records; at least 3 are needed (train, val, test)")
+    return out
+
+
+def _messages(line: str, where: str) -> list[dict]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: not valid JSON ({e.msg})") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: a record is a JSON object with 'prompt' and 'response', or 'messages'")
+    if "messages" in record:
+        return _chat(record["messages"], where)
+    if "prompt" not in record and "response" not in record:
+        raise UserError(f"{where}: missing field 'prompt' and 'response' (or 'messages' for a chat record)")
+    for name in ("prompt", "response"):
+        if name not in record:
+            raise UserError(f"{where}: missing field {name!r}")
+        if not isinstance(record[name], str) or not record[name].strip():
+            raise UserError(f"{where}: empty {name!r}; it must be non-empty text")
+    system = record.get("system")
+    if system is not None and not isinstance(system, str):
+        raise UserError(f"{where}: 'system' must be text")
+    return _chat(([{"role": "system", "content": system}] if system else [])
+                 + [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": record["response"]}],
+                 where)
+
+
+def _chat(messages, where: str) -> list[dict]:
+    if not isinstance(messages, list) or not messages:
+        raise UserError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
+    for m in messages:
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise UserError(f"{where}: each message needs 'role' and 'content'")
+        if m["role"] not in ROLES:
+            raise UserError(f"{where}: unknown role {m['role']!r}; allowed: {', '.join(ROLES)}")
+        if not isinstance(m["content"], str):
+            raise UserError(f"{where}: a message's 'content' must be text")
+    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+        raise UserError(f"{where}: empty response: the last message must be the assistant's non-empty answer")
+    if not any(m["role"] == "user" for m in messages[:-1]):
+        raise UserError(f"{where}: no user message before the answer")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def encode_records(records, fmt: ChatFormat, width: int, mask_prompt: bool, where: str):
+    """Token rows of each record: (x, y, lengths, prompt_lengths, truncated) as arrays.
+
+    Raises:
+        UserError: a record whose prompt fills the whole context, leaving no answer token to learn.
+    """
+    n = len(records)
+    x = np.full((n, width), fmt.pad_id, dtype=np.int64)
+    y = np.full((n, width), IGNORE, dtype=np.int64)
+    lengths, prompts, truncated = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
+    for i, (number, messages) in enumerate(records):
+        try:
+            p, r = fmt.prompt_ids(messages[:-1]), fmt.response_ids(messages[-1]["content"])
+        except UserError as e:
+            raise UserError(f"{where}:{number}: {e}") from None
+        if len(p) >= width:
+            raise UserError(f"{where}:{number}: the prompt takes {len(p)} tokens, the whole context of {width} "
+                            f"(data.max_length); nothing of the response is left to learn from")
+        ids = (p + r)[:width]
+        truncated[i] = len(p) + len(r) > width
+        x[i, :len(ids)] = ids
+        start = len(p) if mask_prompt else 1
+        y[i, start - 1:len(ids) - 1] = ids[start:]  # position t predicts token t+1
+        lengths[i], prompts[i] = len(ids), len(p)
+    return x, y, lengths, prompts, truncated
+
+
+def build_sft_data(data_cfg, sft_cfg, fmt: ChatFormat, num_outputs: int, context: int | None = None) -> DataBundle:
+    """Train/val/test splits of a JSONL file of instruction or chat records.
+
+    Args:
+        data_cfg: the DataConfig (``path``, ``max_length``, fractions, ``split_seed``).
+        sft_cfg: the SFTConfig (``mask_prompt``).
+        fmt: the chat format of the model's tokenizer.
+        num_outputs: the model's vocabulary (logits per position).
+        context: the model's longest sequence, when it has one (a GPT's block_size).
+    """
+    if isinstance(data_cfg.path, list) or data_cfg.path is None:
+        raise UserError("data 'sft' reads one JSONL file: set data.path")
+    records = read_records(data_cfg.path)
+    width = min(data_cfg.max_length, context) if context else data_cfg.max_length
+    x, y, lengths, prompts, truncated = encode_records(records, fmt, width, sft_cfg.mask_prompt, str(data_cfg.path))
+    if truncated.any():  # reported, not refused: the answer's start is still learned
+        print(f"data 'sft': {int(truncated.sum())} of {len(records)} examples longer than {width} tokens "
+              f"(data.max_length) were truncated", file=sys.stderr, flush=True)
+    train, val, test = split_indices(np.zeros(len(records)), (data_cfg.val_fraction, data_cfg.test_fraction),
+                                     data_cfg.split_seed, False)
+
+    def part(idx) -> SFTSplit:
+        idx = np.sort(idx)
+        return SFTSplit(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), None,
+                        torch.from_numpy(lengths[idx]), torch.from_numpy(prompts[idx]))
+
+    # input_shape is the model's context (a GPT is rebuilt with it); rows are `width` <= context long.
+    meta = DataMeta(source="sft", task="sft", input_shape=[context or width], num_classes=num_outputs,
+                    sizes={"train": len(train), "val": len(val), "test": len(test)},
+                    truncated={name: int(truncated[idx].sum()) for name, idx in
+                               (("train", train), ("val", val), ("test", test))})
+    return DataBundle(part(train), part(val), part(test), meta)
+
