@@ -368,6 +368,12 @@ COMMANDS: dict[str, How] = {
     "zerotune finetune --merge-lora runs/sft-demo-lora": HELP,
     "zerotune finetune --save-adapters runs/sft-demo-lora": HELP,
     "zerotune serve RUN": USAGE,
+    "zerotune serve runs/sft-demo-lora --port 8000": HELP,
+    "curl -s http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\": "
+    "\"sft-demo-lora\", \"messages\": [{\"role\": \"user\", \"content\": \"Rewrite the date 2031-02-09 as "
+    "day/month/year.\"}], \"temperature\": 0}'":
+        not_run("needs the server: tests/sft/test_sft_serve.py asks a tuned run the same through the openai client"),
+    "zerotune export runs/sft-demo-lora": HELP,  # the demo run takes minutes; tests/sft/test_sft_export.py exports
     "python benchmarks/sft_memory.py": HELP,
     "python benchmarks/sft_memory.py --demo runs/sft-demo-gpt": HELP,
     "python benchmarks/sft_memory.py --batch 4 --length 256": HELP,

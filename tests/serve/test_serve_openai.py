@@ -13,7 +13,7 @@ import pytest
 from zerotune import load_run
 from zerotune.data.lm_tokenizer import load_tokenizer_dir
 from zerotune.lm.sampling import complete
-from zerotune.lm.textmodel import default_chat_prompt
+from zerotune.lm.chat import default_template
 from zerotune.run.files import RunDir
 from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
 
@@ -119,7 +119,7 @@ def chat_run(tmp_path_factory):
     lines = []
     for _ in range(800):
         subject = rng.choice(["the cat", "a dog", "my friend"])
-        lines.append(f"user: {subject}\nassistant: {subject} {rng.choice(['sees', 'likes'])} the moon.\n")
+        lines.append(f"User: {subject}\nAssistant: {subject} {rng.choice(['sees', 'likes'])} the moon.\n")
     (root / "chat.txt").write_text("".join(lines))
     cfg = load_config(None, [
         "data.name=corpus", f"data.path={root / 'chat.txt'}", f"data.cache_dir={root / 'cache'}", "data.block_size=64",
@@ -133,18 +133,17 @@ def test_chat_plain_and_streamed_use_the_default_format(chat_run):
     run = load_run(chat_run)
     tokenizer = load_tokenizer_dir(RunDir(chat_run).tokenizer)
     messages = [{"role": "user", "content": "a dog"}]
-    expected = complete(run.model, tokenizer, default_chat_prompt(messages), max_new_tokens=20, temperature=0,
+    expected = complete(run.model, tokenizer, default_template(messages), max_new_tokens=30, temperature=0,
                         stop=["\n"])
     app = create_app(load_served_model(chat_run))
     with running_server(app) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0,
                                http_client=httpx.Client(trust_env=False, timeout=60))
-        out = client.chat.completions.create(model="chat", messages=messages, max_tokens=20, temperature=0,
-                                             stop="\n")
+        out = client.chat.completions.create(model="chat", messages=messages, max_tokens=30, temperature=0)
         assert out.object == "chat.completion" and out.choices[0].message.role == "assistant"
         assert out.choices[0].message.content == expected and out.choices[0].finish_reason == "stop"
-        assert out.usage.prompt_tokens == len(default_chat_prompt(messages))
-        chunks = list(client.chat.completions.create(model="chat", messages=messages, max_tokens=20, temperature=0,
+        assert out.usage.prompt_tokens == len(default_template(messages))
+        chunks = list(client.chat.completions.create(model="chat", messages=messages, max_tokens=30, temperature=0,
                                                      stop="\n", stream=True))
         batching = httpx.get(f"{url}/metadata", trust_env=False).json()["batching"]
     assert batching["max_wait_ms"] == 20 and batching["batches"] == 2  # a language model's default window
@@ -201,9 +200,9 @@ def test_bad_json_and_missing_token(lm_url):
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
 
 
-def test_chat_format_is_documented_plain_lines():
+def test_chat_format_is_the_one_instruction_tuning_uses():
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
-    assert default_chat_prompt(messages) == "system: be brief\nuser: hi\nassistant:"
+    assert default_template(messages) == "System: be brief\nUser: hi\nAssistant: "
 
 
 def test_cli_serves_a_run_with_a_token_and_stops_cleanly(lm_run):

@@ -9,7 +9,7 @@ from ..errors import UserError
 from ..run.files import RunDir, atomic_write_bytes
 from ..run.load import load_run
 from .build import EXPORT_FORMATS, Bounds, ExportContext, ExportOptions, build_export
-from .inputs import load_data
+from .inputs import load_data, parity_inputs
 from .parity import Parity
 from .sidecar import build_sidecar, sidecar_path, tokenizer_path, write_sidecar, write_tokenizer
 
@@ -57,9 +57,16 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None, *, out
             if p.exists():
                 raise UserError(f"{p} already exists; pass --force to overwrite it")
 
-    ctx = ExportContext.create(run, load_data(run))
-    tokenizer = _run_tokenizer(run) if ctx.signature.kind == "text" else None
-    built = build_export(ctx, options, bounds)
+    data = load_data(run)
+    hf = getattr(run.model, "hf_model", None)
+    if hf is not None and run.meta.task == "sft":  # a transformers causal LM: logits, LoRA merged first
+        from .causal_lm import build_causal_lm
+
+        built, signature = build_causal_lm(hf, parity_inputs(run, data)[0], options, bounds.tolerance)
+    else:
+        ctx = ExportContext.create(run, data)
+        built, signature = build_export(ctx, options, bounds), ctx.signature
+    tokenizer = _run_tokenizer(run) if signature.kind == "text" else None
 
     source = {"run": str(run.path.resolve()), "run_name": run.path.name, "checkpoint": run.checkpoint,
               "model": run.config.model.name}
@@ -70,10 +77,10 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None, *, out
     if tokenizer is not None:  # first: a sidecar, written last, only ever names complete files
         files = write_tokenizer(tokenizer, tok)
         tok_info = {"path": tok.name, "files": files, "class": type(tokenizer).__name__,
-                    "max_length": ctx.signature.max_length, "truncation": True}
+                    "max_length": signature.max_length, "truncation": True}
     content = build_sidecar(fmt=options.format, data=built.data, file_name=path.name, source=source, meta=run.meta,
                             export=built.info, parity=[p.to_dict() for p in built.parity],
-                            signature=ctx.signature, tokenizer=tok_info)
+                            signature=signature, tokenizer=tok_info)
     atomic_write_bytes(path, built.data)
     write_sidecar(side, content)
     return ExportResult(path, side, len(built.data), built.parity, built.info, options.label)

@@ -7,9 +7,10 @@ merged into plain linear layers first (``merge_and_unload``), so the file holds 
 Parity is checked as for the other run kinds: onnxruntime against PyTorch on random token ids,
 max |diff| of the logits within ``tolerance`` (and the same next token at every position reported).
 
-Runs: a zerotune GPT run (LoRA included) exports through `export_run` like any run. A run that
-holds a Hugging Face causal LM calls `export_causal_lm(run.model, ids)` with a few of its own
-token windows as ``ids`` (and writes the sidecar as `export_run` does).
+Runs: a zerotune GPT run (LoRA included, instruction-tuned or not) exports through `export_run`
+like any run. A run that holds a Hugging Face causal LM (``hf_lm``) goes through `build_causal_lm`:
+`export_causal_lm` on its transformers model with a few of its own token rows as ``ids``, and
+`export_run` writes the sidecar as for any run.
 """
 
 from __future__ import annotations
@@ -93,3 +94,29 @@ def export_causal_lm(model: nn.Module, example_ids: torch.Tensor, *, opset: int 
     if out is not None:
         Path(out).write_bytes(data)
     return CausalLMExport(data, signature, parity, has_adapters)
+
+
+def build_causal_lm(model: nn.Module, example_ids: np.ndarray, options, tolerance: float):
+    """`export_causal_lm` as a `build.Built` for `export_run`: plain ONNX only (float32).
+
+    Args:
+        model: the transformers causal LM, or a peft model around one.
+        example_ids: a few token rows of the run (its test split), for tracing.
+        options: the run's `ExportOptions`.
+        tolerance: bound on the max absolute logit difference.
+
+    Returns:
+        (the `Built` export, its `LMSignature`).
+    """
+    from .build import Built
+
+    if options.format != "onnx" or options.int8 or options.prune:
+        raise UserError(f"a transformers causal language model exports as plain ONNX only, not {options.label}; "
+                        "drop --format, --int8 and --prune")
+    result = export_causal_lm(model, torch.as_tensor(np.asarray(example_ids)[:4]).long(), opset=options.opset,
+                              tolerance=tolerance)
+    info = {"format": "onnx", "opset": options.opset, "dynamic_batch": True,
+            "dynamic_axes": result.signature.dynamic_axes(), "int8": None, "quantizer": None, "prune": None,
+            "amount": None, "finetune_epochs": None, "sparsity": None, "merged_adapters": result.merged_adapters}
+    runner = onnx_runner(result.onnx, signature=result.signature)
+    return Built(options, result.onnx, runner, [result.parity], info), result.signature

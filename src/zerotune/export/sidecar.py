@@ -57,7 +57,7 @@ class MetaModel(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    task: Literal["classification", "regression", "lm"]
+    task: Literal["classification", "regression", "lm", "sft"]
     input_shape: list[PositiveInt] = Field(min_length=1)
     num_classes: int = Field(ge=0)
     class_names: list[str] | None = None

@@ -295,7 +295,7 @@ def signature_for(meta, model: nn.Module | None = None, max_length: int | None =
     """The input signature of a run, decided from its data metadata.
 
     Args:
-        meta: the run's DataMeta: ``task == "lm"`` gives "lm", data from text files (source "text")
+        meta: the run's DataMeta: ``task == "lm"`` or ``"sft"`` gives "lm", data from text files (source "text")
             give "text", anything else "array".
         model: the run's model, for the vocabulary size (stand-in token inputs draw ids below it).
         max_length: text: the truncation length the run's data used (``data.max_length``); capped at
@@ -303,6 +303,9 @@ def signature_for(meta, model: nn.Module | None = None, max_length: int | None =
     """
     if meta.task == "lm":
         return LMSignature(int(meta.input_shape[0]), getattr(meta, "vocab_size", None) or vocab_size_of(model))
+    if meta.task == "sft":  # an instruction-tuned causal LM: any length up to its context, not data.max_length
+        context = getattr(model, "block_size", None) or max_positions_of(model) or int(meta.input_shape[0])
+        return LMSignature(int(context), vocab_size_of(model))
     if meta.source == "text":
         limits = [n for n in (max_length, max_positions_of(model)) if n]
         return TextSignature(meta.num_outputs, vocab_size_of(model), min(limits) if limits else None)

@@ -1,7 +1,8 @@
 """One interface over every causal language model that is served: a zerotune GPT or a Hugging Face model.
 
 What the server needs from a model (`TextModel`): its text codec (``encode``, ``decode``), how a
-chat becomes prompt tokens (``encode_chat``: the tokenizer's chat template, or the default below), its end-of-text token (``eos_id``), its context length,
+chat becomes prompt tokens (``encode_chat``: `lm.chat.ChatFormat`, the same format instruction tuning
+trains with), its end-of-text token (``eos_id``), its context length,
 and a batched decode with a KV cache: ``prefill`` a batch of prompts of different lengths, then
 ``step`` one token per row. Both return the last position's logits (B, V).
 
@@ -16,8 +17,10 @@ Continuous batching is optional: a model with ``keep(state, rows)`` (drop finish
 running batch between steps; the GPT has both, and so has a Hugging Face model with a plain
 dynamic cache (``join`` returns None otherwise, and the requests wait for the next batch).
 
-Chat without a template: `default_chat_prompt` writes one ``role: content`` line per message and
-ends with ``assistant:``, the documented plain format.
+Chat: the tokenizer's own chat template when it has one, else the default of `lm.chat`
+(``System: ...`` / ``User: ...`` lines, then ``Assistant: ``), so a served instruction-tuned run
+sees its prompts exactly as in training. A tokenizer without an end-of-text token ends an answer
+with a newline (``chat_stop``): the server stops a chat answer there.
 """
 
 from __future__ import annotations
@@ -29,18 +32,7 @@ from typing import Any, Protocol
 import torch
 
 from ..errors import UserError
-
-ROLES = ("system", "user", "assistant")
-
-
-def default_chat_prompt(messages: list[dict[str, str]]) -> str:
-    """The plain chat format: ``system: ...`` / ``user: ...`` / ``assistant: ...`` lines, then ``assistant:``.
-
-    For a model without a chat template of its own, e.g. a GPT trained from zero on text:
-    ``[{"role": "user", "content": "hi"}]`` becomes ``"user: hi\\nassistant:"``.
-    """
-    lines = [f"{m['role']}: {m['content']}" for m in messages]
-    return "\n".join([*lines, "assistant:"])
+from .chat import ChatFormat
 
 
 class TextModel(Protocol):
@@ -83,6 +75,8 @@ class GPTTextModel:
         self.context_length = int(model.block_size)
         self.vocab_size = int(model.vocab_size)
         self.device = next(model.parameters()).device
+        self.chat = ChatFormat(tokenizer)
+        self.chat_stop = self.chat.end_text or None
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, what="prompt")  # a character outside a char vocabulary: UserError
@@ -91,7 +85,7 @@ class GPTTextModel:
         return self.tokenizer.decode(ids)
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        return self.encode(default_chat_prompt(messages))
+        return self.chat.prompt_ids(messages)
 
     @torch.inference_mode()
     def prefill(self, prompts: list[list[int]]):
@@ -143,6 +137,8 @@ class HFTextModel:
         self.eos_id = eos[0] if isinstance(eos, list) else eos
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos_id or 0)
         self.device = next(model.parameters()).device
+        self.chat = ChatFormat(tokenizer)
+        self.chat_stop = self.chat.end_text or None
         # transformers 5 renames past_key_values to cache (the old name is deprecated)
         self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
@@ -169,10 +165,7 @@ class HFTextModel:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        if getattr(self.tokenizer, "chat_template", None):  # the template writes its own special tokens
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return self.encode(default_chat_prompt(messages))
+        return self.chat.prompt_ids(messages)
 
     @torch.inference_mode()
     def prefill(self, prompts: list[list[int]]):

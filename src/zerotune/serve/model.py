@@ -204,15 +204,25 @@ def _servable(signature: Signature) -> None:
 
 
 def _lm_from_run(run, run_dir: Path, backend: str):
-    """A language-model run, served over OpenAI's API (`serve.openai_app`), named after its directory."""
-    from ..data.lm_tokenizer import load_tokenizer_dir
-    from ..lm.textmodel import GPTTextModel
-    from ..run.files import RunDir
+    """A language-model run (a GPT from zero, or an instruction-tuned GPT or transformers model), served over
+    OpenAI's API (`serve.openai_app`), named after its directory."""
+    from ..lm.textmodel import GPTTextModel, HFTextModel
     from .served_lm import ServedLM
 
     if backend != "torch":
         raise UserError("a language model is served on PyTorch only (its KV cache); use --backend torch or auto")
-    model = GPTTextModel(run.model, load_tokenizer_dir(RunDir(run_dir).tokenizer), Path(run_dir).resolve().name)
+    name = Path(run_dir).resolve().name
+    if run.meta.task == "sft":  # the tokenizer the run was tuned with: its chat format is the one served
+        from ..run.load import chat_format_for
+
+        tokenizer = chat_format_for(run.config, run_dir)[0].tokenizer
+    else:
+        from ..data.lm_tokenizer import load_tokenizer_dir
+        from ..run.files import RunDir
+
+        tokenizer = load_tokenizer_dir(RunDir(run_dir).tokenizer)
+    hf = getattr(run.model, "hf_model", None)  # a transformers model (hf_lm), LoRA adapters merged or not
+    model = HFTextModel(hf, tokenizer, name) if hf is not None else GPTTextModel(run.model, tokenizer, name)
     version = _file_hash(run.weights_file) if run.weights_file.exists() else __version__
     return ServedLM(model, version, {"run": str(Path(run_dir).resolve()), "checkpoint": run.checkpoint,
                                      "format": "run checkpoint"})
@@ -234,7 +244,7 @@ def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None)
     from ..run.load import load_run
 
     run = load_run(run_dir, checkpoint)
-    if run.meta.task == "lm":
+    if run.meta.task in ("lm", "sft"):
         return _lm_from_run(run, run_dir, backend)
     signature = signature_for(run.meta, run.model, run.config.data.max_length)
     _servable(signature)

@@ -35,10 +35,10 @@ from .openai_schema import ChatRequest, CompletionRequest, OpenAIError, validati
 class Generation:
     """One request's text, piece by piece, with its finish reason and token counts."""
 
-    def __init__(self, scheduler: Scheduler, model, prompt: list[int], max_tokens: int, req):
+    def __init__(self, scheduler: Scheduler, model, prompt: list[int], max_tokens: int, req, stop: tuple = ()):
         self.prompt_tokens, self.completion_tokens = len(prompt), 0
         self.job = scheduler.submit(Job(prompt, max_tokens, req.temperature, req.top_p, req.seed))
-        self.text = TextStream(model, prompt, req.stop or [])
+        self.text = TextStream(model, prompt, [*(req.stop or []), *stop])
         self.finish_reason = "length"
 
     async def pieces(self):
@@ -144,7 +144,9 @@ async def _chat(served: ServedLM, scheduler: Scheduler, req: ChatRequest):
     messages = [{"role": m.role, "content": m.content} for m in req.messages]
     prompt = _encode(served, served.model.encode_chat, messages)
     asked = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-    gen = Generation(scheduler, served.model, prompt, _budget(served, prompt, asked, None, "messages"), req)
+    # without an end-of-text token, the chat format ends an answer with a newline (lm.chat)
+    stop = (served.model.chat_stop,) if getattr(served.model, "chat_stop", None) else ()
+    gen = Generation(scheduler, served.model, prompt, _budget(served, prompt, asked, None, "messages"), req, stop)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if not req.stream:
         text = await gen.whole()

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..lm.textmodel import ROLES
+from ..lm.chat import ROLES
 
 MAX_STOPS = 4  # as OpenAI
 
