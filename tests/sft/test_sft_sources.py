@@ -3,10 +3,12 @@
 import json
 
 import pytest
+import torch
 
 import zerotune
 from zerotune.config import load_config
 from zerotune.errors import UserError
+from zerotune.train.callbacks import Callback
 
 BASE = ["data.name=sft", "data.max_length=32", "train.epochs=2", "train.batch_size=16", "train.threads=1",
         "optim.lr=3e-3", "sft.eval_prompts=4", "sft.max_new_tokens=3", "finetune.baseline=false", "log.progress=false",
@@ -106,3 +108,33 @@ def test_answer_regex_compares_what_it_extracts(tiny_lms):
     assert regex.matches("It is 85.", "85") and not regex.matches("It is 84.", "85") and not regex.matches("no", "85")
     with pytest.raises(UserError, match="answer_regex"):
         load_config(None, ["sft.answer_regex=(unclosed"])
+
+
+@pytest.mark.parametrize("strategy", ["lora", "full", "partial"])
+def test_resume_of_a_transformers_model_is_exact(tmp_path, tiny_lms, sft_file, strategy):
+    from zerotune.run.files import RunDir
+    from zerotune.train.checkpoint import read_weights
+
+    extra = [f"finetune.strategy={strategy}", "train.deterministic=true", "log.tensorboard=false", "train.epochs=3",
+             *(["finetune.train_blocks=1"] if strategy == "partial" else [])]
+    whole = zerotune.train(config(tmp_path, tiny_lms["llama"], sft_file, *extra, "train.max_steps=6", "log.name=whole"))
+    half = zerotune.train(config(tmp_path, tiny_lms["llama"], sft_file, *extra, "train.max_steps=3",
+                                 "train.checkpoint_every_steps=3", "log.name=half"))
+    steps = []
+    zerotune.train(None, resume=half.run_dir, resume_overrides=["train.max_steps=6"], callbacks=[_StepLog(steps)])
+    assert steps == [4, 5, 6]  # continued from the checkpoint, not trained again from step 0
+    a = read_weights(RunDir(whole.run_dir).checkpoint("last"))
+    b = read_weights(RunDir(half.run_dir).checkpoint("last"))
+    assert a.keys() == b.keys() and any("lora_" in k for k in a) == (strategy == "lora")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+class _StepLog(Callback):
+    """Records the step number after each optimizer step."""
+
+    def __init__(self, steps: list):
+        self.steps = steps
+
+    def on_step_end(self, state) -> None:
+        self.steps.append(state.step)
