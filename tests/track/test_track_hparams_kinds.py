@@ -65,5 +65,6 @@ def test_runs_json_keeps_integers(runs):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r["hparams"] for r in json.loads(proc.stdout)}
-    assert '"data.block_size": 32,' in proc.stdout and rows["lm"]["train.epochs"] == 1
+    block = rows["lm"]["data.block_size"]
+    assert block == 32 and type(block) is int and rows["lm"]["train.epochs"] == 1  # 32, not 32.0
     assert "data.augment.flip" not in rows["lm"] and "data.vocab_size" not in rows["table"]
