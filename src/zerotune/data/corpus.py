@@ -268,7 +268,9 @@ def tokenize_corpus(files: list[Path], tokenizer: LMTokenizer | None, kind: str,
                     "val_fraction": val_fraction, "test_fraction": test_fraction, "tokens": sizes,
                     "chars": {s: hi - lo for s, (lo, hi) in bounds.items()}}
             (tmp / "info.json").write_text(json.dumps(info, indent=1, ensure_ascii=False), encoding="utf-8")
-            if final.exists():  # an incomplete entry (e.g. a file removed by hand)
+            # An incomplete entry (a file removed by hand) goes; a complete one is another process's
+            # (two ranks of one job build the same cache at once), which it may be reading already.
+            if final.exists() and not all((final / f"{s}.bin").is_file() for s in SPLITS):
                 shutil.rmtree(final, ignore_errors=True)
             _publish(tmp, final)
         finally:
