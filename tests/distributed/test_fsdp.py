@@ -20,7 +20,7 @@ import zerotune
 from zerotune.cli.main import main
 from zerotune.config import load_config
 
-from .test_ddp_training import SETTINGS
+from .test_ddp_training import KILL, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = str(ROOT / "recipes/shakespeare_char_gpt.toml")
@@ -122,3 +122,21 @@ def test_a_sharded_checkpoint_is_not_resumed_without_shards(two_ranks, tmp_path,
     assert main(["train", "--resume", str(copy), "--set", "train.max_steps=30"]) == 2
     assert "saved by sharded training" in capsys.readouterr().err
     assert sorted(p.name for p in copy.rglob("*")) == before
+
+
+def test_a_killed_rank_leaves_a_whole_checkpoint_and_resume_continues_bit_exact(two_ranks, runs, tmp_path):
+    from zerotune.distributed.launch import WorkerFailed, launch
+    from zerotune.train.checkpoint import find_checkpoint
+
+    script = tmp_path / "kill.py"
+    script.write_text(KILL)  # rank 1 killed with -9 after step 12
+    with pytest.raises(WorkerFailed, match=r"^rank 1 \(pid \d+\) was killed by SIGKILL"):
+        launch(2, [*MLP, f"log.dir={runs}", "log.name=killed"], program=(str(script),))
+    killed = runs / "killed"
+    saved = find_checkpoint(killed / "checkpoints" / "last")
+    assert 0 < json.loads((saved / "state.json").read_text())["progress"]["step"] <= 12
+    assert (saved / "dcp" / ".metadata").is_file() and (saved / "model.safetensors").is_file()
+    code, err = _train("--nproc", "2", "--resume", str(killed))
+    assert code == 0, err
+    assert _diff(killed, two_ranks) == 0.0
+    assert not list((killed / "checkpoints").glob(".*"))  # a temporary directory of the killed job: removed
