@@ -20,7 +20,7 @@ import zerotune
 from zerotune.cli.main import main
 from zerotune.config import load_config
 
-from .test_ddp_training import KILL, SETTINGS
+from .test_ddp_training import DIE_ONCE, KILL, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = str(ROOT / "recipes/shakespeare_char_gpt.toml")
@@ -140,3 +140,14 @@ def test_a_killed_rank_leaves_a_whole_checkpoint_and_resume_continues_bit_exact(
     assert code == 0, err
     assert _diff(killed, two_ranks) == 0.0
     assert not list((killed / "checkpoints").glob(".*"))  # a temporary directory of the killed job: removed
+
+
+def test_max_restarts_continues_a_sharded_run_by_itself(two_ranks, tmp_path):
+    from zerotune.distributed.launch import launch
+
+    script = tmp_path / "die_once.py"
+    script.write_text(DIE_ONCE)
+    launch(2, ["train", "--runs-dir", str(tmp_path), "--name", "restarted", *_sets(MLP)], max_restarts=1,
+           program=(str(script),))
+    assert json.loads((tmp_path / "restarted" / "metrics.json").read_text())["training"]["steps"] == 20
+    assert _diff(tmp_path / "restarted", two_ranks) == 0.0
