@@ -237,7 +237,7 @@ class DistributedConfig(Section):
     """Training in several processes (``--nproc N`` or torchrun); ignored in a single process."""
 
     backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="collectives backend (auto: nccl on CUDA, gloo on CPU)")
-    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="ddp: a full copy of the model per rank (fsdp: not yet supported)")
+    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="ddp: a full copy of the model per rank; fsdp: weights, gradients and optimizer state sharded across ranks")
 
 
 class TrainConfig(Section):

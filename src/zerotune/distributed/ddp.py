@@ -55,6 +55,8 @@ class DDPRun:
         find_unused: see `wrap_ddp`.
     """
 
+    sharded = False  # FSDPRun: weights and optimizer state split across ranks
+
     def __init__(self, ctx: DistContext, model: torch.nn.Module, aug_gen: torch.Generator, seed: int,
                  find_unused: bool = False):
         from .rng import seed_rank
@@ -66,6 +68,23 @@ class DDPRun:
     @property
     def is_main(self) -> bool:
         return self.ctx.is_main
+
+    def groups(self, groups: list[dict] | None) -> list[dict] | None:
+        """The optimizer parameter groups (DDP keeps the model's own parameters)."""
+        return groups
+
+    def callback_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model rank 0's callbacks see (DDP: the model itself)."""
+        return model
+
+    def refresh(self, model: torch.nn.Module) -> None:
+        """Bring `callback_model` up to date (nothing to do with DDP)."""
+
+    def model_tensors(self, model: torch.nn.Module):
+        """The weights on rank 0 (as `checkpoint.model_tensors`), None on the other ranks."""
+        from ..train.checkpoint import model_tensors
+
+        return model_tensors(model) if self.is_main else None
 
     def shard(self, batches):
         """This rank's part of each of an epoch's global batches (see `ShardedBatches`)."""
@@ -107,3 +126,4 @@ class DDPRun:
     def barrier(self) -> None:
         """Every rank waits here until rank 0 has handed its checkpoint to the writer."""
         self.ctx.barrier()
+

@@ -110,7 +110,6 @@ def init(tc) -> DistContext | None:
     global _current
     if not in_worker():
         return None
-    check_strategy(tc.distributed.strategy)
     rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
     device = _device(tc.device, local)
     backend = resolve_backend(tc.distributed.backend, device)
@@ -146,20 +145,42 @@ def shutdown() -> None:
 
 
 def check_launchable(config) -> None:
-    """What a job would refuse in every worker, refused once before any starts: strategy, backend, fp16 on CPU."""
+    """What a job would refuse in every worker, refused once before any starts: backend, fp16 on CPU."""
     from ..train.env import resolve_device
 
     tc = config.train
-    check_strategy(tc.distributed.strategy)
+    check_strategy(tc, config.optim)
     device = resolve_device(tc.device)
     if tc.precision == "fp16" and device.type != "cuda":
         raise UserError("train.precision 'fp16' needs a CUDA device; use 'bf16' or '32' on cpu")
     resolve_backend(tc.distributed.backend, device)
 
 
-def check_strategy(strategy: str) -> None:
-    if strategy == "fsdp":
-        raise UserError("train.distributed.strategy 'fsdp' is not yet supported; allowed: ddp")
+def check_strategy(tc, oc) -> None:
+    """Refuse what sharded training does not run: L1/L2 penalties (sums over sharded weights)."""
+    if tc.distributed.strategy == "fsdp" and (oc.l1 or oc.l2):
+        raise UserError("optim.l1 and optim.l2 are not supported with train.distributed.strategy 'fsdp'; "
+                        "use optim.weight_decay")
+
+
+def check_resume(checkpoint_dir, strategy: str) -> None:
+    """Refuse to continue a checkpoint in a way that would drop its optimizer state.
+
+    FSDP writes the optimizer state as shards (``dcp/``), which only sharded training reads back,
+    with any number of ranks; the other runs write it whole, which FSDP does not read.
+    """
+    from pathlib import Path
+
+    from ..run.files import DCP_DIR
+
+    sharded = (Path(checkpoint_dir) / DCP_DIR).is_dir()
+    fsdp = strategy == "fsdp" and _current is not None
+    if sharded and not fsdp:
+        raise UserError(f"checkpoint {checkpoint_dir} was saved by sharded training (train.distributed.strategy "
+                        f"'fsdp'): resume it with --nproc N (any N, 1 included) or torchrun")
+    if fsdp and not sharded:
+        raise UserError(f"checkpoint {checkpoint_dir} was not saved by sharded training: resume it with "
+                        f"train.distributed.strategy = 'ddp' or in one process")
 
 
 def resolve_backend(name: str, device: torch.device) -> str:

@@ -171,6 +171,9 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     _check_model_fits(model, data)
     if checkpoint is not None:  # the checkpoint must fit this data and model before anything is written
         check_progress(checkpoint, data, tc)
+        from ..distributed.env import check_resume
+
+        check_resume(checkpoint.path, tc.distributed.strategy)
         ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
     run = _Prepared(config, checkpoint, device, origin, data, task, model, augment, source, setup,
                     mix=_mixer(config, data), teacher=teacher)

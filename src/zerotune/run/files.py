@@ -76,6 +76,7 @@ SWEEP_TRIAL_PREFIX = "trial-"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
+DCP_DIR = "dcp"  # FSDP: every rank's shard of the weights and optimizer state (torch.distributed.checkpoint)
 
 # inside adapters/ (peft's names, which our own LoRA models reuse), beside head.safetensors and labels.json
 ADAPTER_CONFIG_FILE = "adapter_config.json"
@@ -87,7 +88,7 @@ LABELS_FILE = "labels.json"
 FILE_NAMES = (CONFIG_FILE, META_FILE, ENV_FILE, METRICS_FILE, FINETUNE_FILE, PARAMS_FILE, HF_DIR, TOKENIZER_DIR,
               ADAPTERS_DIR, EXPORT_DIR, SCALING_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
               ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE, CV_FILE, SWEEP_FILE,
-              SWEEP_STUDY_FILE, SWEEP_LOCK_FILE, SWEEP_BEST_RECIPE)
+              SWEEP_STUDY_FILE, SWEEP_LOCK_FILE, SWEEP_BEST_RECIPE, DCP_DIR)
 
 
 class RunDir:

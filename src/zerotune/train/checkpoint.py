@@ -50,8 +50,15 @@ def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict
     return tensors, aliases
 
 
+def temporary_dir(path: Path) -> Path:
+    """A new hidden directory beside checkpoint `path`, to fill and then rename into place (see `save_checkpoint`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+
+
 def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict[str, str], state: dict,
-                    tensors: dict[str, torch.Tensor] | None = None) -> None:
+                    tensors: dict[str, torch.Tensor] | None = None, tmp: Path | None = None) -> None:
     """Write a checkpoint directory atomically from already-copied tensors.
 
     Args:
@@ -60,10 +67,10 @@ def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict
         aliases: tied-weight names to restore on load.
         state: JSON-ready training state.
         tensors: further tensors (optimizer state, RNG) for optimizer.safetensors.
+        tmp: a `temporary_dir` already holding other parts (FSDP's shards); default: a new one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    tmp = tmp or temporary_dir(path)
     try:
         save_file(model_sd, str(tmp / MODEL_FILE), metadata={"aliases": json.dumps(aliases)})
         if tensors:
@@ -71,6 +78,8 @@ def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict
         with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:
             json.dump(state, f)
         for name in os.listdir(tmp):  # durable before the rename makes it visible
+            if (tmp / name).is_dir():
+                continue  # FSDP's shards: DCP has already synced its files
             fd = os.open(tmp / name, os.O_RDONLY)
             os.fsync(fd)
             os.close(fd)

@@ -20,7 +20,7 @@ from ..config import Config, LogConfig, OptimConfig, ScheduleConfig, TrainConfig
 from ..data.batches import num_batches
 from ..data.bundle import DataBundle
 from ..errors import UserError
-from ..run.files import RunDir
+from ..run.files import DCP_DIR, RunDir
 from ..tasks.mixing import mixed_loss
 from ..tasks.supervised import Task
 from . import checkpoint as ckpt
@@ -118,16 +118,19 @@ class Trainer:
         self.train_split, self.val = data.train.to(device), data.val.to(device)
         if freeze is not None:
             freeze.apply(model, None)  # callbacks see, at fit start, every parameter that will train
+        self.aug_gen = torch.Generator(device=device).manual_seed(train.seed + 1)
+        self.dist = None
+        if dist is not None:  # before the optimizer: FSDP replaces the parameters by sharded ones
+            from ..distributed.env import check_strategy
+            from ..distributed.strategy import make_run
+
+            check_strategy(train, optim)
+            self.dist = make_run(dist, model, self.aug_gen, train, find_unused=freeze is not None)
+            groups = self.dist.groups(groups)
         self.optimizer = build_optimizer(model, optim, groups)
         self.scaler = torch.amp.GradScaler("cuda", enabled=train.precision == "fp16")
         self.autocast = _autocast(device, train.precision)
-        self.aug_gen = torch.Generator(device=device).manual_seed(train.seed + 1)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        self.dist = None
-        if dist is not None:
-            from ..distributed.ddp import DDPRun
-
-            self.dist = DDPRun(dist, model, self.aug_gen, train.seed, find_unused=freeze is not None)
         # Compiled for training steps only; evaluation and callbacks use the plain module (same weights).
         module = self.dist.module if self.dist else model
         self.forward = torch.compile(module) if train.compile else module
@@ -138,7 +141,7 @@ class Trainer:
         if train.max_steps is not None:
             total = min(total, train.max_steps)
         monitor, mode = _monitor(train, task)
-        self.state = TrainState(model=model, total_steps=total, steps_per_epoch=steps_per_epoch,
+        self.state = TrainState(model=self.dist.callback_model(model) if self.dist else model, total_steps=total, steps_per_epoch=steps_per_epoch,
                                 epochs=train.epochs, monitor=monitor, monitor_mode=mode)
         self.plateau = Plateau(schedule.patience, schedule.factor, schedule.threshold, schedule.min_lr_ratio,
                                mode) if schedule.name == "plateau" else None
@@ -184,6 +187,8 @@ class Trainer:
         self._emit("on_fit_end")
 
     def _emit(self, event: str) -> None:
+        if self.dist is not None and event in _READ_MODEL:  # FSDP: rank 0's callbacks see a gathered copy
+            self.dist.refresh(self.model)
         for cb in self.callbacks:
             getattr(cb, event)(self.state)
 
@@ -330,8 +335,9 @@ class Trainer:
         if state.is_best:
             state.best, state.best_step = value, state.step
             info = {"step": state.step, "metric": state.monitor, "value": value}
-            if self.dist is None or self.dist.is_main:
-                self._pending_best = (*ckpt.model_tensors(self.model), info)
+            weights = self.dist.model_tensors(self.model) if self.dist else ckpt.model_tensors(self.model)
+            if weights is not None:  # None off rank 0 (under FSDP every rank helps gather them)
+                self._pending_best = (*weights, info)
         self._emit("on_eval_end")
 
     def _save_last(self) -> None:
@@ -340,6 +346,8 @@ class Trainer:
         With several ranks, rank 0 writes (the weights are the same on every rank), holding every
         rank's random generators, and the others wait at a barrier until it has taken its copy.
         """
+        if self.dist is not None and self.dist.sharded:
+            return self._save_sharded()
         if self.dist is not None and not self.dist.is_main:
             self.dist.rng_tensors()
             self.dist.barrier()
@@ -356,18 +364,43 @@ class Trainer:
         if self.dist is not None:
             self.dist.barrier()
 
+    def _save_sharded(self) -> None:
+        """FSDP: each rank writes its shards (DCP) into a temporary directory that rank 0 made; rank 0 adds
+        the full weights and the state, then renames it into place, as `save_checkpoint` does."""
+        main, path = self.dist.is_main, self.run.checkpoint("last")
+        self._check_sound()  # every rank: the weight norm is a collective
+        if main and self._pending_best is not None:
+            self.writer.submit(self.run.checkpoint("best"), *self._pending_best)
+            self._pending_best = None
+        self._last_save = time.monotonic()
+        tmp = self.dist.ctx.broadcast(ckpt.temporary_dir(path) if main else None)
+        self.dist.save_shards(self.model, self.optimizer, tmp / DCP_DIR)
+        weights = self.dist.model_tensors(self.model)
+        saved, tensors = self._training_state(optimizer=False)
+        tensors.update(self.dist.rng_tensors())
+        if main:
+            self.writer.wait()
+            ckpt.save_checkpoint(path, *weights, saved, tensors, tmp=tmp)
+        self.dist.barrier()
+
     def _check_sound(self) -> None:
         """`last` keeps the last sound state: a blown-up one is never written over it."""
         state = self.state
         if state.loss is not None:
             self.watch.check(float(state.loss), f"at step {state.step}")
-        if not torch.isfinite(torch.nn.utils.get_total_norm(self.params)):
+        if not torch.isfinite(_full(torch.nn.utils.get_total_norm(self.params))):
             raise Diverged(f"weights became too large or not finite at step {state.step}; "
                            f"lower optim.lr (now {self.oc.lr:g}) or set optim.clip_norm")
 
-    def _training_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        """Everything but the weights, copied here on the training thread; the writer thread only serialises."""
-        opt_plain, tensors = ckpt.optimizer_to_parts(self.optimizer)
+    def _training_state(self, optimizer: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
+        """Everything but the weights, copied here on the training thread; the writer thread only serialises.
+
+        `optimizer`: False under FSDP, whose optimizer state goes to the sharded checkpoint (its groups stay here).
+        """
+        if optimizer:
+            opt_plain, tensors = ckpt.optimizer_to_parts(self.optimizer)
+        else:
+            opt_plain, tensors = {"param_groups": self.optimizer.state_dict()["param_groups"], "state": {}}, {}
         rng_plain, rng_tensors = rng_state()
         tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
         tensors["rng.augment"] = self.aug_gen.get_state().cpu()
@@ -382,8 +415,11 @@ class Trainer:
     def _restore(self, checkpoint: ckpt.Checkpoint) -> None:
         """Weights, optimizer, random generators, scaler, progress and callback states from `checkpoint`."""
         saved, tensors = checkpoint.state, checkpoint.tensors
-        ckpt.fit_weights(self.model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
-        ckpt.optimizer_from_parts(self.optimizer, saved.optimizer.model_dump(), tensors)
+        if self.dist is not None and self.dist.sharded:  # any number of ranks wrote them: DCP reshards
+            self.dist.load_shards(self.model, self.optimizer, checkpoint.path / DCP_DIR)
+        else:
+            ckpt.fit_weights(self.model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
+            ckpt.optimizer_from_parts(self.optimizer, saved.optimizer.model_dump(), tensors)
         global_rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.") and k != "rng.augment"}
         set_rng_state(saved.rng.model_dump(mode="json"), global_rng)
         if "rng.augment" in tensors:
@@ -442,6 +478,10 @@ def fit(
     return trainer.fit(resume)
 
 
+# The events at which callbacks read the weights (TensorBoard's views, text samples).
+_READ_MODEL = ("on_fit_start", "on_eval_end", "on_fit_end")
+
+
 def resolve_monitor(tc: TrainConfig, task: Task) -> tuple[str, str]:
     """The metric `train.monitor` names for `task` (``auto`` resolved), and ``"max"`` or ``"min"``."""
     return _monitor(tc, task)
@@ -483,10 +523,15 @@ def _clip(params, optimizer, scaler, oc, measure: bool):
         return None
     scaler.unscale_(optimizer)
     grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads)
+    norm = torch.nn.utils.get_total_norm(grads)  # under FSDP a DTensor: the norm over every rank's shards
     if oc.clip_value:
         torch.nn.utils.clip_grad_value_(params, oc.clip_value)
     if oc.clip_norm:
         after_value = torch.nn.utils.get_total_norm(grads) if oc.clip_value else norm
         torch.nn.utils.clip_grads_with_norm_(params, oc.clip_norm, after_value)
-    return norm.detach()
+    return _full(norm).detach()
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """A plain tensor: a DTensor (FSDP's sharded norms) gathered, any other tensor as it is."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
