@@ -106,6 +106,23 @@ def test_eval_and_export_read_a_distributed_run_as_any_other(two_ranks, tmp_path
     assert result.path.is_file()
 
 
+def test_serve_answers_for_a_distributed_run_as_for_any_other(two_ranks):
+    import httpx
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from zerotune.serve import create_app, load_served_model, running_server
+
+    digits = load_digits()
+    keep = digits.target < 3  # the run learned classes 0, 1 and 2
+    x, y = digits.images[keep][:60], digits.target[keep][:60]
+    with running_server(create_app(load_served_model(two_ranks))) as url:
+        shape = httpx.get(url + "/metadata", trust_env=False).json()["input"]["shape"]
+        r = httpx.post(url + "/predict", json={"inputs": x.reshape(len(x), *shape).tolist()}, trust_env=False)
+    assert r.status_code == 200
+    assert np.mean(np.array(r.json()["classes"]) == y) > 0.8
+
+
 def test_a_killed_rank_stops_the_job_and_resume_continues_bit_exact_or_in_one_process(two_ranks, tmp_path):
     from zerotune.distributed.launch import WorkerFailed, launch
 
