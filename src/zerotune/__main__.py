@@ -1,5 +1,6 @@
-import sys
+"""``python -m zerotune``: the command line, and each worker process of ``--nproc`` and torchrun."""
 
 from .cli.main import main
+from .distributed.launch import end_process
 
-sys.exit(main())
+end_process(main())

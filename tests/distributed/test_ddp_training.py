@@ -45,7 +45,7 @@ KILL = textwrap.dedent("""
 # The same through the command line, rank 1 dying in the first attempt only: the agent restarts the job.
 DIE_ONCE = KILL.replace('os.environ["RANK"] == "1"', 'os.environ["RANK"] == "1" and os.environ["TORCHELASTIC_RESTART_COUNT"] == "0"'
                         ).replace("zerotune.train(load_config(None, sys.argv[1:]))",
-                                  "from zerotune.cli.main import main\nsys.exit(main(sys.argv[1:]))")
+                                  "from zerotune.cli.main import main\nfrom zerotune.distributed.launch import end_process\nend_process(main(sys.argv[1:]))")
 
 
 def _train(*args: str) -> tuple[int, str, str]:

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import uuid
+from typing import NoReturn
 
 from ..errors import UserError
 
@@ -99,6 +100,24 @@ def failure_error(rank: int, exitcode: int, pid: int, message, signal: str | Non
         return WorkerFailed(f"rank {rank} (pid {pid}) was killed by {signal}; the other ranks were stopped")
     return WorkerFailed(f"rank {rank} (pid {pid}) failed with exit code {exitcode}; the other ranks were stopped"
                         + (f": {text}" if text and not text.startswith("To enable traceback") else ""))
+
+
+def end_process(code: int) -> NoReturn:
+    """Exit with `code`; a torchrun worker skips the interpreter's finalization, as multiprocessing's children do.
+
+    gloo's worker threads release a finished collective's tensors on their own; one still doing so
+    while the interpreter finalizes needs the GIL, cannot get it and aborts the process (SIGABRT,
+    "terminate called without an active exception"), failing a job that has finished. A worker has
+    nothing left to finalize once its output is flushed.
+    """
+    if not in_worker():
+        sys.exit(code)
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def report_worker_error(message: str) -> bool:

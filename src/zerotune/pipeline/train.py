@@ -75,6 +75,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         run_dir = Path(resume)
         config, checkpoint = _resume(run_dir, resume_overrides or [])
     ctx = dist_env.init(config.train)  # None unless torchrun (or --nproc) started this process
+    finished = False
     try:
         with torch_threads(config.train.threads):  # the caller's count again once the run ends
             run = _prepare(config, checkpoint, run_dir)
@@ -88,9 +89,10 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
             metrics = _run_metrics(run, run_dir, state) if main else {}
         if main:
             write_json(RunDir(run_dir).metrics, metrics)
+        finished = True
     finally:
         if ctx is not None:
-            dist_env.shutdown()
+            dist_env.shutdown(finished)
     findings = []
     if main and config.log.tensorboard:  # the doctor reads the event files
         from ..tune.doctor.after_training import check_finished_run
