@@ -161,6 +161,26 @@ def test_failed_resume_leaves_the_run_as_it_was(iris_run, tmp_path, damage, zt):
     assert snapshot(run) == before  # config.yaml still says 3 epochs
 
 
+@pytest.mark.parametrize("command", ["train", "finetune", "distill"])
+@pytest.mark.parametrize("flag,value", [("--name", "other"), ("--runs-dir", "elsewhere"), ("--test", "t.txt")])
+def test_flags_that_do_not_apply_to_a_resumed_run_are_refused(iris_run, tmp_path, zt, command, flag, value):
+    run = copy_of(iris_run, tmp_path)
+    before = snapshot(run)
+    proc = zt(command, "--resume", run, flag, tmp_path / value, "--set", "train.epochs=5")
+    assert_one_line_error(proc, f"{flag} cannot be given with --resume")
+    assert snapshot(run) == before
+    assert [p.name for p in tmp_path.iterdir()] == [run.name]  # nothing made where --runs-dir pointed
+
+
+def test_no_progress_applies_to_a_resumed_run(iris_run, tmp_path, zt):
+    run = copy_of(iris_run, tmp_path)
+    assert zt("train", "--resume", run, "--set", "log.progress=true", "--set", "train.epochs=4").returncode == 0
+    assert "progress: true" in (run / "config.yaml").read_text()
+    assert zt("train", "--resume", run, "--no-progress", "--set", "train.epochs=5").returncode == 0
+    config = (run / "config.yaml").read_text()
+    assert "progress: false" in config and "epochs: 5" in config
+
+
 # -- 3. state.json is validated like the config ------------------------------------------------
 
 

@@ -54,6 +54,18 @@ def run_flags_as_overrides(args) -> list[str]:
     return out
 
 
+def resume_flags_as_overrides(args) -> list[str]:
+    """With --resume: --no-progress as its override; --name, --runs-dir and --test refused, not ignored.
+
+    A resumed run keeps its directory and its data, so those three cannot apply to it.
+    """
+    for flag, value in (("--name", args.name), ("--runs-dir", args.runs_dir), ("--test", args.test)):
+        if value:
+            raise UserError(f"{flag} cannot be given with --resume: a resumed run keeps its directory and data "
+                            f"(--set and --no-progress can be)")
+    return ["log.progress=false"] if args.no_progress else []
+
+
 def run_parser(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     """Parse ``argv`` and run the chosen command; bad input is one line on stderr and exit code 2.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from .common import add_run_flags, run_flags_as_overrides, run_subcommand
+from .common import add_run_flags, resume_flags_as_overrides, run_flags_as_overrides, run_subcommand
 
 
 def cmd_distill(args) -> int:
@@ -14,6 +14,7 @@ def cmd_distill(args) -> int:
     if args.resume:
         if args.recipe or args.teacher:
             raise UserError("give either a recipe with --teacher, or --resume RUN, not both")
+        overrides += resume_flags_as_overrides(args)
         from ..pipeline.train import train
 
         result = train(None, resume=args.resume, resume_overrides=overrides)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from .common import add_run_flags, run_flags_as_overrides, run_subcommand
+from .common import add_run_flags, resume_flags_as_overrides, run_flags_as_overrides, run_subcommand
 from .distributed import add_distributed_flags, wants_distributed
 
 STRATEGIES = ("full", "head", "partial", "gradual", "lora")
@@ -27,6 +27,8 @@ def cmd_finetune(args) -> int:
     overrides = list(args.set or [])
     if args.resume and (args.recipe or args.source or args.strategy):
         raise UserError("give either a recipe (with --from) or --resume RUN, not both")
+    if args.resume:
+        overrides += resume_flags_as_overrides(args)
     if wants_distributed(args):  # several processes: a launcher, or one of the workers
         from ..pipeline.finetune import finetune_config, finetune_overrides
         from .distributed import run_distributed

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_run_flags, run_flags_as_overrides
+from .common import add_run_flags, resume_flags_as_overrides, run_flags_as_overrides
 from .distributed import add_distributed_flags, wants_distributed
 
 
@@ -19,6 +19,7 @@ def cmd_train(args) -> int:
     if args.resume:
         if args.recipe:
             raise UserError("give either a recipe or --resume RUN, not both")
+        overrides += resume_flags_as_overrides(args)
     else:
         overrides += run_flags_as_overrides(args)
         config = load_config(args.recipe, overrides)
