@@ -64,6 +64,9 @@ def test_long_texts_are_truncated_as_in_training(text_client, text_ref):
     want = text_ref.logits_of(["good " * 62, "bad"])  # 62 words + [CLS] + [SEP] = 64 tokens
     probs = np.exp(want) / np.exp(want).sum(1, keepdims=True)
     assert probs_close(body["probabilities"], probs)
+    assert body["truncated"] == [0]  # the answer says which input was cut
+    short = text_client.post("/predict", json={"inputs": ["bad", "good " * 62]}).json()  # 64 tokens: not cut
+    assert short["truncated"] == []
 
 
 def test_metadata_and_docs_describe_text(text_client):

@@ -87,6 +87,8 @@ class PredictResponse(BaseModel):
     labels: list[str] | None = Field(None, description="predicted class name (classification)")
     probabilities: list[list[float]] | None = Field(None, description="class probabilities (classification)")
     values: list[float] | None = Field(None, description="predicted values in target units (regression)")
+    truncated: list[int] | None = Field(None, description="text models: positions of the inputs cut to the "
+                                                          "model's max_length tokens before predicting")
     model: str
     version: str
 
@@ -121,7 +123,8 @@ def _text_input_field(served: ServedModel, max_examples: int):
                   {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": max_examples}],
         "title": "Inputs",
         "description": f"One text, or a list of 1 to {max_examples} texts. The server tokenises them with the "
-                       f"model's own tokenizer, truncated to {served.max_length} tokens as in training.",
+                       f"model's own tokenizer, truncated to {served.max_length} tokens as in training; "
+                       f"the answer's `truncated` lists the inputs that were cut.",
         "examples": [TEXT_EXAMPLE, [TEXT_EXAMPLE, "terrible service"]],
     }
     return Annotated[Any, WithJsonSchema(schema)], Field(...)
@@ -237,9 +240,12 @@ def _model_failure(served: ServedModel, e: Exception) -> InputError:
     return InputError(f"the model cannot compute outputs for these inputs ({reason}); {hint}")
 
 
-def _predictions(served: ServedModel, out: np.ndarray) -> dict[str, Any]:
-    """The body of a /predict answer for the model's outputs ``out`` (N, classes or 1)."""
-    result = {"model": served.name, "version": served.version}
+def _predictions(served: ServedModel, out: np.ndarray, truncated: list[int] | None = None) -> dict[str, Any]:
+    """The body of a /predict answer for the model's outputs ``out`` (N, classes or 1); a text model's also
+    says which inputs were cut to its token limit (``truncated``, empty when none was)."""
+    result: dict[str, Any] = {"model": served.name, "version": served.version}
+    if truncated is not None:
+        result["truncated"] = truncated
     if served.classification:
         classes = out.argmax(axis=1)
         names = served.meta.class_names or [str(i) for i in range(out.shape[1])]
@@ -268,8 +274,9 @@ def _add_routes(app: FastAPI, served: ServedModel, opts: ServeOptions, batcher: 
                          422: {"description": "inputs of the wrong type, shape or values"}},
               summary="predict for one example or a batch (strings for text models)")
     async def predict(body: PredictRequest):  # type: ignore[valid-type]
+        truncated = None
         if served.text:
-            x = served.encode(to_texts(body.inputs, opts.max_examples))
+            x, truncated = served.encode_counted(to_texts(body.inputs, opts.max_examples))
         else:
             x = to_batch(body.inputs, served.meta.input_shape, opts.max_examples)
             served.check_range(x)
@@ -279,7 +286,7 @@ def _add_routes(app: FastAPI, served: ServedModel, opts: ServeOptions, batcher: 
             raise _model_failure(served, e) from None
         check_outputs(out, None if served.text else x)
         # Returned as-is: the values are already plain lists, and re-validating them costs latency.
-        return JSONResponse(_predictions(served, out))
+        return JSONResponse(_predictions(served, out, truncated))
 
 
 def create_app(served: ServedModel, options: ServeOptions | None = None) -> FastAPI:

@@ -79,22 +79,26 @@ class ServedModel:
         return self.signature.kind == "text"
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Texts -> native token ids (B, L), right-padded with -1 to the longest, tokenised as in training.
+        """Texts -> native token ids (B, L), right-padded with -1 to the longest, tokenised as in training."""
+        return self.encode_counted(texts)[0]
+
+    def encode_counted(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+        """Like `encode`, and the positions of the texts cut to `max_length` tokens.
 
         Raises:
             InputError: a text the tokenizer cannot read, or one that gives no tokens at all.
         """
-        from ..data.text import pad_ids, tokenize
+        from ..data.text import pad_ids, tokenize_counted
 
         try:
             with self._lock:  # a fast tokenizer's truncation settings are state shared between calls
-                ids = tokenize(self.tokenizer, texts, self.max_length)
+                ids, cut = tokenize_counted(self.tokenizer, texts, self.max_length)
         except Exception as e:  # tokenizers raise assorted types on odd input; none is the server's fault
             raise InputError(f"the tokenizer cannot read inputs: {type(e).__name__}: {str(e)[:200]}") from None
         empty = next((i for i, s in enumerate(ids) if not s), None)
         if empty is not None:
             raise InputError(f"inputs[{empty}] gives no tokens; send some text")
-        return pad_ids(ids, max(len(s) for s in ids)).numpy()
+        return pad_ids(ids, max(len(s) for s in ids)).numpy(), np.flatnonzero(cut).tolist()
 
     def check_range(self, x: np.ndarray) -> None:
         """Refuse raw inputs (B, *input_shape) more than ``MAX_STDS`` training standard deviations from the mean.
