@@ -1,7 +1,6 @@
 """A run killed with SIGKILL mid-training and resumed ends with the same weights as an uninterrupted one."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -7,7 +7,6 @@ import torch
 
 from zerotune.cli.main import main
 from zerotune.config import load_config
-from zerotune.distill.setup import attach_teacher
 from zerotune.distill.targets import SoftTargets, batch_generator
 from zerotune.pipeline.distill import distill
 from zerotune.pipeline.train import prepare

@@ -1,9 +1,6 @@
 """Sharding, evaluation across ranks and the collectives, in two real gloo processes against one process."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest

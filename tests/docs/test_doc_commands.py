@@ -159,7 +159,6 @@ COMMANDS: dict[str, How] = {
     "zerotune train recipes/finetune_digits.toml": short(CNN),
     "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4 --strategy head": short(FT),
     "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4 --strategy full": short(FT),
-    "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4": short(FT),
     # help only for now: recipes/finetune_sentiment.toml reads ../shared/data, and the full MiniLM is slow
     "zerotune finetune recipes/finetune_sentiment.toml --from minilm-l6": HELP,
     "zerotune finetune recipes/finetune_sentiment.toml --from minilm-l6 --strategy full --set optim.lr=5e-5": HELP,

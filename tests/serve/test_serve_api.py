@@ -4,6 +4,7 @@ import dataclasses
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -267,7 +268,7 @@ def test_onnx_backend_on_a_run_exports_in_memory(cnn_run, cnn_ref):
     assert np.allclose(probs, cnn_ref.probs[:20], atol=1e-4)
 
 
-def edited_export(cnn_onnx, tmp_path, edit) -> "Path":
+def edited_export(cnn_onnx, tmp_path, edit) -> Path:
     """A copy of the exported CNN whose sidecar text went through ``edit``."""
     path = tmp_path / "model.onnx"
     path.write_bytes(cnn_onnx.read_bytes())

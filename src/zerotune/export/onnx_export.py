@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import warnings
 
 import torch
 from torch import nn
 
 from ..errors import UserError
+from .quiet import quiet
 from .runtime import first_line, require
 from .signature import OUTPUT_NAME, ExampleInputs
+
+# The exporter's progress lines, version-converter tracebacks and deprecation notes.
+_EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo")
 
 DEFAULT_OPSET = 18  # the exporter's native opset: no version conversion needed
 # Below 16 the exporter's version converter has no adapters for ops every model uses.
@@ -53,7 +54,7 @@ def to_onnx(model: nn.Module, example: "torch.Tensor | ExampleInputs", opset: in
             example = example.expand(2, *example.shape[1:]).contiguous()
         example = ExampleInputs((example,), [INPUT_NAME], ({0: torch.export.Dim("batch")},), [OUTPUT_NAME])
     try:
-        with _quiet():
+        with quiet(_EXPORTER_LOGGERS, drop=logging.CRITICAL):
             program = torch.onnx.export(
                 model.eval(), example.args, None, input_names=example.names, output_names=example.output_names,
                 opset_version=opset, dynamo=True, external_data=False, verbose=False,
@@ -81,23 +82,3 @@ def _strip_trace_metadata(proto) -> None:
             del node.metadata_props[:]
             for key, value in keep:
                 node.metadata_props.add(key=key, value=value)
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silence the exporter's progress lines, version-converter tracebacks and deprecation noise."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    # The version converter reports through the root logger and prints to stdout.
-    disabled = logging.root.manager.disable
-    logging.disable(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(disabled)
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)

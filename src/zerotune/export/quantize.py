@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import os
 import tempfile
 import warnings
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .quiet import quiet
 from ..errors import UserError
 from .runtime import first_line, require
 
@@ -86,7 +86,7 @@ def onnx_dynamic_int8(model: bytes) -> bytes:
     with tempfile.TemporaryDirectory(prefix="zerotune-q-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model)
-        with _quiet():
+        with quiet(stdout=False):
             quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
         return dst.read_bytes()
 
@@ -125,7 +125,7 @@ def onnx_static_int8(model: bytes, calibration: Iterable[np.ndarray | dict[str, 
         try:
             # onnxruntime's shape inference saves its partial result into the working directory when it
             # gives up (transformer graphs): let it do so in the temporary directory, not in the user's.
-            with _quiet(), _working_directory(tmp):
+            with quiet(stdout=False), _working_directory(tmp):
                 # Shape inference and graph fusion first, as onnxruntime recommends for static quantization.
                 quant_pre_process(str(src), str(pre))
                 quantize_static(pre, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True,
@@ -144,16 +144,3 @@ def _working_directory(path):
         yield
     finally:
         os.chdir(before)
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Hide onnxruntime's advice printed through the root logger while quantizing."""
-    disabled = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(disabled)

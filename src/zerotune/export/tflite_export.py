@@ -11,18 +11,17 @@ Both packages come with the optional extra ``zerotune[tflite]``.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import os
-import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import UserError
+from .quiet import quiet
 from .runtime import Runner, first_line, require
+
+# TensorFlow's and glog's C++ loggers write to the process's stderr; these levels keep errors only.
+_QUIET_CPP_LOGS = {"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "2"}
 
 TFLITE_BATCH = 1  # examples per call of the exported graph
 
@@ -48,7 +47,7 @@ def to_tflite(model: nn.Module, example: torch.Tensor) -> bytes:
     require("litert_torch", extra="tflite")
     sample = example[:TFLITE_BATCH].float().contiguous()
     try:
-        with _quiet():
+        with quiet(env=_QUIET_CPP_LOGS):
             import litert_torch  # inside: its C++ logging reads the quiet levels when it loads
 
             return bytes(litert_torch.convert(model.eval(), (sample,)).model_content())
@@ -68,7 +67,7 @@ def tflite_runner(model: bytes, threads: int | None = None) -> Runner:
     """
     require("ai_edge_litert", extra="tflite")
     try:
-        with _quiet():
+        with quiet(env=_QUIET_CPP_LOGS):
             from ai_edge_litert.interpreter import Interpreter
 
             interpreter = Interpreter(model_content=model, num_threads=threads)
@@ -87,25 +86,3 @@ def tflite_runner(model: bytes, threads: int | None = None) -> Runner:
         return np.concatenate(outputs) if outputs else np.empty((0, *out["shape"][1:]), np.float32)
 
     return run
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silence the converter's progress lines and the TensorFlow/absl log lines it prints."""
-    # TensorFlow's and glog's C++ loggers write to the process's stderr; these levels keep errors only.
-    levels = {"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "2"}
-    previous = {k: os.environ.get(k) for k in levels}
-    os.environ.update(levels)
-    disabled = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(disabled)
-        for k, v in previous.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
