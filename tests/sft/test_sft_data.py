@@ -82,3 +82,46 @@ def test_the_cli_answers_a_bad_record_with_one_line_and_exit_2(tmp_path, tiny_lm
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "bad.jsonl:4: missing field 'response'" in out.stderr
     assert not (tmp_path / "runs").exists() and not list(tmp_path.glob("sft-*"))
+
+
+def _learned_runs(row_x, row_y, fmt) -> list[str]:
+    """The text of each run of consecutive learned positions (labels are the next token)."""
+    runs, current = [], []
+    for t, label in enumerate(row_y.tolist()):
+        if label != IGNORE:
+            current.append(int(row_x[t + 1]))
+        elif current:
+            runs, current = runs + [current], []
+    runs += [current] if current else []
+    return [fmt.text(r) for r in runs]
+
+
+CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 1+2?"},
+        {"role": "assistant", "content": "3"}, {"role": "user", "content": "And 2+2?"},
+        {"role": "assistant", "content": "4"}]
+
+
+# The default template's "Assistant: 3" is one token " 3" in this BPE when an answer follows, and
+# "Assistant: " then "3" when the model is to write it; the tokenizer's own template has no such space.
+@pytest.mark.parametrize("arch,earlier", [("llama", " 3\n"), ("qwen2", "3\n")])
+def test_every_assistant_answer_of_a_chat_is_learned_and_nothing_else(tmp_path, tiny_lms, jsonl, arch, earlier,
+                                                                      capsys):
+    data, fmt = bundle(jsonl(tmp_path / "chat.jsonl", [{"messages": CHAT}] * 3), tiny_lms[arch], max_length=128)
+    x, y = data.train.x[0], data.train.y[0]
+    # The earlier answer ends as the format renders it (a newline); the last with end-of-sequence.
+    assert _learned_runs(x, y, fmt) == [earlier, "4"]
+    assert x[int(data.train.lengths[0]) - 1] == fmt.end_id and y[int(data.train.lengths[0]) - 2] == fmt.end_id
+    assert "not where the chat format renders them" not in capsys.readouterr().err
+
+
+def test_an_earlier_answer_the_template_does_not_render_stays_in_the_prompt(tiny_lms, capsys):
+    from zerotune.data.sft import encode_records
+
+    tok = load_tokenizer(tiny_lms["qwen2"])
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] != 'assistant' or loop.last %}<|{{ m['role'] }}|>"
+                         "{{ m['content'] }}\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>"
+                         "{% endif %}")  # drops the assistant's earlier answers
+    fmt = ChatFormat(tok)
+    x, y, lengths, _, _ = encode_records([(1, CHAT)], fmt, 128, True, "chat.jsonl")
+    assert _learned_runs(x[0], y[0], fmt) == ["4"]
+    assert "1 earlier assistant answer(s) are not where the chat format renders them" in capsys.readouterr().err

@@ -4,7 +4,8 @@ Two record forms, one per line:
 
 - instruction: ``{"prompt": ..., "response": ..., "system": ...}`` (``system`` optional);
 - chat: ``{"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}``, ending
-  with the assistant's answer, which is what the model learns (earlier turns are the prompt).
+  with the assistant's answer. The model learns every assistant message: the last one, and each
+  earlier one where the chat format renders it (system and user messages are the prompt).
 
 Each example is one row of ``x`` (token ids, right-padded) and ``y`` (the next token at each
 position, -100 where nothing is learned: the prompt when it is masked, and the padding). Batches
@@ -124,6 +125,30 @@ def _chat(messages, where: str) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
+def earlier_answers(fmt: ChatFormat, messages: list[dict], prompt: list[int]) -> tuple[list[tuple[int, int]], int]:
+    """Token spans ``(start, end)`` in `prompt` of the assistant's answers before the last, and how many were not found.
+
+    The conversation rendered through an answer must begin `prompt`; the answer starts where that
+    rendering departs from the one made ready for it. That may be one token early: a tokenizer can
+    merge the last token before an answer (the space of ``Assistant: ``) with its first. A template
+    that renders earlier answers otherwise (one that drops them, say) leaves them in the prompt.
+    """
+    spans, missed = [], 0
+    for j, m in enumerate(messages[:-1]):
+        if m["role"] != "assistant" or j == 0:
+            continue
+        try:
+            ready, through = fmt.prompt_ids(messages[:j]), fmt.history_ids(messages[:j + 1])
+        except Exception:  # a template may refuse a partial conversation (roles must alternate, ...)
+            ready, through = [], []
+        start = next((k for k, (a, b) in enumerate(zip(ready, through)) if a != b), min(len(ready), len(through)))
+        if start > 0 and start >= len(ready) - 1 and len(through) > start and prompt[:len(through)] == through:
+            spans.append((start, len(through)))
+        else:
+            missed += 1
+    return spans, missed
+
+
 def encode_records(records, fmt: ChatFormat, width: int, mask_prompt: bool, where: str):
     """Token rows of each record: (x, y, lengths, prompt_lengths, truncated) as arrays.
 
@@ -134,6 +159,7 @@ def encode_records(records, fmt: ChatFormat, width: int, mask_prompt: bool, wher
     x = np.full((n, width), fmt.pad_id, dtype=np.int64)
     y = np.full((n, width), IGNORE, dtype=np.int64)
     lengths, prompts, truncated = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
+    missed = 0
     for i, (number, messages) in enumerate(records):
         try:
             p, r = fmt.prompt_ids(messages[:-1]), fmt.response_ids(messages[-1]["content"])
@@ -147,7 +173,15 @@ def encode_records(records, fmt: ChatFormat, width: int, mask_prompt: bool, wher
         x[i, :len(ids)] = ids
         start = len(p) if mask_prompt else 1
         y[i, start - 1:len(ids) - 1] = ids[start:]  # position t predicts token t+1
+        if mask_prompt:
+            spans, not_found = earlier_answers(fmt, messages, p)
+            missed += not_found
+            for a, b in spans:
+                y[i, a - 1:min(b, len(ids)) - 1] = ids[a:min(b, len(ids))]
         lengths[i], prompts[i] = len(ids), len(p)
+    if missed:
+        print(f"data 'sft': {missed} earlier assistant answer(s) are not where the chat format renders them "
+              f"and are kept as prompt, not learned", file=sys.stderr, flush=True)
     return x, y, lengths, prompts, truncated
 
 

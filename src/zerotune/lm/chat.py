@@ -56,7 +56,18 @@ class ChatFormat:
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
         """Token ids of `prompt_text` (with the tokenizer's start token when it adds one and the template does not)."""
-        text = self.prompt_text(messages)
+        return self._ids(self.prompt_text(messages))
+
+    def history_ids(self, messages: list[dict]) -> list[int]:
+        """Token ids of the conversation as it stands, without the prompt for a next answer: where an
+        assistant's message ends (its end marker included) when `messages` ends with one."""
+        if self.uses_template:
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        else:
+            text = default_template(messages, add_generation_prompt=False)
+        return self._ids(text)
+
+    def _ids(self, text: str) -> list[int]:
         if not self.is_hf:
             return self.tokenizer.encode(text, what="prompt")
         return list(self.tokenizer(text, add_special_tokens=not self.uses_template)["input_ids"])
