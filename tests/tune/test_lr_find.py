@@ -57,6 +57,15 @@ def test_png_written(found):
     assert png.read_bytes().startswith(PNG_MAGIC)
 
 
+def test_runs_lists_the_test_with_its_model_and_data(found):
+    from zerotune.track.runs_table import collect_runs
+
+    assert load_config(found.run_dir / "config.yaml").model.name == "mlp"  # the config that was tested
+    (row,) = collect_runs(found.run_dir.parent)
+    assert (row.name, row.model, row.data, row.kind, row.steps) == ("lrf", "mlp", "digits", "lr-find",
+                                                                     len(found.lrs) - 1)
+
+
 @pytest.mark.parametrize("start, end, steps", [(1.0, 0.1, 50), (0.1, 0.1, 50), (0.0, 1.0, 50), (-1.0, 1.0, 50),
                                                (1e-5, 1.0, 2), (1e-5, 1.0, 100000)])
 def test_bad_range_is_a_user_error(start, end, steps):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..run.files import RunDir
 from .events import find_runs, read_run_events
 
 # Shown when no hyperparameter differs between the runs listed (or there is one run).
@@ -32,6 +33,7 @@ class RunRow:
     seconds: float | None
     finished: bool
     hparams: dict[str, Any] = field(default_factory=dict)
+    kind: str = "run"  # or "lr-find": a learning-rate range test, which trains nothing to keep
 
 
 def _higher_is_better(metric: str) -> bool:
@@ -56,9 +58,24 @@ def summarize(run_dir: Path, logdir: Path) -> RunRow:
     if seconds is None and ev.first_wall is not None and ev.last_wall is not None:
         seconds = ev.last_wall - ev.first_wall
     name = str(run_dir.relative_to(logdir)) if run_dir != logdir else run_dir.name
-    return RunRow(name=name, path=str(run_dir), model=ev.hparams.get("model.name"), data=ev.hparams.get("data.name"),
-                  monitor=monitor, best=best, steps=ev.last_step, seconds=seconds, finished=ev.finished,
-                  hparams=ev.hparams)
+    model, data = ev.hparams.get("model.name"), ev.hparams.get("data.name")
+    if model is None or data is None:  # no hparams record (an lr-find, a run killed early): its config says
+        model, data = _names_from_config(run_dir, model, data)
+    lr_find = (RunDir(run_dir).lr_find_plot).is_file()
+    return RunRow(name=name, path=str(run_dir), model=model, data=data, monitor=monitor, best=best,
+                  steps=ev.last_step, seconds=seconds, finished=ev.finished or lr_find, hparams=ev.hparams,
+                  kind="lr-find" if lr_find else "run")
+
+
+def _names_from_config(run_dir: Path, model: str | None, data: str | None) -> tuple[str | None, str | None]:
+    """model.name and data.name from the run's config.yaml where the events lack them; as given when unreadable."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(RunDir(run_dir).config.read_text(encoding="utf-8"))
+        return model or config["model"]["name"], data or config["data"]["name"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return model, data
 
 
 def collect_runs(logdir: str | Path) -> list[RunRow]:
@@ -113,8 +130,12 @@ def table(rows: list[RunRow]):
     for r in rows:
         best = f"{r.monitor} {r.best:.4f}" if r.best is not None else "-"
         t.add_row(r.name, _fmt(r.model), _fmt(r.data), *(_fmt(r.hparams.get(k)) for k in keys), best,
-                  str(r.steps), _duration(r.seconds), "finished" if r.finished else "unfinished")
+                  str(r.steps), _duration(r.seconds), _status(r))
     return t
+
+
+def _status(r: RunRow) -> str:
+    return r.kind if r.kind != "run" else "finished" if r.finished else "unfinished"
 
 
 def runs_command(logdir: str | Path = "runs", as_json: bool = False) -> int:
