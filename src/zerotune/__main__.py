@@ -3,4 +3,8 @@
 from .cli.main import main
 from .distributed.launch import end_process
 
-end_process(main())
+try:
+    code = main()
+except SystemExit as e:  # argparse's own exit, or a rank stopping quietly because rank 0 failed
+    code = e.code
+end_process(code)

@@ -29,6 +29,7 @@ KILL = textwrap.dedent("""
     import os, signal, sys
     import zerotune
     from zerotune.config import load_config
+    from zerotune.distributed.launch import end_process
     from zerotune.train.loop import Trainer
 
     step = Trainer.step
@@ -39,13 +40,19 @@ KILL = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
 
     Trainer.step = step_then_die
-    zerotune.train(load_config(None, sys.argv[1:]))
+    try:
+        zerotune.train(load_config(None, sys.argv[1:]))
+    except Exception:  # rank 0 loses rank 1: it fails as the command line does, without finalizing
+        import traceback
+        traceback.print_exc()
+        end_process(1)
+    end_process(0)
 """)
 
 # The same through the command line, rank 1 dying in the first attempt only: the agent restarts the job.
 DIE_ONCE = KILL.replace('os.environ["RANK"] == "1"', 'os.environ["RANK"] == "1" and os.environ["TORCHELASTIC_RESTART_COUNT"] == "0"'
                         ).replace("zerotune.train(load_config(None, sys.argv[1:]))",
-                                  "from zerotune.cli.main import main\nfrom zerotune.distributed.launch import end_process\nend_process(main(sys.argv[1:]))")
+                                  "from zerotune.cli.main import main; end_process(main(sys.argv[1:]))")
 
 
 def _train(*args: str) -> tuple[int, str, str]:

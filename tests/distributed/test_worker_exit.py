@@ -49,3 +49,12 @@ def test_any_other_process_exits_as_usual(tmp_path):
     done, marker = _run(tmp_path, worker=False)
     assert (done.returncode, done.stdout, done.stderr) == (3, "last line", "to stderr")
     assert marker.read_text() == "finalized"
+
+
+def test_a_workers_command_line_error_keeps_its_exit_code_and_message(tmp_path):
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "RANK": "0",
+           "WORLD_SIZE": "2"}
+    done = subprocess.run([sys.executable, "-m", "zerotune", "train", "--no-such-flag"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 2  # argparse's SystemExit, through end_process
+    assert "unrecognized arguments: --no-such-flag" in done.stderr

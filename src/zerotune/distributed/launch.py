@@ -102,8 +102,9 @@ def failure_error(rank: int, exitcode: int, pid: int, message, signal: str | Non
                         + (f": {text}" if text and not text.startswith("To enable traceback") else ""))
 
 
-def end_process(code: int) -> NoReturn:
-    """Exit with `code`; a torchrun worker skips the interpreter's finalization, as multiprocessing's children do.
+def end_process(code: int | str | None) -> NoReturn:
+    """Exit with `code` as `sys.exit` would (None is 0; a text is printed, then 1); a torchrun worker skips
+    the interpreter's finalization, as multiprocessing's children do.
 
     gloo's worker threads release a finished collective's tensors on their own; one still doing so
     while the interpreter finalizes needs the GIL, cannot get it and aborts the process (SIGABRT,
@@ -112,6 +113,10 @@ def end_process(code: int) -> NoReturn:
     """
     if not in_worker():
         sys.exit(code)
+    if not isinstance(code, int):
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
     import logging
 
     logging.shutdown()
