@@ -48,6 +48,8 @@ def test_head_only_keeps_every_other_weight_bit_identical(parent_run, runs_dir, 
     assert dict(_scalars(result.run_dir, "compare/after/test/accuracy"))[result.steps] == pytest.approx(
         ft["after"]["test/accuracy"])
     assert _scalars(result.run_dir, "lr/head")
+    # The comparison and the doctor's findings go onto the end of the training's own event file.
+    assert len(list(result.run_dir.glob("events.out.tfevents.*"))) == 1
 
 
 def test_same_classes_keep_the_head(parent_run, runs_dir, target):

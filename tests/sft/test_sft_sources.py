@@ -138,3 +138,18 @@ class _StepLog(Callback):
 
     def on_step_end(self, state) -> None:
         self.steps.append(state.step)
+
+
+def test_accumulated_micro_batches_take_the_step_of_one_batch(tmp_path, tiny_lms, sft_file):
+    """Micro-batches hold different numbers of answer tokens: each one's mean loss is weighted by its
+    count, so 2 x 8 examples give the step of 16 (unweighted means moved the adapters by 3e-2)."""
+    from zerotune.run.files import RunDir
+    from zerotune.train.checkpoint import read_weights
+
+    extra = ["finetune.strategy=lora", "train.deterministic=true", "log.tensorboard=false", "sft.eval_prompts=0"]
+    one = zerotune.train(config(tmp_path, tiny_lms["llama"], sft_file, *extra, "log.name=one"))
+    two = zerotune.train(config(tmp_path, tiny_lms["llama"], sft_file, *extra, "train.batch_size=8",
+                                "train.accumulate=2", "log.name=two"))
+    assert one.steps == two.steps
+    a, b = (read_weights(RunDir(r.run_dir).checkpoint("last")) for r in (one, two))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6

@@ -121,25 +121,29 @@ class FinetuneBoard(Callback):
 
 
 def write_comparison(run_dir: Path, step: int, before: dict, probe: dict | None, after: dict) -> None:
-    """Before/after scalars and a table, at the run's final step (in a file of its own: the
-    training run's sink is closed by then).
+    """Before/after scalars and a table at the run's final step, appended to the run's event file
+    (its writer is closed by then), so that the run keeps one event file.
 
     Args:
         before: metrics before fine-tuning, keyed like ``val/accuracy``.
         probe: linear-probe metrics on the frozen source features, or None.
         after: final metrics, keyed the same way.
     """
-    with EventSink(run_dir) as w:
-        rows = []
-        for k in sorted(after):
-            w.add_scalar(f"compare/after/{k}", after[k], step)
-            b = before.get(k)
-            if b is not None:
-                w.add_scalar(f"compare/before/{k}", b, step)
-                w.add_scalar(f"compare/gain/{k}", after[k] - b, step)
-            p = (probe or {}).get(k)
-            rows.append([k, _fmt(b), _fmt(p), _fmt(after[k]), _fmt(None if b is None else after[k] - b)])
-        w.add_text("compare/before_after", _md_table(["metric", "before", "linear probe", "after", "change"], rows), step)
+    from ..run.files import RunDir
+    from ..track import summaries
+    from ..track.sink import append_records
+
+    values, rows = [], []
+    for k in sorted(after):
+        values.append((f"compare/after/{k}", after[k]))
+        b = before.get(k)
+        if b is not None:
+            values += [(f"compare/before/{k}", b), (f"compare/gain/{k}", after[k] - b)]
+        p = (probe or {}).get(k)
+        rows.append([k, _fmt(b), _fmt(p), _fmt(after[k]), _fmt(None if b is None else after[k] - b)])
+    table = _md_table(["metric", "before", "linear probe", "after", "change"], rows)
+    append_records(RunDir(run_dir).event_files()[-1],
+                   [(summaries.scalars(values), step), (summaries.text("compare/before_after", table), step)])
 
 
 def _fmt(v) -> str:

@@ -113,6 +113,11 @@ class FreezePlan:
                             + (f", freeze_layers {cfg.freeze_layers}" if cfg.freeze_layers else "")
                             + "), so nothing is left to train")
 
+    @property
+    def unfreezes(self) -> bool:
+        """Whether the parameters that train change from epoch to epoch (gradual unfreezing)."""
+        return self.cfg.strategy == "gradual"
+
     def trainable_at(self, epoch: int) -> frozenset[str]:
         """Names of the parameters that train during `epoch` (0-based)."""
         cfg, head = self.cfg, set(self.head.params)

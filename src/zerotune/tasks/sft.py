@@ -42,6 +42,13 @@ class SFTTask:
         """Mean loss over labelled tokens. out: (B, T, V) logits; y: (B, T) next-token ids or -100."""
         return F.cross_entropy(out.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE)
 
+    @staticmethod
+    def loss_units(y: torch.Tensor) -> int:
+        """What `loss` averages over: the labelled tokens of `y`. Micro-batches (and ranks) hold
+        different numbers of them, so the trainer weights each one's mean by its count: a step's
+        gradient is then that of the mean over all of its tokens, as in one batch."""
+        return int((y != IGNORE).sum())
+
     @torch.no_grad()
     def _sum_loss(self, model, split: SFTSplit) -> tuple[float, int]:
         total, count = 0.0, 0

@@ -125,7 +125,9 @@ class Trainer:
             from ..distributed.strategy import make_run
 
             check_strategy(train, optim)
-            self.dist = make_run(dist, model, self.aug_gen, train, find_unused=freeze is not None)
+            # DDP must look for parameters without a gradient only where frozen ones start training later.
+            unfreezes = freeze is not None and getattr(freeze, "unfreezes", True)
+            self.dist = make_run(dist, model, self.aug_gen, train, find_unused=unfreezes)
             groups = self.dist.groups(groups)
         self.optimizer = build_optimizer(model, optim, groups)
         self.scaler = torch.amp.GradScaler("cuda", enabled=train.precision == "fp16")
@@ -217,6 +219,7 @@ class Trainer:
         # Gradients are cleared here rather than after the step, so step_end callbacks can read them.
         with self.phase("optimizer"):
             self.optimizer.zero_grad(set_to_none=True)
+        units = self._step_units(batches, b, group)
         for k in range(group):
             t_data = time.perf_counter()
             with self.phase("data"):
@@ -226,11 +229,13 @@ class Trainer:
                 if self.mix is not None:
                     x, *y = self.mix(x, y, self.aug_gen)  # y: [y_a, y_b, lam]
             self._data_seconds += time.perf_counter() - t_data
+            share = batches.share if self.dist is not None else 1.0
+            parts = (group, share) if units is None else (1, self._unit_weight(y, share, units))
             if self.dist is None:
-                loss = self._forward_backward(x, y, group)
+                loss = self._forward_backward(x, y, *parts)
             else:  # DDP: gradients all-reduced on the last micro-step only; a short batch's shares weighted
                 with self.dist.sync(last_micro_step=k == group - 1):
-                    loss = self._forward_backward(x, y, group, batches.share)
+                    loss = self._forward_backward(x, y, *parts)
             b += 1
         with self.phase("optimizer"):
             state.lr_multiplier = lr_multiplier(self.schedule, state.step, state.total_steps, state.steps_per_epoch)
@@ -250,11 +255,31 @@ class Trainer:
         if every and state.step % every == 0 and b < self.micro_per_epoch:
             self._save_last()
 
+    def _step_units(self, batches, b: int, group: int) -> float | None:
+        """For a task whose loss is a mean over units of varying number (an instruction-tuning task's
+        labelled tokens): how many the step's micro-batches hold on every rank together; else None."""
+        count = getattr(self.task, "loss_units", None)
+        if count is None:
+            return None
+        mine = 0
+        for i in range(b, b + group):
+            y = batches[i][1]
+            mine += count(y) if self.dist is None or batches.share > 0 else 0
+        return float(self.dist.ctx.all_gather_floats([mine]).sum()) if self.dist is not None else float(mine)
+
+    def _unit_weight(self, y: torch.Tensor, share: float, units: float) -> float:
+        """The factor on a micro-batch's mean loss that makes the step's gradient the mean over all of its
+        units: its own units over the step's, times the world size that DDP's average divides by."""
+        world = self.dist.ctx.world_size if self.dist is not None else 1
+        return (self.task.loss_units(y) if share > 0 else 0) * world / max(units, 1.0)
+
     def _forward_backward(self, x: torch.Tensor, y, group: int, share: float = 1.0) -> torch.Tensor:
         """Loss of one micro-batch (penalties included), its scaled gradients added to `.grad`.
 
-        `y` is the targets, or [y_a, y_b, lam] of a mixed batch. `share`: this rank's weight in a batch
-        split unevenly across ranks (see ShardedBatches).
+        `y` is the targets, or [y_a, y_b, lam] of a mixed batch. The gradient is that of loss × share /
+        group: `group` micro-batches make the step, and `share` is this rank's weight in a batch split
+        unevenly across ranks (see ShardedBatches), or, for a loss over varying units, the micro-batch's
+        whole weight in the step (see `_unit_weight`, with `group` 1).
         """
         with self.phase("forward"):
             with self.autocast:
