@@ -136,18 +136,10 @@ def _attempt_store(world: int):
     return dist.PrefixStore(f"zerotune/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
-def shutdown(finished: bool = False) -> None:
-    """Leave the job: the process group is destroyed and `current()` is None again.
-
-    Args:
-        finished: every rank ends without error. They then wait for each other first, so that no
-            collective of this job is still in gloo's threads when the process exits
-            (see `launch.end_process`); after an error the others may never come.
-    """
+def shutdown() -> None:
+    """Leave the job: the process group is destroyed and `current()` is None again."""
     global _current
     if dist.is_initialized():
-        if finished and _current is not None:
-            _current.barrier()
         dist.destroy_process_group()
     _current = None
 

@@ -75,7 +75,6 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         run_dir = Path(resume)
         config, checkpoint = _resume(run_dir, resume_overrides or [])
     ctx = dist_env.init(config.train)  # None unless torchrun (or --nproc) started this process
-    finished = False
     try:
         with torch_threads(config.train.threads):  # the caller's count again once the run ends
             run = _prepare(config, checkpoint, run_dir)
@@ -86,13 +85,14 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
                         _callbacks(run, run_dir, ctx, list(callbacks or [])), optim=c.optim, schedule=c.schedule,
                         log=c.log, resume=checkpoint, augment=run.augment, groups=setup.groups if setup else None,
                         freeze=setup.plan if setup else None, mix=run.mix, dist=ctx)
+            if ctx is not None:  # every rank's last collective done before any leaves (see launch.end_process)
+                ctx.barrier()
             metrics = _run_metrics(run, run_dir, state) if main else {}
         if main:
             write_json(RunDir(run_dir).metrics, metrics)
-        finished = True
     finally:
         if ctx is not None:
-            dist_env.shutdown(finished)
+            dist_env.shutdown()
     findings = []
     if main and config.log.tensorboard:  # the doctor reads the event files
         from ..tune.doctor.after_training import check_finished_run
