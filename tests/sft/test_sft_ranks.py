@@ -8,7 +8,6 @@ means moved the adapters by 3e-2 in 2 epochs).
 import json
 
 import pytest
-import torch
 
 import zerotune
 from zerotune.cli.main import main

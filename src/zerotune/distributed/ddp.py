@@ -125,4 +125,3 @@ class DDPRun:
     def barrier(self) -> None:
         """Every rank waits here until rank 0 has handed its checkpoint to the writer."""
         self.ctx.barrier()
-

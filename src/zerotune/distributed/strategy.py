@@ -15,4 +15,3 @@ def make_run(ctx: DistContext, model: torch.nn.Module, aug_gen: torch.Generator,
 
         return FSDPRun(ctx, model, aug_gen, tc.seed, tc.precision)
     return DDPRun(ctx, model, aug_gen, tc.seed, find_unused)
-

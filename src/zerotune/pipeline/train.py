@@ -229,7 +229,7 @@ def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list
         clear_run_outputs(run_dir)  # the dead attempt's events and files would mix with the new ones
     files = RunDir(run_dir)
     if run.fresh:
-        _write_run_files(run, run_dir)
+        write_run_files(run, run_dir)
     else:
         if resume_overrides:
             atomic_write_text(files.config, config.to_yaml())
@@ -239,7 +239,7 @@ def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list
     return run_dir
 
 
-def _write_run_files(run: _Prepared, run_dir: Path) -> None:
+def write_run_files(run: _Prepared, run_dir: Path) -> None:
     """What a new run directory holds before training: config, data metadata, environment, model files."""
     config, source, files = run.config, run.source, RunDir(run_dir)
     atomic_write_text(files.config, config.to_yaml())

@@ -61,10 +61,9 @@ def summarize(run_dir: Path, logdir: Path) -> RunRow:
     model, data = ev.hparams.get("model.name"), ev.hparams.get("data.name")
     if model is None or data is None:  # no hparams record (an lr-find, a run killed early): its config says
         model, data = _names_from_config(run_dir, model, data)
-    lr_find = (RunDir(run_dir).lr_find_plot).is_file()
     return RunRow(name=name, path=str(run_dir), model=model, data=data, monitor=monitor, best=best,
-                  steps=ev.last_step, seconds=seconds, finished=ev.finished or lr_find, hparams=ev.hparams,
-                  kind="lr-find" if lr_find else "run")
+                  steps=ev.last_step, seconds=seconds, finished=ev.finished, hparams=ev.hparams,
+                  kind="lr-find" if RunDir(run_dir).lr_find_plot.is_file() else "run")
 
 
 def _names_from_config(run_dir: Path, model: str | None, data: str | None) -> tuple[str | None, str | None]:

@@ -143,8 +143,9 @@ class Trainer:
         if train.max_steps is not None:
             total = min(total, train.max_steps)
         monitor, mode = _monitor(train, task)
-        self.state = TrainState(model=self.dist.callback_model(model) if self.dist else model, total_steps=total, steps_per_epoch=steps_per_epoch,
-                                epochs=train.epochs, monitor=monitor, monitor_mode=mode)
+        self.state = TrainState(model=self.dist.callback_model(model) if self.dist else model, total_steps=total,
+                                steps_per_epoch=steps_per_epoch, epochs=train.epochs, monitor=monitor,
+                                monitor_mode=mode)
         self.plateau = Plateau(schedule.patience, schedule.factor, schedule.threshold, schedule.min_lr_ratio,
                                mode) if schedule.name == "plateau" else None
         self.run = RunDir(run_dir)
@@ -219,7 +220,7 @@ class Trainer:
         # Gradients are cleared here rather than after the step, so step_end callbacks can read them.
         with self.phase("optimizer"):
             self.optimizer.zero_grad(set_to_none=True)
-        units = self._step_units(batches, b, group)
+        weights = self._unit_weights(batches, b, group)
         for k in range(group):
             t_data = time.perf_counter()
             with self.phase("data"):
@@ -230,7 +231,7 @@ class Trainer:
                     x, *y = self.mix(x, y, self.aug_gen)  # y: [y_a, y_b, lam]
             self._data_seconds += time.perf_counter() - t_data
             share = batches.share if self.dist is not None else 1.0
-            parts = (group, share) if units is None else (1, self._unit_weight(y, share, units))
+            parts = (group, share) if weights is None else (1, weights[k])
             if self.dist is None:
                 loss = self._forward_backward(x, y, *parts)
             else:  # DDP: gradients all-reduced on the last micro-step only; a short batch's shares weighted
@@ -255,23 +256,21 @@ class Trainer:
         if every and state.step % every == 0 and b < self.micro_per_epoch:
             self._save_last()
 
-    def _step_units(self, batches, b: int, group: int) -> float | None:
+    def _unit_weights(self, batches, b: int, group: int) -> list[float] | None:
         """For a task whose loss is a mean over units of varying number (an instruction-tuning task's
-        labelled tokens): how many the step's micro-batches hold on every rank together; else None."""
+        labelled tokens), the factor on each of the step's micro-batch means that makes the step's
+        gradient the mean over all of its units on every rank: its units over the step's, times the
+        world size that DDP's average divides by. None for any other task."""
         count = getattr(self.task, "loss_units", None)
         if count is None:
             return None
-        mine = 0
+        mine = []
         for i in range(b, b + group):
-            y = batches[i][1]
-            mine += count(y) if self.dist is None or batches.share > 0 else 0
-        return float(self.dist.ctx.all_gather_floats([mine]).sum()) if self.dist is not None else float(mine)
-
-    def _unit_weight(self, y: torch.Tensor, share: float, units: float) -> float:
-        """The factor on a micro-batch's mean loss that makes the step's gradient the mean over all of its
-        units: its own units over the step's, times the world size that DDP's average divides by."""
+            y = batches[i][1]  # (a rank's empty part of a short last batch counts for nothing)
+            mine.append(count(y) if self.dist is None or batches.share > 0 else 0)
         world = self.dist.ctx.world_size if self.dist is not None else 1
-        return (self.task.loss_units(y) if share > 0 else 0) * world / max(units, 1.0)
+        total = float(self.dist.ctx.all_gather_floats([sum(mine)]).sum()) if world > 1 else float(sum(mine))
+        return [n * world / max(total, 1.0) for n in mine]
 
     def _forward_backward(self, x: torch.Tensor, y, group: int, share: float = 1.0) -> torch.Tensor:
         """Loss of one micro-batch (penalties included), its scaled gradients added to `.grad`.
@@ -279,7 +278,7 @@ class Trainer:
         `y` is the targets, or [y_a, y_b, lam] of a mixed batch. The gradient is that of loss × share /
         group: `group` micro-batches make the step, and `share` is this rank's weight in a batch split
         unevenly across ranks (see ShardedBatches), or, for a loss over varying units, the micro-batch's
-        whole weight in the step (see `_unit_weight`, with `group` 1).
+        whole weight in the step (see `_unit_weights`, with `group` 1).
         """
         with self.phase("forward"):
             with self.autocast:

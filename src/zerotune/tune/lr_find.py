@@ -69,17 +69,15 @@ def lr_find(config, start: float = 1e-7, end: float = 10.0, steps: int = 100,
         The curve, the suggested rate and the directory holding the events and ``lr_find.png``.
     """
     from ..compute.threads import torch_threads
-    from ..pipeline.train import default_run_prefix, prepare
-    from ..run.files import RunDir, atomic_write_text, create_unique_run_dir, new_run_name, write_json
+    from ..pipeline.train import default_run_prefix, prepare, write_run_files
+    from ..run.files import create_unique_run_dir, new_run_name
 
     check_range(start, end, steps)
     with torch_threads(config.train.threads):
         run = prepare(config)  # every check of bad input before the directory is created
         root = Path(runs_dir) if runs_dir is not None else Path(config.log.dir)
         run_dir = create_unique_run_dir(root, name or new_run_name("lr-find-" + default_run_prefix(config)))
-        files = RunDir(run_dir)  # what was tested, so that `zerotune runs` lists its data and model
-        atomic_write_text(files.config, run.config.to_yaml())
-        write_json(files.meta, run.data.meta.to_dict())
+        write_run_files(run, run_dir)  # what was tested, so that `zerotune runs` lists its data and model
         lrs, raw, smooth, stopped = _sweep(run, start, end, steps)
     result = _result(lrs, raw, smooth, stopped, run_dir)
     write_curve(result)
