@@ -253,7 +253,8 @@ class TrainConfig(Section):
         None, description="classification: loss weight per class, 'balanced' (n / (classes x count)) or one per class")
     sampler: Literal["shuffle", "balanced"] = Field(
         "shuffle", description="epoch order: a shuffle, or 'balanced' (drawn with replacement, each class equally often)")
-    precision: Literal["32", "bf16", "fp16"] = Field("32", description="autocast precision (fp16 needs CUDA)")
+    precision: Literal["auto", "32", "bf16", "fp16"] = Field(
+        "auto", description="autocast precision (auto: bf16 where the device runs it natively, else 32; fp16 needs CUDA)")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
     seed: int = Field(0, description="seed for weights, shuffling, dropout and augmentation")
     deterministic: bool = Field(False, description="deterministic kernels (bitwise reproducible resume)")

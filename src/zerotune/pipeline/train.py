@@ -143,8 +143,9 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     from ..distill.setup import attach_teacher, is_distill
     from ..finetune.setup import adapt_config, attach, is_finetune
 
+    device = _set_up_process(config.train)
+    config = _resolve_precision(config, device)
     tc = config.train
-    device = _set_up_process(tc)
     source = None
     if is_finetune(config) and checkpoint is None:
         config, source = adapt_config(config)
@@ -215,6 +216,19 @@ def _set_up_process(tc) -> torch.device:
     if tc.precision == "fp16" and device.type != "cuda":
         raise UserError("train.precision 'fp16' needs a CUDA device; use 'bf16' or '32' on cpu")
     return device
+
+
+def _resolve_precision(config: Config, device: torch.device) -> Config:
+    """`config` with ``train.precision`` as this device trains it ("auto" resolved), which config.yaml
+    records, so that a resume on another machine continues in the same precision."""
+    from ..compute.precision import resolve_precision
+    from ..distributed.env import current
+
+    ctx = current()
+    precision = resolve_precision(config.train.precision, device, warn=ctx is None or ctx.is_main)
+    if precision == config.train.precision:
+        return config
+    return config.model_copy(update={"train": config.train.model_copy(update={"precision": precision})})
 
 
 def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list[str] | None) -> Path:

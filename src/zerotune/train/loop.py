@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..compute.precision import resolve_precision
 from ..config import Config, LogConfig, OptimConfig, ScheduleConfig, TrainConfig
 from ..data.batches import num_batches
 from ..data.bundle import DataBundle
@@ -111,6 +112,8 @@ class Trainer:
                  optim: OptimConfig, schedule: ScheduleConfig, log: LogConfig, run_dir: Path,
                  device: torch.device, callbacks: Sequence[Callback] = (), augment=None,
                  groups: list[dict] | None = None, freeze=None, phase=None, mix=None, dist=None):
+        if train.precision == "auto":  # `train` resolves it, with its warnings; a direct caller gets it here
+            train = train.model_copy(update={"precision": resolve_precision("auto", device)})
         self.model, self.task, self.device = model.to(device), task, device
         self.phase = phase or _untimed
         self.tc, self.oc, self.schedule, self.log = train, optim, schedule, log
