@@ -30,6 +30,33 @@ def read_events():
     return read
 
 
+@pytest.fixture
+def moved(monkeypatch):
+    """The training events after which the global random generators had moved: a run records them
+    while it trains. A callback or view that draws from them would shift a resumed run's dropout
+    masks and augmentations away from an uninterrupted run's."""
+    import pickle
+
+    import numpy as np
+    import torch
+
+    from zerotune.train.loop import Trainer
+
+    def state() -> bytes:
+        return pickle.dumps((torch.get_rng_state().numpy().tobytes(), np.random.get_state(), random.getstate()))
+
+    events, emit = [], Trainer._emit
+
+    def checked(self, event):
+        before = state()
+        emit(self, event)
+        if state() != before:
+            events.append(event)
+
+    monkeypatch.setattr(Trainer, "_emit", checked)
+    return events
+
+
 def quiet(*overrides: str) -> list[str]:
     """Overrides that keep a test run silent."""
     return ["log.progress=false", *overrides]

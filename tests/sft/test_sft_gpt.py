@@ -61,3 +61,9 @@ def test_generate_answers_with_the_chat_template(tmp_path, gpt_run, sft_file):
 
     merged = zerotune.evaluate(merge_lora(result.run_dir), "val")  # the merged copy keeps the GPT's tokenizer
     assert merged["exact_match"] == zerotune.evaluate(result.run_dir, "val")["exact_match"]
+
+
+def test_sft_views_leave_the_global_generators_alone(tmp_path, gpt_run, sft_file, moved):
+    run(tmp_path, gpt_run, sft_file, "views", "finetune.strategy=lora", "train.epochs=2", "model.dropout=0.1",
+        "log.tensorboard=true", "log.views_min_seconds=0", "sft.eval_prompts=2", "finetune.baseline=true")
+    assert moved == []

@@ -32,8 +32,10 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32, 
     if key in _CACHE:
         return _CACHE[key]
     n = size or (4096 if device.type == "cuda" else 2048)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
+    # A generator of its own: drawing from the global one would shift every later dropout mask of the run.
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     a @ b
     sync()
