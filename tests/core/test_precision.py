@@ -14,7 +14,7 @@ def cpu(monkeypatch):
     """A CPU with the given flags and measured bf16 slowdown (the caches cleared before and after)."""
 
     def make(flags, slowdown):
-        monkeypatch.setattr(precision, "cpu_flags", lambda: set(flags))
+        monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
         monkeypatch.setattr(precision, "bf16_slowdown", lambda: slowdown)
         precision.native_bf16.cache_clear()
 

@@ -80,3 +80,29 @@ def test_static_int8_cnn_calibrated_on_training_data(cnn_run, tmp_path, fmt):
         assert runner(np.zeros((1, 1, 8, 8), np.float32)).shape == (1, 10)
     else:
         assert int8.parity[1].max_abs_diff == 0.0  # the archive is the calibrated model
+
+
+@pytest.mark.parametrize("machine, flags, reduce", [("x86_64", {"avx2", "fma"}, True), ("x86_64", {"avx512_vnni"}, False),
+                                                    ("x86_64", {"avx_vnni"}, False), ("aarch64", {"asimd"}, False)])
+def test_static_int8_scheme_follows_the_cpu(monkeypatch, machine, flags, reduce):
+    from zerotune.compute import cpu
+    from zerotune.export.quantize import static_int8_scheme
+
+    monkeypatch.setattr(cpu.platform, "machine", lambda: machine)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
+    assert static_int8_scheme() == {"activations": "u8", "weights": "s8", "reduce_range": reduce}
+
+
+@pytest.mark.parametrize("reduce", [True, False])
+def test_static_int8_passes_its_parity_bound_with_either_scheme(cnn_run, tmp_path, monkeypatch, reduce):
+    """Without VNNI (x86 AVX2/AVX512) the weights keep 7 bits, so u8×s8 pair sums cannot saturate."""
+    from zerotune.export import quantize
+
+    monkeypatch.setattr(quantize, "x86_without_vnni", lambda: reduce)
+    int8 = export_run(cnn_run, ExportOptions(int8="static"), out=tmp_path / "m.onnx")
+    assert int8.info["int8_scheme"]["reduce_range"] is reduce
+    assert int8.parity[0].agreement >= 0.97
+    weights = [onnx.numpy_helper.to_array(t) for t in onnx.load(str(int8.path)).graph.initializer
+               if t.data_type == onnx.TensorProto.INT8 and len(t.dims) >= 2]
+    widest = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    assert widest <= 64 if reduce else widest > 64

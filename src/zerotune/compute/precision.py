@@ -15,6 +15,8 @@ import sys
 import time
 from functools import lru_cache
 
+from .cpu import cpu_flags
+
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 (AVX512-BF16, AMX); Arm (FEAT_BF16)
 TIMING_SIDE = 192  # matrix side of the check: large enough to reach the kernels, emulated it takes ~30 ms
 
@@ -75,16 +77,3 @@ def bf16_slowdown() -> float:
             times.append(time.perf_counter() - t)
         best[dtype] = min(times)
     return best[torch.bfloat16] / max(best[torch.float32], 1e-9)
-
-
-def cpu_flags() -> set[str] | None:
-    """The CPU's feature flags from /proc/cpuinfo (Linux); None where they cannot be read."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip().lower() in ("flags", "features"):
-                    return set(value.split())
-    except OSError:
-        pass
-    return None

@@ -22,7 +22,8 @@ from .inputs import calibration_batches, example_batch, parity_inputs
 from .onnx_export import DEFAULT_OPSET, check_opset, to_onnx
 from .parity import Parity, verify
 from .prepare import prepare_for_export
-from .quantize import INT8_MODES, onnx_dynamic_int8, onnx_static_int8, torch_dynamic_int8, torch_static_int8
+from .quantize import (INT8_MODES, onnx_dynamic_int8, onnx_static_int8, static_int8_scheme, torch_dynamic_int8,
+                       torch_static_int8)
 from .runtime import Runner, graph_runner, load_torchscript, onnx_runner, torch_runner
 from .signature import ExampleInputs, Signature, signature_for
 from .tflite_export import TFLITE_BATCH, check_tflite, tflite_runner, to_tflite
@@ -265,6 +266,8 @@ def build_export(ctx: ExportContext, options: ExportOptions, bounds: Bounds | No
             "quantizer": options.quantizer, "prune": options.prune,
             "amount": options.amount if options.prune else None,
             "finetune_epochs": options.finetune_epochs if options.prune else None, "sparsity": sparsity}
+    if options.int8 == "static" and options.format == "onnx":
+        info["int8_scheme"] = static_int8_scheme()  # chosen for the CPU that exported and checked the file
     if options.format == "tflite":
         info.update(dynamic_axes={}, batch=TFLITE_BATCH)
     return Built(options, data, runner, parity, info)
