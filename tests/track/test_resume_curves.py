@@ -1,9 +1,11 @@
-"""Every point a run logged survives a kill and a resume.
+"""The kill-test matrix: a run killed with SIGKILL and resumed ends exactly as the uninterrupted run.
 
-A run is killed with SIGKILL in a child process (right after a checkpoint, or mid-epoch between two
-checkpoints), or left to finish, and then resumed; every scalar tag read back with TensorBoard's
-EventAccumulator has the steps of the uninterrupted run. Plain training, a GPT, and fine-tunes with
-gradual unfreezing and with LoRA (whose views come from a callback of their own) are covered.
+A run is killed in a child process (before its first checkpoint, right after a checkpoint, or
+mid-epoch between two checkpoints), or left to finish, and then resumed. Then its final weights
+(`last` and `best`), the random generators' state in `last`, every TensorBoard scalar (tag, step and
+value, read back with TensorBoard's EventAccumulator) and metrics.json (times aside) equal the
+uninterrupted run's. Covered: a CNN, a GPT with dropout, fine-tunes with gradual unfreezing and with
+LoRA (whose views come from a callback of their own), and LoRA instruction tuning of a GPT.
 """
 
 import json
@@ -17,6 +19,8 @@ import textwrap
 from collections import Counter
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 import zerotune
 from zerotune.config import load_config
@@ -82,6 +86,8 @@ CHILD = textwrap.dedent("""
 
 # Sampled by wall clock (at each drain of the writer thread), so never the same steps twice.
 CLOCKED = re.compile(r"perf/.*memory_mb")
+# Measured by the clock: their values differ from run to run, interrupted or not.
+TIMED = re.compile(r"perf/|run/seconds|.*tokens_per_sec")
 
 # Every kind: 10 (5 for the fine-tunes) steps per epoch, 30 steps, a checkpoint every 4 steps
 # (not at epoch ends), an evaluation per epoch. Layer statistics every 3 steps: the update ratio at
@@ -94,27 +100,43 @@ LOG = ["train.threads=1", "train.deterministic=true", "train.checkpoint_every_st
 SMALL_CNN = ["data.name=digits", "model.name=cnn", "model.channels=[4,8]", "model.dense=16", "data.train_per_class=20",
              "train.batch_size=20"]
 TEXT = "the cat sees the dog. a dog likes the moon. the bird follows a cat.\n" * 60
+CHAT = "".join(f"User: What is {a}+{b}?\nAssistant: {a + b}\n" for a in range(10) for b in range(10)) * 2
+SFT = [{"prompt": f"What is {a}+{b}?", "response": str(a + b)} for a in range(10) for b in range(10)]
+GPT = ["data.block_size=16", "model.name=gpt", "model.n_layer=1", "model.n_head=2", "model.n_embd=16"]
 
-KINDS = {
-    "plain": (None, SMALL_CNN + ["train.epochs=3"]),
-    "gpt": (None, ["data.name=corpus", "data.block_size=16", "data.windows_per_epoch=160", "data.eval_windows=32",
-                   "model.name=gpt", "model.n_layer=1", "model.n_head=2", "model.n_embd=16", "train.batch_size=16",
-                   "train.epochs=3", "log.sample_tokens=8", "log.attention_maps=false"]),
-    "gradual": ("gradual", SMALL_CNN + ["data.classes=[5,6,7,8,9]", "train.epochs=6", "finetune.unfreeze_every=1",
-                                        "finetune.lr_decay=0.5"]),
-    "lora": ("lora", SMALL_CNN + ["data.classes=[5,6,7,8,9]", "train.epochs=6", "finetune.lora_rank=2"]),
+KINDS = {  # kind: (fine-tune strategy, source run, overrides)
+    # figures due at every evaluation but drawn at most every 1000 s: the ROC AUC scalar is not held back
+    "plain": (None, None, SMALL_CNN + ["train.epochs=3", "log.figures_every=1", "log.views_min_seconds=1000"]),
+    "gpt": (None, None, ["data.name=corpus", *GPT, "data.windows_per_epoch=160", "data.eval_windows=32",
+                         "model.dropout=0.1", "train.batch_size=16", "train.epochs=3", "log.sample_tokens=8",
+                         "log.attention_maps=false"]),
+    "gradual": ("gradual", "parent", SMALL_CNN + ["data.classes=[5,6,7,8,9]", "train.epochs=6",
+                                                  "finetune.unfreeze_every=1", "finetune.lr_decay=0.5"]),
+    "lora": ("lora", "parent", SMALL_CNN + ["data.classes=[5,6,7,8,9]", "train.epochs=6", "finetune.lora_rank=2"]),
+    # 80 training records of 100 in batches of 8: 10 steps an epoch; dropout 0.1 under the adapters
+    "sft": ("lora", "chat-gpt", ["data.name=sft", "data.max_length=48", "data.val_fraction=0.1",
+                                 "data.test_fraction=0.1", "train.batch_size=8", "train.epochs=3",
+                                 "model.dropout=0.1", "sft.eval_prompts=2", "sft.max_new_tokens=3",
+                                 "finetune.baseline=false"]),
 }
-# (kill at step, checkpoint it resumes from): right after a checkpoint; mid-epoch, six steps after one
-# and after an evaluation that the killed run logged (epoch end at 20).
-KILLS = {"after_checkpoint": (9, 8), "mid_epoch": (22, 16)}
+# (kill at step, checkpoint it resumes from): before the first checkpoint (the run starts again);
+# right after a checkpoint; mid-epoch, six steps after one and after an evaluation that the killed
+# run logged (epoch end at 20).
+KILLS = {"before_checkpoint": (3, None), "after_checkpoint": (9, 8), "mid_epoch": (22, 16)}
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("resume_curves")
     (root / "text.txt").write_text(TEXT, encoding="utf-8")
+    (root / "chat.txt").write_text(CHAT, encoding="utf-8")
+    (root / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in SFT), encoding="utf-8")
     zerotune.train(load_config(None, SMALL_CNN + LOG + ["data.classes=[0,1,2,3,4]", "train.epochs=1",
                                                         f"log.dir={root}", "log.name=parent"]))
+    zerotune.train(load_config(None, ["data.name=corpus", "data.tokenizer=char", *GPT, f"data.path={root / 'chat.txt'}",
+                                      f"data.cache_dir={root / 'cache'}", "data.windows_per_epoch=160", "data.block_size=48",
+                                      "train.batch_size=16", "train.epochs=1", "log.progress=false",
+                                      "log.tensorboard=false", f"log.dir={root}", "log.name=chat-gpt"]))
     return root
 
 
@@ -122,10 +144,10 @@ def root(tmp_path_factory):
 def killed(root):
     """Every kind killed at every point: run directory -> the signal that ended its process."""
     specs = []
-    for kind, (strategy, _) in KINDS.items():
+    for kind, (strategy, source, _) in KINDS.items():
         for kill, (step, after) in KILLS.items():
             name = f"{kind}-{kill}"
-            specs.append({"strategy": strategy, "source": str(root / "parent"), "kill": step, "after": after,
+            specs.append({"strategy": strategy, "source": str(root / (source or "")), "kill": step, "after": after,
                           "overrides": _overrides(root, kind, name), "run_dir": str(root / "runs" / name)})
     child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(specs)], capture_output=True, text=True,
                            timeout=600)
@@ -134,8 +156,9 @@ def killed(root):
 
 
 def _overrides(root, kind, name):
-    extra = [f"data.path={root / 'text.txt'}", f"data.cache_dir={root / 'cache'}"] if kind == "gpt" else []
-    return KINDS[kind][1] + LOG + extra + [f"log.dir={root / 'runs'}", f"log.name={name}"]
+    extra = {"gpt": [f"data.path={root / 'text.txt'}", f"data.cache_dir={root / 'cache'}"],
+             "sft": [f"data.path={root / 'sft.jsonl'}"]}.get(kind, [])
+    return LOG + KINDS[kind][2] + extra + [f"log.dir={root / 'runs'}", f"log.name={name}"]
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +168,10 @@ def reference(root, read_events):
 
     def get(kind):
         if kind not in made:
-            strategy, _ = KINDS[kind]
+            strategy, source, _ = KINDS[kind]
             overrides = _overrides(root, kind, f"{kind}-whole")
             if strategy:
-                run_dir = finetune(None, source=str(root / "parent"), strategy=strategy, overrides=overrides).run_dir
+                run_dir = finetune(None, source=str(root / source), strategy=strategy, overrides=overrides).run_dir
             else:
                 run_dir = zerotune.train(load_config(None, overrides)).run_dir
             made[kind] = (run_dir, _steps(run_dir, read_events))
@@ -167,10 +190,48 @@ def _steps(run_dir, read_events) -> dict[str, Counter]:
     return steps
 
 
+def _values(run_dir, read_events) -> dict[str, list]:
+    """tag -> its (step, value) points, for every scalar tag the clock does not set."""
+    acc = read_events(run_dir)
+    return {tag: sorted((e.step, e.value) for e in acc.Scalars(tag)) for tag in acc.Tags()["scalars"]
+            if not TIMED.match(tag)}
+
+
+def _tensors(run_dir, checkpoint: str, file: str) -> dict:
+    return load_file(str(run_dir / "checkpoints" / checkpoint / file))
+
+
+def _timeless(metrics):
+    """metrics.json without what the clock measured."""
+    if isinstance(metrics, dict):
+        return {k: _timeless(v) for k, v in metrics.items() if not TIMED.match(k) and "seconds" not in k}
+    return metrics
+
+
+def assert_same_end(got_dir, expected_dir, read_events) -> None:
+    """Weights, random generators, TensorBoard scalars and metrics.json as the uninterrupted run's."""
+    for checkpoint in ("last", "best"):
+        a, b = _tensors(got_dir, checkpoint, "model.safetensors"), _tensors(expected_dir, checkpoint, "model.safetensors")
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (checkpoint, k)
+    rng = lambda d: {k: v for k, v in _tensors(d, "last", "optimizer.safetensors").items() if k.startswith("rng.")}  # noqa: E731
+    a, b = rng(got_dir), rng(expected_dir)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    state = lambda d: json.loads((d / "checkpoints" / "last" / "state.json").read_text())  # noqa: E731
+    assert state(got_dir)["rng"] == state(expected_dir)["rng"]
+    got, expected = _values(got_dir, read_events), _values(expected_dir, read_events)
+    assert got.keys() == expected.keys()
+    for tag in expected:
+        assert got[tag] == expected[tag], tag
+    metrics = lambda d: _timeless(json.loads((d / "metrics.json").read_text()))  # noqa: E731
+    assert metrics(got_dir) == metrics(expected_dir)
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("kill", list(KILLS))
 def test_a_killed_run_resumed_keeps_every_point(root, killed, reference, kind, kill, read_events):
-    _, expected = reference(kind)
+    whole, expected = reference(kind)
     name = f"{kind}-{kill}"
     assert killed[str(root / "runs" / name)] == signal.SIGKILL
     resumed = zerotune.train(None, resume=root / "runs" / name)
@@ -180,18 +241,24 @@ def test_a_killed_run_resumed_keeps_every_point(root, killed, reference, kind, k
     for tag in expected:  # the same points, each once
         assert got[tag] == expected[tag], tag
     assert "train/loss" in got and "val/loss" in got
-    if KINDS[kind][0]:
+    if kind == "plain":
+        assert set(got["val/roc_auc"]) == {10, 20, 30}
+    if KINDS[kind][0] and kind != "sft":
         assert len(got["finetune/params_trainable"]) > 5 and "compare/after/test/accuracy" in got
+    assert_same_end(resumed.run_dir, whole, read_events)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_finished_run_resumed_keeps_every_point(root, reference, kind, read_events):
     whole, expected = reference(kind)
     copy = shutil.copytree(whole, root / "runs" / f"{kind}-finished")
+    files = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     resumed = zerotune.train(None, resume=copy)
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == files  # nothing written again
     assert resumed.steps == 30
     got = _steps(copy, read_events)
     assert got.keys() == expected.keys()
-    for tag in expected:  # the end of the run (run/seconds, compare/...) is written again, at the same step
-        assert got[tag].keys() == expected[tag].keys(), tag
+    for tag in expected:  # the same points, each once: a finished run is not written again
+        assert got[tag] == expected[tag], tag
     assert 30 in got["val/loss"]
+    assert_same_end(copy, whole, read_events)

@@ -74,6 +74,8 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     if resume is not None:
         run_dir = Path(resume)
         config, checkpoint = _resume(run_dir, resume_overrides or [])
+        if checkpoint is not None and _finished(run_dir, config, checkpoint):
+            return _nothing_to_train(run_dir, checkpoint)
     ctx = dist_env.init(config.train)  # None unless torchrun (or --nproc) started this process
     try:
         with torch_threads(config.train.threads):  # the caller's count again once the run ends
@@ -250,6 +252,8 @@ def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list
         if run.setup is not None and files.finetune.is_file():
             saved = read_json(files.finetune)
             run.before, run.probe = saved.get("before"), saved.get("probe")
+            # decided when the source's weights were loaded, which a resume does not do again
+            run.setup.head = saved.get("head", run.setup.head)
     return run_dir
 
 
@@ -349,6 +353,23 @@ def _resume(run_dir: Path, overrides: list[str]) -> tuple[Config, ckpt.Checkpoin
     if overrides:
         config = build_config(apply_overrides(config.to_dict(), overrides))
     return config, ckpt.load_checkpoint(found) if found is not None else None
+
+
+def _finished(run_dir: Path, config: Config, checkpoint: ckpt.Checkpoint) -> bool:
+    """Whether the run ended (its metrics.json, written last, is there) with no step left under `config`."""
+    progress, tc = checkpoint.state.progress, config.train
+    no_step_left = (progress.stop_requested or progress.epoch >= tc.epochs
+                    or (tc.max_steps is not None and progress.step >= tc.max_steps))
+    return no_step_left and RunDir(run_dir).metrics.is_file()
+
+
+def _nothing_to_train(run_dir: Path, checkpoint: ckpt.Checkpoint) -> TrainResult:
+    """A finished run resumed as it is: its files and TensorBoard curves stay as they are (writing the
+    end of the run again would add a second point at its last step to every end-of-run tag)."""
+    progress = checkpoint.state.progress
+    print(f"{run_dir} finished at step {progress.step}; nothing left to train (to train on, raise train.epochs "
+          f"or train.max_steps with --set)", file=sys.stderr, flush=True)
+    return TrainResult(run_dir, read_json(RunDir(run_dir).metrics), progress.step, progress.stop_reason)
 
 
 def _check_model_fits(model: torch.nn.Module, data) -> None:

@@ -93,7 +93,7 @@ class RocPlot:
     def __init__(self, class_names: list[str]):
         self.names = class_names
         k = len(class_names)
-        self.classes = [1] if k == 2 else list(range(k))
+        self.classes = roc_classes(k)
         self.fig = new_figure(5.2, 4.6)
         ax = self.fig.add_subplot()
         ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
@@ -108,28 +108,51 @@ class RocPlot:
 
     def figure(self, y: np.ndarray, probs: np.ndarray):
         """(figure, macro AUC over the classes present in ``y``, or None when none is defined)."""
-        from sklearn.metrics import auc, roc_curve
-
-        aucs = []
+        curves = roc_curves(y, probs, self.classes)
         for c, line in self.lines.items():
-            positive = y == c
-            if positive.all() or not positive.any():
+            if c not in curves:
                 line.set_data([], [])  # undefined without both positives and negatives
                 line.set_label("_hidden")
                 continue
-            fpr, tpr, _ = roc_curve(positive, probs[:, c])
-            a = auc(fpr, tpr)
-            aucs.append(a)
+            fpr, tpr, a = curves[c]
             line.set_data(fpr, tpr)
             line.set_label(f"{self.names[c]} ({a:.3f})")
-        macro = float(np.mean(aucs)) if aucs else None
+        macro = _macro(curves)
         self.ax.set_title(f"ROC, one vs rest (macro AUC {macro:.3f})" if macro is not None else "ROC", fontsize=10)
         if self.legend is not None:
             self.legend.remove()
             self.legend = None
-        if 0 < len(aucs) <= 12:
+        if 0 < len(curves) <= 12:
             self.legend = self.ax.legend(fontsize=7, loc="lower right", title="class (AUC)", title_fontsize=7)
         return self.fig, macro
+
+
+def roc_classes(k: int) -> list[int]:
+    """The classes with a one-vs-rest ROC curve: the positive class of two, else every class."""
+    return [1] if k == 2 else list(range(k))
+
+
+def roc_curves(y: np.ndarray, probs: np.ndarray, classes: list[int]) -> dict[int, tuple]:
+    """{class: (false positive rates, true positive rates, AUC)}, one vs rest, for each of `classes`
+    with both positives and negatives in ``y`` (the curve is undefined otherwise)."""
+    from sklearn.metrics import auc, roc_curve
+
+    out = {}
+    for c in classes:
+        positive = y == c
+        if positive.any() and not positive.all():
+            fpr, tpr, _ = roc_curve(positive, probs[:, c])
+            out[c] = (fpr, tpr, auc(fpr, tpr))
+    return out
+
+
+def macro_auc(y: np.ndarray, probs: np.ndarray) -> float | None:
+    """The mean one-vs-rest ROC AUC of `RocPlot`'s curves, without drawing them; None when none is defined."""
+    return _macro(roc_curves(y, probs, roc_classes(probs.shape[1])))
+
+
+def _macro(curves: dict) -> float | None:
+    return float(np.mean([a for _, _, a in curves.values()])) if curves else None
 
 
 def roc_figure(y: np.ndarray, probs: np.ndarray, class_names: list[str]):

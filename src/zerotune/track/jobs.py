@@ -50,7 +50,7 @@ class ClassificationPlots:
 
 def classification_views(probs: np.ndarray, y: np.ndarray, class_names: list[str], step: int, *,
                          figures_on: bool, pr_on: bool, worst: tuple | None, predictions_on: bool,
-                         plots: ClassificationPlots | None = None) -> list:
+                         plots: ClassificationPlots | None = None, auc_on: bool = False) -> list:
     """Confusion matrix, ROC, PR curves, worst-misclassified grid and sample predictions.
 
     Args:
@@ -58,7 +58,9 @@ def classification_views(probs: np.ndarray, y: np.ndarray, class_names: list[str
         y: (N,) true classes.
         class_names: C names.
         step: the global step.
-        figures_on: draw the confusion matrix and ROC figures (and the ROC AUC scalar).
+        figures_on: draw the confusion matrix and ROC figures.
+        auc_on: write the macro ROC AUC scalar (due by the evaluation count, never skipped by the clock,
+            so a resumed run has the same points as an uninterrupted one).
         pr_on: write one PR curve per class.
         worst: None, or (pictures (k, H, W, 3) in [0, 1], their indices into y) for the grid.
         predictions_on: write a text table of the first predictions.
@@ -71,10 +73,11 @@ def classification_views(probs: np.ndarray, y: np.ndarray, class_names: list[str
         plots = plots or ClassificationPlots(class_names)
         cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
         out.append((summaries.image("val/confusion_matrix", plots.confusion(cm)), step))
-        rgb, macro = plots.roc(y, probs)
+        rgb, _ = plots.roc(y, probs)
         out.append((summaries.image("val/roc", rgb), step))
-        if macro is not None:
-            out.append((summaries.scalars([("val/roc_auc", macro)]), step))
+    macro = figures.macro_auc(y, probs) if auc_on else None
+    if macro is not None:
+        out.append((summaries.scalars([("val/roc_auc", macro)]), step))
     if pr_on:
         for c, name in enumerate(class_names):
             if (y == c).any():

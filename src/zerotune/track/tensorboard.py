@@ -294,6 +294,10 @@ class TensorBoardLogger(Callback):
             ("predictions", log.predictions_every))}
         if any(due.values()):
             self._views_time = now
+        # A scalar costs little: due by the evaluation count alone, so its steps do not depend on the clock
+        # (the final pass adds it only where the evaluation at this step did not).
+        counted = bool(log.figures_every) and n_eval % log.figures_every == 0
+        due["auc"] = bool(log.figures_every) and counted != final
         val, train = self.data.val, self.data.train
         model = state.model
         # Train-split metrics in eval mode on a fixed subset, so train and val share a chart.
@@ -315,7 +319,7 @@ class TensorBoardLogger(Callback):
                 self._plots = jobs.ClassificationPlots(self._class_names())
             self._heavy(jobs.classification_views, probs, y, self._class_names(), step,
                         figures_on=due["figures"], pr_on=due["pr"], worst=worst,
-                        predictions_on=due["predictions"], plots=self._plots)
+                        predictions_on=due["predictions"], plots=self._plots, auc_on=due["auc"])
         else:
             pred = self.task.to_target_units(out.squeeze(-1)).cpu().numpy()
             true = self.task.to_target_units(val.y.float()).cpu().numpy()

@@ -226,10 +226,25 @@ class PlateauState(_Part):
     multiplier: float = Field(gt=0, le=1)
 
 
+class EpochSums(_Part):
+    """The running sums of the epoch a checkpoint falls in, one entry per rank (so `train/epoch_loss`
+    covers the whole epoch after a mid-epoch resume)."""
+
+    loss_sums: list[float]
+    micro_batches: list[Annotated[StrictInt, Field(ge=0)]]
+
+    @model_validator(mode="after")
+    def _one_entry_per_rank(self):
+        if len(self.loss_sums) != len(self.micro_batches) or not self.loss_sums:
+            raise ValueError("loss_sums and micro_batches need one entry per rank each")
+        return self
+
+
 class StateFile(_Part):
     """The whole of a `last` checkpoint's state.json."""
 
     progress: Progress
+    epoch_sums: EpochSums | None = None  # absent in checkpoints written before it was kept
     optimizer: OptimizerState
     rng: RngState
     scaler: dict[str, Any] | None = None

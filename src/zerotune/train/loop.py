@@ -155,6 +155,7 @@ class Trainer:
         self.writer = ckpt.CheckpointWriter()
         self.watch = DivergenceWatch(optim.lr)
         self._pending_best = None  # (tensors, aliases, info): best weights copied, not yet on disk
+        self._epoch_sum, self._epoch_micro = torch.zeros((), device=device), 0  # this rank's, for train/epoch_loss
 
     def fit(self, resume: ckpt.Checkpoint | None = None) -> TrainState:
         """Train until the step budget, the last epoch or a stop request; return the final state.
@@ -186,7 +187,6 @@ class Trainer:
         self._t_start = time.perf_counter() - self.state.elapsed
         self._t_log, self._samples_log, self._steps_log = time.perf_counter(), 0, 0
         self._data_seconds = 0.0
-        self._epoch_sum, self._epoch_micro = torch.zeros((), device=self.device), 0
 
     def end(self) -> None:
         """Fit end: the fit_end event."""
@@ -204,11 +204,11 @@ class Trainer:
         if self.freeze is not None:  # after fit start and after each evaluation, which reset train mode
             self.freeze.apply(self.model, state.epoch)
         if state.batch_in_epoch == 0:  # not again in a run resumed mid-epoch: its epoch started before the checkpoint
+            self._epoch_sum, self._epoch_micro = torch.zeros((), device=self.device), 0  # (restored then)
             self._emit("on_epoch_start")
         batches = self.train_split.epoch_batches(self.tc.seed, state.epoch, self.tc.batch_size)
         if self.dist is not None:
             batches = self.dist.shard(batches)
-        self._epoch_sum, self._epoch_micro = torch.zeros((), device=self.device), 0
         while state.batch_in_epoch < self.micro_per_epoch:  # checkpoints fall on step boundaries
             self.step(batches)
             if state.step >= state.total_steps:
@@ -375,6 +375,7 @@ class Trainer:
         """
         if self.dist is not None and self.dist.sharded:
             return self._save_sharded()
+        sums = self._epoch_sums()
         if self.dist is not None and not self.dist.is_main:
             self.dist.rng_tensors()
             self.dist.barrier()
@@ -384,7 +385,7 @@ class Trainer:
             self.writer.submit(self.run.checkpoint("best"), *self._pending_best)
             self._pending_best = None
         self._last_save = time.monotonic()
-        saved, tensors = self._training_state()
+        saved, tensors = self._training_state(sums)
         if self.dist is not None:
             tensors.update(self.dist.rng_tensors())
         self.writer.submit(self.run.checkpoint("last"), *ckpt.model_tensors(self.model), saved, tensors)
@@ -403,7 +404,7 @@ class Trainer:
         tmp = self.dist.ctx.broadcast(ckpt.temporary_dir(path) if main else None)
         self.dist.save_shards(self.model, self.optimizer, tmp / DCP_DIR)
         weights = self.dist.model_tensors(self.model)
-        saved, tensors = self._training_state(optimizer=False)
+        saved, tensors = self._training_state(self._epoch_sums(), optimizer=False)
         tensors.update(self.dist.rng_tensors())
         if main:
             self.writer.wait()
@@ -419,9 +420,30 @@ class Trainer:
             raise Diverged(f"weights became too large or not finite at step {state.step}; "
                            f"lower optim.lr (now {self.oc.lr:g}) or set optim.clip_norm")
 
-    def _training_state(self, optimizer: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
+    def _epoch_sums(self) -> dict:
+        """Every rank's running loss sum and micro-batch count of the current epoch (a collective with several)."""
+        mine = [float(self._epoch_sum), float(self._epoch_micro)]
+        rows = self.dist.ctx.all_gather_floats(mine).tolist() if self.dist is not None else [mine]
+        return {"loss_sums": [r[0] for r in rows], "micro_batches": [int(r[1]) for r in rows]}
+
+    def _restore_epoch_sums(self, saved: ckpt.StateFile) -> None:
+        """This rank's running sums of a checkpoint taken mid-epoch; with another number of ranks than
+        wrote it, rank 0 takes the totals (the epoch's mean is the same, summed in another order)."""
+        if saved.epoch_sums is None or saved.progress.batch_in_epoch == 0:
+            return
+        sums, counts = saved.epoch_sums.loss_sums, saved.epoch_sums.micro_batches
+        rank, world = (self.dist.ctx.rank, self.dist.ctx.world_size) if self.dist is not None else (0, 1)
+        if len(sums) == world:
+            total, count = sums[rank], counts[rank]
+        else:
+            total, count = (sum(sums), sum(counts)) if rank == 0 else (0.0, 0)
+        self._epoch_sum = torch.tensor(total, dtype=self._epoch_sum.dtype, device=self.device)
+        self._epoch_micro = count
+
+    def _training_state(self, epoch_sums: dict, optimizer: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
         """Everything but the weights, copied here on the training thread; the writer thread only serialises.
 
+        `epoch_sums`: every rank's running sums of the epoch (`_epoch_sums`).
         `optimizer`: False under FSDP, whose optimizer state goes to the sharded checkpoint (its groups stay here).
         """
         if optimizer:
@@ -432,7 +454,7 @@ class Trainer:
         tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
         tensors["rng.augment"] = self.aug_gen.get_state().cpu()
         saved = copy.deepcopy({
-            "progress": self.state.progress_dict(), "optimizer": opt_plain, "rng": rng_plain,
+            "progress": self.state.progress_dict(), "epoch_sums": epoch_sums, "optimizer": opt_plain, "rng": rng_plain,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "schedule": self.plateau.state_dict() if self.plateau is not None else None,
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
@@ -453,6 +475,7 @@ class Trainer:
             self.aug_gen.set_state(tensors["rng.augment"])
         if self.dist is not None:
             self.dist.restore_rng(tensors)
+        self._restore_epoch_sums(saved)
         if saved.scaler:
             self.scaler.load_state_dict(saved.scaler)
         if self.plateau is not None and saved.schedule is not None:
