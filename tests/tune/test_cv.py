@@ -66,3 +66,14 @@ def test_bad_fold_counts_are_one_line_and_write_nothing(tmp_path):
         cross_validate(load_config(None, ["data.name=corpus"]), 3)
     with pytest.raises(UserError, match="data.class_fraction applies to in-memory data sets"):
         prepare(load_config(None, ["data.name=corpus", "model.name=gpt", "data.class_fraction={0: 0.5}"]))
+
+
+def test_piped_cv_prints_one_line_per_fold_and_the_summary(tmp_path):
+    progress = [a for a in IRIS if a != "log.progress=false"]
+    out = zt("cv", "--folds", "3", "--runs-dir", str(tmp_path), *(x for a in progress for x in ("--set", a)))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["fold-0", "fold-1", "fold-2"]
+    assert all("best val/loss" in line and "test/accuracy" in line for line in lines[:3])
+    assert not any(line.startswith("step ") or "to step" in line for line in lines)  # no per-evaluation lines
+    assert lines[3].startswith("metric") and lines[-1].startswith("folds: ") and len(lines) < 15

@@ -60,13 +60,15 @@ def test_tensorboard_tags_read_back(recipe_profile):
     assert "forward" in text and "ui.perfetto.dev" in text
 
 
-def test_cli_profiles_a_run_into_its_profile_directory(tmp_path, capsys):
+def test_cli_profiles_a_run_into_its_profile_directory(tmp_path, capfd):
     run = tmp_path / "myrun"
     run.mkdir()
-    RunDir(run).config.write_text(load_config(RECIPE, QUIET).to_yaml())
+    RunDir(run).config.write_text(load_config(RECIPE, QUIET).to_yaml().replace("progress: false", "progress: true"))
     assert main(["profile", str(run), "--steps", "2"]) == 0
-    out = capsys.readouterr().out
+    out, err = capfd.readouterr()
     assert "chrome://tracing" in out and "forward" in out
+    # neither the profiler's own notes nor a header announcing the recipe's whole length
+    assert "USDT" not in out + err and "profiler_start" not in out + err and "to step" not in out
     assert RunDir(run).profile_trace.is_file()
     assert main(["profile", str(run), "--steps", "1"]) == 0  # again: the earlier profile is replaced
     assert len(RunDir(RunDir(run).profile).event_files()) == 2  # the profiler's and the training views'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def cmd_models(args) -> int:
-    from rich.console import Console
+    from ..terminal import console
     from rich.table import Table
 
     from ..models.registry import list_models, model_defaults
@@ -13,12 +13,12 @@ def cmd_models(args) -> int:
     for e in list_models():
         opts = ", ".join(f"{k}={v}" for k, v in model_defaults(e.name).items())
         table.add_row(e.name, e.input_kind, e.summary, opts)
-    Console().print(table)
+    console().print(table)
     return 0
 
 
 def cmd_datasets(args) -> int:
-    from rich.console import Console
+    from ..terminal import console
     from rich.table import Table
 
     from ..data.sources import SOURCES
@@ -29,7 +29,7 @@ def cmd_datasets(args) -> int:
     # Tokenised data, built by data/text.py and data/corpus.py rather than as arrays:
     table.add_row("text", "yes", "labelled texts (TSV, CSV or JSONL) for a pretrained transformer (model hf)")
     table.add_row("corpus", "yes", "any UTF-8 text file or folder of .txt files for a language model (model gpt)")
-    Console().print(table)
+    console().print(table)
     return 0
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from rich.console import Console
 from rich.table import Table
+
+from .. import terminal
 
 
 def print_eval(m: dict) -> None:
-    console = Console()
+    console = terminal.console()
     console.print(f"[bold]{m['run']}[/bold]  split={m['split']}  checkpoint={m['checkpoint']}  n={m['n']}")
     if "accuracy" in m:
         auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"

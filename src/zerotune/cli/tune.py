@@ -49,14 +49,10 @@ def cmd_sweep(args) -> int:
 
 def print_sweep(summary) -> None:
     """The trials table, the best trial and its recipe, and the parameter importances."""
-    import sys
-
-    from rich.console import Console
-
+    from ..terminal import console
     from ..tune.sweep_report import sweep_table
 
-    # Piped output is not wrapped to 80 columns (as `zerotune runs`).
-    (Console() if sys.stdout.isatty() else Console(width=240)).print(sweep_table(summary))
+    console().print(sweep_table(summary))
     if summary.best is None:
         print("no trial completed: no best recipe")
     else:

@@ -185,8 +185,9 @@ def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None
 
 def print_comparison(c: Comparison) -> None:
     """Print the comparison as one table (latencies as p50/p95 in ms)."""
-    from rich.console import Console
     from rich.table import Table
+
+    from ..terminal import console
 
     base = c.rows[0]
     metric = c.metric_name.split()[0]
@@ -205,6 +206,4 @@ def print_comparison(c: Comparison) -> None:
         kb = f(r.bytes and r.bytes / 1024, ".1f")
         gz = f(r.gzip_bytes and r.gzip_bytes / 1024, ".1f")
         table.add_row(r.variant, kb, ratio, gz, b1, b32, f(r.metric, ".4f"), delta, f(r.sparsity, ".0%"), r.note)
-    console = Console()
-    # A narrow or non-terminal console would squeeze the numbers into ellipses; let long lines wrap instead.
-    Console(width=max(console.width, 130)).print(table)
+    console(min_width=130).print(table)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +46,7 @@ class TrainResult:
     metrics: dict
     steps: int
     stop_reason: str | None
-    findings: list = field(default_factory=list)  # `zerotune doctor`'s findings about the finished run
+    findings: list | None = None  # `zerotune doctor`'s findings about the finished run (None: not checked)
 
 
 def train(config: Config | None, *, resume: str | Path | None = None, resume_overrides: list[str] | None = None,
@@ -95,7 +95,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     finally:
         if ctx is not None:
             dist_env.shutdown()
-    findings = []
+    findings = None
     if main and config.log.tensorboard:  # the doctor reads the event files
         from ..tune.doctor.after_training import check_finished_run
 

@@ -143,11 +143,7 @@ def runs_command(logdir: str | Path = "runs", as_json: bool = False) -> int:
     if as_json:
         print(json.dumps([asdict(r) for r in rows], indent=2, default=str))
         return 0
-    import sys
+    from ..terminal import console
 
-    from rich.console import Console
-
-    # Piped output is not wrapped to 80 columns: a table cut into slivers cannot be read or grepped.
-    console = Console() if sys.stdout.isatty() else Console(width=240)
-    console.print(table(rows))
+    console().print(table(rows))
     return 0

@@ -10,7 +10,9 @@ https://ui.perfetto.dev or chrome://tracing opens.
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -27,7 +29,7 @@ from ..pipeline.train import builtin_callbacks, prepare
 from ..run.files import RunDir, atomic_write_bytes, create_unique_run_dir, new_run_name
 from ..run.load import read_run_config
 from ..track.sink import EventSink
-from ..train.callbacks import EarlyStopping
+from ..train.callbacks import EarlyStopping, ProgressBar, ProgressLines
 from ..train.loop import Trainer
 
 PHASES = ("data", "forward", "backward", "optimizer", "logging")
@@ -72,8 +74,11 @@ def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | No
             shutil.rmtree(files.profile)
         files.profile.mkdir(parents=True)
         timer = _PhaseTimer(run.device)
-        # TensorBoard views and progress, as in training: their cost is the logging phase
-        callbacks = [cb for cb in builtin_callbacks(run, files.profile) if not isinstance(cb, EarlyStopping)]
+        # TensorBoard views, as in training: their cost is the logging phase. No progress: its header
+        # would announce the recipe's whole length, not the profiled steps.
+        callbacks = [cb for cb in builtin_callbacks(run, files.profile)
+                     if not isinstance(cb, (EarlyStopping, ProgressBar, ProgressLines))]
+        config = run.config  # train.precision resolved for the device
         trainer = Trainer(run.model, run.data, run.task, train=config.train, optim=config.optim,
                           schedule=config.schedule, log=config.log, run_dir=files.profile, device=run.device,
                           callbacks=callbacks, augment=run.augment, mix=run.mix,
@@ -108,7 +113,8 @@ def _run_profiled(trainer: Trainer, timer: _PhaseTimer, steps: int):
     if trainer.freeze is not None:  # the first epoch's frozen set, as `fit` sets it
         trainer.freeze.apply(trainer.model, 0)
     try:
-        with torch.profiler.profile(activities=activities, schedule=schedule, record_shapes=False) as prof:
+        with _without_profiler_notes(), torch.profiler.profile(activities=activities, schedule=schedule,
+                                                               record_shapes=False) as prof:
             for i in range(WARMUP_STEPS + steps):
                 if state.batch_in_epoch >= trainer.micro_per_epoch:  # on to the next epoch, without its evaluation
                     state.epoch, state.batch_in_epoch = state.epoch + 1, 0
@@ -121,6 +127,28 @@ def _run_profiled(trainer: Trainer, timer: _PhaseTimer, steps: int):
     finally:
         trainer.end()
     return prof
+
+
+@contextmanager
+def _without_profiler_notes():
+    """Standard error without libkineto's ``USDT: … profiler_start`` notes, which it writes straight to
+    file descriptor 2 (no log level silences them); everything else written there is passed on."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().decode(errors="replace").splitlines(keepends=True)
+                    if not line.startswith("USDT:")]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 class _PhaseTimer:

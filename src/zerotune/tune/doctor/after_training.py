@@ -32,10 +32,17 @@ def check_finished_run(run_dir: str | Path, step: int) -> list[Finding]:
     return findings
 
 
-def print_serious(findings: list[Finding], run_dir: str | Path) -> None:
-    """One line per high or medium finding, with its first fix, and where to read them all (if there are any)."""
+def print_serious(findings: list[Finding] | None, run_dir: str | Path) -> None:
+    """One line per high or medium finding, with its first fix, and where to read them all; or that
+    there are none. Nothing for a run the doctor did not check (None: no TensorBoard events)."""
+    if findings is None:
+        return
     serious = [f for f in findings if f.severity in PRINTED]
     for f in serious:
         print(one_line(f))
-    if findings:
+    if serious:
         print(f"all findings: zerotune doctor {run_dir}")
+    elif findings:
+        print(f"doctor: no serious findings ({len(findings)} minor: zerotune doctor {run_dir})")
+    else:
+        print("doctor: no findings")
