@@ -8,6 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+from zerotune.cli.main import main
+from zerotune.run.files import RunDir
+from zerotune.train.checkpoint import find_checkpoint, read_state
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 LONG = ["--no-progress", "--set", "model.name=mlp", "--set", "train.epochs=1000", "--set", "log.tensorboard=false",
         "--set", "train.checkpoint_every_seconds=0"]
@@ -70,12 +74,17 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_the_workers_die_with_a_launcher_killed_with_sigkill(tmp_path):
-    p = _start(tmp_path)
+def test_the_workers_die_with_a_launcher_killed_with_sigkill_and_free_the_run(tmp_path, capsys):
+    p, run = _start(tmp_path), tmp_path / "long"
     workers = []
     try:
         _wait_for_checkpoint(p, tmp_path)
         workers = [_rank_pid(p, rank) for rank in (0, 1)]
+        # rank 0, the rank that writes, holds the run; a second job is refused, naming it
+        assert RunDir(run).lock.read_text() == f"{workers[0]}\n"
+        assert main(["train", "--resume", str(run)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: run directory {run} is in use by another process "
+                                                  f"(pid {workers[0]}); ")
         p.kill()  # SIGKILL to the launcher alone: its agent cannot stop anything
         killed = time.monotonic()
         while any(map(_running, workers)) and time.monotonic() - killed < 10:
@@ -89,3 +98,6 @@ def test_the_workers_die_with_a_launcher_killed_with_sigkill(tmp_path):
     assert p.returncode == -signal.SIGKILL
     assert not any(map(_running, workers)), f"workers {workers} outlived their launcher by {seconds:.1f}s"
     print(f"\nworkers gone {seconds:.2f}s after the launcher was killed")
+    step = read_state(find_checkpoint(RunDir(run).checkpoint("last")))["progress"]["step"]
+    assert main(["train", "--resume", str(run), "--set", f"train.max_steps={step + 1}"]) == 0  # nothing holds it now
+    assert not RunDir(run).lock.exists()
