@@ -119,9 +119,11 @@ def _train(config: Config | None, resume: str | Path | None, resume_overrides: l
 
 
 def _holds_lock() -> bool:
-    """Whether this process holds the run directory's lock: a run of its own, or rank 0 of a job, the rank that
-    writes the run. Under ``--nproc`` that is a worker, not the launcher, so the lock goes only when the
-    job's writer does (the launcher's workers die with it, distributed/parent.py)."""
+    """Whether this process holds the run directory's lock: a single process, or rank 0, the rank that writes.
+
+    Under ``--nproc`` that is a worker, not the launcher: the lock then lasts exactly as long as the
+    process writing the run (the workers die with the launcher, distributed/parent.py).
+    """
     from ..distributed.launch import in_worker
 
     return not in_worker() or os.environ.get("RANK") == "0"
