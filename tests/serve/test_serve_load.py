@@ -1,6 +1,7 @@
 """A bounded load test on loopback, graceful shutdown of a real server process, the CLI and the
 client example."""
 
+import asyncio
 import json
 import os
 import re
@@ -10,13 +11,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
 
 from zerotune.serve import ServeOptions, create_app, running_server
 from zerotune.cli.serve import TOKEN_ENV, add_parser, main
-from zerotune.serve.loadgen import run_load
+from zerotune.serve.loadgen import _read_response, _request, run_load
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS, REQUESTS = 16, 15
@@ -77,6 +79,60 @@ def test_graceful_shutdown_on_sigterm(cnn_onnx, cnn_ref):
     assert proc.returncode == 0  # a graceful shutdown is a normal exit, not death by signal
     assert "answered 3 examples in 1 model calls; stopped" in out
     assert "Application shutdown complete" in out
+
+
+def _client_until_refused(port: int, request: bytes, keep_alive: bool, outcomes: Counter):
+    """A client sending `request` until the server refuses it; a sent request that gets no answer is "lost"."""
+
+    async def run():
+        reader = writer = None
+        while True:
+            if writer is None:
+                try:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    outcomes["refused"] += 1  # the server had stopped listening: nothing was sent
+                    return
+            try:
+                writer.write(request)
+                await writer.drain()
+                status, _, keep = await _read_response(reader)
+            except (OSError, ConnectionError, asyncio.IncompleteReadError):
+                outcomes["lost"] += 1
+                return
+            outcomes[status] += 1
+            if not (keep and keep_alive):
+                writer.close()
+                reader = writer = None
+
+    return run()
+
+
+def test_sigterm_under_load_answers_every_request_sent_to_an_onnx_file(cnn_onnx, cnn_ref):
+    # Half the clients reuse their connection, half open one per request: at the signal, some have a
+    # request unread in the server's socket, some are queued on the listening socket, request sent.
+    proc, url = start([str(cnn_onnx)])
+    port = int(url.rsplit(":", 1)[1])
+    request = _request("127.0.0.1", port, "/predict", json.dumps({"inputs": cnn_ref.raw[:2].tolist()}).encode(), None)
+    outcomes = Counter()
+
+    async def load():
+        clients = [asyncio.create_task(_client_until_refused(port, request, i % 2 == 0, outcomes)) for i in range(32)]
+        while outcomes[200] < 100:
+            await asyncio.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(asyncio.gather(*clients), 60)
+
+    try:
+        asyncio.run(load())
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert outcomes["lost"] == 0, dict(outcomes)
+    assert outcomes["refused"] == 32 and set(outcomes) == {200, "refused"}, dict(outcomes)
+    assert proc.returncode == 0, out
+    assert f"answered {2 * outcomes[200]} examples" in out  # every answer the clients got, and no other
 
 
 def test_sigterm_finishes_a_half_read_request_then_exits_0(cnn_onnx, cnn_ref):

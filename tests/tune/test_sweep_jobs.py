@@ -28,6 +28,6 @@ def test_two_workers_share_the_study_and_spend_the_budget_exactly(tmp_path):
         assert RunDir(r.run).path.parent == tmp_path / "j"
     for shared in (False, True):  # as a sweep process, or a worker outliving it, holds it
         with sweep_lock(SweepDir(tmp_path / "j"), shared=shared):
-            with pytest.raises(UserError, match="is running in another process"):
+            with pytest.raises(UserError, match="is in use by another process"):
                 run_sweep(tmp_path / "j", trials=4)
     assert len(run_sweep(tmp_path / "j", out=lambda line: None).rows) == 3  # free again: nothing left to run

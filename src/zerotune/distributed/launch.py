@@ -17,7 +17,9 @@ from typing import NoReturn
 
 from ..errors import UserError
 
-LAUNCHED_VAR = "ZEROTUNE_NPROC"  # set in workers that `launch` started: they leave the reporting to it
+# Set in workers that `launch` started, to the launcher's pid: they leave the reporting to it, and die with it
+# (distributed/parent.py).
+LAUNCHED_VAR = "ZEROTUNE_NPROC"
 
 
 class WorkerFailed(Exception):
@@ -61,7 +63,7 @@ def launch(nproc: int, worker_args: list[str], max_restarts: int = 0, debug: boo
             if name.startswith("torch.distributed.elastic"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun: N processes must not each take every core
-    os.environ[LAUNCHED_VAR] = "1"
+    os.environ[LAUNCHED_VAR] = str(os.getpid())  # the agent runs here, in this process: the workers' parent
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=max_restarts,
                           monitor_interval=0.1)

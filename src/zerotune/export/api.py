@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..run.files import RunDir, atomic_write_bytes
+from ..run.lock import run_lock_if_inside
 from ..run.load import load_run
 from .build import EXPORT_FORMATS, Bounds, ExportContext, ExportOptions, build_export
 from .inputs import load_data, parity_inputs
@@ -45,12 +46,17 @@ def export_run(run_dir: str | Path, options: ExportOptions | None = None, *, out
 
     Raises:
         UserError: bad options, not a run directory, files that exist without ``force``, a failed
-            export, or a parity check that misses its bound (then nothing is written).
+            export, or a parity check that misses its bound (then nothing is written); another job
+            writing in the run when the export goes into it.
     """
     options = (options or ExportOptions()).validate()
-    bounds = bounds or Bounds()
-    run = load_run(run_dir, checkpoint)
     path = _output_path(Path(run_dir), options, out)
+    with run_lock_if_inside(path, run_dir):  # into the run (the default): not while another job writes there
+        return _export(load_run(run_dir, checkpoint), path, options, bounds or Bounds(), force)
+
+
+def _export(run, path: Path, options: ExportOptions, bounds: Bounds, force: bool) -> ExportResult:
+    """Build, check and write the export of a loaded run to `path` (see `export_run`)."""
     side, tok = sidecar_path(path), tokenizer_path(path)
     if not force:
         for p in (path, side, tok):

@@ -83,15 +83,25 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     Returns:
         The new run directory.
     """
-    from ..run.files import RunDir, atomic_write_text, create_run_dir
-    from ..train import checkpoint as ckpt
     from ..finetune.lora import merge_into_base
+    from ..run.files import RunDir, create_run_dir
+    from ..run.lock import run_lock
 
     run = _lora_run(run_dir, checkpoint)
     src = RunDir(run_dir)
     out = Path(out) if out is not None else src.path.parent / f"{src.path.name}-merged"
     merge_into_base(run.model)
     target = RunDir(create_run_dir(out.parent, out.name))
+    with run_lock(target.path):  # from its creation, as a new run's directory
+        _write_merged(run, src, target)
+    return target.path
+
+
+def _write_merged(run, src: RunDir, target: RunDir) -> None:
+    """The merged run's config, the source's description files and its one `best` checkpoint."""
+    from ..run.files import atomic_write_text
+    from ..train import checkpoint as ckpt
+
     config = run.config.model_copy(deep=True)
     config.finetune.merged = True
     atomic_write_text(target.config, config.to_yaml())
@@ -105,7 +115,6 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     step = state.get("step", state.get("progress", {}).get("step"))
     ckpt.save_checkpoint(target.checkpoint("best"), *ckpt.model_tensors(run.model),
                          {"step": step, "merged_from": str(src.path.resolve()), "checkpoint": run.checkpoint})
-    return target.path
 
 
 def save_adapters(run_dir: str | Path, out: str | Path | None = None, checkpoint: str = "best") -> Path:
@@ -119,13 +128,23 @@ def save_adapters(run_dir: str | Path, out: str | Path | None = None, checkpoint
     Returns:
         The directory written (default: ``<run_dir>/adapters``).
     """
-    from safetensors.torch import save_file
-
-    from ..finetune.lora import adapter_tensors, is_transformer
-    from ..run.files import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE, RunDir
+    from ..run.files import RunDir
+    from ..run.lock import run_lock_if_inside
 
     run = _lora_run(run_dir, checkpoint)
     out = Path(out) if out is not None else RunDir(run_dir).adapters
+    with run_lock_if_inside(out, run_dir):  # into the run (the default): not while another job writes there
+        _write_adapters(run, out)
+    return out
+
+
+def _write_adapters(run, out: Path) -> None:
+    """The adapters and head of a loaded LoRA run, written into the new or empty directory `out`."""
+    from safetensors.torch import save_file
+
+    from ..finetune.lora import adapter_tensors, is_transformer
+    from ..run.files import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE
+
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} already exists and is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -141,4 +160,3 @@ def save_adapters(run_dir: str | Path, out: str | Path | None = None, checkpoint
             "format": "zerotune-lora", "base_run": ft.source, "rank": ft.lora_rank, "alpha": ft.lora_alpha,
             "dropout": ft.lora_dropout, "targets": ft.lora_targets})
     (out / LABELS_FILE).write_text(json.dumps(run.meta.class_names), encoding="utf-8")
-    return out

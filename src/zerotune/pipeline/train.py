@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import sys
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from ..config import Config, apply_overrides, build_config
 from ..errors import UserError
 from ..run.files import (RunDir, atomic_write_text, clear_run_outputs, create_run_dir, create_unique_run_dir,
                          new_run_name, read_json, write_json)
+from ..run.lock import run_lock
 from ..run.load import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
 from ..tasks.supervised import make_task
 from ..track.tensorboard import TensorBoardLogger
@@ -63,16 +66,30 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
 
     Everything that can fail on bad input (data, model shapes, the checkpoint to resume from) is
     checked before the run directory is created or changed, so a failed command leaves it as it was.
+    The run directory is this job's alone from when it is made, or before a resume reads it, until
+    `train` returns (`run.lock.run_lock`).
 
     Returns:
         The run directory, the final metrics (also written to metrics.json) and the doctor's findings
         (also in TensorBoard's Text tab, as doctor/findings).
+
+    Raises:
+        UserError: bad input, or another process holds the run directory (its pid is named).
     """
+    with contextlib.ExitStack() as lock:  # the run directory, held by this job alone until it returns
+        return _train(config, resume, resume_overrides, callbacks, lock)
+
+
+def _train(config: Config | None, resume: str | Path | None, resume_overrides: list[str] | None,
+           callbacks: list | None, lock: contextlib.ExitStack) -> TrainResult:
+    """`train`, with `lock` holding the run directory from when it is known (resumed) or made (new)."""
     from ..distributed import env as dist_env
 
     checkpoint = run_dir = None
     if resume is not None:
         run_dir = Path(resume)
+        if _holds_lock():  # before anything is read: another job may be writing its checkpoint
+            lock.enter_context(run_lock(run_dir))
         config, checkpoint = _resume(run_dir, resume_overrides or [])
         if checkpoint is not None and _finished(run_dir, config, checkpoint):
             return _nothing_to_train(run_dir, checkpoint)
@@ -80,7 +97,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
     try:
         with torch_threads(config.train.threads):  # the caller's count again once the run ends
             run = _prepare(config, checkpoint, run_dir)
-            set_up = lambda: _set_up_run_dir(run, run_dir, resume_overrides)  # noqa: E731
+            set_up = lambda: _set_up_run_dir(run, run_dir, resume_overrides, lock)  # noqa: E731
             run_dir = ctx.on_main(set_up) if ctx else set_up()  # rank 0 writes, the others learn where
             c, setup, main = run.config, run.setup, ctx is None or ctx.is_main
             state = fit(run.model, run.data, run.task, c.train, run_dir, run.device,
@@ -101,6 +118,17 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
 
         findings = check_finished_run(run_dir, state.step)
     return TrainResult(run_dir, metrics, state.step, state.stop_reason, findings)
+
+
+def _holds_lock() -> bool:
+    """Whether this process holds the run directory's lock: a single process, or rank 0, the rank that writes.
+
+    Under ``--nproc`` that is a worker, not the launcher: the lock then lasts exactly as long as the
+    process writing the run (the workers die with the launcher, distributed/parent.py).
+    """
+    from ..distributed.launch import in_worker
+
+    return not in_worker() or os.environ.get("RANK") == "0"
 
 
 def _callbacks(run: _Prepared, run_dir: Path, ctx, extra: list) -> list[Callback]:
@@ -233,12 +261,17 @@ def _resolve_precision(config: Config, device: torch.device) -> Config:
     return config.model_copy(update={"train": config.train.model_copy(update={"precision": precision})})
 
 
-def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list[str] | None) -> Path:
-    """Create the run directory (or clear a restarted one) and write its files; return it."""
+def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list[str] | None,
+                    lock: contextlib.ExitStack) -> Path:
+    """Create the run directory (or clear a restarted one) and write its files; return it.
+
+    A new directory joins `lock` as soon as it exists; a resumed one is held already.
+    """
     config = run.config
     if run_dir is None:
         run_dir = (create_run_dir(config.log.dir, config.log.name) if config.log.name
                    else create_unique_run_dir(config.log.dir, new_run_name(default_run_prefix(config))))
+        lock.enter_context(run_lock(run_dir))
     elif run.fresh:
         print(f"{run_dir} has no checkpoint yet: training it again from step 0 with its config.yaml",
               file=sys.stderr, flush=True)

@@ -16,6 +16,7 @@ through `RunDir`. Layout::
         adapters/              LoRA adapters saved alone (``finetune --save-adapters``)
         export/                exported models, by default (``zerotune export``)
         report.{html,md}       ``zerotune report``
+        run.lock               held while a job writes here (run/lock.py); gone when it ends
         scaling/<label>/       TensorBoard runs of a scratch run's conditioning study
         checkpoints/{best,last}/
             model.safetensors      weights
@@ -65,6 +66,7 @@ REPORT_STEM = "report"
 SCALING_DIR = "scaling"
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_NAMES = ("best", "last")
+RUN_LOCK_FILE = "run.lock"  # held while a job writes in the run directory (run/lock.py)
 CV_FILE = "cv.json"  # `zerotune cv`: beside the fold runs, in the folder that holds them
 SWEEP_FILE = "sweep.json"
 SWEEP_STUDY_FILE = "study.db"
@@ -88,7 +90,7 @@ LABELS_FILE = "labels.json"
 FILE_NAMES = (CONFIG_FILE, META_FILE, ENV_FILE, METRICS_FILE, FINETUNE_FILE, PARAMS_FILE, HF_DIR, TOKENIZER_DIR,
               ADAPTERS_DIR, EXPORT_DIR, SCALING_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
               ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE, CV_FILE, SWEEP_FILE,
-              SWEEP_STUDY_FILE, SWEEP_LOCK_FILE, SWEEP_BEST_RECIPE, DCP_DIR)
+              SWEEP_STUDY_FILE, SWEEP_LOCK_FILE, SWEEP_BEST_RECIPE, DCP_DIR, RUN_LOCK_FILE)
 
 
 class RunDir:
@@ -174,6 +176,11 @@ class RunDir:
     def checkpoint(self, name: str) -> Path:
         """The checkpoint directory ``checkpoints/<name>``, name being "best" or "last"."""
         return self.checkpoints / name
+
+    @property
+    def lock(self) -> Path:
+        """The lock file of the job writing here (`run.lock.run_lock`); absent when none is."""
+        return self.path / RUN_LOCK_FILE
 
     def event_files(self) -> list[Path]:
         return sorted(self.path.glob(EVENTS_GLOB))

@@ -1,8 +1,9 @@
 """Running the app with uvicorn: in the foreground for the CLI, or in a thread for tests and benchmarks.
 
-Shutdown is graceful: on SIGINT or SIGTERM uvicorn stops accepting connections, lets requests in
-flight finish (up to ``shutdown_timeout`` seconds), and then the app's lifespan drains the
-micro-batcher, so no accepted request goes unanswered. The process then exits with status 0.
+Shutdown is graceful: on SIGINT or SIGTERM the server stops accepting connections, answers every
+request a client has sent (also one still on its way on a keep-alive connection, see `graceful`),
+lets requests in flight finish (up to ``shutdown_timeout`` seconds), and then the app's lifespan
+drains the micro-batcher, so no request goes unanswered. The process then exits with status 0.
 """
 
 from __future__ import annotations
@@ -46,11 +47,10 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _uvicorn_server(app, log_level: str, shutdown_timeout: float):
-    import uvicorn
+    from .graceful import GracefulServer
 
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=int(shutdown_timeout), server_header=False)
-    return uvicorn.Server(config)
+    return GracefulServer(app, log_level=log_level, access_log=False, lifespan="on",
+                          timeout_graceful_shutdown=int(shutdown_timeout), server_header=False)
 
 
 def serve(target: str | Path, *, backend: str = "auto", host: str = "127.0.0.1", port: int = 8000,

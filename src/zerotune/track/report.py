@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..run.files import RunDir
+from ..run.lock import run_lock_if_inside
 from . import figures
 from .events import find_runs, read_run_events
 
@@ -189,7 +190,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, fmt: str = 
         The path written.
 
     Raises:
-        UserError: for an unknown format or a directory that holds no run.
+        UserError: for an unknown format or a directory that holds no run; another job writing in the
+            run when the report goes into it.
     """
     from .events import require_tensorboard
 
@@ -202,8 +204,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, fmt: str = 
     if run_dir not in find_runs(run_dir):
         raise UserError(f"{run_dir} holds no TensorBoard event files; is it a run directory?")
     out = Path(out) if out else RunDir(run_dir).report(fmt)
-    title, sections = build_sections(run_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = _html(title, sections) if fmt == "html" else _markdown(title, sections, out)
-    out.write_text(text, encoding="utf-8")
+    with run_lock_if_inside(out, run_dir):  # into the run (the default): not while another job writes there
+        title, sections = build_sections(run_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        text = _html(title, sections) if fmt == "html" else _markdown(title, sections, out)
+        out.write_text(text, encoding="utf-8")
     return out

@@ -14,6 +14,7 @@ lower reading is taken.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,16 +72,18 @@ def lr_find(config, start: float = 1e-7, end: float = 10.0, steps: int = 100,
     from ..compute.threads import torch_threads
     from ..pipeline.train import default_run_prefix, prepare, write_run_files
     from ..run.files import create_unique_run_dir, new_run_name
+    from ..run.lock import run_lock
 
     check_range(start, end, steps)
-    with torch_threads(config.train.threads):
+    with torch_threads(config.train.threads), contextlib.ExitStack() as lock:
         run = prepare(config)  # every check of bad input before the directory is created
         root = Path(runs_dir) if runs_dir is not None else Path(config.log.dir)
         run_dir = create_unique_run_dir(root, name or new_run_name("lr-find-" + default_run_prefix(config)))
+        lock.enter_context(run_lock(run_dir))  # from its creation, as a new run's directory
         write_run_files(run, run_dir)  # what was tested, so that `zerotune runs` lists its data and model
         lrs, raw, smooth, stopped = _sweep(run, start, end, steps)
-    result = _result(lrs, raw, smooth, stopped, run_dir)
-    write_curve(result)
+        result = _result(lrs, raw, smooth, stopped, run_dir)
+        write_curve(result)
     return result
 
 

@@ -9,6 +9,7 @@ https://ui.perfetto.dev or chrome://tracing opens.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
@@ -27,6 +28,7 @@ from ..config import Config, apply_overrides, build_config, load_config
 from ..errors import UserError
 from ..pipeline.train import builtin_callbacks, prepare
 from ..run.files import RunDir, atomic_write_bytes, create_unique_run_dir, new_run_name
+from ..run.lock import run_lock
 from ..run.load import read_run_config
 from ..track.sink import EventSink
 from ..train.callbacks import EarlyStopping, ProgressBar, ProgressLines
@@ -64,11 +66,12 @@ def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | No
     if not 1 <= steps <= MAX_STEPS:
         raise UserError(f"--steps must be between 1 and {MAX_STEPS}, got {steps}")
     config, run_dir = _target_config(target, overrides or [])
-    with torch_threads(config.train.threads):
+    with torch_threads(config.train.threads), contextlib.ExitStack() as lock:
         run = prepare(config)  # everything is checked before a directory is made
         if run_dir is None:
             name = new_run_name(f"{config.data.name}-{config.model.name}-profile")
             run_dir = create_unique_run_dir(config.log.dir, name)
+        lock.enter_context(run_lock(run_dir))  # a run's profile/ is not written while another job writes the run
         files = RunDir(run_dir)
         if files.profile.is_dir():  # an earlier profile's events would mix with this one's
             shutil.rmtree(files.profile)
@@ -85,7 +88,7 @@ def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | No
                           groups=run.setup.groups if run.setup else None,
                           freeze=run.setup.plan if run.setup else None, phase=timer.phase)
         prof = _run_profiled(trainer, timer, steps)
-    return _write_results(files, timer.seconds, prof, steps, run.device)
+        return _write_results(files, timer.seconds, prof, steps, run.device)
 
 
 def _target_config(target, overrides: list[str]) -> tuple[Config, Path | None]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..run.files import SweepDir, create_run_dir, create_unique_run_dir, new_run_name, read_json, write_json
+from ..run.lock import hold_lock
 from .sweep_space import Param, check_params, parse_param
 from .sweep_study import PRUNERS, SAMPLERS
 
@@ -167,7 +168,8 @@ def run_sweep(sweep_dir: str | Path, jobs: int = 1, trials: int | None = None, o
         study = load_study(plan, sweep.study)
         for number in recover_interrupted(study):
             out(f"trial {number} was interrupted: marked FAIL, its parameters queued to run again")
-        share_lock(lock)
+        if lock is not None:
+            lock.share()
         if jobs == 1:
             work(sweep.path, 0, 1, contextlib.nullcontext(), out)
         else:
@@ -230,31 +232,11 @@ def sweep_lock(sweep: SweepDir, shared: bool = False):
     """Held while a process runs the sweep, so that a second ``--resume`` is refused while any runs.
 
     The sweep process takes it exclusively to give back interrupted trials, then shares it with its
-    workers (`share_lock`), which keep holding it if the sweep process is killed and they are not.
-    Yields the open lock file (None where there is no ``fcntl``: no guard).
+    workers (`Hold.share`), which keep holding it if the sweep process is killed and they are not.
+    Yields the `Hold` (None where there is no ``fcntl``: no guard).
     """
-    try:
-        import fcntl
-    except ImportError:  # not on POSIX
-        yield None
-        return
-    with open(sweep.lock, "a") as f:
-        try:
-            fcntl.flock(f, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"sweep {sweep.path} is running in another process") from None
-        try:
-            yield f
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def share_lock(lock_file) -> None:
-    """Turn this process's exclusive hold of the sweep lock into a shared one, for its workers to join."""
-    if lock_file is not None:
-        import fcntl
-
-        fcntl.flock(lock_file, fcntl.LOCK_SH)
+    with hold_lock(sweep.lock, f"sweep {sweep.path}", shared=shared) as hold:
+        yield hold
 
 
 def optuna_quiet() -> None:
