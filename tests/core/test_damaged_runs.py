@@ -56,7 +56,8 @@ def start_over(run: Path) -> str:
 
 def test_missing_last_state_is_refused_not_started_over(run, capsys):
     (run / "checkpoints" / "last" / "state.json").unlink()
-    refused(capsys, run, f"checkpoint {run / 'checkpoints' / 'last'} is damaged: state.json is missing", start_over(run))
+    last = run / "checkpoints" / "last"
+    refused(capsys, run, f"checkpoint {last} is damaged: state.json is missing", start_over(run))
 
 
 def test_missing_last_checkpoint_beside_best_is_refused(run, capsys):

@@ -6,10 +6,11 @@
     {"algorithm": "crc32c", "files": {"model.safetensors": {"size": 1234, "crc32c": "89abcdef"}, ...}}
 
 CRC32C rather than SHA-256: the threat is a damaged disk or a bad copy, not an adversary, and the
-`crc32c` package computes it with the CPU's CRC instructions at ~16 GB/s, where SHA-256 manages
-~1.3 GB/s, about the speed of the load itself. Checking a 500 MB model costs ~3% of loading its run
-(benchmarks/checksum_cost.py, docs/benchmarks.md). A checkpoint without the file (saved before
-zerotune wrote checksums) is read unchecked. No torch here: the doctor checks runs without it.
+`crc32c` package computes it with the CPU's CRC instructions at 7-10 GB/s on the 2-core machine,
+where SHA-256 manages 1 GB/s, slower than the load itself. Checking a 500 MB model costs ~3% of
+the CPU time of loading its run, and no wall time where `run.load` overlaps it with building the
+model (benchmarks/checksum_cost.py, docs/benchmarks.md). A checkpoint without the file (saved
+before zerotune wrote checksums) is read unchecked. No torch here: the doctor checks runs without it.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ A checkpoint is a directory (its file names are defined with the run directory's
     checksums.json         size and CRC32C of each file above (run/checksums.py), written last
 
 It is written to a temporary directory and swapped into place, so a crash never leaves a
-half-written checkpoint under the real name: a directory under the real name is complete, and a
-file of it that is missing or differs from its checksum means the checkpoint was damaged since. `CheckpointWriter` takes a snapshot on the training
-thread (a copy of the tensors) and does the serialising and fsync on a background thread.
+half-written checkpoint under the real name: a directory under the real name was complete, and a
+file of it that is missing or differs from its checksum was damaged since. `CheckpointWriter`
+takes a snapshot on the training thread (a copy of the tensors) and does the serialising and
+fsync on a background thread.
 """
 
 from __future__ import annotations

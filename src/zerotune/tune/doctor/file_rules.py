@@ -28,5 +28,5 @@ def unchecked_checkpoint(ev: Evidence) -> list[Finding]:
         return []
     return [Finding("unchecked_checkpoint", "info",
                     f"checkpoint {', '.join(names)} has no checksums (saved by an older zerotune): "
-                    f"a damaged file in it would go unnoticed", {"checkpoints": names},
+                    f"a damaged file in it would go unnoticed", {"unchecked": names},
                     ["continue it (train --resume) or fine-tune it: the new checkpoints carry checksums"])]
