@@ -32,7 +32,8 @@ def disk_error(e: OSError) -> UserError | None:
     if cause is None:
         return None
     where = f" {e.filename}" if e.filename is not None else ""
-    return UserError(f"cannot write{where}: {cause}")
+    verb = "access" if e.errno == errno.EACCES else "write"  # a permission refused may be a read's
+    return UserError(f"cannot {verb}{where}: {cause}")
 
 
 def format_validation_error(err: ValidationError, prefix: str = "", schema: type[BaseModel] | None = None) -> str:

@@ -125,7 +125,7 @@ def test_export_on_a_full_disk_leaves_no_file(run, full_disk, capsys):
 
 
 def test_disk_errors_are_user_errors_and_others_stay_bugs():
-    assert str(disk_error(OSError(errno.EACCES, "Permission denied", "/x/y"))) == "cannot write /x/y: permission denied"
+    assert str(disk_error(OSError(errno.EACCES, "Permission denied", "/x/y"))) == "cannot access /x/y: permission denied"
     assert str(disk_error(OSError(errno.EDQUOT, "Disk quota exceeded", "/q"))) == "cannot write /q: disk quota exceeded"
     assert disk_error(OSError(errno.ENOENT, "No such file or directory", "/x")) is None
     assert disk_error(OSError(errno.EIO, "Input/output error")) is None
@@ -141,3 +141,19 @@ def test_another_os_error_is_still_an_internal_error(monkeypatch, capsys, tmp_pa
     assert main(["train", "--runs-dir", str(tmp_path), "--name", "x", *IRIS]) == 1
     assert "internal error OSError" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_full_disk_under_the_event_file_stops_the_events_not_the_run(tmp_path, monkeypatch, capsys):
+    """TensorBoard's events are a view: one warning naming the file, then training ends as it would."""
+    from tensorboardX.event_file_writer import EventsWriter
+
+    def no_space(self):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(EventsWriter, "flush", no_space)
+    assert main(["train", "--runs-dir", str(tmp_path), "--name", "x", "--set", "log.flush_secs=0.01", *IRIS]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "TensorBoard events stopped" in line]
+    (event_file,) = (tmp_path / "x").glob("events.out.tfevents.*")
+    assert warnings == [f"warning: TensorBoard events stopped: cannot write {event_file}: no space left on the device"]
+    assert (tmp_path / "x" / "metrics.json").is_file()
