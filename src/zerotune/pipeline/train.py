@@ -228,8 +228,8 @@ def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list
     if run.fresh:
         print(f"{run_dir} has no checkpoint yet: training it again from step 0 with its config.yaml",
               file=sys.stderr, flush=True)
+        write_run_files(run, run_dir)  # first: on a full disk, the dead attempt's events are still there
         clear_run_outputs(run_dir)  # the dead attempt's events and files would mix with the new ones
-        write_run_files(run, run_dir)
         return run_dir
     if run.setup is not None and files.finetune.is_file():
         saved = read_json(files.finetune)
