@@ -98,4 +98,4 @@ def _check_best(best: Path, last: ckpt.Checkpoint) -> None:
         if got is None or got.shape != t.shape or got.dtype != t.dtype:
             what = "lacks it" if got is None else f"holds {got.dtype} {tuple(got.shape)}"
             raise Damaged(f"{best / MODEL_FILE} does not fit the run's model: {name} is {t.dtype} "
-                            f"{tuple(t.shape)} in {last.path.name}/, {best.name}/ {what}")
+                          f"{tuple(t.shape)} in {last.path.name}/, {best.name}/ {what}")
