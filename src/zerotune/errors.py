@@ -3,11 +3,13 @@
 Anything the user can fix (a config value, a missing file, a name that does not exist) raises
 `UserError`. The CLI turns it into one line on stderr and exit code 2; other exceptions are bugs
 and keep their traceback. `format_validation_error` makes that line from a pydantic report, for the
-config, a model's options, a checkpoint's state or an export's sidecar.
+config, a model's options, a checkpoint's state or an export's sidecar. `disk_error` turns a full or
+read-only disk into a UserError too: the user frees space or writes elsewhere, nothing is a bug.
 """
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pydantic loads only with a config, so that `zerotune --help` stays fast
@@ -16,6 +18,22 @@ if TYPE_CHECKING:  # pydantic loads only with a config, so that `zerotune --help
 
 class UserError(Exception):
     """An error caused by the user's input; its message is shown as one line, without traceback."""
+
+
+# errno -> what the user reads; EACCES too, though root (tests, containers) never sees it
+_DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+
+
+def disk_error(e: OSError) -> UserError | None:
+    """A UserError naming the path and the cause of a full disk, a quota, a read-only file system or a
+    permission refused; None for any other OSError (a bug, shown as one)."""
+    cause = _DISK_ERRORS.get(e.errno)
+    if cause is None:
+        return None
+    where = f" {e.filename}" if e.filename is not None else ""
+    verb = "access" if e.errno == errno.EACCES else "write"  # a permission refused may be a read's
+    return UserError(f"cannot {verb}{where}: {cause}")
 
 
 def format_validation_error(err: ValidationError, prefix: str = "", schema: type[BaseModel] | None = None) -> str:

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from zerotune.cli.main import main
+from zerotune.run.checksums import write_checksums
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = ["--set", "data.name=iris", "--set", "model.name=mlp", "--set", "model.hidden=[8]",
@@ -220,6 +221,7 @@ def test_bad_state_json_is_refused_in_one_line(iris_run, tmp_path, zt, case):
         change, needle = STATE_DAMAGE[case]
         change(state)
     file.write_text(json.dumps(state))
+    write_checksums(file.parent)  # as if saved so: the content is validated, not only its checksum
     before = snapshot(run)
     proc = zt("train", "--resume", run, "--set", "train.epochs=5")
     assert_one_line_error(proc, f"error: checkpoint {file.parent} is invalid: state.json", needle)
@@ -234,6 +236,7 @@ def test_bad_torch_rng_state_is_refused(iris_run, tmp_path, zt):
     tensors = load_file(str(file))
     tensors["rng.torch"] = tensors["rng.torch"][:100].clone()
     save_file(tensors, str(file))
+    write_checksums(file.parent)
     assert_one_line_error(zt("train", "--resume", run), "rng.torch does not load")
 
 

@@ -376,6 +376,7 @@ COMMANDS: dict[str, How] = {
     "python benchmarks/sft_memory.py": HELP,
     "python benchmarks/sft_memory.py --demo runs/sft-demo-gpt": HELP,
     "python benchmarks/sft_memory.py --batch 4 --length 256": HELP,
+    "python benchmarks/checksum_cost.py --repeats 9": HELP,
 }
 
 # Names the pages use for runs made earlier on the same page, or for files a user brings.

@@ -136,6 +136,9 @@ def test_bad_runs_and_paths_are_user_errors(tabular_run, tmp_path):
     shutil.copytree(tabular_run, broken, ignore=shutil.ignore_patterns("export"))
     for ckpt in ("best", "last"):
         (broken / "checkpoints" / ckpt / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(UserError, match="best/model.safetensors is damaged"):
+        export_run(broken)
+    (broken / "checkpoints" / "best" / "checksums.json").unlink()  # as saved before checksums
     with pytest.raises(UserError, match="not a valid safetensors file"):
         export_run(broken)
 

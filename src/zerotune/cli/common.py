@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from ..errors import UserError
+from ..errors import UserError, disk_error
 
 AddParser = Callable[[argparse._SubParsersAction], object]
 
@@ -74,7 +74,7 @@ def run_parser(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         argv: the arguments, without the program name.
 
     Returns:
-        The exit code: 0 done, 1 internal error, 2 bad input, 130 interrupted.
+        The exit code: 0 done, 1 internal error, 2 bad input (a full or read-only disk too), 130 interrupted.
     """
     debug = "--debug" in argv
     try:
@@ -91,6 +91,9 @@ def run_parser(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     except Exception as e:  # a bug, not bad input: say so in one line unless --debug
         if debug:
             raise
+        if isinstance(e, OSError) and (full := disk_error(e)) is not None:  # a full or read-only disk is not a bug
+            print(f"error: {full}", file=sys.stderr)
+            return 2
         print(f"error: internal error {type(e).__name__}: {e} (run again with --debug for the traceback)", file=sys.stderr)
         return 1
 

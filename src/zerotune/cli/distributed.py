@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, disk_error
 
 
 def add_distributed_flags(p) -> None:
@@ -115,6 +115,10 @@ def _worker(args, overrides: list[str], config, print_summary) -> int:
     except Exception as e:  # often a lost connection to a rank that died: the launcher names that one
         if args.debug or not under_launcher():
             raise
+        if isinstance(e, OSError) and (full := disk_error(e)) is not None:  # a full disk: bad input, said once
+            if report_worker_error(str(full)):
+                print(f"error: {full}", file=sys.stderr)
+            raise SystemExit(2) from None
         report_worker_error(f"internal error {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         raise SystemExit(1) from None
     if result.metrics:  # rank 0

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from ..run.files import RunDir, atomic_write_bytes
+from ..run.files import RunDir, atomic_write_bytes, outermost_missing, removed_on_failure
 from ..run.lock import run_lock_if_inside
 from ..run.load import load_run
 from .build import EXPORT_FORMATS, Bounds, ExportContext, ExportOptions, build_export
@@ -78,17 +78,19 @@ def _export(run, path: Path, options: ExportOptions, bounds: Bounds, force: bool
               "model": run.config.model.name}
     if not force and any(p.exists() for p in (path, side, tok)):  # appeared while we were exporting
         raise UserError(f"{path} or its sidecar appeared during export; pass --force to overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tok_info = None
-    if tokenizer is not None:  # first: a sidecar, written last, only ever names complete files
-        files = write_tokenizer(tokenizer, tok)
-        tok_info = {"path": tok.name, "files": files, "class": type(tokenizer).__name__,
-                    "max_length": signature.max_length, "truncation": True}
-    content = build_sidecar(fmt=options.format, data=built.data, file_name=path.name, source=source, meta=run.meta,
-                            export=built.info, parity=[p.to_dict() for p in built.parity],
-                            signature=signature, tokenizer=tok_info)
-    atomic_write_bytes(path, built.data)
-    write_sidecar(side, content)
+    # A failed write (a full disk) removes the folders and files this export made.
+    with removed_on_failure(outermost_missing(path.parent), tok, path, side):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tok_info = None
+        if tokenizer is not None:  # first: a sidecar, written last, only ever names complete files
+            files = write_tokenizer(tokenizer, tok)
+            tok_info = {"path": tok.name, "files": files, "class": type(tokenizer).__name__,
+                        "max_length": signature.max_length, "truncation": True}
+        content = build_sidecar(fmt=options.format, data=built.data, file_name=path.name, source=source,
+                                meta=run.meta, export=built.info, parity=[p.to_dict() for p in built.parity],
+                                signature=signature, tokenizer=tok_info)
+        atomic_write_bytes(path, built.data)
+        write_sidecar(side, content)
     return ExportResult(path, side, len(built.data), built.parity, built.info, options.label)
 
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ from ..compute.threads import torch_threads
 from ..config import Config, apply_overrides, build_config
 from ..errors import UserError
 from ..run.files import (RunDir, atomic_write_text, clear_run_outputs, create_run_dir, create_unique_run_dir,
-                         new_run_name, read_json, write_json)
+                         new_run_name, outermost_missing, read_json, write_json)
+from ..run.integrity import last_checkpoint, load_resumable
 from ..run.lock import run_lock
 from ..run.load import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
 from ..tasks.supervised import make_task
@@ -269,24 +271,37 @@ def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list
     """
     config = run.config
     if run_dir is None:
-        run_dir = (create_run_dir(config.log.dir, config.log.name) if config.log.name
-                   else create_unique_run_dir(config.log.dir, new_run_name(default_run_prefix(config))))
-        lock.enter_context(run_lock(run_dir))
-    elif run.fresh:
-        print(f"{run_dir} has no checkpoint yet: training it again from step 0 with its config.yaml",
-              file=sys.stderr, flush=True)
-        clear_run_outputs(run_dir)  # the dead attempt's events and files would mix with the new ones
+        return _new_run_dir(run, lock)
     files = RunDir(run_dir)
     if run.fresh:
+        print(f"{run_dir} has no checkpoint yet: training it again from step 0 with its config.yaml",
+              file=sys.stderr, flush=True)
+        write_run_files(run, run_dir)  # first: on a full disk, the dead attempt's events are still there
+        clear_run_outputs(run_dir)  # the dead attempt's events and files would mix with the new ones
+        return run_dir
+    if run.setup is not None and files.finetune.is_file():
+        saved = read_json(files.finetune)
+        run.before, run.probe = saved.get("before"), saved.get("probe")
+        # decided when the source's weights were loaded, which a resume does not do again
+        run.setup.head = saved.get("head", run.setup.head)
+    if resume_overrides:
+        atomic_write_text(files.config, config.to_yaml())
+    return run_dir
+
+
+def _new_run_dir(run: _Prepared, lock: contextlib.ExitStack) -> Path:
+    """Create a new run's directory, held in `lock` from then on, and write its files; on failure (a full
+    disk) remove what was created, so no empty directory blocks the name."""
+    config = run.config
+    made = outermost_missing(config.log.dir)  # --runs-dir's folders this command creates, if any
+    run_dir = (create_run_dir(config.log.dir, config.log.name) if config.log.name
+               else create_unique_run_dir(config.log.dir, new_run_name(default_run_prefix(config))))
+    try:
+        lock.enter_context(run_lock(run_dir))
         write_run_files(run, run_dir)
-    else:
-        if resume_overrides:
-            atomic_write_text(files.config, config.to_yaml())
-        if run.setup is not None and files.finetune.is_file():
-            saved = read_json(files.finetune)
-            run.before, run.probe = saved.get("before"), saved.get("probe")
-            # decided when the source's weights were loaded, which a resume does not do again
-            run.setup.head = saved.get("head", run.setup.head)
+    except BaseException:
+        shutil.rmtree(made or run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 
@@ -376,7 +391,7 @@ def _resume(run_dir: Path, overrides: list[str]) -> tuple[Config, ckpt.Checkpoin
     Nothing is written here: the caller writes config.yaml once everything else has been checked too.
     """
     config = read_run_config(run_dir)
-    found = ckpt.find_checkpoint(RunDir(run_dir).checkpoint("last"))
+    found = last_checkpoint(run_dir)
     for o in overrides:
         key = o.split("=", 1)[0].strip()
         if found is None and any(key == k or key.startswith(k + ".") for k in RESTART_FIXED):
@@ -385,7 +400,7 @@ def _resume(run_dir: Path, overrides: list[str]) -> tuple[Config, ckpt.Checkpoin
             raise UserError(f"--set {key} cannot change on resume; allowed: {', '.join(RESUMABLE_OVERRIDES)}")
     if overrides:
         config = build_config(apply_overrides(config.to_dict(), overrides))
-    return config, ckpt.load_checkpoint(found) if found is not None else None
+    return config, load_resumable(run_dir, config, found) if found is not None else None
 
 
 def _finished(run_dir: Path, config: Config, checkpoint: ckpt.Checkpoint) -> bool:

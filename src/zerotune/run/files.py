@@ -22,6 +22,8 @@ through `RunDir`. Layout::
             model.safetensors      weights
             optimizer.safetensors  optimizer state and RNG tensors (`last` only)
             state.json             step, epoch, optimizer hyper-parameters, RNG, callback state
+            dcp/                   every rank's shard of weights and optimizer state (FSDP `last` only)
+            checksums.json         size and CRC32C of each file above, written last (run/checksums.py)
 
 A sweep directory (``zerotune sweep``, see `SweepDir`) holds one run directory per trial::
 
@@ -38,6 +40,7 @@ the state.json schema, the atomic swap) belongs to train/checkpoint.py.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -79,6 +82,7 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
 DCP_DIR = "dcp"  # FSDP: every rank's shard of the weights and optimizer state (torch.distributed.checkpoint)
+CHECKSUMS_FILE = "checksums.json"  # the size and CRC32C of every other file of the checkpoint
 
 # inside adapters/ (peft's names, which our own LoRA models reuse), beside head.safetensors and labels.json
 ADAPTER_CONFIG_FILE = "adapter_config.json"
@@ -90,7 +94,7 @@ LABELS_FILE = "labels.json"
 FILE_NAMES = (CONFIG_FILE, META_FILE, ENV_FILE, METRICS_FILE, FINETUNE_FILE, PARAMS_FILE, HF_DIR, TOKENIZER_DIR,
               ADAPTERS_DIR, EXPORT_DIR, SCALING_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
               ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE, CV_FILE, SWEEP_FILE,
-              SWEEP_STUDY_FILE, SWEEP_LOCK_FILE, SWEEP_BEST_RECIPE, DCP_DIR, RUN_LOCK_FILE)
+              SWEEP_STUDY_FILE, SWEEP_LOCK_FILE, SWEEP_BEST_RECIPE, DCP_DIR, RUN_LOCK_FILE, CHECKSUMS_FILE)
 
 
 class RunDir:
@@ -300,19 +304,62 @@ def clear_run_outputs(run_dir: str | os.PathLike) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename into place."""
+    """Write to a temporary file in the same directory, fsync, then rename into place.
+
+    Raises:
+        OSError: naming `path` (not the temporary file) when the disk is full, read-only, ...
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise error_at(e, path) from e
+        raise
+
+
+def error_at(e: OSError, path: str | os.PathLike) -> OSError:
+    """`e` naming `path`: a failed write() or fsync() names no file, and a temporary file's name says nothing."""
+    return OSError(e.errno, e.strerror or str(e), os.fspath(path))
+
+
+def outermost_missing(path: str | os.PathLike) -> Path | None:
+    """The outermost of `path` and its parents that does not exist yet (what ``mkdir(parents=True)`` creates
+    first), or None when `path` exists."""
+    missing = None
+    for p in (Path(path), *Path(path).parents):
+        if os.path.lexists(p):
+            break
+        missing = p
+    return missing
+
+
+@contextlib.contextmanager
+def removed_on_failure(*paths: str | os.PathLike | None):
+    """If the block raises, remove those of `paths` that did not exist when it began.
+
+    A command that fails then leaves no empty folder or partial file behind (see `outermost_missing` for
+    the folders ``mkdir(parents=True)`` will make).
+    """
+    new = [Path(p) for p in paths if p is not None and not os.path.lexists(p)]
+    try:
+        yield
+    except BaseException:
+        for p in new:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            elif os.path.lexists(p):
+                with contextlib.suppress(OSError):
+                    p.unlink()
         raise
 
 

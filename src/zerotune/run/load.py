@@ -6,6 +6,7 @@ A run whose model is a pretrained transformer keeps that model's config and toke
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ..data.bundle import DataBundle, DataMeta, Split
 from ..errors import UserError
 from ..models import create_model
 from ..train import checkpoint as ckpt
+from .checksums import WEIGHTS_FILES, check_files
 from .files import CHECKPOINT_NAMES, CHECKPOINTS_DIR, MODEL_FILE, RunDir, read_json
 
 
@@ -221,16 +223,21 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     meta = DataMeta.from_dict(read_json(RunDir(run_dir).meta))
-    model = build_model_for(config, meta, run_dir)
-    if config.finetune is not None and config.finetune.source is not None:
-        from ..finetune.lora import apply_lora, is_lora
-
-        if is_lora(config):  # the same adapters as in training, so the checkpoint's names fit
-            apply_lora(model, config.finetune)
     found, checkpoint = find_run_checkpoint(run_dir, checkpoint)
     if found is None:
         raise UserError(f"{run_dir} has no checkpoint yet ({CHECKPOINTS_DIR}/{checkpoint} is missing)")
-    ckpt.load_weights(found, model, device)
+    # The weights' checksum is computed while the model is built: crc32c releases the GIL, so on a spare
+    # core the check costs no wall time (benchmarks/checksum_cost.py).
+    with ThreadPoolExecutor(1, thread_name_prefix="zerotune-checksum") as pool:
+        checked = pool.submit(check_files, found, WEIGHTS_FILES, [MODEL_FILE])
+        model = build_model_for(config, meta, run_dir)
+        if config.finetune is not None and config.finetune.source is not None:
+            from ..finetune.lora import apply_lora, is_lora
+
+            if is_lora(config):  # the same adapters as in training, so the checkpoint's names fit
+                apply_lora(model, config.finetune)
+        checked.result()
+    ckpt.fit_weights(model, ckpt.read_weights(found, device, check=False), found / MODEL_FILE)
     model.to(device).eval()
     return LoadedRun(run_dir, config, meta, model, checkpoint, found)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..run.files import RunDir
+from ..run.files import RunDir, atomic_write_bytes, atomic_write_text, outermost_missing, removed_on_failure
 from ..run.lock import run_lock_if_inside
 from . import figures
 from .events import find_runs, read_run_events
@@ -155,8 +155,13 @@ def _html(title: str, sections: list[Section]) -> str:
     return "\n".join(parts)
 
 
+def _assets(out: Path) -> Path:
+    """The folder of a Markdown report's images."""
+    return out.with_name(out.stem + "_files")
+
+
 def _markdown(title: str, sections: list[Section], out: Path) -> str:
-    assets = out.with_name(out.stem + "_files")
+    assets = _assets(out)
     lines = [f"# {title}", ""]
     for i, s in enumerate(sections):
         lines += [f"## {s.title}", ""]
@@ -170,7 +175,7 @@ def _markdown(title: str, sections: list[Section], out: Path) -> str:
         if s.png:
             assets.mkdir(parents=True, exist_ok=True)
             name = f"{i:02d}_{''.join(ch if ch.isalnum() else '_' for ch in s.title)[:40]}.png"
-            (assets / name).write_bytes(s.png)
+            atomic_write_bytes(assets / name, s.png)
             lines += [f"![{s.title}]({assets.name}/{name})", ""]
         if s.text:
             lines += ["```", s.text, "```", ""]
@@ -206,7 +211,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, fmt: str = 
     out = Path(out) if out else RunDir(run_dir).report(fmt)
     with run_lock_if_inside(out, run_dir):  # into the run (the default): not while another job writes there
         title, sections = build_sections(run_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        text = _html(title, sections) if fmt == "html" else _markdown(title, sections, out)
-        out.write_text(text, encoding="utf-8")
+        # A failed write (a full disk) leaves neither a cut report nor folders and images it made.
+        with removed_on_failure(outermost_missing(out.parent), _assets(out) if fmt == "md" else None):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            text = _html(title, sections) if fmt == "html" else _markdown(title, sections, out)
+            atomic_write_text(out, text)
     return out

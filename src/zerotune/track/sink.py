@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import itertools
 import os
 import queue
@@ -24,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ..errors import disk_error
 from . import summaries
 
 _file_counter = itertools.count()
@@ -78,6 +80,7 @@ class EventSink:
         self._last_step = 0
         self._memory = _memory_probe() if record_memory else dict
         self.errors: list[str] = []
+        self.disk_error: OSError | None = None  # set when the file could not be written: no more events
         self.busy_seconds = 0.0  # CPU time the writer thread spent working (for overhead accounting)
         self._closed = False
         self._stop = threading.Event()
@@ -124,8 +127,9 @@ class EventSink:
 
     def write(self, records: Records) -> None:
         """Write records now, from the calling thread (for small, rare summaries)."""
-        with self._lock:
-            self._write(records)
+        with self._lock, self._disk():
+            if self._writable:
+                self._write(records)
 
     def flush(self) -> None:
         """Write everything queued so far and flush the file (waits for pending jobs)."""
@@ -136,9 +140,10 @@ class EventSink:
         while not done.wait(0.05):
             if not self._thread.is_alive():
                 break
-        with self._lock:
-            self._drain_scalars()
-            self._events.flush()
+        with self._lock, self._disk():
+            if self._writable:
+                self._drain_scalars()
+                self._events.flush()
 
     def close(self) -> None:
         """Finish every job, write the remaining scalars and close the file."""
@@ -148,12 +153,36 @@ class EventSink:
         self._jobs.put(None)  # wakes the thread if it is waiting for a job
         self._thread.join()
         self._closed = True
-        with self._lock:
+        with self._lock, self._disk():
             t0 = time.thread_time()
-            self._run_jobs()
-            self._drain_scalars()
+            if self._writable:
+                self._run_jobs()
+                self._drain_scalars()
             self._events.close()
             self.busy_seconds += time.thread_time() - t0
+
+    @contextlib.contextmanager
+    def _disk(self):
+        """Stop writing for good when the disk is full or read-only, with one warning naming the file.
+
+        The events are a view of the run: training goes on, and a checkpoint that needs the same disk
+        fails with the error itself (see `errors.disk_error`). Nothing more is written after a failed
+        write, whose cut record would hide what follows it from TensorBoard's readers.
+        """
+        try:
+            yield
+        except OSError as e:
+            if disk_error(e) is None:
+                raise
+            if self.disk_error is None:  # said once; closing the file may fail the same way
+                self.disk_error = e
+                self._stop.set()
+                named = OSError(e.errno, e.strerror, self.path) if self.path else e  # a write() names no file
+                print(f"warning: TensorBoard events stopped: {disk_error(named)}", file=sys.stderr)
+
+    @property
+    def _writable(self) -> bool:
+        return self.disk_error is None
 
     def __enter__(self) -> EventSink:
         return self
@@ -169,7 +198,9 @@ class EventSink:
                 job = self._jobs.get(timeout=interval)
             except queue.Empty:
                 job = None
-            with self._lock:
+            with self._lock, self._disk():
+                if not self._writable:
+                    return
                 t0 = time.thread_time()
                 if job is not None:
                     self._call(*job)
@@ -196,6 +227,8 @@ class EventSink:
             if records:
                 self._write(records)
         except Exception as e:  # noqa: BLE001 - a summary that fails must never stop training
+            if isinstance(e, OSError) and disk_error(e) is not None:
+                raise  # the file, not the summary: `_disk` stops the writing
             msg = f"{getattr(fn, '__name__', 'summary')}: {type(e).__name__}: {e}"
             if msg not in self.errors:
                 self.errors.append(msg)

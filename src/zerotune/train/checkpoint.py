@@ -5,10 +5,13 @@ A checkpoint is a directory (its file names are defined with the run directory's
     model.safetensors      weights (loadable by any safetensors reader)
     optimizer.safetensors  optimizer state tensors, RNG states           (`last` only)
     state.json             step, epoch, optimizer hyper-parameters, RNG, callback state
+    checksums.json         size and CRC32C of each file above (run/checksums.py), written last
 
 It is written to a temporary directory and swapped into place, so a crash never leaves a
-half-written checkpoint under the real name. `CheckpointWriter` takes a snapshot on the training
-thread (a copy of the tensors) and does the serialising and fsync on a background thread.
+half-written checkpoint under the real name: a directory under the real name was complete, and a
+file of it that is missing or differs from its checksum was damaged since. `CheckpointWriter`
+takes a snapshot on the training thread (a copy of the tensors) and does the serialising and
+fsync on a background thread.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 import threading
@@ -30,7 +34,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError, format_validation_error
-from ..run.files import MODEL_FILE, OPTIMIZER_FILE, STATE_FILE
+from ..run.checksums import RESUME_FILES, WEIGHTS_FILES, Damaged, check_files, write_checksums
+from ..run.files import MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, error_at
 
 
 def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -48,6 +53,9 @@ def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict
         kept[key] = name
         tensors[name] = t.detach().to("cpu", copy=True).contiguous()
     return tensors, aliases
+
+
+TEMPORARY_GLOB = ".*.tmp-*"  # `temporary_dir`'s names: a write in progress, or one a killed process left
 
 
 def temporary_dir(path: Path) -> Path:
@@ -70,13 +78,14 @@ def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict
         tmp: a `temporary_dir` already holding other parts (FSDP's shards); default: a new one.
     """
     path = Path(path)
-    tmp = tmp or temporary_dir(path)
     try:
-        save_file(model_sd, str(tmp / MODEL_FILE), metadata={"aliases": json.dumps(aliases)})
+        tmp = tmp or temporary_dir(path)
+        _save_tensors(model_sd, tmp / MODEL_FILE, metadata={"aliases": json.dumps(aliases)})
         if tensors:
-            save_file(tensors, str(tmp / OPTIMIZER_FILE))
+            _save_tensors(tensors, tmp / OPTIMIZER_FILE)
         with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:
             json.dump(state, f)
+        write_checksums(tmp)  # last: it covers every other file, FSDP's shards included
         for name in os.listdir(tmp):  # durable before the rename makes it visible
             if (tmp / name).is_dir():
                 continue  # FSDP's shards: DCP has already synced its files
@@ -84,9 +93,23 @@ def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict
             os.fsync(fd)
             os.close(fd)
         _swap_into_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):  # a full or read-only disk, named by the checkpoint rather than its temporary
+            raise error_at(e, path) from e
         raise
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], file: Path, metadata: dict | None = None) -> None:
+    """safetensors' `save_file`, with a failed write raised as the OSError it was (its errno is in the text)."""
+    try:
+        save_file(tensors, str(file), metadata=metadata)
+    except SafetensorError as e:
+        code = re.search(r"os error (\d+)", str(e))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(file)) from e
 
 
 def _swap_into_place(tmp: Path, path: Path) -> None:
@@ -132,14 +155,18 @@ class CheckpointWriter:
 
 def remove_partial_writes(directory: Path) -> None:
     """Delete temporary checkpoint directories that a killed process left behind."""
-    for tmp in Path(directory).glob(".*.tmp-*"):
+    for tmp in Path(directory).glob(TEMPORARY_GLOB):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def find_checkpoint(path: Path) -> Path | None:
-    """The checkpoint at `path`, or the previous one if a crash hit between the two renames."""
+    """The checkpoint at `path`, or the previous one if a crash hit between the two renames; None if neither.
+
+    A directory under the real name is returned even when files of it are missing: it was renamed
+    into place complete, so it is damaged, not absent (`run.checksums.check_files` says what is wrong).
+    """
     path = Path(path)
-    if (path / STATE_FILE).exists():
+    if path.is_dir():
         return path
     olds = sorted(path.parent.glob(f".{path.name}.old-*"))
     return olds[-1] if olds and (olds[-1] / STATE_FILE).exists() else None
@@ -268,6 +295,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     Raises:
         UserError: naming the file and what is wrong with it, in one line.
     """
+    check_files(path, RESUME_FILES)  # every file, against its checksum, before any is parsed
     raw = read_state(path)
     if not isinstance(raw, dict):
         raise UserError(f"checkpoint {path} is invalid: {STATE_FILE} must hold an object, not {type(raw).__name__}")
@@ -277,7 +305,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         detail = format_validation_error(e, schema=StateFile)
         detail = detail if len(detail) <= 300 else detail[:300] + "..."
         raise UserError(f"checkpoint {path} is invalid: {STATE_FILE}: {detail}") from None
-    weights = read_weights(path)
+    weights = read_weights(path, check=False)
     tensors = load_tensors(path)
     try:  # the CPU generator's state, tried on a private generator
         torch.Generator().set_state(tensors["rng.torch"])
@@ -287,11 +315,20 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(Path(path), state, weights, tensors)
 
 
-def read_weights(path: Path, device="cpu") -> dict[str, torch.Tensor]:
-    """model.safetensors as a state dict, tied names restored."""
+def read_weights(path: Path, device="cpu", check: bool = True) -> dict[str, torch.Tensor]:
+    """model.safetensors as a state dict, tied names restored.
+
+    Args:
+        path: the checkpoint directory.
+        device: where to put the tensors.
+        check: first check the checkpoint's files are all there and the weights match their checksum
+            (False: the caller has checked every file already).
+    """
     file = Path(path) / MODEL_FILE
-    if not file.exists():
-        raise UserError(f"checkpoint {path} has no {MODEL_FILE}")
+    if check:
+        check_files(path, WEIGHTS_FILES, [MODEL_FILE])
+    elif not file.exists():
+        raise Damaged(f"checkpoint {path} is damaged: {MODEL_FILE} is missing")
     try:
         sd = load_file(str(file), device=str(device))
         with safe_open(str(file), "pt") as f:

@@ -1,14 +1,15 @@
 """`zerotune doctor`: read a run's curves and say what is wrong and what to change.
 
 `diagnose` reads a run directory once (`evidence.py`) and applies every rule, each a function
-from the evidence to a list of findings (`optim_rules.py`, `fit_rules.py`, `data_rules.py`).
+from the evidence to a list of findings (`optim_rules.py`, `fit_rules.py`, `data_rules.py`,
+`file_rules.py`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import data_rules, fit_rules, optim_rules
+from . import data_rules, file_rules, fit_rules, optim_rules
 from .evidence import Evidence, read_evidence
 from .findings import Finding, by_severity, format_markdown, format_text, one_line, to_json
 
@@ -16,18 +17,20 @@ RULES = (
     optim_rules.diverged, optim_rules.lr_too_high, optim_rules.lr_too_low, optim_rules.exploding_gradients,
     optim_rules.vanishing_gradients, fit_rules.overfitting, fit_rules.underfitting, fit_rules.plateau,
     fit_rules.early_stop_wasted, data_rules.input_bound, data_rules.class_imbalance, data_rules.dead_units,
+    file_rules.damaged_checkpoint, file_rules.unchecked_checkpoint,
 )
 
 
 def apply_rules(evidence: Evidence) -> list[Finding]:
     """Every rule's findings on already-read evidence, most severe first.
 
-    A diverged run's other statistics are noise, so only `diverged` and the rules that say why
-    (the learning rate, the gradients) are kept when it fires.
+    A diverged run's other statistics are noise, so only `diverged`, the rules that say why
+    (the learning rate, the gradients) and a damaged checkpoint are kept when it fires.
     """
     found = [f for rule in RULES for f in rule(evidence)]
     if any(f.id == "diverged" for f in found):
-        found = [f for f in found if f.id in ("diverged", "lr_too_high", "exploding_gradients")]
+        kept = ("diverged", "lr_too_high", "exploding_gradients", "damaged_checkpoint")
+        found = [f for f in found if f.id in kept]
     return by_severity(found)
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import UserError
-from ...run.files import RunDir, read_json
+from ...run.checksums import Damaged, check_files
+from ...run.files import CHECKPOINT_NAMES, RunDir, read_json
 from ...track.events import read_run_events
 
 # "    (1): Linear(in_features=64, ...)" in the model's repr, as the Text tab's run/model holds it;
@@ -27,6 +28,8 @@ _MODULE_LINE = re.compile(r"^(\s*)\(([^)]+)\): (?:\d+ x )?(\w+)\(")
 # Layers whose weight is a matrix or kernel that gradients flow through; normalisation scales and
 # embeddings (only the rows of the tokens seen get a gradient) are left out.
 WEIGHT_TYPES = ("Linear", "Conv")
+# What `Evidence.checkpoints` says of a sound checkpoint: its files match their checksums, or it has none.
+CHECKED, UNCHECKED = "checked", "no checksums"
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Evidence:
     metrics: dict[str, Any] | None  # None while the run is training (or when it died)
     finished: bool
     module_types: dict[str, str] = field(default_factory=dict)  # "features.1" -> "Linear"
+    checkpoints: dict[str, str] = field(default_factory=dict)  # "best" -> CHECKED, UNCHECKED or what is damaged
 
     def series(self, tag: str) -> Series | None:
         pts = self.scalars.get(tag)
@@ -146,4 +150,18 @@ def read_evidence(run_dir: str | Path) -> Evidence:
     meta = read_json(run.meta) if run.meta.is_file() else {}
     metrics = read_json(run.metrics) if run.metrics.is_file() else None
     return Evidence(run.path, events.scalars, events.histograms, config if isinstance(config, dict) else {},
-                    meta, metrics, events.finished, module_types(events.texts.get("run/model", "")))
+                    meta, metrics, events.finished, module_types(events.texts.get("run/model", "")),
+                    checkpoint_states(run))
+
+
+def checkpoint_states(run: RunDir) -> dict[str, str]:
+    """Each checkpoint the run has: CHECKED, UNCHECKED, or the line saying which file is missing or damaged."""
+    states = {}
+    for name in CHECKPOINT_NAMES:
+        if not run.checkpoint(name).is_dir():  # none yet, or a run that never improved on its first evaluation
+            continue
+        try:
+            states[name] = CHECKED if check_files(run.checkpoint(name)) else UNCHECKED
+        except Damaged as e:
+            states[name] = str(e)
+    return states
