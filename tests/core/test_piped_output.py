@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from zerotune import terminal
+from zerotune.terminal.console import console
 from zerotune.tune.doctor.after_training import print_serious
 from zerotune.tune.doctor.findings import Finding
 
@@ -14,7 +14,7 @@ def test_a_piped_table_keeps_each_row_on_one_line(capsys):
     table = Table("variant", "note")
     note = "a long note " * 20
     table.add_row("onnx int8-static", note)
-    terminal.console(min_width=130).print(table)
+    console(min_width=130).print(table)
     out = capsys.readouterr().out
     assert any(note.strip() in line for line in out.splitlines())
     assert "\x1b[" not in out  # no colour codes in a file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def cmd_models(args) -> int:
-    from ..terminal import console
+    from ..terminal.console import console
     from rich.table import Table
 
     from ..models.registry import list_models, model_defaults
@@ -18,7 +18,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from ..terminal import console
+    from ..terminal.console import console
     from rich.table import Table
 
     from ..data.sources import SOURCES

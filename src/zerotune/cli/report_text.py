@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from .. import terminal
+from ..terminal.console import console as terminal_console
 
 
 def print_eval(m: dict) -> None:
-    console = terminal.console()
+    console = terminal_console()
     console.print(f"[bold]{m['run']}[/bold]  split={m['split']}  checkpoint={m['checkpoint']}  n={m['n']}")
     if "accuracy" in m:
         auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"

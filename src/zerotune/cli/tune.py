@@ -49,7 +49,7 @@ def cmd_sweep(args) -> int:
 
 def print_sweep(summary) -> None:
     """The trials table, the best trial and its recipe, and the parameter importances."""
-    from ..terminal import console
+    from ..terminal.console import console
     from ..tune.sweep_report import sweep_table
 
     console().print(sweep_table(summary))

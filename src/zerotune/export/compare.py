@@ -187,7 +187,7 @@ def print_comparison(c: Comparison) -> None:
     """Print the comparison as one table (latencies as p50/p95 in ms)."""
     from rich.table import Table
 
-    from ..terminal import console
+    from ..terminal.console import console
 
     base = c.rows[0]
     metric = c.metric_name.split()[0]

@@ -143,7 +143,7 @@ def runs_command(logdir: str | Path = "runs", as_json: bool = False) -> int:
     if as_json:
         print(json.dumps([asdict(r) for r in rows], indent=2, default=str))
         return 0
-    from ..terminal import console
+    from ..terminal.console import console
 
     console().print(table(rows))
     return 0
