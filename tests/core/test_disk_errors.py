@@ -94,8 +94,11 @@ def test_a_full_disk_at_a_checkpoint_names_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ckpt, "save_file", no_space)
     code = main(["train", "--runs-dir", str(tmp_path), "--name", "x", *IRIS, "--set", "log.tensorboard=false"])
     line = one_line(capsys, code, f"cannot write {tmp_path / 'x' / 'checkpoints'}", "no space left on the device")
-    assert line.endswith(tuple(f"checkpoints/{n}: no space left on the device" for n in ("best", "last")))
-    assert not any((tmp_path / "x" / "checkpoints").iterdir())  # no temporary directory left behind
+    # the first save (best and last together) names the checkpoints folder; a later one its checkpoint
+    assert line.endswith(tuple(f"checkpoints{n}: no space left on the device" for n in ("", "/best", "/last")))
+    checkpoints = tmp_path / "x" / "checkpoints"  # no temporary directory left behind
+    assert not list(checkpoints.parent.glob(".checkpoints.tmp-*"))
+    assert not checkpoints.exists() or not any(checkpoints.iterdir())
 
 
 def test_a_read_only_disk_on_resume_changes_nothing(run, full_disk, capsys):

@@ -116,6 +116,44 @@ def test_run_killed_before_its_first_checkpoint_starts_again(tmp_path, read_even
     assert got["train/loss"] == ref["train/loss"]
 
 
+KILL_IN_FIRST_SAVE = textwrap.dedent("""
+    import importlib, os, signal, sys
+    from pathlib import Path
+    from zerotune.cli.main import main
+
+    ckpt = importlib.import_module("zerotune.train.checkpoint")  # (zerotune.train is also the function)
+
+    save = ckpt.save_checkpoint
+
+    def save_then_die_after_best(path, *args, **kwargs):  # SIGKILL between the first save's best and last
+        save(path, *args, **kwargs)
+        if Path(path).name == "best":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    ckpt.save_checkpoint = save_then_die_after_best
+    main(sys.argv[1:])
+""")
+
+
+def test_run_killed_between_best_and_last_of_its_first_save_starts_again(tmp_path, zt):
+    """The first save's best and last appear together: a kill between them leaves neither, so the run is
+    new, not damaged, and trains to the uninterrupted run's weights."""
+    args = ["--set", "train.epochs=2", "--set", "log.tensorboard=false", *IRIS]
+    assert zt("train", "--runs-dir", str(tmp_path), "--name", "reference", *args).returncode == 0
+    killed = subprocess.run([sys.executable, "-c", KILL_IN_FIRST_SAVE, "train", "--runs-dir", str(tmp_path),
+                             "--name", "killed", *args], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run = tmp_path / "killed"
+    assert not (run / "checkpoints").exists() and list(run.glob(".checkpoints.tmp-*"))
+    proc = zt("train", "--resume", str(run))
+    assert proc.returncode == 0, proc.stderr
+    assert "no checkpoint yet: training it again from step 0" in proc.stderr
+    assert not list(run.glob(".checkpoints.tmp-*"))
+    for name in ("best", "last"):
+        ref_w, w = (load_file(str(r / "checkpoints" / name / "model.safetensors")) for r in (tmp_path / "reference", run))
+        assert ref_w.keys() == w.keys() and all(torch.equal(ref_w[k], w[k]) for k in ref_w)
+
+
 def test_run_diverged_before_its_first_checkpoint_starts_again(tmp_path, zt):
     recipe = str(ROOT / "recipes" / "diabetes_linear.yaml")
     proc = zt("train", recipe, "--runs-dir", str(tmp_path), "--name", "d", "--no-progress",

@@ -300,6 +300,8 @@ def clear_run_outputs(run_dir: str | os.PathLike) -> None:
     for events in run.event_files():
         events.unlink()
     shutil.rmtree(run.checkpoints, ignore_errors=True)
+    for first_save in run.path.glob(f".{CHECKPOINTS_DIR}.tmp-*"):  # a first save killed before its rename
+        shutil.rmtree(first_save, ignore_errors=True)
     run.metrics.unlink(missing_ok=True)
 
 

@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import UserError, format_validation_error
 from ..run.checksums import RESUME_FILES, WEIGHTS_FILES, Damaged, check_files, write_checksums
-from ..run.files import MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, error_at
+from ..run.files import CHECKPOINT_NAMES, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, error_at
 
 
 def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -101,6 +101,34 @@ def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict
         raise
 
 
+def first_save(checkpoints: Path) -> bool:
+    """Whether nothing was saved into the `checkpoints` directory yet (it is missing or empty)."""
+    checkpoints = Path(checkpoints)
+    return not checkpoints.exists() or not any(checkpoints.iterdir())
+
+
+def save_first_checkpoints(checkpoints: Path, best: tuple, last: tuple) -> None:
+    """A run's first save of `best` and `last` (each `save_checkpoint`'s arguments after the path): both
+    written into a temporary directory that is renamed into place as `checkpoints` at once. A kill
+    in between would otherwise leave a best without a last: a run neither new (its ``checkpoints/``
+    is missing or empty, so it starts again) nor resumable."""
+    checkpoints = Path(checkpoints)
+    checkpoints.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=checkpoints.parent, prefix=f".{checkpoints.name}.tmp-"))
+    try:
+        best_name, last_name = CHECKPOINT_NAMES
+        save_checkpoint(tmp / best_name, *best)
+        save_checkpoint(tmp / last_name, *last)
+        if checkpoints.exists():  # empty (see first_save): rename replaces an empty directory
+            checkpoints.rmdir()
+        os.replace(tmp, checkpoints)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            raise error_at(e, checkpoints) from e
+        raise
+
+
 def _save_tensors(tensors: dict[str, torch.Tensor], file: Path, metadata: dict | None = None) -> None:
     """safetensors' `save_file`, with a failed write raised as the OSError it was (its errno is in the text)."""
     try:
@@ -133,14 +161,16 @@ class CheckpointWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def submit(self, *args) -> None:
+    def submit(self, *args, write=None) -> None:
+        """Write a checkpoint with `write` (default `save_checkpoint`) called on `args`, in the background."""
         self.wait()
-        self._thread = threading.Thread(target=self._write, args=args, name="zerotune-checkpoint")
+        self._thread = threading.Thread(target=self._write, args=(write or save_checkpoint, args),
+                                        name="zerotune-checkpoint")
         self._thread.start()
 
-    def _write(self, *args) -> None:
+    def _write(self, write, args) -> None:
         try:
-            save_checkpoint(*args)
+            write(*args)
         except BaseException as e:  # re-raised on the training thread by wait()
             self._error = e
 

@@ -381,14 +381,21 @@ class Trainer:
             self.dist.barrier()
             return
         self._check_sound()
-        if self._pending_best is not None:  # the best on disk always matches what `last` records
-            self.writer.submit(self.run.checkpoint("best"), *self._pending_best)
-            self._pending_best = None
+        # The first save of a best appears with its `last` at once: a kill never leaves a best without a last.
+        first = self._pending_best is not None and ckpt.first_save(self.run.checkpoints)
+        best = self._pending_best
+        if best is not None and not first:  # the best on disk always matches what `last` records
+            self.writer.submit(self.run.checkpoint("best"), *best)
+        self._pending_best = None
         self._last_save = time.monotonic()
         saved, tensors = self._training_state(sums)
         if self.dist is not None:
             tensors.update(self.dist.rng_tensors())
-        self.writer.submit(self.run.checkpoint("last"), *ckpt.model_tensors(self.model), saved, tensors)
+        last = (*ckpt.model_tensors(self.model), saved, tensors)
+        if first:
+            self.writer.submit(self.run.checkpoints, best, last, write=ckpt.save_first_checkpoints)
+        else:
+            self.writer.submit(self.run.checkpoint("last"), *last)
         if self.dist is not None:
             self.dist.barrier()
 
