@@ -57,3 +57,12 @@ def test_default_is_auto_and_the_run_records_the_precision_it_trained_in(tmp_pat
         "log.progress=false", f"log.dir={tmp_path}", "log.name=auto"]))
     saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
     assert saved["train"]["precision"] == "32"
+
+
+def test_no_shipped_recipe_sets_a_precision_that_is_slow_on_a_common_cpu():
+    from pathlib import Path
+
+    recipes = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.*ml"))
+    assert len(recipes) > 10
+    for recipe in recipes:
+        assert load_config(recipe).train.precision in ("auto", "32"), recipe.name
