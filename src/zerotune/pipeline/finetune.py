@@ -90,6 +90,9 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     run = _lora_run(run_dir, checkpoint)
     src = RunDir(run_dir)
     out = Path(out) if out is not None else src.path.parent / f"{src.path.name}-merged"
+    state = ckpt.read_state(run.checkpoint_dir)  # read before anything is written
+    progress = state.get("progress")
+    step = state.get("step", progress.get("step") if isinstance(progress, dict) else None)
     merge_into_base(run.model)
     target = RunDir(create_run_dir(out.parent, out.name))
     config = run.config.model_copy(deep=True)
@@ -101,8 +104,6 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     for folder in (src.hf, src.tokenizer):  # a transformer's config and tokenizer; a GPT's tokenizer
         if folder.is_dir():
             shutil.copytree(folder, target.path / folder.name)
-    state = ckpt.read_state(run.checkpoint_dir)
-    step = state.get("step", state.get("progress", {}).get("step"))
     ckpt.save_checkpoint(target.checkpoint("best"), *ckpt.model_tensors(run.model),
                          {"step": step, "merged_from": str(src.path.resolve()), "checkpoint": run.checkpoint})
     return target.path

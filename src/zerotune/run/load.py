@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
-from ..config import Config, build_config
+from ..config import Config, load_run_config
 from ..data import build_data
 from ..data.bundle import DataBundle, DataMeta, Split
 from ..errors import UserError
@@ -36,17 +35,25 @@ class LoadedRun:
 
 
 def read_run_config(run_dir: str | Path) -> Config:
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise UserError(f"run directory {run.path} does not exist")
-    file = run.config
-    if not file.exists():
-        raise UserError(f"{run.path} is not a zerotune run: it has no {file.name}")
+    """A run's config.yaml, read and validated (every command that reads a run comes here).
+
+    Raises:
+        UserError: one line, when the directory is not a run or its config.yaml is unreadable or invalid.
+    """
+    return load_run_config(run_dir)
+
+
+def read_meta(run_dir: str | Path) -> DataMeta:
+    """A run's meta.json, read and validated.
+
+    Raises:
+        UserError: one line naming the file and what is wrong with it.
+    """
+    file = RunDir(run_dir).meta
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise UserError(f"{file} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return build_config(raw or {})
+        return DataMeta.from_dict(read_json(file))
+    except ValueError as e:
+        raise UserError(f"{file} is invalid: {e}") from None
 
 
 def model_dir(config: Config, run_dir: str | Path | None = None) -> Path | None:
@@ -107,8 +114,8 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
                             "finetune.source = a transformers directory) whose tokenizer reads it")
         return build_text_data(config.data, load_tokenizer(directory))
     data = build_data(config.data)
-    if stats is None and run_dir is not None and RunDir(run_dir).meta.is_file():
-        stats = DataMeta.from_dict(read_json(RunDir(run_dir).meta))
+    if stats is None and run_dir is not None and RunDir(run_dir).meta.exists():
+        stats = read_meta(run_dir)
     return renormalize(data, stats) if stats is not None else data
 
 
@@ -144,7 +151,7 @@ def chat_format_for(config: Config, run_dir: str | Path | None):
         from ..data.lm_tokenizer import load_tokenizer_dir
 
         tokenizer = load_tokenizer_dir(RunDir(run_dir).tokenizer)
-        context = int(DataMeta.from_dict(read_json(RunDir(run_dir).meta)).input_shape[0])
+        context = int(read_meta(run_dir).input_shape[0])
         return ChatFormat(tokenizer), tokenizer, tokenizer.vocab_size, context
     raise UserError("data 'sft' tunes a causal language model: set finetune.source to a zerotune GPT run "
                     "or a local transformers causal language model directory")
@@ -220,7 +227,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
     _check_checkpoint_name(checkpoint)
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    meta = DataMeta.from_dict(read_json(RunDir(run_dir).meta))
+    meta = read_meta(run_dir)
     model = build_model_for(config, meta, run_dir)
     if config.finetune is not None and config.finetune.source is not None:
         from ..finetune.lora import apply_lora, is_lora
