@@ -76,7 +76,7 @@ def train(config: Config | None, *, resume: str | Path | None = None, resume_ove
         config, checkpoint = _resume(run_dir, resume_overrides or [])
     ctx = dist_env.init(config.train)  # None unless torchrun (or --nproc) started this process
     try:
-        with torch_threads(config.train.threads):  # the caller's count again once the run ends
+        with torch_threads(config.train.threads, "train.threads"):  # the caller's count again once the run ends
             run = _prepare(config, checkpoint, run_dir)
             set_up = lambda: _set_up_run_dir(run, run_dir, resume_overrides)  # noqa: E731
             run_dir = ctx.on_main(set_up) if ctx else set_up()  # rank 0 writes, the others learn where
@@ -144,6 +144,8 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     from ..finetune.setup import adapt_config, attach, is_finetune
 
     tc = config.train
+    if run_dir is None:
+        _check_modes_have_sources(config)
     device = _set_up_process(tc)
     source = None
     if is_finetune(config) and checkpoint is None:
@@ -185,6 +187,21 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
         run.before = before_metrics(model, data, task, device)
         run.probe = linear_probe(model, data, device, tc.seed)
     return run
+
+
+def _check_modes_have_sources(config: Config) -> None:
+    """Fine-tuning and distillation options given without the source or teacher that switches them on
+    would be ignored without a word: refuse them, naming the command that uses them."""
+    for group, key, what, command in (("finetune", "source", "a fine-tune", "zerotune finetune RECIPE --from RUN"),
+                                      ("distill", "teacher", "a distillation", "zerotune distill RECIPE --teacher RUN")):
+        section = getattr(config, group)
+        if section is None or getattr(section, key) is not None:
+            continue
+        default = type(section)()
+        given = [name for name in type(section).model_fields if getattr(section, name) != getattr(default, name)]
+        if given:
+            raise UserError(f"{group}.{given[0]} applies to {what}, but {group}.{key} is not set: "
+                            f"use `{command}` (or set {group}.{key})")
 
 
 def _check_ranks(tc, data) -> None:
