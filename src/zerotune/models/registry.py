@@ -20,8 +20,9 @@ from torch import nn
 from ..errors import UserError, format_validation_error
 
 
-# A layer's width or a count of layers in a model's options: a whole number (not true), at least 1.
-Size = Annotated[int, Field(ge=1, strict=True)]
+# A layer's width or a count of layers in a model's options: a whole number (not true), at least 1, and
+# below 2**31 so that torch can take it as a size (a larger one fails inside torch with a C++ trace).
+Size = Annotated[int, Field(ge=1, lt=2**31, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,10 @@ def create_model(
             f"model {name!r} needs image input (channels, height, width); "
             f"the data has examples of shape {tuple(input_shape)}"
         )
-    model = entry.build(cfg, tuple(input_shape), int(num_outputs))
-    init_weights(model, init)
+    try:
+        model = entry.build(cfg, tuple(input_shape), int(num_outputs))
+        init_weights(model, init)
+    except (RuntimeError, OverflowError, MemoryError) as e:  # sizes torch cannot allocate, or not even count
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"model {name!r} cannot be built with these options (check its sizes): {first}") from None
     return model

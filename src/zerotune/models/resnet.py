@@ -15,7 +15,7 @@ from .registry import Size, register_model
 @dataclass(config=ConfigDict(extra="forbid"))
 class ResNetConfig:
     widths: list[Size] = Field(default_factory=lambda: [16, 32, 64])
-    blocks_per_stage: int = Field(2, ge=1)
+    blocks_per_stage: Size = 2
 
 
 class BasicBlock(nn.Module):

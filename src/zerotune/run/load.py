@@ -243,5 +243,19 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
 
 
 def run_data(run: LoadedRun) -> DataBundle:
-    """The data of a loaded run, rebuilt from its config as it was in training (tokenizer, normalisation)."""
-    return load_data(run.config, run.path)
+    """The data of a loaded run, rebuilt from its config as it was in training (tokenizer, normalisation).
+
+    Raises:
+        UserError: when the data its config.yaml describes is not the data its model was built for (meta.json):
+            one of the two files was changed.
+    """
+    data = load_data(run.config, run.path)
+    got, want = data.meta, run.meta
+    tokens = want.task in ("lm", "sft") or want.source == "text"  # token ids: the length may differ, not the meaning
+    if got.task != want.task or got.num_outputs != want.num_outputs or (
+            not tokens and list(got.input_shape) != list(want.input_shape)):
+        raise UserError(f"{RunDir(run.path).config} describes other data than the model was built for "
+                        f"({RunDir(run.path).meta.name}: {want.task}, inputs {list(want.input_shape)}, "
+                        f"{want.num_outputs} outputs; the config gives {got.task}, inputs {list(got.input_shape)}, "
+                        f"{got.num_outputs} outputs): one of the two files was changed")
+    return data
