@@ -564,4 +564,25 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | None = 
         The validated Config.
     """
     raw = resolve_recipe_paths(read_recipe(recipe), Path(recipe).parent) if recipe is not None else {}
-    return build_config(apply_overrides(raw, overrides or []))
+    config = build_config(apply_overrides(raw, overrides or []))
+    _check_switched_groups(config, overrides or [])
+    return config
+
+
+# Groups that one field switches on, with the command that sets it. A recipe may hold such a group for the
+# runs that use it (one recipe trains from scratch and fine-tunes); given with --set, its options without
+# that field would be ignored without a word.
+_SWITCHED = {"finetune": ("source", "a fine-tune", "zerotune finetune RECIPE --from RUN"),
+             "distill": ("teacher", "a distillation", "zerotune distill RECIPE --teacher RUN")}
+
+
+def _check_switched_groups(config: Config, overrides: list[str]) -> None:
+    for text in overrides:
+        keys, _ = parse_override(text)
+        if keys[0] not in _SWITCHED:
+            continue
+        switch, what, command = _SWITCHED[keys[0]]
+        section = getattr(config, keys[0])
+        if keys[1] != switch and (section is None or getattr(section, switch) is None):
+            raise UserError(f"{'.'.join(keys)} applies to {what}, but {keys[0]}.{switch} is not set: "
+                            f"use `{command}` (or set {keys[0]}.{switch})")

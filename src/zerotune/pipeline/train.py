@@ -144,8 +144,6 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
     from ..finetune.setup import adapt_config, attach, is_finetune
 
     tc = config.train
-    if run_dir is None:
-        _check_modes_have_sources(config)
     device = _set_up_process(tc)
     source = None
     if is_finetune(config) and checkpoint is None:
@@ -187,21 +185,6 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
         run.before = before_metrics(model, data, task, device)
         run.probe = linear_probe(model, data, device, tc.seed)
     return run
-
-
-def _check_modes_have_sources(config: Config) -> None:
-    """Fine-tuning and distillation options given without the source or teacher that switches them on
-    would be ignored without a word: refuse them, naming the command that uses them."""
-    for group, key, what, command in (("finetune", "source", "a fine-tune", "zerotune finetune RECIPE --from RUN"),
-                                      ("distill", "teacher", "a distillation", "zerotune distill RECIPE --teacher RUN")):
-        section = getattr(config, group)
-        if section is None or getattr(section, key) is not None:
-            continue
-        default = type(section)()
-        given = [name for name in type(section).model_fields if getattr(section, name) != getattr(default, name)]
-        if given:
-            raise UserError(f"{group}.{given[0]} applies to {what}, but {group}.{key} is not set: "
-                            f"use `{command}` (or set {group}.{key})")
 
 
 def _check_ranks(tc, data) -> None:
