@@ -362,7 +362,7 @@ def read_json(path: str | os.PathLike, kind: type | None = dict):
     except (ValueError, RecursionError) as e:  # ValueError: not JSON, or a number too long to read
         raise UserError(f"{path} is not valid JSON ({str(e)[:200]})") from None
     if kind is not None and not isinstance(value, kind):
-        raise UserError(f"{path} must hold {json_type(kind())}, not {json_type(value)}")
+        raise UserError(f"{path} must hold {_JSON_TYPES.get(kind, kind.__name__)}, not {json_type(value)}")
     return value
 
 
