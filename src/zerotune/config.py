@@ -15,9 +15,25 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
-from .errors import UserError, format_validation_error
+from .errors import UserError, format_validation_error, require_file
+
+
+def _not_a_bool(value):
+    # TOML and YAML read `true` as a bool, which pydantic would take for the number 1
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+# The number types of every config field: as int and float, but true and false are refused.
+Int = Annotated[int, BeforeValidator(_not_a_bool)]
+Float = Annotated[float, BeforeValidator(_not_a_bool)]
+# The seeds reach NumPy and scikit-learn, which take 0..2**32-1 (torch takes more); the seeds derived
+# from them by adding an offset wrap around into that range (data/preprocess.py, distill/targets.py).
+SEED_MAX = 2**32 - 1
 
 
 class Section(BaseModel):
@@ -30,17 +46,17 @@ class AugmentConfig(Section):
     """Image augmentation applied to training batches (torch ops, seeded; see data/augment.py)."""
 
     flip: bool = Field(False, description="random horizontal flip (off for digits: it changes them)")
-    rotate_degrees: float = Field(0.0, ge=0, le=180, description="max random rotation in degrees")
-    shift: float = Field(0.0, ge=0, le=0.5, description="max random shift as a fraction of size")
-    crop_padding: int = Field(0, ge=0, description="pad by N pixels then crop back at random (CIFAR-10: 4)")
-    noise_std: float = Field(0.0, ge=0, description="std of additive Gaussian noise")
-    scale: float = Field(0.0, ge=0, le=0.5, description="max random zoom: each image scaled by a factor in [1-scale, 1+scale]")
-    brightness: float = Field(0.0, ge=0, le=1, description="max brightness jitter: pixel values times a factor in [1-b, 1+b]")
-    contrast: float = Field(0.0, ge=0, le=1, description="max contrast jitter: distance from the image mean times a factor in [1-c, 1+c]")
-    mixup_alpha: float = Field(0.0, ge=0, le=10, description="mixup: blend pairs of examples and their labels by Beta(alpha, alpha) (0: off; 0.2 typical)")
-    cutmix_alpha: float = Field(0.0, ge=0, le=10, description="cutmix: paste a box of another image, labels mixed by its area, Beta(alpha, alpha) (0: off; 1 typical)")
-    mix_prob: float = Field(1.0, ge=0, le=1, description="mixup/cutmix: fraction of training batches that are mixed")
-    switch_prob: float = Field(0.5, ge=0, le=1, description="mixup and cutmix both on: chance that a mixed batch uses cutmix")
+    rotate_degrees: Float = Field(0.0, ge=0, le=180, description="max random rotation in degrees")
+    shift: Float = Field(0.0, ge=0, le=0.5, description="max random shift as a fraction of size")
+    crop_padding: Int = Field(0, ge=0, description="pad by N pixels then crop back at random (CIFAR-10: 4)")
+    noise_std: Float = Field(0.0, ge=0, description="std of additive Gaussian noise")
+    scale: Float = Field(0.0, ge=0, le=0.5, description="max random zoom: each image scaled by a factor in [1-scale, 1+scale]")
+    brightness: Float = Field(0.0, ge=0, le=1, description="max brightness jitter: pixel values times a factor in [1-b, 1+b]")
+    contrast: Float = Field(0.0, ge=0, le=1, description="max contrast jitter: distance from the image mean times a factor in [1-c, 1+c]")
+    mixup_alpha: Float = Field(0.0, ge=0, le=10, description="mixup: blend pairs of examples and their labels by Beta(alpha, alpha) (0: off; 0.2 typical)")
+    cutmix_alpha: Float = Field(0.0, ge=0, le=10, description="cutmix: paste a box of another image, labels mixed by its area, Beta(alpha, alpha) (0: off; 1 typical)")
+    mix_prob: Float = Field(1.0, ge=0, le=1, description="mixup/cutmix: fraction of training batches that are mixed")
+    switch_prob: Float = Field(0.5, ge=0, le=1, description="mixup and cutmix both on: chance that a mixed batch uses cutmix")
 
     @property
     def enabled(self) -> bool:
@@ -62,36 +78,36 @@ class DataConfig(Section):
         None, description="file or directory for file-based data sets; text, csv and corpus also take a list of files")
     target: str | None = Field(None, description="CSV: target column (default: last column)")
     task: Literal["auto", "classification", "regression"] = Field("auto", description="CSV task")
-    val_fraction: float = Field(0.1, ge=0, lt=1, description="fraction of data held out for validation")
-    test_fraction: float = Field(0.2, ge=0, lt=1, description="fraction held out for test (if no official test split)")
-    split_seed: int = Field(0, description="seed of the train/val/test split")
+    val_fraction: Float = Field(0.1, ge=0, lt=1, description="fraction of data held out for validation")
+    test_fraction: Float = Field(0.2, ge=0, lt=1, description="fraction held out for test (if no official test split)")
+    split_seed: Int = Field(0, ge=0, le=SEED_MAX, description="seed of the train/val/test split")
     normalize: Literal["standard", "none"] = Field("standard", description="standardise inputs with train statistics")
     normalize_target: bool = Field(True, description="regression: standardise the target while training")
-    image_size: int | None = Field(None, ge=4, description="image folders: resize to this square size")
+    image_size: Int | None = Field(None, ge=4, description="image folders: resize to this square size")
     grayscale: bool = Field(False, description="image folders: load as one channel")
     download: bool = Field(False, description="mnist/fashion_mnist/cifar10: download into path if missing")
-    n_samples: int = Field(2000, ge=10, description="synthetic: number of samples")
-    n_features: int = Field(20, ge=1, description="synthetic: number of features")
-    n_classes: int = Field(3, ge=2, description="synthetic classification: number of classes")
-    noise: float = Field(0.1, ge=0, description="synthetic: noise level")
-    classes: list[int] | None = Field(None, description="keep only these class indices (relabelled 0..k-1)")
-    train_per_class: int | None = Field(None, ge=1, description="keep at most N training examples per class")
-    class_fraction: dict[int, float] | None = Field(
+    n_samples: Int = Field(2000, ge=10, description="synthetic: number of samples")
+    n_features: Int = Field(20, ge=1, description="synthetic: number of features")
+    n_classes: Int = Field(3, ge=2, description="synthetic classification: number of classes")
+    noise: Float = Field(0.1, ge=0, description="synthetic: noise level")
+    classes: list[Int] | None = Field(None, description="keep only these class indices (relabelled 0..k-1)")
+    train_per_class: Int | None = Field(None, ge=1, description="keep at most N training examples per class")
+    class_fraction: dict[int, Float] | None = Field(
         None, description="keep this fraction of a class's training examples, e.g. {3 = 0.05} (an imbalanced set)")
-    cv_folds: int | None = Field(None, ge=2, description="cross-validation: folds over train+val (set by `zerotune cv`)")
-    cv_fold: int | None = Field(None, ge=0, description="cross-validation: which fold is the validation split (0-based; default 0)")
+    cv_folds: Int | None = Field(None, ge=2, description="cross-validation: folds over train+val (set by `zerotune cv`)")
+    cv_fold: Int | None = Field(None, ge=0, description="cross-validation: which fold is the validation split (0-based; default 0)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     text_field: str = Field("text", description="text: column or JSON key of the text (headerless files: first column)")
     label_field: str = Field("label", description="text: column or JSON key of the label (headerless files: last column)")
     test_path: str | list[str] | None = Field(
         None, description="text: a file (or list of files) used whole as the test split (e.g. another domain)")
-    max_length: int = Field(128, ge=2, le=8192, description="text, sft: truncate to this many tokens")
+    max_length: Int = Field(128, ge=2, le=8192, description="text, sft: truncate to this many tokens")
     tokenizer: Literal["char", "bpe"] = Field("char", description="corpus: character-level, or byte-level BPE trained on the corpus")
-    vocab_size: int = Field(1024, ge=260, le=65536, description="corpus: BPE vocabulary size (256 bytes + merges)")
-    block_size: int = Field(128, ge=2, le=8192, description="corpus: tokens of context per training window")
-    windows_per_epoch: int | None = Field(
+    vocab_size: Int = Field(1024, ge=260, le=65536, description="corpus: BPE vocabulary size (256 bytes + merges)")
+    block_size: Int = Field(128, ge=2, le=8192, description="corpus: tokens of context per training window")
+    windows_per_epoch: Int | None = Field(
         None, ge=1, description="corpus: random windows per epoch (default: training tokens // block_size)")
-    eval_windows: int = Field(240, ge=1, description="corpus: fixed validation windows in each loss estimate")
+    eval_windows: Int = Field(240, ge=1, description="corpus: fixed validation windows in each loss estimate")
     cache_dir: str | None = Field(
         None, description="corpus: where token arrays are memory-mapped (default: $XDG_CACHE_HOME/zerotune/tokens)")
 
@@ -181,27 +197,32 @@ class ModelConfig(Section):
         return dict(self.model_extra or {})
 
     @model_validator(mode="after")
-    def _options_fit_model(self):
+    def _options_fit_model(self, info: ValidationInfo):
+        if info.context is not None and not info.context.get("model_options", True):
+            return self  # a reader that builds no model (the doctor) skips the registry and its torch import
         from .models.registry import validate_model_options  # here: the models import torch
 
         validate_model_options(self.name, self.options)
         return self
 
 
+Beta = Annotated[Float, Field(ge=0, lt=1)]  # as torch's Adam checks them, but when the config loads
+
+
 class OptimConfig(Section):
     """Optimizer, regularisation and gradient clipping."""
 
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = Field("adam", description="optimizer")
-    lr: float = Field(1e-3, gt=0, le=10, description="base learning rate")
-    momentum: float = Field(0.9, ge=0, lt=1, description="sgd/rmsprop momentum")
+    lr: Float = Field(1e-3, gt=0, le=10, description="base learning rate")
+    momentum: Float = Field(0.9, ge=0, lt=1, description="sgd/rmsprop momentum")
     nesterov: bool = Field(False, description="sgd: Nesterov momentum")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="adam/adamw betas")
-    eps: float = Field(1e-8, gt=0, description="adam/adamw/rmsprop epsilon")
-    weight_decay: float = Field(0.0, ge=0, description="L2 decay in the optimizer (decoupled for adamw)")
-    l1: float = Field(0.0, ge=0, description="L1 penalty added to the loss")
-    l2: float = Field(0.0, ge=0, description="L2 penalty added to the loss")
-    clip_norm: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
-    clip_value: float | None = Field(None, gt=0, description="clip each gradient element to ±this")
+    betas: tuple[Beta, Beta] = Field((0.9, 0.999), description="adam/adamw betas, each in [0, 1)")
+    eps: Float = Field(1e-8, gt=0, description="adam/adamw/rmsprop epsilon")
+    weight_decay: Float = Field(0.0, ge=0, description="L2 decay in the optimizer (decoupled for adamw)")
+    l1: Float = Field(0.0, ge=0, description="L1 penalty added to the loss")
+    l2: Float = Field(0.0, ge=0, description="L2 penalty added to the loss")
+    clip_norm: Float | None = Field(None, gt=0, description="clip the global gradient norm to this")
+    clip_value: Float | None = Field(None, gt=0, description="clip each gradient element to ±this")
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self):
@@ -214,23 +235,23 @@ class ScheduleConfig(Section):
     """Learning-rate schedule, applied every optimizer step, with optional linear warmup."""
 
     name: Literal["constant", "step", "exponential", "cosine", "onecycle", "plateau"] = Field("constant", description="schedule")
-    warmup_steps: int = Field(0, ge=0, description="linear warmup from 0 over this many steps")
-    step_epochs: float = Field(10, gt=0, description="step: multiply by gamma every N epochs")
-    gamma: float = Field(0.1, gt=0, le=1, description="step: factor per step_epochs; exponential: factor per epoch")
-    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine: final lr; plateau: lowest lr; as a fraction of lr")
-    pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps spent rising")
-    div_factor: float = Field(25.0, ge=1, description="onecycle: initial lr = lr / div_factor")
-    final_div_factor: float = Field(1e4, ge=1, description="onecycle: final lr = initial lr / final_div_factor")
-    patience: int = Field(3, ge=0, description="plateau: evaluations without improvement of train.monitor before lowering lr")
-    factor: float = Field(0.1, gt=0, lt=1, description="plateau: multiply lr by this at each reduction")
-    threshold: float = Field(1e-4, ge=0, lt=1, description="plateau: relative change of the monitor that counts as improvement")
+    warmup_steps: Int = Field(0, ge=0, description="linear warmup from 0 over this many steps")
+    step_epochs: Float = Field(10, gt=0, description="step: multiply by gamma every N epochs")
+    gamma: Float = Field(0.1, gt=0, le=1, description="step: factor per step_epochs; exponential: factor per epoch")
+    min_lr_ratio: Float = Field(0.0, ge=0, le=1, description="cosine: final lr; plateau: lowest lr; as a fraction of lr")
+    pct_start: Float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps spent rising")
+    div_factor: Float = Field(25.0, ge=1, description="onecycle: initial lr = lr / div_factor")
+    final_div_factor: Float = Field(1e4, ge=1, description="onecycle: final lr = initial lr / final_div_factor")
+    patience: Int = Field(3, ge=0, description="plateau: evaluations without improvement of train.monitor before lowering lr")
+    factor: Float = Field(0.1, gt=0, lt=1, description="plateau: multiply lr by this at each reduction")
+    threshold: Float = Field(1e-4, ge=0, lt=1, description="plateau: relative change of the monitor that counts as improvement")
 
 
 class EarlyStoppingConfig(Section):
     """Stop when the monitored metric has not improved for `patience` evaluations."""
 
-    patience: int = Field(5, ge=1, description="evaluations without improvement before stopping")
-    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
+    patience: Int = Field(5, ge=1, description="evaluations without improvement before stopping")
+    min_delta: Float = Field(0.0, ge=0, description="smallest change that counts as improvement")
 
 
 class DistributedConfig(Section):
@@ -243,31 +264,31 @@ class DistributedConfig(Section):
 class TrainConfig(Section):
     """The training loop."""
 
-    epochs: int = Field(20, ge=1, le=100000, description="passes over the training split")
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
-    batch_size: int = Field(64, ge=1, description="examples per micro-batch, over all ranks together when distributed")
-    accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    epochs: Int = Field(20, ge=1, le=100000, description="passes over the training split")
+    max_steps: Int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    batch_size: Int = Field(64, ge=1, description="examples per micro-batch, over all ranks together when distributed")
+    accumulate: Int = Field(1, ge=1, description="micro-batches per optimizer step")
     loss: Literal["auto", "mse", "cross_entropy", "bce", "hinge"] = Field("auto", description="loss (auto: by task)")
-    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
-    class_weights: Literal["balanced"] | list[Annotated[float, Field(gt=0)]] | None = Field(
+    label_smoothing: Float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    class_weights: Literal["balanced"] | list[Annotated[Float, Field(gt=0)]] | None = Field(
         None, description="classification: loss weight per class, 'balanced' (n / (classes x count)) or one per class")
     sampler: Literal["shuffle", "balanced"] = Field(
         "shuffle", description="epoch order: a shuffle, or 'balanced' (drawn with replacement, each class equally often)")
     precision: Literal["auto", "32", "bf16", "fp16"] = Field(
         "auto", description="autocast precision (auto: bf16 where the device runs it natively, else 32; fp16 needs CUDA)")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
-    seed: int = Field(0, description="seed for weights, shuffling, dropout and augmentation")
+    seed: Int = Field(0, ge=0, le=SEED_MAX, description="seed for weights, shuffling, dropout and augmentation")
     deterministic: bool = Field(False, description="deterministic kernels (bitwise reproducible resume)")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice)")
+    threads: Int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice)")
     compile: bool = Field(False, description="torch.compile the model for training steps (compiling takes tens of seconds)")
     grad_checkpointing: bool = Field(
         False, description="recompute each transformer block's activations in the backward pass (less memory, more compute)")
     monitor: str = Field("auto", description="metric for best checkpoint and early stopping, e.g. val/accuracy")
     monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="whether the monitor should rise or fall")
     early_stopping: EarlyStoppingConfig | None = Field(None, description="early stopping (off when absent)")
-    eval_every: int = Field(1, ge=1, description="evaluate on val every N epochs")
-    checkpoint_every_steps: int | None = Field(None, ge=1, description="also save `last` every N steps")
-    checkpoint_every_seconds: float = Field(
+    eval_every: Int = Field(1, ge=1, description="evaluate on val every N epochs")
+    checkpoint_every_steps: Int | None = Field(None, ge=1, description="also save `last` every N steps")
+    checkpoint_every_seconds: Float = Field(
         10.0, ge=0, description="save `last` at an epoch end once N seconds passed since the previous save (0: every epoch)")
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
@@ -292,26 +313,26 @@ class LogConfig(Section):
                              description="run name (default: <data>-<model>-<time>, <data>-<model>-finetune-<time> for a "
                                          "fine-tune, with -2, -3, ... added when that name is taken)")
     tensorboard: bool = Field(True, description="write TensorBoard events")
-    scalars_every: int = Field(1, ge=1, description="write train scalars every N steps")
-    grad_norm_every: int = Field(10, ge=1, description="measure the global gradient norm every N steps")
+    scalars_every: Int = Field(1, ge=1, description="write train scalars every N steps")
+    grad_norm_every: Int = Field(10, ge=1, description="measure the global gradient norm every N steps")
     progress: bool = Field(True, description="show a progress bar (outside a terminal: one line per evaluation)")
-    layer_stats_every: int = Field(10, ge=0, description="per-layer grad/weight norms and update ratio every N steps (0: off)")
-    histograms_every: int = Field(100, ge=0, description="weight and gradient histograms every N steps (0: off)")
+    layer_stats_every: Int = Field(10, ge=0, description="per-layer grad/weight norms and update ratio every N steps (0: off)")
+    histograms_every: Int = Field(100, ge=0, description="weight and gradient histograms every N steps (0: off)")
     activations: bool = Field(False, description="with histograms, also each layer's activations on a fixed val batch")
     images: bool = Field(True, description="grids of input samples (and augmented samples) at the start")
-    worst_every: int = Field(1, ge=0, description="worst-misclassified val images every N evaluations (0: off)")
-    figures_every: int = Field(1, ge=0, description="confusion matrix or scatter, and ROC, every N evaluations (0: off)")
-    pr_curves_every: int = Field(1, ge=0, description="per-class PR curves every N evaluations (0: off)")
-    predictions_every: int = Field(1, ge=0, description="text table of sample predictions every N evaluations (0: off)")
-    views_min_seconds: float = Field(
+    worst_every: Int = Field(1, ge=0, description="worst-misclassified val images every N evaluations (0: off)")
+    figures_every: Int = Field(1, ge=0, description="confusion matrix or scatter, and ROC, every N evaluations (0: off)")
+    pr_curves_every: Int = Field(1, ge=0, description="per-class PR curves every N evaluations (0: off)")
+    predictions_every: Int = Field(1, ge=0, description="text table of sample predictions every N evaluations (0: off)")
+    views_min_seconds: Float = Field(
         10.0, ge=0, description="draw evaluation figures and images at most every N seconds; the last evaluation always gets them (0: every due evaluation)")
     embeddings: bool = Field(True, description="projector embedding of penultimate features at the end of training")
-    embedding_samples: int = Field(256, ge=1, le=10000, description="val examples in the projector embedding")
+    embedding_samples: Int = Field(256, ge=1, le=10000, description="val examples in the projector embedding")
     graph: bool = Field(True, description="model graph, traced once at the start")
-    sample_tokens: int = Field(200, ge=0, le=10000, description="language models: tokens generated as a text sample at each evaluation (0: off)")
+    sample_tokens: Int = Field(200, ge=0, le=10000, description="language models: tokens generated as a text sample at each evaluation (0: off)")
     sample_prompt: str | None = Field(None, description="language models: prompt of the samples and attention maps (default: the start of the validation text)")
     attention_maps: bool = Field(True, description="language models: attention maps of the sample prompt as images at each evaluation")
-    flush_secs: float = Field(2.0, gt=0, le=600, description="seconds between flushes of the event file to disk")
+    flush_secs: Float = Field(2.0, gt=0, le=600, description="seconds between flushes of the event file to disk")
 
 
 class FinetuneConfig(Section):
@@ -321,15 +342,15 @@ class FinetuneConfig(Section):
     checkpoint: Literal["best", "last"] = Field("best", description="checkpoint of a source run")
     new_head: Literal["auto", "always", "never"] = Field("auto", description="new head (auto: when the classes differ)")
     strategy: Literal["full", "head", "partial", "gradual", "lora"] = Field("full", description="what trains")
-    train_blocks: int | None = Field(None, ge=0, description="partial: train the head and the last N blocks")
-    freeze_layers: list[int] = Field(default_factory=list, description="partial: block indices to freeze (negative from the end)")
+    train_blocks: Int | None = Field(None, ge=0, description="partial: train the head and the last N blocks")
+    freeze_layers: list[Int] = Field(default_factory=list, description="partial: block indices to freeze (negative from the end)")
     freeze_patterns: list[str] = Field(default_factory=list, description="partial/lora: freeze parameters whose name matches (glob)")
-    unfreeze_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing one more block")
-    unfreeze_start: int = Field(0, ge=0, description="gradual: blocks trainable besides the head in the first epoch")
-    lr_decay: float = Field(1.0, gt=0, le=1, description="layer-wise lr: each block below the head gets lr x decay^depth")
-    lora_rank: int = Field(8, ge=1, le=1024, description="lora: rank of the update")
-    lora_alpha: float = Field(16.0, gt=0, description="lora: scale alpha (the update is multiplied by alpha/rank)")
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="lora: dropout on the adapter input")
+    unfreeze_every: Int = Field(1, ge=1, description="gradual: epochs between unfreezing one more block")
+    unfreeze_start: Int = Field(0, ge=0, description="gradual: blocks trainable besides the head in the first epoch")
+    lr_decay: Float = Field(1.0, gt=0, le=1, description="layer-wise lr: each block below the head gets lr x decay^depth")
+    lora_rank: Int = Field(8, ge=1, le=1024, description="lora: rank of the update")
+    lora_alpha: Float = Field(16.0, gt=0, description="lora: scale alpha (the update is multiplied by alpha/rank)")
+    lora_dropout: Float = Field(0.0, ge=0, lt=1, description="lora: dropout on the adapter input")
     lora_targets: list[str] | None = Field(None, description="lora: module names or globs (default: query/value of an encoder, attention and MLP projections of a causal LM, every Linear/Conv of our models)")
     merged: bool = Field(False, description="lora: the adapters are merged into the weights (set by --merge-lora)")
     baseline: bool = Field(True, description="measure the source model on the target task before training (and a linear probe)")
@@ -348,8 +369,8 @@ class DistillConfig(Section):
 
     teacher: str | None = Field(None, description="the teacher: a zerotune run directory (`--teacher` of `zerotune distill`)")
     checkpoint: Literal["best", "last"] = Field("best", description="checkpoint of the teacher run")
-    temperature: float = Field(4.0, gt=0, le=100, description="T: both softmaxes are taken of logits / T")
-    alpha: float = Field(0.9, ge=0, le=1, description="weight of the soft term (T^2 x KL); 1 - alpha weighs the hard loss")
+    temperature: Float = Field(4.0, gt=0, le=100, description="T: both softmaxes are taken of logits / T")
+    alpha: Float = Field(0.9, ge=0, le=1, description="weight of the soft term (T^2 x KL); 1 - alpha weighs the hard loss")
 
     @field_validator("teacher")
     @classmethod
@@ -364,9 +385,9 @@ class SFTConfig(Section):
     mask_prompt: bool = Field(True, description="loss on response tokens only (false: on the prompt tokens too)")
     answer_regex: str | None = Field(
         None, description="exact match compares the regex's first group (or whole match) in answer and reference")
-    eval_prompts: int = Field(64, ge=0, le=10000, description="held-out val prompts answered at each evaluation for exact match (0: off)")
-    max_new_tokens: int = Field(32, ge=1, le=4096, description="tokens generated at most per answer (greedy)")
-    board_prompts: int = Field(8, ge=0, le=100, description="held-out prompts in TensorBoard's base-vs-current answer table")
+    eval_prompts: Int = Field(64, ge=0, le=10000, description="held-out val prompts answered at each evaluation for exact match (0: off)")
+    max_new_tokens: Int = Field(32, ge=1, le=4096, description="tokens generated at most per answer (greedy)")
+    board_prompts: Int = Field(8, ge=0, le=100, description="held-out prompts in TensorBoard's base-vs-current answer table")
 
     @field_validator("answer_regex")
     @classmethod
@@ -406,21 +427,45 @@ class Config(Section):
 # Loading, overriding, validating
 
 
-def build_config(raw: dict[str, Any]) -> Config:
-    """Validate a plain dict into a Config, raising UserError with a one-line message."""
+def build_config(raw: dict[str, Any], *, model_options: bool = True) -> Config:
+    """Validate a plain dict into a Config, raising UserError with a one-line message.
+
+    Args:
+        raw: the groups, as a recipe or config.yaml holds them.
+        model_options: False leaves the model's own options unchecked, which needs the model registry
+            (and torch): for readers that build no model.
+    """
     try:
-        return Config.model_validate(raw)
+        return Config.model_validate(raw, context={"model_options": model_options})
     except ValidationError as e:
         raise UserError(f"config: {format_validation_error(e, schema=Config)}") from None
     except UserError as e:
         raise UserError(f"config: {e}") from None
 
 
+def load_run_config(run_dir: str | Path, *, model_options: bool = True) -> Config:
+    """A run directory's config.yaml, read and validated: the one way every command reads a run's config.
+
+    Args:
+        run_dir: the run directory.
+        model_options: as in `build_config`.
+
+    Raises:
+        UserError: one line, when the directory is not a run or its config.yaml is unreadable or invalid.
+    """
+    from .run.files import RunDir, read_run_config_dict
+
+    raw = read_run_config_dict(run_dir)
+    try:
+        return build_config(raw, model_options=model_options)
+    except UserError as e:
+        raise UserError(f"{RunDir(run_dir).config} is invalid: {str(e).removeprefix('config: ')}") from None
+
+
 def read_recipe(path: str | Path) -> dict[str, Any]:
     """Read a TOML or YAML recipe into a plain dict (not yet validated)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe {path} does not exist")
+    require_file(path, "recipe")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -520,4 +565,25 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | None = 
         The validated Config.
     """
     raw = resolve_recipe_paths(read_recipe(recipe), Path(recipe).parent) if recipe is not None else {}
-    return build_config(apply_overrides(raw, overrides or []))
+    config = build_config(apply_overrides(raw, overrides or []))
+    _check_switched_groups(config, overrides or [])
+    return config
+
+
+# Groups that one field switches on, with the command that sets it. A recipe may hold such a group for the
+# runs that use it (one recipe trains from scratch and fine-tunes); given with --set, its options without
+# that field would be ignored without a word.
+_SWITCHED = {"finetune": ("source", "a fine-tune", "zerotune finetune RECIPE --from RUN"),
+             "distill": ("teacher", "a distillation", "zerotune distill RECIPE --teacher RUN")}
+
+
+def _check_switched_groups(config: Config, overrides: list[str]) -> None:
+    for text in overrides:
+        keys, _ = parse_override(text)
+        if keys[0] not in _SWITCHED:
+            continue
+        switch, what, command = _SWITCHED[keys[0]]
+        section = getattr(config, keys[0])
+        if keys[1] != switch and (section is None or getattr(section, switch) is None):
+            raise UserError(f"{'.'.join(keys)} applies to {what}, but {keys[0]}.{switch} is not set: "
+                            f"use `{command}` (or set {keys[0]}.{switch})")

@@ -10,6 +10,8 @@ read-only disk into a UserError too: the user frees space or writes elsewhere, n
 from __future__ import annotations
 
 import errno
+import os
+import stat
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pydantic loads only with a config, so that `zerotune --help` stays fast
@@ -36,6 +38,32 @@ def disk_error(e: OSError) -> UserError | None:
     return UserError(f"cannot {verb}{where}: {cause}")
 
 
+def require_file(path: str | os.PathLike, what: str = "") -> None:
+    """Refuse a path that is not an existing regular file, saying what it is instead.
+
+    A directory, a device such as /dev/zero or a pipe would otherwise be reported as missing, or be
+    read without end.
+
+    Args:
+        path: the path to check.
+        what: how the message names it, e.g. ``"recipe"``; the path follows.
+
+    Raises:
+        UserError: when the path is missing, a directory or not a regular file.
+    """
+    name = f"{what} {os.fspath(path)}" if what else os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UserError(f"{name} does not exist") from None
+    except OSError as e:
+        raise UserError(f"{name} cannot be read: {e.strerror or e}") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{name} is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{name} is not a regular file (a device, pipe or socket)")
+
+
 def format_validation_error(err: ValidationError, prefix: str = "", schema: type[BaseModel] | None = None) -> str:
     """Turn pydantic's report into one line: ``optim.lr: must be > 0 (got -1)``.
 
@@ -50,7 +78,8 @@ def format_validation_error(err: ValidationError, prefix: str = "", schema: type
     """
     parts = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after",))
+        # a union's member or a validator's wrapper shows in the path as its type, e.g. "list[...]": left out
+        loc = ".".join(str(p) for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
         loc = f"{prefix}{loc}" if loc else prefix.rstrip(".")
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":

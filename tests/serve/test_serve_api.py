@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from zerotune import load_run
+from zerotune.compute.threads import available_cpus
 from zerotune.data import build_data
 from zerotune.errors import UserError
 from zerotune.export import ExportOptions, export_run
@@ -335,5 +336,7 @@ def test_a_bad_thread_count_is_refused_in_one_line_before_anything_loads(tmp_pat
     before = torch.get_num_threads()
     assert serve_main([str(tmp_path / "no-such-run"), "--port", "0", "--threads", "-2"]) == 2
     err = capsys.readouterr().err
-    assert err == "error: threads must be a positive integer (or 0 for the default), got -2\n"
+    cpus = available_cpus()
+    assert err == f"error: threads must be a positive integer up to {cpus}, the CPUs this process may use " \
+                  "(0 or none: the default), got -2\n"
     assert torch.get_num_threads() == before

@@ -180,15 +180,34 @@ BAD = [
     ("/v1/completions", {"prompt": "the", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ("/v1/completions", {"prompt": "the", "stop": [""]}, "stop"),
     ("/v1/completions", {"prompt": "the", "n": 3}, "n"),
+    # strict types, as OpenAI's schema: a string or a boolean is not an integer, a string not a number
+    ("/v1/completions", {"prompt": "the", "max_tokens": "5"}, "max_tokens"),
+    ("/v1/completions", {"prompt": "the", "max_tokens": True}, "max_tokens"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": "5"}, "max_tokens"),
+    ("/v1/completions", {"prompt": "the", "temperature": "0.5"}, "temperature"),
+    ("/v1/completions", {"prompt": "the", "stream": "true"}, "stream"),
+    ("/v1/completions", {"prompt": "the", "seed": 1.5}, "seed"),
+    ("/v1/completions", {"prompt": "the", "model": None}, "model"),
+    ("/v1/completions", {"prompt": "the", "model": 5}, "model"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "model": None}, "model"),
 ]
 
 
 @pytest.mark.parametrize("path,body,param", BAD)
 def test_bad_requests_get_400_naming_the_field(lm_url, path, body, param):
-    r = httpx.post(f"{lm_url}{path}", json=body, headers={"Authorization": f"Bearer {TOKEN}"}, trust_env=False)
+    r = httpx.post(f"{lm_url}{path}", json={"model": "lm", **body}, headers={"Authorization": f"Bearer {TOKEN}"},
+                   trust_env=False)
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["param"] == param and error["message"]
+
+
+@pytest.mark.parametrize("path,body", [("/v1/completions", {"prompt": "the cat"}),
+                                       ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})])
+def test_a_request_without_model_gets_400(lm_url, path, body):
+    r = httpx.post(f"{lm_url}{path}", json=body, headers={"Authorization": f"Bearer {TOKEN}"}, trust_env=False)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "model" and "required" in r.json()["error"]["message"]
 
 
 def test_bad_json_and_missing_token(lm_url):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from ..terminal.console import console as terminal_console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def print_eval(m: dict) -> None:

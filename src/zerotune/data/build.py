@@ -8,8 +8,8 @@ import torch
 from ..errors import UserError
 from .base import RawDataset
 from .bundle import DataBundle, DataMeta, Split
-from .preprocess import (apply_stats, fold_indices, input_stats, keep_class_fraction, limit_per_class, select_classes,
-                         split_indices)
+from .preprocess import (apply_stats, check_classes, fold_indices, input_stats, keep_class_fraction, limit_per_class,
+                         select_classes, split_indices)
 from .sources import load_raw
 
 
@@ -24,6 +24,10 @@ def build_data(cfg) -> DataBundle:
     if cfg.classes is not None:
         raw = select_classes(raw, cfg.classes)
     classify = raw.task == "classification"
+    if classify:
+        hint = (f"data.classes = {cfg.classes}" if cfg.classes is not None
+                else "is data.target the right column?" if cfg.name == "csv" else "")
+        check_classes(raw.y, raw.class_names, f"data set {cfg.name!r}", hint)
 
     train_idx, val_idx, x_test, y_test = _split(raw, cfg, classify)
     train_idx = _thin_training_classes(train_idx, raw, cfg, classify)

@@ -37,6 +37,20 @@ class DataMeta:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataMeta":
+        """The metadata a dict holds (meta.json, an export's sidecar), checked against `run.schema.MetaFile`.
+
+        Raises:
+            ValueError: one line naming the first field that is missing, unknown or wrong.
+        """
+        from pydantic import ValidationError
+
+        from ..errors import format_validation_error
+        from ..run.schema import MetaFile
+
+        try:
+            MetaFile.model_validate(d)
+        except ValidationError as e:
+            raise ValueError(format_validation_error(e, schema=MetaFile)[:300]) from None
         return cls(**d)
 
 

@@ -2,8 +2,9 @@
 
 Rules (kept strict so that a bad table fails loudly rather than training on garbage):
 
-- The first non-blank row is the header; column names must be unique and non-empty. Blank lines,
-  and lines of bare delimiters that spreadsheets append, are skipped.
+- The first non-blank row is the header; column names must be unique and non-empty, and not all
+  numbers (a file without a header is refused, not read with its first row as the names). Blank
+  lines, and lines of bare delimiters that spreadsheets append, are skipped.
 - The delimiter is sniffed among ``, ; TAB |`` (comma when unsure).
 - A cell is *missing* when it is empty or one of ``NA, N/A, NaN, null, ?`` (any case): a UserError
   names its line and column. ``inf`` is rejected the same way. Nothing is imputed.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, require_file
 from .base import RawDataset, paths_of
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "?"})
@@ -38,6 +39,7 @@ _SNIFF_BYTES = 64 * 1024
 
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(line_number, cells), ...]) with blank lines dropped and widths checked."""
+    require_file(path)  # a directory or a device (/dev/zero) is said to be one, not read without end
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel writes a BOM
             sample = f.read(_SNIFF_BYTES)
@@ -73,6 +75,10 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         raise UserError(f"{path} is empty; expected a header row and data rows")
     if not rows:
         raise UserError(f"{path} has a header but no data rows")
+    if _as_floats(header) is not None:  # a file without a header would lose its first row to the column names
+        shown = ", ".join(header[:4]) + (", ..." if len(header) > 4 else "")
+        raise UserError(f"{path}: the first row ({shown}) holds only numbers, so it is data, not a header; "
+                        "add a first row of column names")
     for i, name in enumerate(header):
         if not name:
             raise UserError(f"{path}: header column {i + 1} has no name")

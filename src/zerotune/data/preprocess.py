@@ -20,7 +20,8 @@ def split_indices(y: np.ndarray, fractions: tuple[float, float], seed: int, stra
         if frac <= 0:
             return pool, pool[:0]
         strat = y[pool] if stratify and _can_stratify(y[pool], frac) else None
-        keep, held = train_test_split(pool, test_size=frac, random_state=seed + salt, stratify=strat)
+        # scikit-learn takes seeds up to 2**32 - 1, data.split_seed's bound: the salted seed wraps around
+        keep, held = train_test_split(pool, test_size=frac, random_state=(seed + salt) % 2**32, stratify=strat)
         return np.sort(keep), np.sort(held)
 
     rest, test = cut(idx, test_frac, 0)
@@ -31,6 +32,23 @@ def split_indices(y: np.ndarray, fractions: tuple[float, float], seed: int, stra
 def _can_stratify(y: np.ndarray, frac: float) -> bool:
     _, counts = np.unique(y, return_counts=True)
     return counts.min() >= 2 and frac * len(y) >= len(counts)
+
+
+def check_classes(y: np.ndarray, names: list[str] | None, source: str, hint: str = "") -> None:
+    """Refuse classification data with fewer than two classes among its labels: there is nothing to
+    tell apart, and the metrics would only warn.
+
+    Args:
+        y: the class index of every example.
+        names: the class names, by index (None: the indices name them).
+        source: how the message names the data, e.g. ``"data set 'csv'"``.
+        hint: what to check, added to the message.
+    """
+    present = np.unique(y)
+    if len(present) < 2:
+        shown = ", ".join(repr(names[int(c)] if names and int(c) < len(names) else str(int(c))) for c in present)
+        raise UserError(f"{source} has {len(present)} class{'' if len(present) == 1 else 'es'}"
+                        f"{f' ({shown})' if shown else ''}; classification needs at least 2" + (f" ({hint})" if hint else ""))
 
 
 def select_classes(raw: RawDataset, classes: list[int]) -> RawDataset:

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, require_file
 from ..lm.chat import ROLES, ChatFormat
+from ..run.files import json_type
 from .batches import EpochBatches, Split, epoch_permutation
 from .bundle import DataBundle, DataMeta
 from .preprocess import split_indices
@@ -72,11 +73,15 @@ def read_records(path: str | Path) -> list[tuple[int, list[dict]]]:
         UserError: naming the file and line of the first bad record and what is wrong with it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"data.path {path} does not exist (a JSONL file of instruction or chat records)")
+    require_file(path, "data.path")
     out = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+    with path.open("rb") as f:  # bytes: a line that is not UTF-8 is named by its number
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path}:{number}: not UTF-8 text (byte {e.start + 1} of the line: {e.reason}); "
+                                "a JSONL file is UTF-8") from None
             if line.strip():
                 out.append((number, _messages(line, f"{path}:{number}")))
     if len(out) < 3:
@@ -89,6 +94,8 @@ def _messages(line: str, where: str) -> list[dict]:
         record = json.loads(line)
     except json.JSONDecodeError as e:
         raise UserError(f"{where}: not valid JSON ({e.msg})") from None
+    except (ValueError, RecursionError) as e:  # a number too long to read, or nesting too deep
+        raise UserError(f"{where}: not readable JSON ({str(e)[:100]})") from None
     if not isinstance(record, dict):
         raise UserError(f"{where}: a record is a JSON object with 'prompt' and 'response', or 'messages'")
     if "messages" in record:
@@ -98,7 +105,9 @@ def _messages(line: str, where: str) -> list[dict]:
     for name in ("prompt", "response"):
         if name not in record:
             raise UserError(f"{where}: missing field {name!r}")
-        if not isinstance(record[name], str) or not record[name].strip():
+        if not isinstance(record[name], str):
+            raise UserError(f"{where}: {name!r} must be a string (text), not {json_type(record[name])}")
+        if not record[name].strip():
             raise UserError(f"{where}: empty {name!r}; it must be non-empty text")
     system = record.get("system")
     if system is not None and not isinstance(system, str):

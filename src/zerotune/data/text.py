@@ -24,7 +24,7 @@ import torch
 from ..errors import UserError
 from .base import paths_of
 from .bundle import DataBundle, DataMeta, Split
-from .preprocess import limit_per_class, split_indices
+from .preprocess import check_classes, limit_per_class, split_indices
 
 PAD = -1
 FORMATS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -192,6 +192,8 @@ def build_text_data(cfg, tokenizer) -> DataBundle:
         train_idx, val_idx = train_idx[y[train_idx] >= 0], val_idx[y[val_idx] >= 0]
         keep = y_test >= 0
         test_ids, y_test, test_cut = [s for s, k in zip(test_ids, keep) if k], y_test[keep], test_cut[keep]
+    check_classes(y[y >= 0], names, f"text file {cfg.path}",
+                  f"data.classes = {cfg.classes}" if cfg.classes is not None else "is data.label_field the right field?")
     if cfg.train_per_class is not None:
         train_idx = limit_per_class(train_idx, y, cfg.train_per_class, cfg.split_seed)
     if len(train_idx) == 0:

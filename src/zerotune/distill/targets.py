@@ -74,4 +74,5 @@ class DistillBatches(EpochBatches):
 
 def batch_generator(seed: int, epoch: int, batch: int, device) -> torch.Generator:
     """The augmentation generator of one batch, a pure function of its position in training."""
-    return torch.Generator(device=device).manual_seed((seed * 1_000_003 + epoch) * 100_003 + batch + 1)
+    # wrapped into the 64 bits a generator takes: large seeds (train.seed goes to 2**32 - 1) would overflow them
+    return torch.Generator(device=device).manual_seed(((seed * 1_000_003 + epoch) * 100_003 + batch + 1) % 2**64)

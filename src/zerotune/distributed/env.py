@@ -145,10 +145,12 @@ def shutdown() -> None:
 
 
 def check_launchable(config) -> None:
-    """What a job would refuse in every worker, refused once before any starts: backend, fp16 on CPU."""
+    """What a job would refuse in every worker, refused once before any starts: backend, fp16 on CPU, threads."""
+    from ..compute.threads import check_threads
     from ..train.env import resolve_device
 
     tc = config.train
+    check_threads(tc.threads, "train.threads")
     check_strategy(tc, config.optim)
     device = resolve_device(tc.device)
     if tc.precision == "fp16" and device.type != "cuda":

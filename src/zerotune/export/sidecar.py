@@ -21,13 +21,13 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PositiveInt, ValidationError, model_validator
-from typing_extensions import Annotated
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import __version__
 from ..data.bundle import DataMeta
 from ..errors import UserError, format_validation_error
 from ..run.files import read_json, write_json
+from ..run.schema import MetaFile
 
 SIDECAR_VERSION = 1
 FORMATS = {".onnx": "onnx", ".pt": "torchscript", ".tflite": "tflite"}
@@ -49,40 +49,6 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
-class MetaModel(BaseModel):
-    """The values of a sidecar's ``meta`` a server computes with; other fields pass through to DataMeta."""
-
-    model_config = ConfigDict(extra="allow")
-
-    task: Literal["classification", "regression", "lm", "sft"]
-    input_shape: list[PositiveInt] = Field(min_length=1)
-    num_classes: int = Field(ge=0)
-    class_names: list[str] | None = None
-    x_mean: list[FiniteFloat] | None = None
-    x_std: list[PositiveFinite] | None = None
-    y_mean: FiniteFloat = 0.0
-    y_std: PositiveFinite = 1.0
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        if (self.x_mean is None) != (self.x_std is None):
-            raise ValueError("x_mean and x_std come together: give both or neither")
-        shape = self.input_shape
-        # normalize_inputs applies one value per channel (images) or per feature (tables)
-        want = shape[0] if len(shape) == 3 else math.prod(shape)
-        for name in ("x_mean", "x_std"):
-            values = getattr(self, name)
-            if values is not None and len(values) != want:
-                what = "channels" if len(shape) == 3 else "features"
-                raise ValueError(f"{name} has {len(values)} values; input shape {shape} has {want} {what}")
-        if self.class_names is not None and self.task == "classification" and len(self.class_names) != self.num_classes:
-            raise ValueError(f"class_names has {len(self.class_names)} names for {self.num_classes} classes")
-        return self
-
-
 class SidecarModel(BaseModel):
     """What a sidecar must hold; fields not named here are kept as they are."""
 
@@ -91,7 +57,7 @@ class SidecarModel(BaseModel):
     format: Literal["onnx", "torchscript", "tflite"]
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     source: dict
-    meta: MetaModel
+    meta: MetaFile
     content_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
@@ -226,7 +192,7 @@ def read_sidecar(model_path: str | Path, data: bytes | None = None) -> dict:
     path = sidecar_path(model_path)
     if not path.exists():
         raise UserError(f"{model_path} has no sidecar {path.name}; export it with `zerotune export`")
-    content = read_json(path)
+    content = read_json(path, kind=None)  # any JSON: what is not a sidecar is said below
     if not isinstance(content, dict) or not {"format", "sha256", "meta", "source"} <= set(content):
         raise UserError(f"{path} is not a zerotune export sidecar")
     try:
@@ -238,7 +204,7 @@ def read_sidecar(model_path: str | Path, data: bytes | None = None) -> dict:
         raise UserError(f"{path} was changed after export (its content SHA-256 differs); export the run again")
     try:
         content["meta"] = DataMeta.from_dict(content["meta"])
-    except TypeError as e:
+    except ValueError as e:
         raise UserError(f"{path} has invalid metadata: {e}") from None
     if data is not None and sha256(data) != content["sha256"]:
         raise UserError(f"{model_path} does not match its sidecar {path.name} (SHA-256 differs): "

@@ -35,7 +35,7 @@ def resolve_source(spec: str) -> FinetuneSource:
     p = Path(spec).expanduser()
     run = RunDir(p)
     if run.is_run():
-        if not run.meta.is_file():
+        if not run.meta.exists():
             raise UserError(f"source run {p} has no {run.meta.name}; it is not a complete zerotune run")
         return FinetuneSource("run", p, spec)
     if spec.lower() in ALIASES or (p.is_dir() and (p / "config.json").is_file()):

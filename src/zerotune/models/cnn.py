@@ -10,14 +10,14 @@ from torch import nn
 
 from ..errors import UserError
 from .activations import Activation, make_activation
-from .registry import register_model
+from .registry import Size, register_model
 
 
 @dataclass(config=ConfigDict(extra="forbid"))
 class CNNConfig:
-    channels: list[int] = Field(default_factory=lambda: [32, 64, 64])
-    kernel_size: int = Field(3, ge=1)
-    dense: int = Field(64, ge=1)
+    channels: list[Size] = Field(default_factory=lambda: [32, 64, 64])
+    kernel_size: Size = 3
+    dense: Size = 64
     dropout: float = Field(0.0, ge=0, lt=1)
     batch_norm: bool = False
     activation: Activation = "relu"

@@ -29,14 +29,14 @@ from ..errors import UserError
 from ..train.optim import decays, param_groups, trainable_parameters
 from .dropout import FastDropout
 from .modes import eval_mode
-from .registry import register_model
+from .registry import Size, register_model
 
 
 @dataclass(config=ConfigDict(extra="forbid"))
 class GPTConfig:
-    n_layer: int = Field(4, ge=1)  # transformer blocks
-    n_head: int = Field(4, ge=1)  # attention heads per block
-    n_embd: int = Field(128, ge=1)  # width of the residual stream (a multiple of n_head)
+    n_layer: Size = 4  # transformer blocks
+    n_head: Size = 4  # attention heads per block
+    n_embd: Size = 128  # width of the residual stream (a multiple of n_head)
     dropout: float = Field(0.0, ge=0, lt=1)  # on embeddings, attention probabilities and residual branches
     # on attention probabilities only; None: `dropout`. On a CPU, attention dropout moves SDPA off its
     # fused kernel and draws a mask of B·H·T² elements per layer (20% of a 6-layer step at T=128)
@@ -44,7 +44,7 @@ class GPTConfig:
     bias: bool = False  # biases in Linear layers and LayerNorms (GPT-2 has them)
     positions: Literal["rope", "learned"] = "rope"  # rotary (relative) or learned absolute position embeddings
     rope_base: float = Field(10000.0, gt=1)  # RoPE frequency base: angle of pair i is pos * base**(-2i/head_dim)
-    mlp_ratio: int = Field(4, ge=1)  # MLP hidden width = mlp_ratio * n_embd
+    mlp_ratio: Size = 4  # MLP hidden width = mlp_ratio * n_embd
     # exact GELU, GPT-2's tanh approximation, or squared ReLU (So et al. 2021, "Primer"): as good per
     # token and about 6x cheaper than GELU on a CPU, where activations are a visible part of a small model's step
     activation: Literal["gelu", "gelu_tanh", "relu2"] = "gelu"

@@ -22,7 +22,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from ..errors import UserError
-from .registry import register_model
+from .registry import Size, register_model
 
 PAD = -1  # marks padding in token-id tensors; never a real token id
 
@@ -41,7 +41,7 @@ class HFConfig:
     pretrained: bool = True  # load the directory's weights (False: architecture only)
     # Keep only the first N transformer layers: a smaller model that starts from the pretrained
     # one's lower layers (as DistilBERT does), e.g. a student for `zerotune distill`.
-    layers: int | None = Field(None, ge=1)
+    layers: Size | None = None
 
 
 def resolve_pretrained(path: str) -> Path:

@@ -9,12 +9,12 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from .activations import Activation, make_activation
-from .registry import register_model
+from .registry import Size, register_model
 
 
 @dataclass(config=ConfigDict(extra="forbid"))
 class MLPConfig:
-    hidden: list[int] = Field(default_factory=lambda: [256, 128])
+    hidden: list[Size] = Field(default_factory=lambda: [256, 128])
     activation: Activation = "relu"
     dropout: float = Field(0.0, ge=0, lt=1)
     batch_norm: bool = False

@@ -12,12 +12,17 @@ import of this module does first; the registry itself knows none of them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, get_args
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from torch import nn
 
 from ..errors import UserError, format_validation_error
+
+
+# A layer's width or a count of layers in a model's options: a whole number (not true), at least 1, and
+# below 2**31 so that torch can take it as a size (a larger one fails inside torch with a C++ trace).
+Size = Annotated[int, Field(ge=1, lt=2**31, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ def get_model_entry(name: str) -> ModelEntry:
 def parse_model_options(name: str, options: dict[str, Any]):
     """Validate a model's options against its schema and return the options object."""
     entry = get_model_entry(name)
+    _refuse_bools(name, entry, options)
     try:
         return TypeAdapter(entry.options).validate_python(options)
     except ValidationError as e:
@@ -69,6 +75,16 @@ def parse_model_options(name: str, options: dict[str, Any]):
         raise UserError(
             f"model {name!r}: {format_validation_error(e, prefix='model.')} (options: {fields})"
         ) from None
+
+
+def _refuse_bools(name: str, entry: ModelEntry, options: dict[str, Any]) -> None:
+    """TOML and YAML read `true` as a bool, which pydantic would take for the number 1: refused where an
+    option is not a bool itself."""
+    fields = getattr(entry.options, "__pydantic_fields__", {})
+    for key, value in options.items():
+        annotation = fields[key].annotation if key in fields else bool
+        if isinstance(value, bool) and annotation is not bool and bool not in get_args(annotation):
+            raise UserError(f"model {name!r}: model.{key}: must be a number, not a boolean (got {value})")
 
 
 def validate_model_options(name: str, options: dict[str, Any]) -> None:
@@ -104,6 +120,10 @@ def create_model(
             f"model {name!r} needs image input (channels, height, width); "
             f"the data has examples of shape {tuple(input_shape)}"
         )
-    model = entry.build(cfg, tuple(input_shape), int(num_outputs))
-    init_weights(model, init)
+    try:
+        model = entry.build(cfg, tuple(input_shape), int(num_outputs))
+        init_weights(model, init)
+    except (RuntimeError, OverflowError, MemoryError) as e:  # sizes torch cannot allocate, or not even count
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"model {name!r} cannot be built with these options (check its sizes): {first}") from None
     return model

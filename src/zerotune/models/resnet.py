@@ -9,13 +9,13 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 from torch import nn
 
-from .registry import register_model
+from .registry import Size, register_model
 
 
 @dataclass(config=ConfigDict(extra="forbid"))
 class ResNetConfig:
-    widths: list[int] = Field(default_factory=lambda: [16, 32, 64])
-    blocks_per_stage: int = Field(2, ge=1)
+    widths: list[Size] = Field(default_factory=lambda: [16, 32, 64])
+    blocks_per_stage: Size = 2
 
 
 class BasicBlock(nn.Module):

@@ -32,7 +32,7 @@ STAGES: dict[int, list[list[int]]] = {
 class VGGConfig:
     depth: Literal[11, 13, 16, 19] = 16
     width: float = Field(1.0, gt=0, le=4)  # multiplies every stage's channels (0.25: a 16x smaller net)
-    dense: int = Field(512, ge=0)  # units of the hidden dense layer; 0 puts the head on the pooled features
+    dense: int = Field(512, ge=0, lt=2**31, strict=True)  # units of the hidden dense layer; 0 puts the head on the pooled features
     dropout: float = Field(0.5, ge=0, lt=1)  # before the dense layer and before the head
     batch_norm: bool = True
 

@@ -11,9 +11,14 @@ import json
 import shutil
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..config import Config, load_config
 from ..errors import UserError
 from ..run.files import write_json
+
+if TYPE_CHECKING:
+    from ..run.files import RunDir
 
 
 def finetune(recipe: str | Path | Config | None = None, *, source: str | None = None, strategy: str | None = None,
@@ -86,18 +91,22 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     from ..finetune.lora import merge_into_base
     from ..run.files import RunDir, create_run_dir
     from ..run.lock import run_lock
+    from ..train import checkpoint as ckpt
 
     run = _lora_run(run_dir, checkpoint)
     src = RunDir(run_dir)
     out = Path(out) if out is not None else src.path.parent / f"{src.path.name}-merged"
+    state = ckpt.read_state(run.checkpoint_dir)  # read before anything is written
+    progress = state.get("progress")
+    step = state.get("step", progress.get("step") if isinstance(progress, dict) else None)
     merge_into_base(run.model)
     target = RunDir(create_run_dir(out.parent, out.name))
     with run_lock(target.path):  # from its creation, as a new run's directory
-        _write_merged(run, src, target)
+        _write_merged(run, src, target, step)
     return target.path
 
 
-def _write_merged(run, src: RunDir, target: RunDir) -> None:
+def _write_merged(run, src: RunDir, target: RunDir, step: int | None) -> None:
     """The merged run's config, the source's description files and its one `best` checkpoint."""
     from ..run.files import atomic_write_text
     from ..train import checkpoint as ckpt
@@ -111,8 +120,6 @@ def _write_merged(run, src: RunDir, target: RunDir) -> None:
     for folder in (src.hf, src.tokenizer):  # a transformer's config and tokenizer; a GPT's tokenizer
         if folder.is_dir():
             shutil.copytree(folder, target.path / folder.name)
-    state = ckpt.read_state(run.checkpoint_dir)
-    step = state.get("step", state.get("progress", {}).get("step"))
     ckpt.save_checkpoint(target.checkpoint("best"), *ckpt.model_tensors(run.model),
                          {"step": step, "merged_from": str(src.path.resolve()), "checkpoint": run.checkpoint})
 

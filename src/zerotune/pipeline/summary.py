@@ -35,7 +35,7 @@ def _recipe_summary(recipe: str | Path | None, overrides: list[str]) -> ModelSum
     config = load_config(recipe, overrides)
     if config.finetune is not None:  # the before-training baseline would train a probe: not needed here
         config = build_config(apply_overrides(config.to_dict(), ["finetune.baseline=false"]))
-    with torch_threads(config.train.threads):
+    with torch_threads(config.train.threads, "train.threads"):
         run = prepare(config)
         if run.setup is not None:
             run.setup.plan.apply(run.model, None)  # every parameter that trains at some epoch
@@ -43,14 +43,13 @@ def _recipe_summary(recipe: str | Path | None, overrides: list[str]) -> ModelSum
 
 
 def _run_summary(run_dir: Path) -> ModelSummary:
-    from ..data.bundle import DataMeta
-    from ..run.files import RunDir, read_json
-    from ..run.load import build_model_for, read_run_config
+    from ..run.files import RunDir
+    from ..run.load import build_model_for, read_meta, read_run_config
 
     config = read_run_config(run_dir)
-    if not RunDir(run_dir).meta.is_file():
+    if not RunDir(run_dir).meta.exists():
         raise UserError(f"{run_dir} is not a complete run: it has no {RunDir(run_dir).meta.name}")
-    meta = DataMeta.from_dict(read_json(RunDir(run_dir).meta))
+    meta = read_meta(run_dir)
     model = build_model_for(config, meta, run_dir)  # the weights do not change the table: none are loaded
     if config.finetune is not None and config.finetune.source is not None:
         from ..finetune.freezing import FreezePlan

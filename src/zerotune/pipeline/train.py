@@ -97,7 +97,7 @@ def _train(config: Config | None, resume: str | Path | None, resume_overrides: l
             return _nothing_to_train(run_dir, checkpoint)
     ctx = dist_env.init(config.train)  # None unless torchrun (or --nproc) started this process
     try:
-        with torch_threads(config.train.threads):  # the caller's count again once the run ends
+        with torch_threads(config.train.threads, "train.threads"):  # the caller's count again once the run ends
             run = _prepare(config, checkpoint, run_dir)
             set_up = lambda: _set_up_run_dir(run, run_dir, resume_overrides, lock)  # noqa: E731
             run_dir = ctx.on_main(set_up) if ctx else set_up()  # rank 0 writes, the others learn where

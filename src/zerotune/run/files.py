@@ -50,7 +50,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, require_file
 
 CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
@@ -190,8 +190,9 @@ class RunDir:
         return sorted(self.path.glob(EVENTS_GLOB))
 
     def is_run(self) -> bool:
-        """Whether the directory holds a zerotune run (it has a config.yaml)."""
-        return self.path.is_dir() and self.config.is_file()
+        """Whether the directory holds a zerotune run: it has a config.yaml, readable or not (reading it says
+        what is wrong with it, rather than that it is missing)."""
+        return self.path.is_dir() and self.config.exists()
 
 
 def cv_summary_file(cv_dir: str | os.PathLike) -> Path:
@@ -385,12 +386,65 @@ def write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def read_json(path: str | os.PathLike):
-    """Read a JSON file, turning a missing or corrupt file into a UserError."""
-    path = Path(path)
+def read_text(path: str | os.PathLike) -> str:
+    """A run file's text; a missing file, a directory in its place or bytes that are not UTF-8 are a UserError."""
+    require_file(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e})") from None
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); it was changed or damaged") from None
+    except OSError as e:
+        raise UserError(f"{path} cannot be read: {e.strerror or e}") from None
+
+
+_JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+
+
+def json_type(value) -> str:
+    """How JSON names the type of `value`: ``an object``, ``a list``, ``a number``, ..."""
+    return _JSON_TYPES.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def read_json(path: str | os.PathLike, kind: type | None = dict):
+    """Read a JSON file, turning a missing, corrupt or mistyped file into a UserError.
+
+    Args:
+        path: the file.
+        kind: the type its top-level value must have (every file of a run holds an object); None: any.
+    """
+    text = read_text(path)
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as e:  # ValueError: not JSON, or a number too long to read
+        raise UserError(f"{path} is not valid JSON ({str(e)[:200]})") from None
+    if kind is not None and not isinstance(value, kind):
+        raise UserError(f"{path} must hold {_JSON_TYPES.get(kind, kind.__name__)}, not {json_type(value)}")
+    return value
+
+
+def read_run_config_dict(run_dir: str | os.PathLike) -> dict:
+    """A run's config.yaml as a plain dict, not yet validated (`config.build_config` does that).
+
+    Raises:
+        UserError: when the directory is not a run, or its config.yaml is unreadable, not YAML, empty
+            or not a table of groups.
+    """
+    import yaml
+
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        what = "is not a directory" if run.path.exists() else "does not exist"
+        raise UserError(f"run directory {run.path} {what}")
+    if not run.config.exists():
+        raise UserError(f"{run.path} is not a zerotune run: it has no {CONFIG_FILE}")
+    text = read_text(run.config)
+    try:
+        raw = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as e:
+        raise UserError(f"{run.config} is not valid YAML: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if raw is None:
+        # Read as the defaults, it would rebuild another model than the run trained.
+        raise UserError(f"{run.config} is empty; it must hold the run's whole config, as zerotune train wrote it")
+    if not isinstance(raw, dict):
+        raise UserError(f"{run.config} must hold a table of groups (data, model, ...), not {json_type(raw)}")
+    return raw

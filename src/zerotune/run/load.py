@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
-from ..config import Config, build_config
+from ..config import Config, load_run_config
 from ..data import build_data
 from ..data.bundle import DataBundle, DataMeta, Split
 from ..errors import UserError
@@ -38,17 +37,25 @@ class LoadedRun:
 
 
 def read_run_config(run_dir: str | Path) -> Config:
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise UserError(f"run directory {run.path} does not exist")
-    file = run.config
-    if not file.exists():
-        raise UserError(f"{run.path} is not a zerotune run: it has no {file.name}")
+    """A run's config.yaml, read and validated (every command that reads a run comes here).
+
+    Raises:
+        UserError: one line, when the directory is not a run or its config.yaml is unreadable or invalid.
+    """
+    return load_run_config(run_dir)
+
+
+def read_meta(run_dir: str | Path) -> DataMeta:
+    """A run's meta.json, read and validated.
+
+    Raises:
+        UserError: one line naming the file and what is wrong with it.
+    """
+    file = RunDir(run_dir).meta
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise UserError(f"{file} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return build_config(raw or {})
+        return DataMeta.from_dict(read_json(file))
+    except ValueError as e:
+        raise UserError(f"{file} is invalid: {e}") from None
 
 
 def model_dir(config: Config, run_dir: str | Path | None = None) -> Path | None:
@@ -109,8 +116,8 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
                             "finetune.source = a transformers directory) whose tokenizer reads it")
         return build_text_data(config.data, load_tokenizer(directory))
     data = build_data(config.data)
-    if stats is None and run_dir is not None and RunDir(run_dir).meta.is_file():
-        stats = DataMeta.from_dict(read_json(RunDir(run_dir).meta))
+    if stats is None and run_dir is not None and RunDir(run_dir).meta.exists():
+        stats = read_meta(run_dir)
     return renormalize(data, stats) if stats is not None else data
 
 
@@ -146,7 +153,7 @@ def chat_format_for(config: Config, run_dir: str | Path | None):
         from ..data.lm_tokenizer import load_tokenizer_dir
 
         tokenizer = load_tokenizer_dir(RunDir(run_dir).tokenizer)
-        context = int(DataMeta.from_dict(read_json(RunDir(run_dir).meta)).input_shape[0])
+        context = int(read_meta(run_dir).input_shape[0])
         return ChatFormat(tokenizer), tokenizer, tokenizer.vocab_size, context
     raise UserError("data 'sft' tunes a causal language model: set finetune.source to a zerotune GPT run "
                     "or a local transformers causal language model directory")
@@ -222,7 +229,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
     _check_checkpoint_name(checkpoint)
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    meta = DataMeta.from_dict(read_json(RunDir(run_dir).meta))
+    meta = read_meta(run_dir)
     found, checkpoint = find_run_checkpoint(run_dir, checkpoint)
     if found is None:
         raise UserError(f"{run_dir} has no checkpoint yet ({CHECKPOINTS_DIR}/{checkpoint} is missing)")
@@ -243,5 +250,19 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
 
 
 def run_data(run: LoadedRun) -> DataBundle:
-    """The data of a loaded run, rebuilt from its config as it was in training (tokenizer, normalisation)."""
-    return load_data(run.config, run.path)
+    """The data of a loaded run, rebuilt from its config as it was in training (tokenizer, normalisation).
+
+    Raises:
+        UserError: when the data its config.yaml describes is not the data its model was built for (meta.json):
+            one of the two files was changed.
+    """
+    data = load_data(run.config, run.path)
+    got, want = data.meta, run.meta
+    tokens = want.task in ("lm", "sft") or want.source == "text"  # token ids: the length may differ, not the meaning
+    if got.task != want.task or got.num_outputs != want.num_outputs or (
+            not tokens and list(got.input_shape) != list(want.input_shape)):
+        raise UserError(f"{RunDir(run.path).config} describes other data than the model was built for "
+                        f"({RunDir(run.path).meta.name}: {want.task}, inputs {list(want.input_shape)}, "
+                        f"{want.num_outputs} outputs; the config gives {got.task}, inputs {list(got.input_shape)}, "
+                        f"{got.num_outputs} outputs): one of the two files was changed")
+    return data

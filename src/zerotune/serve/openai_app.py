@@ -91,8 +91,8 @@ def _budget(served: ServedLM, prompt: list[int], asked: int | None, default: int
     return asked if asked is not None else min(default or room, room)
 
 
-def _check_model(served: ServedLM, model: str | None) -> None:
-    if model not in (None, "", served.name):
+def _check_model(served: ServedLM, model: str) -> None:
+    if model not in ("", served.name):
         raise OpenAIError(404, f"the model {model!r} does not exist; this server serves {served.name!r}",
                           param="model", code="model_not_found")
 

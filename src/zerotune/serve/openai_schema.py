@@ -1,6 +1,7 @@
 """Request bodies and errors of the OpenAI-compatible API (/v1/completions, /v1/chat/completions).
 
-Fields follow OpenAI's. Options this server does not implement (``logprobs``, penalties, ...) are
+Fields follow OpenAI's, with its types strictly (``model`` is required, ``"5"`` is not an integer,
+``true`` is not a number). Options this server does not implement (``logprobs``, penalties, ...) are
 ignored, as fields OpenAI's own API does not know; ``n`` other than 1 is refused. Errors have
 OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, so its clients raise their
 usual exceptions (``openai.BadRequestError``, ``NotFoundError``, ``AuthenticationError``).
@@ -32,9 +33,10 @@ class OpenAIError(Exception):
 class _Options(BaseModel):
     """What completions and chat completions share."""
 
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    # strict, as OpenAI's schema: "5" is not an integer and true is not a number
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, strict=True)
 
-    model: str | None = Field(None, description="the served model's name (GET /v1/models); optional")
+    model: str = Field(..., description="the served model's name (GET /v1/models)")
     temperature: float = Field(1.0, ge=0, le=2, description="0: greedy; higher is more random")
     top_p: float = Field(1.0, gt=0, le=1, description="sample among the most likely tokens whose probabilities "
                                                       "sum to top_p")
@@ -99,13 +101,13 @@ class CompletionRequest(_Options):
 
 
 class TextPart(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     type: Literal["text"]
     text: str
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     role: Literal[ROLES] = Field(..., description=f"one of {', '.join(ROLES)}")  # type: ignore[valid-type]
     content: str | list[TextPart]
 

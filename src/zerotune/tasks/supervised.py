@@ -88,9 +88,12 @@ class Task:
         return y * self.meta.y_std + self.meta.y_mean
 
     def full_metrics(self, model: torch.nn.Module, split: Split) -> dict:
-        """Every metric of the task on one split (what `zerotune eval` prints)."""
+        """Every metric of the task on one split (what `zerotune eval` prints); only ``n``, 0, for an empty
+        split (``data.test_fraction = 0``: no test split)."""
+        if len(split) == 0:
+            return {"n": 0}
         out = self.outputs(model, split)
-        loss = float(self.loss(out, split.y)) if len(split) else float("nan")
+        loss = float(self.loss(out, split.y))
         if self.kind == "classification":
             probs = torch.softmax(out, dim=1).cpu().numpy().astype(np.float64)
             m = classification_metrics(split.y.cpu().numpy(), probs, self.meta.class_names)

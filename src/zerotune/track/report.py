@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
-from ..run.files import RunDir, atomic_write_bytes, atomic_write_text, outermost_missing, removed_on_failure
+from ..run.files import RunDir, atomic_write_bytes, atomic_write_text, outermost_missing, read_json, removed_on_failure
 from ..run.lock import run_lock_if_inside
+from ..run.schema import read_metrics
 from . import figures
 from .events import find_runs, read_run_events
 
@@ -54,23 +54,20 @@ def _curve(ev, title: str, ylabel: str, tags: dict[str, str], log_y: bool = Fals
     return Section(title, png=figures.to_png(figures.curves_figure(series, title, ylabel, log_y)))
 
 
-def _metrics_table(run_dir: Path, ev) -> Section:
-    file = RunDir(run_dir).metrics
+def _metrics_table(m: dict | None, ev) -> Section:
     keys = ("loss", "accuracy", "f1_macro", "roc_auc", "r2", "mse", "rmse", "mae")
-    if file.exists():
-        m = json.loads(file.read_text(encoding="utf-8"))
-        rows = [[k] + [_num(m.get(split, {}).get(k)) for split in ("val", "test")] for k in keys
-                if any(m.get(split, {}).get(k) is not None for split in ("val", "test"))]
+    if m is not None:
+        rows = [[k] + [_num((m.get(split) or {}).get(k)) for split in ("val", "test")] for k in keys
+                if any((m.get(split) or {}).get(k) is not None for split in ("val", "test"))]
         title = f"final metrics ({m.get('checkpoint', 'best')} checkpoint)"
         return Section(title, table=(["metric", "val", "test"], rows))
     rows = [[tag, _num(ev.last(tag))] for tag in sorted(ev.scalars) if tag.startswith(("val/", "best/"))]
     return Section("last evaluation (the run has no metrics.json: it did not finish)", table=(["metric", "value"], rows))
 
 
-def _confusion(run_dir: Path, ev) -> Section | None:
-    file = RunDir(run_dir).metrics
-    if file.exists():
-        m = json.loads(file.read_text(encoding="utf-8")).get("test", {})
+def _confusion(metrics: dict | None, ev) -> Section | None:
+    if metrics is not None:
+        m = metrics.get("test") or {}
         if m.get("confusion_matrix") and m.get("per_class"):
             fig = figures.confusion_matrix_figure(np.asarray(m["confusion_matrix"]), list(m["per_class"]),
                                                   "test confusion matrix (best checkpoint)")
@@ -97,6 +94,11 @@ def _num(v) -> str:
 
 def build_sections(run_dir: Path) -> tuple[str, list[Section]]:
     """The report's title and sections for one run directory."""
+    run = RunDir(run_dir)
+    # every file is read and checked before anything is drawn: a damaged one is one line, and no report
+    metrics = read_metrics(run.metrics) if run.metrics.exists() else None
+    env = read_json(run.env) if run.env.exists() else None
+    doctor = _doctor(run_dir)
     ev = read_run_events(run_dir, images=True)
     monitor = next((t.removeprefix("best/") for t in ev.scalars if t.startswith("best/")), None)
     summary = [["run", run_dir.name], ["status", "finished" if ev.finished else "unfinished (killed or running)"],
@@ -107,7 +109,7 @@ def build_sections(run_dir: Path) -> tuple[str, list[Section]]:
     seconds = ev.last("run/seconds")
     if seconds is not None:
         summary.append(["training time", f"{seconds:.1f} s"])
-    sections = [Section("summary", table=(["", ""], summary)), _doctor(run_dir), _metrics_table(run_dir, ev)]
+    sections = [Section("summary", table=(["", ""], summary)), doctor, _metrics_table(metrics, ev)]
     classification = any(t.endswith("accuracy") for t in ev.scalars)
     curves = [
         _curve(ev, "loss", "loss", {"train/loss": "train (per step)", "train/eval_loss": "train (eval mode)",
@@ -118,7 +120,7 @@ def build_sections(run_dir: Path) -> tuple[str, list[Section]]:
         _curve(ev, "gradient norm", "norm", {"train/grad_norm": "global, before clipping"}, log_y=True),
     ]
     sections += [c for c in curves if c is not None]
-    cm = _confusion(run_dir, ev)
+    cm = _confusion(metrics, ev)
     if cm:
         sections.append(cm)
     for tag, title in (("val/roc", "ROC curves (validation, last evaluation)"),
@@ -129,9 +131,8 @@ def build_sections(run_dir: Path) -> tuple[str, list[Section]]:
     if ev.hparams:
         rows = [[k, v] for k, v in sorted(ev.hparams.items())]
         sections.append(Section("hyperparameters", table=(["name", "value"], rows)))
-    env = RunDir(run_dir).env
-    if env.exists():
-        rows = [[k, v] for k, v in sorted(json.loads(env.read_text(encoding="utf-8")).items())]
+    if env is not None:
+        rows = [[k, v] for k, v in sorted(env.items())]
         sections.append(Section("environment", table=(["what", "value"], rows)))
     return f"zerotune report: {run_dir.name}", sections
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..run.files import RunDir
+from ..run.files import RunDir, read_run_config_dict
 from .events import find_runs, read_run_events
 
 # Shown when no hyperparameter differs between the runs listed (or there is one run).
@@ -68,12 +68,10 @@ def summarize(run_dir: Path, logdir: Path) -> RunRow:
 
 def _names_from_config(run_dir: Path, model: str | None, data: str | None) -> tuple[str | None, str | None]:
     """model.name and data.name from the run's config.yaml where the events lack them; as given when unreadable."""
-    import yaml
-
     try:
-        config = yaml.safe_load(RunDir(run_dir).config.read_text(encoding="utf-8"))
+        config = read_run_config_dict(run_dir)
         return model or config["model"]["name"], data or config["data"]["name"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+    except (UserError, KeyError, TypeError):  # a table of many runs lists a damaged one as far as it can
         return model, data
 
 

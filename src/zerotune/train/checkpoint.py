@@ -203,10 +203,14 @@ def find_checkpoint(path: Path) -> Path | None:
 
 
 def read_state(path: Path) -> dict:
+    """A checkpoint's state.json, which must hold an object (`load_checkpoint` checks its fields)."""
     try:
-        return json.loads((Path(path) / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
+        raw = json.loads((Path(path) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: not JSON, or not UTF-8
         raise UserError(f"checkpoint {path} is unreadable: {STATE_FILE}: {e}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"checkpoint {path} is invalid: {STATE_FILE} must hold an object, not {type(raw).__name__}")
+    return raw
 
 
 # -- state.json, validated like the config ------------------------------------------------------
@@ -327,8 +331,6 @@ def load_checkpoint(path: Path) -> Checkpoint:
     """
     check_files(path, RESUME_FILES)  # every file, against its checksum, before any is parsed
     raw = read_state(path)
-    if not isinstance(raw, dict):
-        raise UserError(f"checkpoint {path} is invalid: {STATE_FILE} must hold an object, not {type(raw).__name__}")
     try:
         state = StateFile.model_validate(raw)
     except ValidationError as e:

@@ -75,7 +75,7 @@ def lr_find(config, start: float = 1e-7, end: float = 10.0, steps: int = 100,
     from ..run.lock import run_lock
 
     check_range(start, end, steps)
-    with torch_threads(config.train.threads), contextlib.ExitStack() as lock:
+    with torch_threads(config.train.threads, "train.threads"), contextlib.ExitStack() as lock:
         run = prepare(config)  # every check of bad input before the directory is created
         root = Path(runs_dir) if runs_dir is not None else Path(config.log.dir)
         run_dir = create_unique_run_dir(root, name or new_run_name("lr-find-" + default_run_prefix(config)))

@@ -66,7 +66,7 @@ def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | No
     if not 1 <= steps <= MAX_STEPS:
         raise UserError(f"--steps must be between 1 and {MAX_STEPS}, got {steps}")
     config, run_dir = _target_config(target, overrides or [])
-    with torch_threads(config.train.threads), contextlib.ExitStack() as lock:
+    with torch_threads(config.train.threads, "train.threads"), contextlib.ExitStack() as lock:
         run = prepare(config)  # everything is checked before a directory is made
         if run_dir is None:
             name = new_run_name(f"{config.data.name}-{config.model.name}-profile")

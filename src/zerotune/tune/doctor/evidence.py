@@ -1,9 +1,10 @@
 """What the doctor reads from a run directory: scalars, activation histograms, config, data and metrics.
 
 Only cheap things are read: the event files' records are parsed once with TensorBoard's reader
-(images and other plugins are skipped without decoding), config.yaml as plain YAML (no model
-registry, so no torch import), meta.json and metrics.json when they exist. A run still training
-has no metrics.json and an event file that may end in a cut record; both are fine.
+(images and other plugins are skipped without decoding), config.yaml validated without the model
+registry (so no torch import), meta.json and metrics.json when they exist, checked as every reader
+checks them. A run still training has no metrics.json and an event file that may end in a cut
+record; both are fine.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from ...config import load_run_config
 from ...errors import UserError
 from ...run.checksums import Damaged, check_files
-from ...run.files import CHECKPOINT_NAMES, RunDir, read_json
+from ...run.files import CHECKPOINT_NAMES, RunDir
+from ...run.schema import read_meta, read_metrics
 from ...track.events import read_run_events
 
 # "    (1): Linear(in_features=64, ...)" in the model's repr, as the Text tab's run/model holds it;
@@ -73,6 +76,12 @@ class Evidence:
     def cfg(self, group: str, name: str, default: Any = None) -> Any:
         section = self.config.get(group) or {}
         return section.get(name, default) if isinstance(section, dict) else default
+
+    def model_option(self, name: str, kind: type | tuple[type, ...]) -> Any:
+        """The model's own option `name` when it has the type `kind`, else None: the doctor reads the model's
+        options without the registry that checks them (see `read_evidence`)."""
+        value = (self.config.get("model") or {}).get(name)
+        return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
     @property
     def task(self) -> str:
@@ -137,21 +146,18 @@ def read_evidence(run_dir: str | Path) -> Evidence:
     if not run.is_run():
         raise UserError(f"{run.path} is not a run directory (it has no config.yaml); give a directory "
                         f"that zerotune train made, e.g. runs/<name>")
+    # validated as every command does, but for the model's own options: checking those needs the model
+    # registry and torch, which the doctor does without (its rules check the type of the few they read)
+    config = load_run_config(run.path, model_options=False).to_dict()
+    # a run still training has no metrics.json yet; a file that is there must be sound
+    meta = read_meta(run.meta) if run.meta.exists() else {}
+    metrics = read_metrics(run.metrics) if run.metrics.exists() else None
     if not run.event_files():
         raise UserError(f"{run.path} holds no TensorBoard event files yet (log.tensorboard is off, "
                         f"or training has not started)")
-    import yaml
-
-    try:
-        config = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"{run.config} cannot be read: {str(e).splitlines()[0]}") from None
     events = read_run_events(run.path, texts=True, histograms="activations/")
-    meta = read_json(run.meta) if run.meta.is_file() else {}
-    metrics = read_json(run.metrics) if run.metrics.is_file() else None
-    return Evidence(run.path, events.scalars, events.histograms, config if isinstance(config, dict) else {},
-                    meta, metrics, events.finished, module_types(events.texts.get("run/model", "")),
-                    checkpoint_states(run))
+    return Evidence(run.path, events.scalars, events.histograms, config, meta, metrics, events.finished,
+                    module_types(events.texts.get("run/model", "")), checkpoint_states(run))
 
 
 def checkpoint_states(run: RunDir) -> dict[str, str]:

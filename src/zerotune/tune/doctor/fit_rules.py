@@ -32,7 +32,8 @@ def _regularise_fixes(ev: Evidence) -> list[str]:
     model = ev.config.get("model") or {}
     fixes = []
     if "dropout" in model:
-        fixes.append(set_fix(f"model.dropout={min(0.5, (model.get('dropout') or 0) + 0.2):.2g}"))
+        dropout = ev.model_option("dropout", (int, float)) or 0
+        fixes.append(set_fix(f"model.dropout={min(0.5, dropout + 0.2):.2g}"))
     fixes.append(set_fix(f"optim.weight_decay={max(0.05, 2 * (ev.cfg('optim', 'weight_decay') or 0)):.3g}"))
     if ev.meta.get("input_shape") and len(ev.meta["input_shape"]) == 3 and not (ev.cfg("data", "augment") or {}).get(
             "rotate_degrees"):
@@ -69,11 +70,11 @@ def underfitting(ev: Evidence) -> list[Finding]:
     end = float(train.values[-1])
     if not np.isfinite(end) or end < UNDERFIT * chance:
         return []
-    model = ev.config.get("model") or {}
+    hidden = ev.model_option("hidden", list)
     capacity = []
-    if model.get("hidden"):
-        capacity.append(set_fix(f"model.hidden={[2 * h for h in model['hidden']]}".replace(" ", "")))
-    if model.get("dropout"):
+    if hidden and all(isinstance(h, int) for h in hidden):
+        capacity.append(set_fix(f"model.hidden={[2 * h for h in hidden]}".replace(" ", "")))
+    if ev.model_option("dropout", (int, float)):
         capacity.append(set_fix("model.dropout=0"))
     if ev.cfg("optim", "weight_decay"):
         capacity.append(set_fix("optim.weight_decay=0"))
@@ -92,7 +93,7 @@ def _monitor(ev: Evidence) -> tuple[str, str] | None:
     tag = next((t.removeprefix("best/") for t in ev.scalars if t.startswith("best/")), None)
     if tag is None:
         return None
-    mode = (ev.metrics or {}).get("training", {}).get("monitor_mode")
+    mode = ((ev.metrics or {}).get("training") or {}).get("monitor_mode")
     higher = any(s in tag for s in ("accuracy", "r2", "f1", "auc"))
     return tag, mode or ("max" if higher else "min")
 
@@ -143,7 +144,7 @@ def early_stop_wasted(ev: Evidence) -> list[Finding]:
     # the step of the best evaluation: where best/* last changed
     changed = np.flatnonzero(np.diff(best.values) != 0)
     best_step = int(best.steps[changed[-1] + 1]) if len(changed) else int(best.steps[0])
-    if ev.metrics and ev.metrics.get("training", {}).get("best_step") is not None:
+    if ev.metrics and (ev.metrics.get("training") or {}).get("best_step") is not None:
         best_step = int(ev.metrics["training"]["best_step"])
     share, after = best_step / last, int((metric.steps > best_step).sum())
     if share > WASTED_LOW or after < AFTER_BEST_EVALS:
