@@ -8,6 +8,8 @@ import pytest
 
 from bad_input import assert_refused, call, command, copy_run, train_tiny_run, tree_digest
 
+from zerotune.run.checksums import write_checksums
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
@@ -77,6 +79,7 @@ def test_a_damaged_run_file_is_one_line_naming_it(capsys, work, file, content, n
 def test_a_checkpoint_state_that_is_not_an_object_is_refused_on_resume(capsys, work):
     run, out = work
     (run / "checkpoints" / "last" / "state.json").write_text("[1, 2]")
+    write_checksums(run / "checkpoints" / "last")  # as if saved so: the content is checked, not only its checksum
     refused_and_unchanged(capsys, run.parent, command("resume", run, out), "state.json must hold an object")
 
 

@@ -68,7 +68,7 @@ def _check_run_files(run: RunDir, config: Config, last: ckpt.Checkpoint) -> None
         raise Damaged(f"{run.meta} is missing: it holds the data's shapes and normalisation")
     try:
         DataMeta.from_dict(read_json(run.meta))
-    except TypeError as e:  # not an object, or keys DataMeta does not have
+    except (TypeError, ValueError) as e:  # not an object, keys DataMeta does not have, fields of the wrong kind
         raise Damaged(f"{run.meta} is damaged: {e}") from None
     for optional in (run.env, run.finetune):
         if optional.exists():
