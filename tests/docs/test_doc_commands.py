@@ -379,6 +379,16 @@ COMMANDS: dict[str, How] = {
     "python benchmarks/checksum_cost.py --repeats 9": HELP,
 }
 
+COMMANDS.update({
+    # docs/benchmarks.md
+    'python -c "from zerotune.compute.precision import bf16_slowdown; print(bf16_slowdown())"':
+        not_run("a timing to read; tests/core/test_precision.py covers bf16_slowdown"),
+    "zerotune profile recipes/shakespeare_char_gpt.toml --steps 5": short(
+        "--steps 1 --set data.path=corpus.txt --set model.n_layer=1 --set model.n_head=2 --set model.n_embd=32"
+        " --set data.block_size=32 --set data.windows_per_epoch=64 --set data.eval_windows=32"
+        " --set train.batch_size=16 --set log.progress=false"),
+})
+
 # Names the pages use for runs made earlier on the same page, or for files a user brings.
 # (`model.path=minilm-l6` becomes a tiny random BERT, see test_page_commands_run.)
 SUBSTITUTE = {"runs/<run>": "runs/my-gpt", "runs/<gpt run>": "runs/my-gpt", "/tmp/ship": "ship"}

@@ -76,6 +76,8 @@ def test_best_recipe_reproduces_the_best_trial(swept, tmp_path):
     assert f"best: trial {best.number}," in out
     trial_config = read_run_config(sweep.path / best.user_attrs["run"]).to_dict()
     recipe = load_config(sweep.best_recipe).to_dict()
+    # the recipe keeps precision "auto", portable to another CPU; the trial recorded what it resolved to here
+    assert recipe["train"].pop("precision") == "auto" and trial_config["train"].pop("precision") in ("32", "bf16")
     for group in ("data", "model", "optim", "schedule", "train"):
         assert recipe[group] == trial_config[group], group
     again = train(load_config(sweep.best_recipe, [f"log.dir={tmp_path}", "log.progress=false"]))
