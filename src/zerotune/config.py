@@ -565,9 +565,7 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | None = 
         The validated Config.
     """
     raw = resolve_recipe_paths(read_recipe(recipe), Path(recipe).parent) if recipe is not None else {}
-    config = build_config(apply_overrides(raw, overrides or []))
-    _check_switched_groups(config, overrides or [])
-    return config
+    return build_config(apply_overrides(raw, overrides or []))
 
 
 # Groups that one field switches on, with the command that sets it. A recipe may hold such a group for the
@@ -577,7 +575,9 @@ _SWITCHED = {"finetune": ("source", "a fine-tune", "zerotune finetune RECIPE --f
              "distill": ("teacher", "a distillation", "zerotune distill RECIPE --teacher RUN")}
 
 
-def _check_switched_groups(config: Config, overrides: list[str]) -> None:
+def check_switched_groups(config: Config, overrides: list[str]) -> None:
+    """For `zerotune train`: refuse ``--set finetune.*`` or ``distill.*`` without the source or teacher that
+    switches the group on (``finetune`` and ``distill`` give those with --from and --teacher)."""
     for text in overrides:
         keys, _ = parse_override(text)
         if keys[0] not in _SWITCHED:

@@ -119,16 +119,19 @@ def test_a_bad_override_is_refused_before_a_run_directory_exists(capsys, tmp_pat
     assert not runs.exists()
 
 
-def test_a_recipes_finetune_group_waits_for_a_source_but_a_finetune_override_to_train_is_refused(tmp_path):
+def test_a_recipes_finetune_group_waits_for_a_source_but_a_finetune_override_to_train_is_refused(tmp_path, capsys):
     from zerotune.config import load_config
-    from zerotune.errors import UserError
 
     recipe = tmp_path / "r.toml"
     recipe.write_text('[data]\nname = "iris"\n\n[finetune]\nstrategy = "lora"\n')  # one recipe, both uses
     assert load_config(recipe).finetune.strategy == "lora"
-    assert load_config(recipe, ["finetune.source=runs/x", "finetune.lora_rank=4"]).finetune.lora_rank == 4
-    with pytest.raises(UserError, match="finetune.lora_rank applies to a fine-tune, but finetune.source is not set"):
-        load_config(recipe, ["finetune.lora_rank=4"])
+    # the Python API gives the source (or a distillation's teacher) after loading
+    assert load_config(recipe, ["finetune.lora_rank=4"]).finetune.lora_rank == 4
+    for option, needle in (("finetune.lora_rank=4", "finetune.lora_rank applies to a fine-tune, but finetune.source"),
+                           ("distill.temperature=4", "distill.temperature applies to a distillation")):
+        code, _, err = call(capsys, ["train", recipe, "--runs-dir", tmp_path / "runs", "--set", option])
+        assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_threads_name_the_cpus_this_process_may_use(capsys, tmp_path):

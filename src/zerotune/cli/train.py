@@ -11,7 +11,7 @@ from .distributed import add_distributed_flags, wants_distributed
 
 
 def cmd_train(args) -> int:
-    from ..config import load_config
+    from ..config import check_switched_groups, load_config
     from ..pipeline.train import train
     from ..tune.doctor.after_training import print_serious
 
@@ -23,6 +23,7 @@ def cmd_train(args) -> int:
     else:
         overrides += run_flags_as_overrides(args)
         config = load_config(args.recipe, overrides)
+        check_switched_groups(config, overrides)
     board = None
     if args.board:
         from ..track.board import start_board
