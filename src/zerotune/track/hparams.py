@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 EXPERIMENT_TAG = "_hparams_/experiment"
 SESSION_START_TAG = "_hparams_/session_start_info"
@@ -74,7 +74,8 @@ def to_hparam(value):
 
 
 def _kind_of_annotation(ann) -> str:
-    args = [a for a in (get_args(ann) or (ann,)) if a is not type(None)]
+    ann = _bare(ann)
+    args = [_bare(a) for a in (get_args(ann) or (ann,)) if a is not type(None)]
     first = args[0] if args else str
     if get_origin(first) is Literal:
         return "string"
@@ -85,6 +86,11 @@ def _kind_of_annotation(ann) -> str:
     if first in (int, float):
         return "number"
     return "string"
+
+
+def _bare(ann):
+    """The type inside ``Annotated[type, validators]`` (config's strict Int and Float), else `ann`."""
+    return get_args(ann)[0] if get_origin(ann) is Annotated else ann
 
 
 def schema_kinds() -> dict[str, str]:

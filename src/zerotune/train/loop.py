@@ -156,6 +156,7 @@ class Trainer:
         self.watch = DivergenceWatch(optim.lr)
         self._pending_best = None  # (tensors, aliases, info): best weights copied, not yet on disk
         self._epoch_sum, self._epoch_micro = torch.zeros((), device=device), 0  # this rank's, for train/epoch_loss
+        self._saved = False  # whether this process has submitted a save yet (see `_save_last`)
 
     def fit(self, resume: ckpt.Checkpoint | None = None) -> TrainState:
         """Train until the step budget, the last epoch or a stop request; return the final state.
@@ -382,7 +383,9 @@ class Trainer:
             return
         self._check_sound()
         # The first save of a best appears with its `last` at once: a kill never leaves a best without a last.
-        first = self._pending_best is not None and ckpt.first_save(self.run.checkpoints)
+        # (Asked once: while that save is still being written, `checkpoints/` does not exist yet.)
+        first = self._pending_best is not None and not self._saved and ckpt.first_save(self.run.checkpoints)
+        self._saved = True
         best = self._pending_best
         if best is not None and not first:  # the best on disk always matches what `last` records
             self.writer.submit(self.run.checkpoint("best"), *best)
