@@ -3,7 +3,6 @@
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,23 +11,6 @@ import torch
 from zerotune.cli.main import main
 from zerotune.errors import UserError
 from zerotune.run.checksums import Damaged, file_checksum, verify_checksums, write_checksums
-
-IRIS = ["--set", "data.name=iris", "--set", "model.name=mlp", "--set", "model.hidden=[8]",
-        "--set", "train.threads=1", "--set", "train.deterministic=true", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def iris_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("checksums")
-    assert main(["train", "--runs-dir", str(root), "--name", "iris", "--set", "train.epochs=3", *IRIS]) == 0
-    return root / "iris"
-
-
-@pytest.fixture
-def run(iris_run, tmp_path):
-    target = tmp_path / "iris"
-    shutil.copytree(iris_run, target)
-    return target
 
 
 def zt(capsys, *args) -> tuple[int, str]:
@@ -61,11 +43,11 @@ def tree_hash(path: Path) -> dict:
 # -- the manifest ------------------------------------------------------------------------------
 
 
-def test_every_checkpoint_file_has_its_size_and_crc32c(iris_run):
+def test_every_checkpoint_file_has_its_size_and_crc32c(finished_iris_run):
     import crc32c
 
     for name in ("best", "last"):
-        ck = iris_run / "checkpoints" / name
+        ck = finished_iris_run / "checkpoints" / name
         manifest = json.loads((ck / "checksums.json").read_text())
         assert manifest["algorithm"] == "crc32c"
         listed = set(manifest["files"])

@@ -13,19 +13,6 @@ IRIS = ["--set", "data.name=iris", "--set", "model.name=mlp", "--set", "model.hi
         "--set", "train.threads=1", "--set", "train.deterministic=true", "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def iris_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("damaged")
-    assert main(["train", "--runs-dir", str(root), "--name", "iris", "--set", "train.epochs=3", *IRIS]) == 0
-    return root / "iris"
-
-
-@pytest.fixture
-def run(iris_run, tmp_path):
-    target = tmp_path / "iris"
-    shutil.copytree(iris_run, target)
-    return target
-
 
 def tree_hash(path: Path) -> dict:
     """Every file's SHA-256 and every folder, by relative path: what "as it was" means."""

@@ -8,7 +8,6 @@ raise them there.
 import errno
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,19 +20,6 @@ IRIS = ["--set", "data.name=iris", "--set", "model.name=mlp", "--set", "model.hi
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds a descriptor's file in /proc")
 
-
-@pytest.fixture(scope="module")
-def iris_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("disk")
-    assert main(["train", "--runs-dir", str(root), "--name", "iris", "--set", "train.epochs=2", *IRIS]) == 0
-    return root / "iris"
-
-
-@pytest.fixture
-def run(iris_run, tmp_path):
-    target = tmp_path / "iris"
-    shutil.copytree(iris_run, target)
-    return target
 
 
 @pytest.fixture
