@@ -383,6 +383,7 @@ COMMANDS.update({
     # docs/benchmarks.md
     'python -c "from zerotune.compute.precision import bf16_slowdown; print(bf16_slowdown())"':
         not_run("a timing to read; tests/core/test_precision.py covers bf16_slowdown"),
+    "python benchmarks/recipe_times.py [--only NAME ...]": HELP,
     "zerotune profile recipes/shakespeare_char_gpt.toml --steps 5": short(
         "--steps 1 --set data.path=corpus.txt --set model.n_layer=1 --set model.n_head=2 --set model.n_embd=32"
         " --set data.block_size=32 --set data.windows_per_epoch=64 --set data.eval_windows=32"
