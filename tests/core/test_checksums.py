@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from bad_input import assert_refused
+
 from zerotune.cli.main import main
 from zerotune.errors import UserError
 from zerotune.run.checksums import Damaged, file_checksum, verify_checksums, write_checksums
@@ -19,12 +21,7 @@ def zt(capsys, *args) -> tuple[int, str]:
 
 
 def one_line_error(code: int, err: str, *needles: str) -> str:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+    return assert_refused(code, "", err, *needles)
 
 
 def garble(file: Path, offset: int = 4096, n: int = 64) -> None:

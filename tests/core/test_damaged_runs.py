@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bad_input import assert_refused
+
 from zerotune.cli.main import main
 
 IRIS = ["--set", "data.name=iris", "--set", "model.name=mlp", "--set", "model.hidden=[8]",
@@ -24,14 +26,9 @@ def refused(capsys, run: Path, *needles: str) -> str:
     """Resume `run` (with an override, which would rewrite config.yaml); it must fail in one line, writing nothing."""
     before = tree_hash(run)
     code = main(["train", "--resume", str(run), "--set", "train.epochs=6"])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for n in needles:
-        assert n in lines[0], lines[0]
+    line = assert_refused(code, *capsys.readouterr(), *needles)
     assert tree_hash(run) == before
-    return lines[0]
+    return line
 
 
 def start_over(run: Path) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bad_input import assert_refused
+
 from zerotune.cli.main import main
 from zerotune.errors import disk_error
 
@@ -40,13 +42,7 @@ def full_disk(monkeypatch):
 
 
 def one_line(capsys, code: int, *needles: str) -> str:
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+    return assert_refused(code, *capsys.readouterr(), *needles)
 
 
 def tree_hash(path: Path) -> dict:
