@@ -12,7 +12,7 @@ from bad_input import assert_refused
 
 from zerotune.cli.main import main
 from zerotune.errors import UserError
-from zerotune.run.checksums import Damaged, file_checksum, verify_checksums, write_checksums
+from zerotune.run.checksums import Damaged, checked_while, file_checksum, verify_checksums, write_checksums
 
 
 def zt(capsys, *args) -> tuple[int, str]:
@@ -110,6 +110,45 @@ def test_file_checksum_is_crc32c_of_the_bytes(tmp_path):
     data = os.urandom(1 << 20)
     (tmp_path / "f").write_bytes(data)
     assert file_checksum(tmp_path / "f") == (len(data), f"{crc32c.crc32c(data):08x}")
+
+
+def test_checked_while_reads_beside_the_check_and_damage_wins(tmp_path):
+    """The check runs on a second thread beside the read; a damaged file is named even when the read fails too."""
+    import threading
+
+    (tmp_path / "model.safetensors").write_bytes(os.urandom(1 << 20))
+    (tmp_path / "state.json").write_text("{}")
+    write_checksums(tmp_path)
+    threads = []
+    read = lambda: threads.append(threading.active_count()) or "weights"  # noqa: E731
+    assert checked_while(tmp_path, read, names=["model.safetensors"]) == "weights"
+    assert threads == [threading.active_count() + 1]  # the checksum's thread was alive during the read
+
+    def fails():
+        raise UserError("model.safetensors is not a valid safetensors file")
+
+    with pytest.raises(UserError, match="not a valid safetensors"):  # sound files: the read's own error
+        checked_while(tmp_path, fails, names=["model.safetensors"])
+    garble(tmp_path / "model.safetensors")
+    for read in (lambda: "weights", fails):
+        with pytest.raises(Damaged, match="model.safetensors is damaged: its CRC32C"):
+            checked_while(tmp_path, read, names=["model.safetensors"])
+    (tmp_path / "state.json").unlink()  # a required file missing: refused before anything is read
+    with pytest.raises(Damaged, match="state.json is missing"):
+        checked_while(tmp_path, lambda: pytest.fail("read before the files were checked"))
+
+
+def test_load_weights_into_a_built_model_checks_the_checksum(tmp_path):
+    from zerotune.train import checkpoint as ckpt
+
+    model = torch.nn.Linear(64, 64)
+    ckpt.save_checkpoint(tmp_path / "best", *ckpt.model_tensors(model), {"step": 0})
+    other = torch.nn.Linear(64, 64)
+    ckpt.load_weights(tmp_path / "best", other)
+    assert torch.equal(other.weight, model.weight)
+    garble(tmp_path / "best" / "model.safetensors", offset=200, n=16)
+    with pytest.raises(Damaged, match="model.safetensors is damaged"):
+        ckpt.load_weights(tmp_path / "best", other)
 
 
 # -- every reader checks the weights before using them ------------------------------------------

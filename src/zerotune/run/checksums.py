@@ -9,7 +9,8 @@ CRC32C rather than SHA-256: the threat is a damaged disk or a bad copy, not an a
 `crc32c` package computes it with the CPU's CRC instructions at 7-10 GB/s on the 2-core machine,
 where SHA-256 manages 1 GB/s, slower than the load itself. Checking a 500 MB model costs 2-5% of
 the CPU time of loading its run, and no wall time where `run.load` overlaps it with building the
-model (benchmarks/checksum_cost.py, docs/benchmarks.md). A checkpoint without the file (saved
+model, or with reading the weights themselves (`checked_while`; benchmarks/checksum_cost.py,
+docs/benchmarks.md). A checkpoint without the file (saved
 before zerotune wrote checksums) is read unchecked. No torch here: the doctor checks runs without it.
 """
 
@@ -18,12 +19,16 @@ from __future__ import annotations
 import json
 import mmap
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import Callable, TypeVar
 
 import crc32c
 
 from ..errors import UserError
 from .files import CHECKSUMS_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE
+
+T = TypeVar("T")
 
 ALGORITHM = "crc32c"
 WEIGHTS_FILES = (STATE_FILE, MODEL_FILE)  # in every checkpoint
@@ -94,14 +99,8 @@ def verify_checksums(directory: str | os.PathLike, names: list[str] | None = Non
     recorded = read_checksums(directory)
     if recorded is None:
         return False
-    chosen = sorted(recorded) if names is None else [n for n in names if n in recorded]
-    for name in chosen:  # sizes first: a cut file is reported without reading any of it
-        file, want = directory / name, recorded[name]["size"]
-        if not file.is_file():
-            raise Damaged(f"{file} is missing: the checkpoint was saved with it ({CHECKSUMS_FILE})")
-        if (size := file.stat().st_size) != want:
-            raise Damaged(f"{file} is damaged: {size} bytes, {want} when it was saved ({CHECKSUMS_FILE})")
-    for name in chosen:
+    _check_sizes(directory, names)  # sizes first: a cut file is reported without reading any of it
+    for name in sorted(recorded) if names is None else [n for n in names if n in recorded]:
         file, want = directory / name, recorded[name][ALGORITHM]
         if (got := file_checksum(file)[1]) != want:
             raise Damaged(f"{file} is damaged: its CRC32C is {got}, {want} when it was saved ({CHECKSUMS_FILE})")
@@ -122,3 +121,42 @@ def check_files(path: str | os.PathLike, required: tuple[str, ...] = WEIGHTS_FIL
         if not (Path(path) / name).is_file():
             raise Damaged(f"checkpoint {path} is damaged: {name} is missing")
     return verify_checksums(path, names)
+
+
+def checked_while(path: str | os.PathLike, read: Callable[[], T], required: tuple[str, ...] = WEIGHTS_FILES,
+                  names: list[str] | None = None) -> T:
+    """`check_files(path, required, names)` on a second thread while `read()` runs; `read()`'s result once both pass.
+
+    crc32c releases the GIL, so with a core to spare the check costs no wall time beside the read it
+    guards. Missing files and wrong sizes are refused before `read` starts. A checksum mismatch wins over
+    whatever `read` raised (a damaged file often fails to parse too, and "damaged" is the cause).
+
+    Raises:
+        Damaged: naming the file, in one line; what `read` raised when the files are sound.
+    """
+    for name in required:
+        if not (Path(path) / name).is_file():
+            raise Damaged(f"checkpoint {path} is damaged: {name} is missing")
+    _check_sizes(Path(path), names)
+    with ThreadPoolExecutor(1, thread_name_prefix="zerotune-checksum") as pool:
+        checked = pool.submit(verify_checksums, path, names)
+        try:
+            result = read()
+        except BaseException:
+            checked.result()  # raises Damaged when the file was damaged: the cause of the failure
+            raise
+        checked.result()
+    return result
+
+
+def _check_sizes(directory: Path, names: list[str] | None) -> None:
+    """Refuse missing or cut files at once (their sizes), before anything reads them."""
+    recorded = read_checksums(directory)
+    if recorded is None:
+        return
+    for name in sorted(recorded) if names is None else [n for n in names if n in recorded]:
+        file, want = directory / name, recorded[name]["size"]
+        if not file.is_file():
+            raise Damaged(f"{file} is missing: the checkpoint was saved with it ({CHECKSUMS_FILE})")
+        if (size := file.stat().st_size) != want:
+            raise Damaged(f"{file} is damaged: {size} bytes, {want} when it was saved ({CHECKSUMS_FILE})")

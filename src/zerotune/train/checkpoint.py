@@ -34,7 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError, format_validation_error
-from ..run.checksums import RESUME_FILES, WEIGHTS_FILES, Damaged, check_files, write_checksums
+from ..run.checksums import RESUME_FILES, WEIGHTS_FILES, Damaged, checked_while, write_checksums
 from ..run.files import CHECKPOINT_NAMES, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, error_at
 
 
@@ -329,7 +329,11 @@ def load_checkpoint(path: Path) -> Checkpoint:
     Raises:
         UserError: naming the file and what is wrong with it, in one line.
     """
-    check_files(path, RESUME_FILES)  # every file, against its checksum, before any is parsed
+    # every file against its checksum, on a second thread while they are read; damage wins over parse errors
+    return checked_while(path, lambda: _read_checkpoint(path), RESUME_FILES)
+
+
+def _read_checkpoint(path: Path) -> Checkpoint:
     raw = read_state(path)
     try:
         state = StateFile.model_validate(raw)
@@ -357,9 +361,9 @@ def read_weights(path: Path, device="cpu", check: bool = True) -> dict[str, torc
             (False: the caller has checked every file already).
     """
     file = Path(path) / MODEL_FILE
-    if check:
-        check_files(path, WEIGHTS_FILES, [MODEL_FILE])
-    elif not file.exists():
+    if check:  # the checksum on a second thread, beside the read (one pass over memory, not two in a row)
+        return checked_while(path, lambda: read_weights(path, device, check=False), WEIGHTS_FILES, [MODEL_FILE])
+    if not file.exists():
         raise Damaged(f"checkpoint {path} is damaged: {MODEL_FILE} is missing")
     try:
         sd = load_file(str(file), device=str(device))
@@ -383,8 +387,13 @@ def fit_weights(model: torch.nn.Module, sd: dict[str, torch.Tensor], file) -> No
 
 
 def load_weights(path: Path, model: torch.nn.Module, device="cpu") -> None:
-    """Load model.safetensors into `model`, with a clear error when it does not fit."""
-    fit_weights(model, read_weights(path, device), Path(path) / MODEL_FILE)
+    """Load model.safetensors into `model`, with a clear error when it does not fit.
+
+    The checksum is computed beside both the read and the copy into `model`; on `Damaged` the model
+    holds the damaged weights and must not be used.
+    """
+    fit = lambda: fit_weights(model, read_weights(path, device, check=False), Path(path) / MODEL_FILE)  # noqa: E731
+    checked_while(path, fit, WEIGHTS_FILES, [MODEL_FILE])
 
 
 def load_tensors(path: Path, device="cpu") -> dict[str, torch.Tensor]:
