@@ -8,10 +8,11 @@
 CRC32C rather than SHA-256: the threat is a damaged disk or a bad copy, not an adversary, and the
 `crc32c` package computes it with the CPU's CRC instructions at 7-10 GB/s on the 2-core machine,
 where SHA-256 manages 1 GB/s, slower than the load itself. Checking a 500 MB model costs 2-5% of
-the CPU time of loading its run, and no wall time where `run.load` overlaps it with building the
-model, or with reading the weights themselves (`checked_while`; benchmarks/checksum_cost.py,
-docs/benchmarks.md). A checkpoint without the file (saved
-before zerotune wrote checksums) is read unchecked. No torch here: the doctor checks runs without it.
+the CPU time of loading its run, and no wall time where it runs on a second thread beside building
+the model or reading the weights (`checked_while`; benchmarks/checksum_cost.py, docs/benchmarks.md).
+state.json records that checksums were written (``"checksums": "crc32c"``), so a deleted
+``checksums.json`` is damage; a checkpoint saved before zerotune wrote checksums is read unchecked.
+No torch here: the doctor checks runs without it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .files import CHECKSUMS_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE
 T = TypeVar("T")
 
 ALGORITHM = "crc32c"
+SAVED_WITH = "checksums"  # the key of state.json that records the algorithm, so that a deleted checksums.json shows
 WEIGHTS_FILES = (STATE_FILE, MODEL_FILE)  # in every checkpoint
 RESUME_FILES = (STATE_FILE, MODEL_FILE, OPTIMIZER_FILE)  # in a `last` checkpoint, to resume from
 
@@ -70,6 +72,8 @@ def read_checksums(directory: str | os.PathLike) -> dict[str, dict] | None:
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if _saved_with_checksums(Path(directory)):
+            raise Damaged(f"{file} is missing: {STATE_FILE} says the checkpoint was saved with it") from None
         return None
     except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
         raise Damaged(f"{file} is damaged: {str(e).splitlines()[0]}") from None
@@ -78,6 +82,15 @@ def read_checksums(directory: str | os.PathLike) -> dict[str, dict] | None:
         raise Damaged(f"{file} is damaged: expected {{\"algorithm\": \"{ALGORITHM}\", \"files\": "
                         f"{{name: {{\"size\", \"{ALGORITHM}\"}}}}}}")
     return files
+
+
+def _saved_with_checksums(directory: Path) -> bool:
+    """Whether the checkpoint's state.json says checksums were written (`SAVED_WITH`): only then is their absence damage."""
+    try:
+        state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing or garbled: the caller's own checks name it
+        return False
+    return isinstance(state, dict) and state.get(SAVED_WITH) == ALGORITHM
 
 
 def _entry_ok(name: str, entry) -> bool:

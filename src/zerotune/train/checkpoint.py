@@ -34,7 +34,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError, format_validation_error
-from ..run.checksums import RESUME_FILES, WEIGHTS_FILES, Damaged, checked_while, write_checksums
+from ..run.checksums import ALGORITHM as CHECKSUM_ALGORITHM
+from ..run.checksums import RESUME_FILES, SAVED_WITH, WEIGHTS_FILES, Damaged, checked_while, write_checksums
 from ..run.files import CHECKPOINT_NAMES, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, error_at
 
 
@@ -84,7 +85,7 @@ def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict
         if tensors:
             _save_tensors(tensors, tmp / OPTIMIZER_FILE)
         with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:
-            json.dump(state, f)
+            json.dump({**state, SAVED_WITH: CHECKSUM_ALGORITHM}, f)  # a deleted checksums.json is then damage
         write_checksums(tmp)  # last: it covers every other file, FSDP's shards included
         for name in os.listdir(tmp):  # durable before the rename makes it visible
             if (tmp / name).is_dir():
