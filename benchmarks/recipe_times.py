@@ -8,8 +8,8 @@ A recipe states its time in its header comment, on a line of its own::
 
 The recipe is trained as its first comment line says (``zerotune train RECIPE``), each in a process
 of its own, one after another, and the wall time of its training (process start to exit) is
-printed beside the stated one, with their ratio. The CPU's speed-relevant features (AVX2, AVX512, AVX512-BF16, AMX, VNNI)
-head the table: bf16 and int8 kernels differ most between them. The target is a ratio within 1.5
+printed beside the stated one, with their ratio and the run's headline figure (test accuracy or
+validation loss). The CPU's speed-relevant features (AVX2, AVX512, AVX512-BF16, AMX, VNNI) head the table: bf16 and int8 kernels differ most between them. The target is a ratio within 1.5
 on a 2-core AVX2 machine; the load average at the start and end is printed, since a busy machine
 measures slow.
 """
@@ -17,6 +17,7 @@ measures slow.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -71,6 +72,16 @@ def train(argv: list[str], runs: Path, name: str, threads: int | None) -> float:
     return seconds
 
 
+def result(run: Path) -> str:
+    """The run's headline figure from metrics.json: test accuracy, else validation loss, else test loss."""
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    for split, key in (("test", "accuracy"), ("val", "loss"), ("test", "loss")):
+        value = (metrics.get(split) or {}).get(key)
+        if isinstance(value, (int, float)):
+            return f"{split} {key} {value:.4f}"
+    return ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=None, help="recipe names (stems) to run, default all that state a time")
@@ -82,7 +93,7 @@ def main() -> None:
                if stated_seconds(r) is not None and (args.only is None or r.stem in args.only) and r.stem not in args.skip]
     print(f"CPU: {os.cpu_count()} cores; features: {cpu_features()}; load average at start: "
           f"{os.getloadavg()[0]:.2f}", flush=True)
-    print(f"{'recipe':36} {'stated':>9} {'measured':>9} {'ratio':>6}", flush=True)
+    print(f"{'recipe':36} {'stated':>9} {'measured':>9} {'ratio':>6}  result", flush=True)
     worst = 0.0
     with tempfile.TemporaryDirectory(prefix="zerotune-recipe-times-") as tmp:
         runs = Path(tmp)
@@ -93,7 +104,8 @@ def main() -> None:
             seconds = train(argv, runs, recipe.stem, args.threads)
             stated = stated_seconds(recipe)
             worst = max(worst, seconds / stated)
-            print(f"{recipe.name:36} {stated:8.0f}s {seconds:8.1f}s {seconds / stated:6.2f}", flush=True)
+            print(f"{recipe.name:36} {stated:8.0f}s {seconds:8.1f}s {seconds / stated:6.2f}  "
+                  f"{result(runs / recipe.stem)}", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.2f}; largest ratio {worst:.2f} (target: within 1.5)")
 
 

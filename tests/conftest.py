@@ -10,6 +10,19 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 # Tests never reach a model or data hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Under pytest-xdist each CPU runs a test process of its own: one torch thread each (children inherit
+# it), so that no process's OpenMP threads wait on a thread another process has taken the core from.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the tests that share a module-scoped fixture run on one worker: it is built once."""
+    for item in items:
+        fixtures = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if any(defs and defs[-1].scope == "module" for defs in fixtures.values()):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
 
 @pytest.fixture
 def runs_dir(tmp_path) -> Path:
