@@ -87,7 +87,7 @@ def test_damage_is_named_by_file(tmp_path):
 
 
 def test_fsdp_shards_are_in_the_manifest_and_checked_on_resume(tmp_path):
-    """`_save_sharded` hands save_checkpoint a temporary directory already holding DCP's shards."""
+    """`FSDPRun.save` hands save_checkpoint a temporary directory already holding DCP's shards."""
     from zerotune.train import checkpoint as ckpt
 
     target = tmp_path / "checkpoints" / "last"
