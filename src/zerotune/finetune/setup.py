@@ -11,7 +11,7 @@ from ..config import Config, build_config
 from ..data.bundle import DataMeta
 from ..errors import UserError
 from .freezing import FreezePlan
-from .lora import apply_lora, is_lora, merge_into_base
+from ..models.lora import apply_lora, is_lora, merge_into_base
 from .lr_groups import optimizer_groups
 from .sources import FinetuneSource, resolve_source
 

@@ -239,7 +239,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
         checked = pool.submit(check_files, found, WEIGHTS_FILES, [MODEL_FILE])
         model = build_model_for(config, meta, run_dir)
         if config.finetune is not None and config.finetune.source is not None:
-            from ..finetune.lora import apply_lora, is_lora
+            from ..models.lora import apply_lora, is_lora
 
             if is_lora(config):  # the same adapters as in training, so the checkpoint's names fit
                 apply_lora(model, config.finetune)
