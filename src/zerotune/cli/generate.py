@@ -6,7 +6,7 @@ import sys
 
 
 def cmd_generate(args) -> int:
-    from ..lm.generation import generate
+    from ..pipeline.generate import generate
 
     pieces = generate(args.run, args.prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop or (),

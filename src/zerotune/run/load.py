@@ -139,7 +139,7 @@ def chat_format_for(config: Config, run_dir: str | Path | None):
     Returns:
         (ChatFormat, the zerotune tokenizer to save with the run or None, vocabulary size, context or None).
     """
-    from ..lm.chat import ChatFormat
+    from ..data.chat import ChatFormat
 
     if config.model.name == "hf_lm":
         from transformers import AutoConfig
