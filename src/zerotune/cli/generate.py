@@ -12,7 +12,7 @@ def cmd_generate(args) -> int:
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop or (),
                       checkpoint=args.checkpoint, use_cache=not args.no_cache, device=args.device,
                       system=args.system)
-    from ..run.load import read_run_config
+    from ..runload.load import read_run_config
 
     shown = "" if read_run_config(args.run).data.name == "sft" else args.prompt  # an answer, not a continuation
     if args.no_stream:

@@ -65,7 +65,7 @@ def finetune_config(recipe: str | Path | Config | None, overrides: list[str]) ->
 
 
 def _lora_run(run_dir: str | Path, checkpoint: str):
-    from ..run.load import load_run
+    from ..runload.load import load_run
     from ..models.lora import is_lora
 
     run = load_run(run_dir, checkpoint)

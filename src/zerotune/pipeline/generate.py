@@ -16,11 +16,11 @@ def load_lm(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
     """
     from ..data.lm_tokenizer import load_tokenizer_dir
     from ..run.files import RunDir
-    from ..run.load import load_run
+    from ..runload.load import load_run
 
     run = load_run(run_dir, checkpoint, device)
     if run.meta.task == "sft":  # an instruction-tuned model answers through its chat format
-        from ..run.load import chat_format_for
+        from ..runload.load import chat_format_for
 
         return run, chat_format_for(run.config, run_dir)[0]
     if run.meta.task != "lm":

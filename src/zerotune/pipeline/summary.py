@@ -44,7 +44,7 @@ def _recipe_summary(recipe: str | Path | None, overrides: list[str]) -> ModelSum
 
 def _run_summary(run_dir: Path) -> ModelSummary:
     from ..run.files import RunDir
-    from ..run.load import build_model_for, read_meta, read_run_config
+    from ..runload.load import build_model_for, read_meta, read_run_config
 
     config = read_run_config(run_dir)
     if not RunDir(run_dir).meta.exists():

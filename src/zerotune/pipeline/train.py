@@ -19,9 +19,9 @@ from ..config import Config, apply_overrides, build_config
 from ..errors import UserError
 from ..run.files import (RunDir, atomic_write_text, clear_run_outputs, create_run_dir, create_unique_run_dir,
                          new_run_name, outermost_missing, read_json, write_json)
-from ..run.integrity import last_checkpoint, load_resumable
+from ..runload.integrity import last_checkpoint, load_resumable
 from ..run.lock import run_lock
-from ..run.load import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
+from ..runload.load import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
 from ..tasks.supervised import make_task
 from ..track.tensorboard import TensorBoardLogger
 from ..train.callbacks import Callback, EarlyStopping, TrainState, progress_callback

@@ -8,7 +8,7 @@
 CRC32C rather than SHA-256: the threat is a damaged disk or a bad copy, not an adversary, and the
 `crc32c` package computes it with the CPU's CRC instructions at 7-10 GB/s on the 2-core machine,
 where SHA-256 manages 1 GB/s, slower than the load itself. Checking a 500 MB model costs 2-5% of
-the CPU time of loading its run, and no wall time where `run.load` overlaps it with building the
+the CPU time of loading its run, and no wall time where `runload.load` overlaps it with building the
 model (benchmarks/checksum_cost.py, docs/benchmarks.md). A checkpoint without the file (saved
 before zerotune wrote checksums) is read unchecked. No torch here: the doctor checks runs without it.
 """

@@ -29,7 +29,7 @@ from ..errors import UserError
 from ..pipeline.train import builtin_callbacks, prepare
 from ..run.files import RunDir, atomic_write_bytes, create_unique_run_dir, new_run_name
 from ..run.lock import run_lock
-from ..run.load import read_run_config
+from ..runload.load import read_run_config
 from ..track.sink import EventSink
 from ..train.callbacks import EarlyStopping, ProgressBar, ProgressLines
 from ..train.loop import Trainer

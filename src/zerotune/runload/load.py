@@ -18,8 +18,8 @@ from ..data.bundle import DataBundle, DataMeta, Split
 from ..errors import UserError
 from ..models import create_model
 from ..train import checkpoint as ckpt
-from .checksums import WEIGHTS_FILES, check_files
-from .files import CHECKPOINT_NAMES, CHECKPOINTS_DIR, MODEL_FILE, RunDir, read_json
+from ..run.checksums import WEIGHTS_FILES, check_files
+from ..run.files import CHECKPOINT_NAMES, CHECKPOINTS_DIR, MODEL_FILE, RunDir, read_json
 
 
 @dataclass
