@@ -157,7 +157,7 @@ def test_resume_refuses_garbled_weights_before_training(run, capsys):
 
 
 def test_doctor_names_a_damaged_checkpoint(run, capsys):
-    from zerotune.tune.doctor import diagnose
+    from zerotune.doctor import diagnose
 
     garble(run / "checkpoints" / "best" / "model.safetensors")
     (found,) = [f for f in diagnose(run) if f.id == "damaged_checkpoint"]
@@ -169,7 +169,7 @@ def test_doctor_names_a_damaged_checkpoint(run, capsys):
 
 def test_checkpoints_saved_before_checksums_still_load(run, capsys):
     """Old checkpoints have no checksums.json: they load unchecked; the doctor notes it, nothing else does."""
-    from zerotune.tune.doctor import diagnose
+    from zerotune.doctor import diagnose
 
     for name in ("best", "last"):
         (run / "checkpoints" / name / "checksums.json").unlink()

@@ -139,7 +139,7 @@ def test_parity_on_random_tokens_when_the_text_file_is_gone(text_run, tmp_path):
 
 
 def test_lora_text_run_is_merged_before_export(tiny_bert, sentiment, tmp_path):
-    from zerotune.finetune import finetune
+    from zerotune.pipeline.finetune import finetune
 
     train, test = sentiment
     result = finetune(None, source=str(tiny_bert), strategy="lora", overrides=[

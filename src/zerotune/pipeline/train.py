@@ -116,7 +116,7 @@ def _train(config: Config | None, resume: str | Path | None, resume_overrides: l
             dist_env.shutdown()
     findings = None
     if main and config.log.tensorboard:  # the doctor reads the event files
-        from ..tune.doctor.after_training import check_finished_run
+        from ..doctor.after_training import check_finished_run
 
         findings = check_finished_run(run_dir, state.step)
     return TrainResult(run_dir, metrics, state.step, state.stop_reason, findings)
