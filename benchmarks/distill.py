@@ -38,7 +38,7 @@ def train_run(recipe: Path, overrides: list[str], teacher: Path | None = None) -
 def footprint(run_dir: Path, threads: int) -> dict:
     """Parameters, weights on disk (KB) and eager latency p50 (ms) at batch 1 and 32, as `export --compare` measures."""
     from zerotune.export.compare import compare_run
-    from zerotune.run.load import load_run
+    from zerotune.runload.load import load_run
 
     row = compare_run(run_dir, variants=[], iters=200, threads=threads).rows[0]
     params = sum(p.numel() for p in load_run(run_dir).model.parameters())

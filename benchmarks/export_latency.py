@@ -21,7 +21,7 @@ from zerotune.export.build import ExportContext, ExportOptions, build_export
 from zerotune.export.compare import latency_ms
 from zerotune.export.inputs import load_data
 from zerotune.export.runtime import torch_runner
-from zerotune.run.load import load_run
+from zerotune.runload.load import load_run
 
 
 def main() -> None:

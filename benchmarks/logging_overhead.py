@@ -38,7 +38,7 @@ import torch
 
 from zerotune.config import load_config
 from zerotune.data import build_data
-from zerotune.run.load import build_model_for
+from zerotune.runload.load import build_model_for
 from zerotune.tasks.supervised import Task
 from zerotune.track.tensorboard import TensorBoardLogger
 from zerotune.train.callbacks import Callback

@@ -59,7 +59,7 @@ def measure(strategy: str, batch: int, length: int, steps: int, device: str) -> 
 
     from zerotune.config import FinetuneConfig, OptimConfig
     from zerotune.finetune.freezing import FreezePlan
-    from zerotune.finetune.lora import apply_lora
+    from zerotune.models.lora import apply_lora
     from zerotune.finetune.lr_groups import optimizer_groups
     from zerotune.models import create_model, hf  # noqa: F401  (importing hf registers the family)
     from zerotune.train.optim import build_optimizer

@@ -18,7 +18,7 @@ import numpy as np
 from zerotune.export.build import ExportContext, ExportOptions, build_export
 from zerotune.export.inputs import load_data
 from zerotune.export.parity import outputs
-from zerotune.run.load import load_run
+from zerotune.runload.load import load_run
 
 
 def main() -> None:

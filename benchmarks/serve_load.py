@@ -22,7 +22,7 @@ import time
 import urllib.request
 
 from zerotune.data import build_data
-from zerotune.run.load import read_run_config
+from zerotune.runload.load import read_run_config
 from zerotune.serve.loadgen import run_load
 
 

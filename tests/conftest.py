@@ -197,7 +197,7 @@ class TextReference:
 
         from zerotune import load_run
         from zerotune.data.text import read_text_file
-        from zerotune.run.load import run_data
+        from zerotune.runload.load import run_data
 
         run = load_run(run_dir)
         self.run = run

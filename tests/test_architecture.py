@@ -1,9 +1,31 @@
-"""The package's shape: no import cycles between modules, and only four modules at the top."""
+"""The package's shape: its layers, no import cycles between modules, and only four modules at the top."""
 
 import ast
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "zerotune"
+
+# Bottom to top, as docs/architecture.md lists them. A module imports its own package or a lower
+# layer: never a higher one, nor another package of its own layer. "__init__" is the package root,
+# zerotune/__init__.py (`__version__`; its public API is named by strings, imported on first use).
+LAYERS = [
+    ["errors", "terminal"],
+    ["compute", "run"],
+    ["__init__", "models"],
+    ["config"],
+    ["data"],
+    ["lm"],
+    ["tasks"],
+    ["train"],
+    ["distributed", "track"],
+    ["doctor"],
+    ["runload"],
+    ["finetune", "distill"],
+    ["pipeline"],
+    ["tune", "export", "scratch"],
+    ["serve"],
+    ["cli"],
+]
 
 
 def _module_files() -> dict[str, Path]:
@@ -66,6 +88,54 @@ def test_graph_sees_imports_inside_functions_and_from_package_imports():
     assert {"zerotune.models.cnn", "zerotune.models.registry"} <= graph["zerotune.models"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def package_of(module: str) -> str:
+    """The package a module belongs to: ``zerotune.doctor.report`` -> ``doctor``, ``zerotune.config`` ->
+    ``config``, ``zerotune`` -> ``__init__``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def layer_violations(graph: dict[str, set[str]], layers: list[list[str]]) -> list[str]:
+    """Every import of a module from a higher layer or from another package of its own layer;
+    `__main__` modules (``python -m`` entry points, which call their command line) are exempt."""
+    rank = {package: i for i, names in enumerate(layers) for package in names}
+    found = []
+    for module, imported in sorted(graph.items()):
+        if module.split(".")[-1] == "__main__":
+            continue
+        mine = package_of(module)
+        if mine not in rank:
+            found.append(f"{module}: its package {mine!r} is in no layer")
+            continue
+        for other in sorted(imported):
+            theirs = package_of(other)
+            if theirs not in rank:
+                found.append(f"{other}: its package {theirs!r} is in no layer")
+            elif theirs != mine and rank[theirs] >= rank[mine]:
+                found.append(f"{module} (layer {rank[mine] + 1}) imports {other} (layer {rank[theirs] + 1})")
+    return found
+
+
+def test_every_package_has_a_layer():
+    packages = {package_of(m) for m in import_graph() if m.split(".")[-1] != "__main__"}
+    listed = [p for names in LAYERS for p in names]
+    assert len(listed) == len(set(listed)), "a package is listed twice"
+    unlisted, gone = sorted(packages - set(listed)), sorted(set(listed) - packages)
+    assert not unlisted and not gone, f"packages in no layer: {unlisted}; listed but gone: {gone}"
+
+
+def test_layer_check_sees_upward_and_same_layer_imports():
+    graph = {"zerotune.a.x": {"zerotune.b.y"}, "zerotune.b.y": {"zerotune.c"}, "zerotune.c": {"zerotune.a.x"},
+             "zerotune.a.__main__": {"zerotune.c"}}
+    assert layer_violations(graph, [["a", "b"], ["c"]]) == [
+        "zerotune.a.x (layer 1) imports zerotune.b.y (layer 1)", "zerotune.b.y (layer 1) imports zerotune.c (layer 2)"]
+
+
+def test_each_module_imports_its_own_package_or_a_lower_layer():
+    found = layer_violations(import_graph(), LAYERS)
+    assert not found, "imports against the layer order (see docs/architecture.md):\n" + "\n".join(found)
 
 
 def test_no_import_cycles():

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "evaluate": "pipeline.train", "train": "pipeline.train", "Config": "config", "load_config": "config",
     "build_data": "data", "UserError": "errors", "create_model": "models", "list_models": "models", "register_model": "models",
-    "load_run": "run.load",
+    "load_run": "runload.load",
 }
 __all__ = sorted([*_EXPORTS, "__version__"])
 

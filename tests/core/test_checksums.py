@@ -87,7 +87,7 @@ def test_damage_is_named_by_file(tmp_path):
 
 
 def test_fsdp_shards_are_in_the_manifest_and_checked_on_resume(tmp_path):
-    """`_save_sharded` hands save_checkpoint a temporary directory already holding DCP's shards."""
+    """`FSDPRun.save` hands save_checkpoint a temporary directory already holding DCP's shards."""
     from zerotune.train import checkpoint as ckpt
 
     target = tmp_path / "checkpoints" / "last"
@@ -196,7 +196,7 @@ def test_resume_refuses_garbled_weights_before_training(run, capsys):
 
 
 def test_doctor_names_a_damaged_checkpoint(run, capsys):
-    from zerotune.tune.doctor import diagnose
+    from zerotune.doctor import diagnose
 
     garble(run / "checkpoints" / "best" / "model.safetensors")
     (found,) = [f for f in diagnose(run) if f.id == "damaged_checkpoint"]
@@ -225,7 +225,7 @@ def test_a_deleted_checksums_file_is_damage(run, capsys):
 
 def test_checkpoints_saved_before_checksums_still_load(run, capsys):
     """Old checkpoints have no checksums.json: they load unchecked; the doctor notes it, nothing else does."""
-    from zerotune.tune.doctor import diagnose
+    from zerotune.doctor import diagnose
 
     for name in ("best", "last"):
         as_saved_before_checksums(run / "checkpoints" / name)

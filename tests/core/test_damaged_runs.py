@@ -115,7 +115,7 @@ def test_a_run_missing_its_tokenizer_or_transformer_files_is_refused(run):
     """A corpus GPT run rebuilds its tokenizer from tokenizer/; without it a resume would train a new one."""
     from zerotune.config import build_config
     from zerotune.run.checksums import Damaged
-    from zerotune.run.integrity import load_resumable
+    from zerotune.runload.integrity import load_resumable
 
     last = run / "checkpoints" / "last"
     corpus = build_config({"data": {"name": "corpus", "path": str(run / "config.yaml")}, "model": {"name": "gpt"}})

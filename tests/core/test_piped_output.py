@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 from zerotune.terminal.console import console
-from zerotune.tune.doctor.after_training import print_serious
-from zerotune.tune.doctor.findings import Finding
+from zerotune.doctor.after_training import print_serious
+from zerotune.doctor.findings import Finding
 
 
 def test_a_piped_table_keeps_each_row_on_one_line(capsys):

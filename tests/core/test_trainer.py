@@ -6,11 +6,12 @@ import torch
 import zerotune
 from zerotune.config import load_config
 from zerotune.data import build_data
-from zerotune.run.load import build_model_for
+from zerotune.runload.load import build_model_for
 from zerotune.tasks.supervised import make_task
 from zerotune.train.callbacks import Callback
 from zerotune.train.loop import fit
-from zerotune.train.optim import lr_multiplier, param_groups
+from zerotune.models.groups import param_groups
+from zerotune.train.optim import lr_multiplier
 
 # iris has 105 training rows: 3 optimizer steps per epoch of 35
 TINY = ["data.name=iris", "model.name=mlp", "model.hidden=[16]", "train.epochs=2", "train.batch_size=35",

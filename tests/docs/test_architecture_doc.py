@@ -1,9 +1,10 @@
 """docs/architecture.md against the code: the files it names exist, its package map covers every
-package, its callback events are the ones `Callback` has, and each "where to add" row names one
-file to edit and one test."""
+package, its layers are the ones tests/test_architecture.py enforces, its callback events are the
+ones `Callback` has, and each "where to add" row names one file to edit and one test."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def test_package_map_covers_every_package_and_top_level_module():
     modules = {f"src/zerotune/{p.name}" for p in PACKAGE.glob("*.py")} - {
         "src/zerotune/__init__.py", "src/zerotune/__main__.py"}
     assert mapped == packages | modules
+
+
+def test_layers_are_the_enforced_ones():
+    spec = importlib.util.spec_from_file_location("architecture", ROOT / "tests" / "test_architecture.py")
+    architecture = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(architecture)
+    rows = _table_rows("Layers")
+    assert [int(row[0]) for row in rows] == list(range(1, len(rows) + 1))
+    assert [re.findall(r"`(\w+)`", row[1]) for row in rows] == architecture.LAYERS
 
 
 def test_callback_events_are_the_protocols():

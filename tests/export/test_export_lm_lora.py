@@ -13,7 +13,7 @@ from zerotune.export import export_run
 from zerotune.lm.sampling import complete
 from zerotune.pipeline.finetune import finetune
 from zerotune.run.files import RunDir
-from zerotune.run.load import load_run
+from zerotune.runload.load import load_run
 from zerotune.serve import create_app, load_served_model, running_server
 
 

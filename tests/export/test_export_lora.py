@@ -4,7 +4,7 @@ import torch
 
 from zerotune.config import FinetuneConfig
 from zerotune.export.prepare import prepare_for_export
-from zerotune.finetune.lora import LoRALinear, apply_lora
+from zerotune.models.lora import LoRALinear, apply_lora
 from zerotune.models import create_model
 
 

@@ -20,7 +20,7 @@ from zerotune.cli.export import main as export_main
 from zerotune.export.runtime import onnx_runner
 from zerotune.export.sidecar import sha256
 from zerotune.export.signature import LMSignature, TextSignature, signature_for
-from zerotune.run.load import run_data
+from zerotune.runload.load import run_data
 
 # Texts from 1 to 40 words: longer and shorter than anything in the training data (2-6 tokens).
 WORDS = ["the", "food", "was", "good", "very", "bad", "phone", "service", "not", "great", "it", "is"]
@@ -139,7 +139,7 @@ def test_parity_on_random_tokens_when_the_text_file_is_gone(text_run, tmp_path):
 
 
 def test_lora_text_run_is_merged_before_export(tiny_bert, sentiment, tmp_path):
-    from zerotune.finetune import finetune
+    from zerotune.pipeline.finetune import finetune
 
     train, test = sentiment
     result = finetune(None, source=str(tiny_bert), strategy="lora", overrides=[

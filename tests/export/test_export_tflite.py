@@ -14,7 +14,7 @@ from zerotune.cli.main import main
 from zerotune.errors import UserError
 from zerotune.export import ExportOptions, export_run
 from zerotune.export.compare import compare_run
-from zerotune.run.load import load_run, run_data
+from zerotune.runload.load import load_run, run_data
 
 HAVE_TFLITE = importlib.util.find_spec("litert_torch") is not None
 needs_tflite = pytest.mark.skipif(not HAVE_TFLITE, reason="needs the tflite extra: pip install 'zerotune[tflite]'")

@@ -6,7 +6,7 @@ from torch import nn
 
 from zerotune.config import FinetuneConfig
 from zerotune.errors import UserError
-from zerotune.finetune.lora import LoRAConv2d, LoRALinear, apply_lora, merge_into_base
+from zerotune.models.lora import LoRAConv2d, LoRALinear, apply_lora, merge_into_base
 from zerotune.models import create_model
 
 

@@ -12,7 +12,7 @@ def test_minilm_alias_mean_pooling_matches_transformers_and_lora_trains_under_on
     from zerotune.config import FinetuneConfig
     from zerotune.data.text import load_tokenizer, pad_ids, tokenize
     from zerotune.finetune.freezing import FreezePlan, count_parameters
-    from zerotune.finetune.lora import apply_lora
+    from zerotune.models.lora import apply_lora
     from zerotune.finetune.sources import resolve_source
     from zerotune.models import hf
 

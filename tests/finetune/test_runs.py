@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 import zerotune
 from zerotune.pipeline.train import evaluate
 from zerotune.errors import UserError
-from zerotune.finetune import finetune, merge_lora, save_adapters
+from zerotune.pipeline.finetune import finetune, merge_lora, save_adapters
 from zerotune.train.callbacks import Callback
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from zerotune.lm.generation import generate
+from zerotune.pipeline.generate import generate
 
 
 def zt(*args, cwd=None):

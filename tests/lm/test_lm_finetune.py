@@ -8,7 +8,7 @@ import torch
 
 from zerotune.errors import UserError
 from zerotune.pipeline.finetune import finetune
-from zerotune.run.load import load_run
+from zerotune.runload.load import load_run
 
 
 @pytest.fixture(scope="module")

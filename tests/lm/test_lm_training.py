@@ -8,7 +8,7 @@ import torch
 
 import zerotune
 from zerotune.errors import UserError
-from zerotune.run.load import load_run, run_data
+from zerotune.runload.load import load_run, run_data
 from zerotune.train.callbacks import Callback
 
 

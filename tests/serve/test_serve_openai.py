@@ -13,7 +13,7 @@ import pytest
 from zerotune import load_run
 from zerotune.data.lm_tokenizer import load_tokenizer_dir
 from zerotune.lm.sampling import complete
-from zerotune.lm.chat import default_template
+from zerotune.data.chat import default_template
 from zerotune.run.files import RunDir
 from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
 

@@ -10,7 +10,7 @@ from zerotune.config import DataConfig, SFTConfig
 from zerotune.data.sft import IGNORE, build_sft_data
 from zerotune.data.text import load_tokenizer
 from zerotune.errors import UserError
-from zerotune.lm.chat import ChatFormat
+from zerotune.data.chat import ChatFormat
 
 
 def bundle(path, tokenizer_dir, mask=True, max_length=64):

@@ -6,7 +6,7 @@ import pytest
 
 import zerotune
 from zerotune.config import load_config
-from zerotune.lm.generation import generate
+from zerotune.pipeline.generate import generate
 from zerotune.serve import create_app, load_served_model, running_server
 
 

@@ -82,8 +82,8 @@ def test_grad_checkpointing_is_switched_on_in_the_transformers_model(tiny_lms):
 
 
 def test_generate_formats_the_prompt_with_the_tokenizers_template(tmp_path, tiny_lms, sft_file, monkeypatch):
-    from zerotune.lm import chat
-    from zerotune.lm.generation import generate
+    from zerotune.data import chat
+    from zerotune.pipeline.generate import generate
 
     result = zerotune.train(config(tmp_path, tiny_lms["qwen2"], sft_file, "finetune.strategy=lora", "log.name=g",
                                    "log.tensorboard=false", "train.epochs=1"))

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 import zerotune
 from zerotune.config import load_config
-from zerotune.finetune import finetune
+from zerotune.pipeline.finetune import finetune
 from zerotune.track import events
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the kills fork processes (POSIX only)")
@@ -36,7 +36,7 @@ CHILD = textwrap.dedent("""
     from pathlib import Path
     import zerotune
     from zerotune.config import load_config
-    from zerotune.finetune import finetune
+    from zerotune.pipeline.finetune import finetune
     from zerotune.train.callbacks import Callback
     from zerotune.train.checkpoint import find_checkpoint, read_state
     # what a run imports lazily, imported once here rather than in every forked process

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from zerotune.track.report import write_report
+from zerotune.doctor.report import write_report
 
 pytest.importorskip("tensorboard")
 

@@ -163,7 +163,7 @@ def test_views_drawn_in_the_writer_thread(tmp_path, read_events):
 
     from zerotune.config import load_config
     from zerotune.data import build_data
-    from zerotune.run.load import build_model_for
+    from zerotune.runload.load import build_model_for
     from zerotune.tasks.supervised import Task
     from zerotune.track.tensorboard import TensorBoardLogger
     from zerotune.train.loop import fit

@@ -15,7 +15,7 @@ from PIL import Image
 from zerotune.errors import UserError
 from zerotune.cli.track import add_parsers
 from zerotune.track.events import find_runs, read_run_events
-from zerotune.track.report import write_report
+from zerotune.doctor.report import write_report
 from zerotune.track.runs_table import collect_runs, key_hparams
 
 

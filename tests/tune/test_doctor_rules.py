@@ -11,7 +11,7 @@ import torch
 
 from zerotune.cli.main import main
 from zerotune.config import apply_overrides, build_config
-from zerotune.tune.doctor import diagnose, format_text, to_json
+from zerotune.doctor import diagnose, format_text, to_json
 
 from .doctor_runs import CONFIG, curve, healthy_curves, make_run
 
@@ -186,7 +186,7 @@ def test_a_bad_run_path_is_one_line_and_exit_2(tmp_path, capsys, make, message):
 
 
 def test_module_types_expand_repeated_blocks():
-    from zerotune.tune.doctor.evidence import module_types
+    from zerotune.doctor.evidence import module_types
 
     text = """    GPT(
       (features): Backbone(

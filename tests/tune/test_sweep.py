@@ -8,7 +8,7 @@ from zerotune.cli.main import main
 from zerotune.config import load_config
 from zerotune.pipeline.train import train
 from zerotune.run.files import RunDir, SweepDir, read_json
-from zerotune.run.load import read_run_config
+from zerotune.runload.load import read_run_config
 from zerotune.track.runs_table import collect_runs
 from zerotune.tune.sweep import read_plan
 from zerotune.tune.sweep_study import load_study

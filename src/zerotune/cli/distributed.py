@@ -49,7 +49,7 @@ def run_distributed(args, overrides: list[str], config, print_summary, command: 
 def _launcher(args, overrides: list[str], config, command: str) -> int:
     from ..distributed.env import check_launchable
     from ..distributed.launch import WorkerFailed, check_nproc, launch
-    from ..run.load import read_run_config
+    from ..runload.load import read_run_config
 
     check_nproc(args.nproc)
     if args.max_restarts < 0:

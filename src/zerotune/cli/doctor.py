@@ -1,10 +1,10 @@
-"""`zerotune doctor RUN [--json]`: what is wrong with a run and what to change (tune/doctor/)."""
+"""`zerotune doctor RUN [--json]`: what is wrong with a run and what to change (doctor/)."""
 
 from __future__ import annotations
 
 
 def cmd_doctor(args) -> int:
-    from ..tune.doctor import diagnose, format_text, to_json
+    from ..doctor import diagnose, format_text, to_json
 
     findings = diagnose(args.run)
     print(to_json(findings) if args.json else format_text(findings, args.run))

@@ -14,7 +14,7 @@ STRATEGIES = ("full", "head", "partial", "gradual", "lora")
 def cmd_finetune(args) -> int:
     """Run the action the arguments ask for; returns the exit code."""
     from ..pipeline.finetune import finetune, merge_lora, save_adapters
-    from ..tune.doctor.after_training import print_serious
+    from ..doctor.after_training import print_serious
 
     if args.merge_lora or args.save_adapters:
         if args.recipe or args.source or args.resume:

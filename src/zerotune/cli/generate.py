@@ -6,13 +6,13 @@ import sys
 
 
 def cmd_generate(args) -> int:
-    from ..lm.generation import generate
+    from ..pipeline.generate import generate
 
     pieces = generate(args.run, args.prompt, max_new_tokens=args.max_tokens, temperature=args.temperature,
                       top_k=args.top_k, top_p=args.top_p, seed=args.seed, stop=args.stop or (),
                       checkpoint=args.checkpoint, use_cache=not args.no_cache, device=args.device,
                       system=args.system)
-    from ..run.load import read_run_config
+    from ..runload.load import read_run_config
 
     shown = "" if read_run_config(args.run).data.name == "sft" else args.prompt  # an answer, not a continuation
     if args.no_stream:

@@ -16,7 +16,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ..track.report import write_report
+    from ..doctor.report import write_report
 
     path = write_report(args.run, out=args.out, fmt=args.format)
     print(f"report: {path}")

@@ -13,7 +13,7 @@ from .distributed import add_distributed_flags, wants_distributed
 def cmd_train(args) -> int:
     from ..config import check_switched_groups, load_config
     from ..pipeline.train import train
-    from ..tune.doctor.after_training import print_serious
+    from ..doctor.after_training import print_serious
 
     overrides = list(args.set or [])
     if args.resume:

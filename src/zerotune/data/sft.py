@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError, require_file
-from ..lm.chat import ROLES, ChatFormat
+from .chat import ROLES, ChatFormat
 from ..run.files import json_type
 from .batches import EpochBatches, Split, epoch_permutation
 from .bundle import DataBundle, DataMeta

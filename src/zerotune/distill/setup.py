@@ -36,7 +36,7 @@ def attach_teacher(config: Config, data: DataBundle, task: Task, augment,
     Raises:
         UserError: the teacher is missing, or does not classify the student's data.
     """
-    from ..run.load import model_dir
+    from ..runload.load import model_dir
 
     cfg = config.distill
     tokens = model_dir(config) if config.data.name == "text" else None  # the student's tokenizer

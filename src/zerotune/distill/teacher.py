@@ -71,7 +71,7 @@ def load_teacher(spec: str, checkpoint: str, student: DataMeta, device, tokenize
         UserError: the run is missing or incomplete, or its data set, classes or inputs differ.
     """
     from ..run.files import RunDir
-    from ..run.load import load_run
+    from ..runload.load import load_run
 
     path = Path(spec)
     if not path.is_dir():

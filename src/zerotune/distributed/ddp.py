@@ -12,6 +12,8 @@ import torch
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel
 
+from ..train.runner import LocalRun
+from ..train.saving import SaveJob, epoch_sums
 from .env import DistContext
 
 
@@ -43,72 +45,63 @@ def _timed_allreduce(ctx, bucket):
     return allreduce_hook(None, bucket).then(done)
 
 
-class DDPRun:
-    """What the Trainer does differently with several ranks, one method per place it does so.
+class DDPRun(LocalRun):
+    """A job of several processes, each with a full copy of the model in DDP: `LocalRun` with the
+    collectives that make every rank take the same steps and decisions (see `train.runner.Runner`).
 
     Args:
         ctx: this process's job.
-        model: the model, already on `ctx.device` (weights identical on every rank after this).
-        aug_gen: the Trainer's augmentation generator (seeded per rank here; saved per rank).
         seed: train.seed.
-        find_unused: see `wrap_ddp`.
     """
 
-    sharded = False  # FSDPRun: weights and optimizer state split across ranks
+    def __init__(self, ctx: DistContext, seed: int):
+        self.ctx, self.seed = ctx, seed
+        self.is_main, self.rank, self.world_size = ctx.is_main, ctx.rank, ctx.world_size
 
-    def __init__(self, ctx: DistContext, model: torch.nn.Module, aug_gen: torch.Generator, seed: int,
-                 find_unused: bool = False):
+    def wrap(self, model: torch.nn.Module, aug_gen: torch.Generator, groups: list[dict] | None,
+             find_unused: bool = False) -> tuple[torch.nn.Module, list[dict] | None]:
+        """The model in DDP (weights identical on every rank after this; see `wrap_ddp`) and the groups as
+        they are; `aug_gen`, the Trainer's augmentation generator, is seeded per rank here and saved per rank."""
         from .rng import seed_rank
 
-        self.ctx, self.aug_gen = ctx, aug_gen
-        self.module = wrap_ddp(model, ctx, find_unused)
-        seed_rank(ctx, seed, aug_gen)
-
-    @property
-    def is_main(self) -> bool:
-        return self.ctx.is_main
-
-    def groups(self, groups: list[dict] | None) -> list[dict] | None:
-        """The optimizer parameter groups (DDP keeps the model's own parameters)."""
-        return groups
-
-    def callback_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The model rank 0's callbacks see (DDP: the model itself)."""
-        return model
-
-    def refresh(self, model: torch.nn.Module) -> None:
-        """Bring `callback_model` up to date (nothing to do with DDP)."""
+        self.aug_gen = aug_gen
+        self.module = wrap_ddp(model, self.ctx, find_unused)
+        seed_rank(self.ctx, self.seed, aug_gen)
+        return self.module, groups
 
     def model_tensors(self, model: torch.nn.Module):
         """The weights on rank 0 (as `checkpoint.model_tensors`), None on the other ranks."""
-        from ..train.checkpoint import model_tensors
-
-        return model_tensors(model) if self.is_main else None
+        return super().model_tensors(model) if self.is_main else None
 
     def shard(self, batches):
         """This rank's part of each of an epoch's global batches (see `ShardedBatches`)."""
         from .shard import ShardedBatches
 
-        return ShardedBatches(batches, self.ctx.rank, self.ctx.world_size)
+        return ShardedBatches(batches, self.rank, self.world_size)
+
+    def share(self, batches) -> float:
+        """`ShardedBatches.share`: a short last batch's parts weighted by their rows."""
+        return batches.share
 
     def sync(self, last_micro_step: bool):
-        """A context for one micro-step's backward: gradients all-reduced only on the last of a step."""
+        """Gradients all-reduced only on the last micro-step of a step."""
         import contextlib
 
         return contextlib.nullcontext() if last_micro_step else self.module.no_sync()
+
+    def gather_rows(self, values: list[float]) -> list[list[float]]:
+        return self.ctx.all_gather_floats(values).tolist()
 
     def eval_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """`model` for evaluation, each rank running its share of the rows (see `GatherShards`)."""
         from .shard import GatherShards
 
-        return GatherShards(model, self.ctx.rank, self.ctx.world_size, self.ctx.timed)
+        return GatherShards(model, self.rank, self.world_size, self.ctx.timed)
 
     def epoch_loss(self, total: torch.Tensor, count: int) -> float:
-        """The epoch's mean micro-batch loss over every rank."""
         return self.ctx.mean(total, count)
 
     def any_rank(self, flag: bool) -> bool:
-        """Whether `flag` holds on any rank, so every rank takes the same decision (stop, save)."""
         return self.ctx.any(flag)
 
     def rng_tensors(self) -> dict[str, torch.Tensor]:
@@ -117,11 +110,17 @@ class DDPRun:
 
         return gather_rng(self.ctx, self.aug_gen)
 
+    def save(self, job: SaveJob) -> None:
+        """Rank 0 writes (the weights are the same on every rank), holding every rank's random generators;
+        the others wait at a barrier until it has handed its checkpoint to the writer."""
+        sums = epoch_sums(self.gather_rows(job.epoch_sums))
+        if self.is_main:
+            self.save_whole(job, sums)
+        else:
+            self.rng_tensors()
+        self.ctx.barrier()
+
     def restore_rng(self, tensors: dict[str, torch.Tensor]) -> None:
         from .rng import restore_rng
 
         restore_rng(self.ctx, tensors, self.aug_gen)
-
-    def barrier(self) -> None:
-        """Every rank waits here until rank 0 has handed its checkpoint to the writer."""
-        self.ctx.barrier()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from pathlib import Path
 
 import torch
 import torch.distributed.checkpoint as dcp
@@ -20,6 +19,9 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 from ..errors import UserError
+from ..run.files import DCP_DIR
+from ..train import checkpoint as ckpt
+from ..train.saving import SaveJob, epoch_sums
 from .ddp import DDPRun
 from .env import DistContext
 
@@ -52,30 +54,34 @@ def shard_model(model: torch.nn.Module, device: torch.device, precision: str) ->
 class FSDPRun(DDPRun):
     """`DDPRun` with the model sharded: what differs is the wrapping, the gradient sync and checkpoints.
 
-    Build it before the optimizer: `fully_shard` replaces the model's parameters by sharded ones.
+    Args:
+        ctx: this process's job.
+        seed: train.seed.
+        precision: train.precision (bf16 and fp16 parameters in compute on CUDA).
     """
 
-    sharded = True
+    def __init__(self, ctx: DistContext, seed: int, precision: str = "32"):
+        super().__init__(ctx, seed)
+        self.precision = precision
 
-    def __init__(self, ctx: DistContext, model: torch.nn.Module, aug_gen: torch.Generator, seed: int,
-                 precision: str = "32"):
+    def wrap(self, model: torch.nn.Module, aug_gen: torch.Generator, groups: list[dict] | None,
+             find_unused: bool = False) -> tuple[torch.nn.Module, list[dict] | None]:
+        """The model sharded in place (`fully_shard` replaces its parameters, so this comes before the
+        optimizer), and the groups made for the unsharded model pointing at the sharded parameters."""
         from .rng import seed_rank
 
-        self.ctx, self.aug_gen = ctx, aug_gen
+        self.aug_gen = aug_gen
         names = {id(p): n for n, p in model.named_parameters()}
         self._aliases = _tied(model)
         # Rank 0's callbacks (TensorBoard's views, text samples) run the model alone: they get a plain copy.
-        self.replica = copy.deepcopy(model) if ctx.is_main else None
-        self.module = shard_model(model, ctx.device, precision)
+        self.replica = copy.deepcopy(model) if self.is_main else None
+        self.module = shard_model(model, self.ctx.device, self.precision)
         params = dict(model.named_parameters())
-        self._new = {old: params[n] for old, n in names.items()}  # id of a parameter before sharding -> after
-        seed_rank(ctx, seed, aug_gen)
-
-    def groups(self, groups: list[dict] | None) -> list[dict] | None:
-        """Optimizer parameter groups made for the unsharded model, pointing at the sharded parameters."""
-        if groups is None:
-            return None
-        return [{**g, "params": [self._new[id(p)] for p in g["params"]]} for g in groups]
+        new = {old: params[n] for old, n in names.items()}  # id of a parameter before sharding -> after
+        seed_rank(self.ctx, self.seed, aug_gen)
+        if groups is not None:
+            groups = [{**g, "params": [new[id(p)] for p in g["params"]]} for g in groups]
+        return self.module, groups
 
     def sync(self, last_micro_step: bool):
         """Gradients reduce-scattered on the last micro-step of a step only."""
@@ -100,13 +106,27 @@ class FSDPRun(DDPRun):
             self.replica.load_state_dict(full)
             self.replica.train(model.training)
 
-    def save_shards(self, model: torch.nn.Module, optimizer, path: Path) -> None:
-        """Every rank writes its shard of the weights and optimizer state to `path` (a DCP directory)."""
-        msd, osd = get_state_dict(model, optimizer)
-        self.ctx.timed(lambda: dcp.save({"model": msd, "optim": osd}, checkpoint_id=path))
+    def save(self, job: SaveJob) -> None:
+        """Each rank writes its shards (DCP) into a temporary directory that rank 0 made; rank 0 adds the
+        full weights and the state, then renames it into place, as `save_checkpoint` does."""
+        main, path = self.is_main, job.checkpoints.run.checkpoint("last")
+        job.check_sound()  # every rank: the weight norm is a collective
+        job.checkpoints.submit_best()  # (only rank 0 holds one)
+        tmp = self.ctx.broadcast(ckpt.temporary_dir(path) if main else None)
+        msd, osd = get_state_dict(job.model, job.optimizer)
+        self.ctx.timed(lambda: dcp.save({"model": msd, "optim": osd}, checkpoint_id=tmp / DCP_DIR))
+        weights = self.model_tensors(job.model)
+        # The optimizer's state is in the shards (its groups stay in state.json).
+        state, tensors = job.training_state(epoch_sums(self.gather_rows(job.epoch_sums)), False)
+        tensors.update(self.rng_tensors())
+        if main:
+            job.checkpoints.write_last(weights, state, tensors, tmp)
+        self.ctx.barrier()
 
-    def load_shards(self, model: torch.nn.Module, optimizer, path: Path) -> None:
-        """Weights and optimizer state from a DCP directory saved by any number of ranks."""
+    def load(self, model: torch.nn.Module, optimizer, checkpoint: ckpt.Checkpoint) -> None:
+        """Weights and optimizer state from the checkpoint's DCP directory, which any number of ranks saved
+        (DCP reshards)."""
+        path = checkpoint.path / DCP_DIR
         if not path.is_dir():
             raise UserError(f"checkpoint {path.parent} has no sharded optimizer state ({path.name}/): it was not "
                             f"saved by sharded training; resume it with train.distributed.strategy = 'ddp'")

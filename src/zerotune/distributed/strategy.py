@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import torch
-
 from .ddp import DDPRun
-from .env import DistContext
+from .env import DistContext, check_strategy
 
 
-def make_run(ctx: DistContext, model: torch.nn.Module, aug_gen: torch.Generator, tc, find_unused: bool = False):
-    """The DDPRun or FSDPRun that `tc.distributed.strategy` names (built before the optimizer)."""
+def make_runner(ctx: DistContext, tc, oc) -> DDPRun:
+    """The DDPRun or FSDPRun that `tc.distributed.strategy` names, for the Trainer of this rank.
+
+    Args:
+        ctx: this process's job.
+        tc: the TrainConfig (``seed``, ``precision``, ``distributed.strategy``).
+        oc: the OptimConfig, checked against the strategy.
+    """
+    check_strategy(tc, oc)
     if tc.distributed.strategy == "fsdp":
         from .fsdp import FSDPRun
 
-        return FSDPRun(ctx, model, aug_gen, tc.seed, tc.precision)
-    return DDPRun(ctx, model, aug_gen, tc.seed, find_unused)
+        return FSDPRun(ctx, tc.seed, tc.precision)
+    return DDPRun(ctx, tc.seed)

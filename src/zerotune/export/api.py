@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..run.files import RunDir, atomic_write_bytes, outermost_missing, removed_on_failure
 from ..run.lock import run_lock_if_inside
-from ..run.load import load_run
+from ..runload.load import load_run
 from .build import EXPORT_FORMATS, Bounds, ExportContext, ExportOptions, build_export
 from .inputs import load_data, parity_inputs
 from .parity import Parity
@@ -97,7 +97,7 @@ def _export(run, path: Path, options: ExportOptions, bounds: Bounds, force: bool
 def _run_tokenizer(run):
     """The tokenizer a text run was trained with (its own ``hf/`` copy)."""
     from ..data.text import load_tokenizer
-    from ..run.load import model_dir
+    from ..runload.load import model_dir
 
     directory = model_dir(run.config, run.path)
     if directory is None:

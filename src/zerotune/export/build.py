@@ -15,7 +15,7 @@ from torch import nn
 
 from ..data.bundle import DataBundle
 from ..errors import UserError
-from ..run.load import LoadedRun
+from ..runload.load import LoadedRun
 from ..tasks.supervised import Task
 from . import prune as pruning
 from .inputs import calibration_batches, example_batch, parity_inputs

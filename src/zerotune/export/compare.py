@@ -20,7 +20,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from ..compute.threads import torch_threads
 from ..errors import UserError
-from ..run.load import load_run
+from ..runload.load import load_run
 from .build import Bounds, ExportContext, ExportOptions, build_export
 from .inputs import eval_split, load_data
 from .onnx_export import DEFAULT_OPSET

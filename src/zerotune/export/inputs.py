@@ -7,7 +7,7 @@ import torch
 
 from ..data.bundle import DataBundle
 from ..errors import UserError
-from ..run.load import LoadedRun, run_data
+from ..runload.load import LoadedRun, run_data
 from .signature import Signature, signature_for
 
 MAX_PARITY_INPUTS = 1024

@@ -16,7 +16,7 @@ import copy
 import torch
 from torch import nn
 
-from ..finetune.lora import merge_into_base
+from ..models.lora import merge_into_base
 
 
 class LogitsOnly(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..train.optim import param_groups
+from ..models.groups import param_groups
 from .freezing import LayerGroup
 
 
@@ -19,7 +19,7 @@ def optimizer_groups(model: nn.Module, groups: list[LayerGroup], trainable: froz
                      decay: float, weight_decay: float) -> list[dict]:
     """Optimizer parameter groups, head first, for every parameter that trains at some epoch.
 
-    Each layer group is split by `train.optim.param_groups` into matrices/kernels (decayed) and
+    Each layer group is split by `models.groups.param_groups` into matrices/kernels (decayed) and
     biases/norms (not decayed), as in the plain optimizer. Parameters that are frozen now but
     unfreeze later are included: they get no gradient while frozen, and optimizers skip
     parameters without one.

@@ -11,7 +11,7 @@ from ..config import Config, build_config
 from ..data.bundle import DataMeta
 from ..errors import UserError
 from .freezing import FreezePlan
-from .lora import apply_lora, is_lora, merge_into_base
+from ..models.lora import apply_lora, is_lora, merge_into_base
 from .lr_groups import optimizer_groups
 from .sources import FinetuneSource, resolve_source
 
@@ -29,7 +29,7 @@ def adapt_config(config: Config) -> tuple[Config, FinetuneSource]:
     gives ``model.name = "hf"`` with ``model.path`` set to the source as written (an alias stays
     an alias, a directory becomes absolute).
     """
-    from ..run.load import read_run_config
+    from ..runload.load import read_run_config
 
     src = resolve_source(config.finetune.source)
     raw = config.to_dict()
@@ -112,7 +112,7 @@ def load_source_run(model: torch.nn.Module, run_dir: Path, checkpoint: str, meta
     Returns:
         "new" when the head was left freshly initialised, "kept" when it was copied.
     """
-    from ..run.load import load_run
+    from ..runload.load import load_run
 
     parent = load_run(run_dir, checkpoint)
     if is_lora(parent.config):

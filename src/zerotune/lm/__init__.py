@@ -1,1 +1,1 @@
-"""Language-model inference: sampling, and generation from a run directory with a KV cache."""
+"""Language-model inference: sampling and streaming generation with a KV cache."""

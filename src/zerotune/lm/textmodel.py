@@ -1,7 +1,7 @@
 """One interface over every causal language model that is served: a zerotune GPT or a Hugging Face model.
 
 What the server needs from a model (`TextModel`): its text codec (``encode``, ``decode``), how a
-chat becomes prompt tokens (``encode_chat``: `lm.chat.ChatFormat`, the same format instruction tuning
+chat becomes prompt tokens (``encode_chat``: `data.chat.ChatFormat`, the same format instruction tuning
 trains with), its end-of-text token (``eos_id``), its context length,
 and a batched decode with a KV cache: ``prefill`` a batch of prompts of different lengths, then
 ``step`` one token per row. Both return the last position's logits (B, V).
@@ -17,7 +17,7 @@ Continuous batching is optional: a model with ``keep(state, rows)`` (drop finish
 running batch between steps; the GPT has both, and so has a Hugging Face model with a plain
 dynamic cache (``join`` returns None otherwise, and the requests wait for the next batch).
 
-Chat: the tokenizer's own chat template when it has one, else the default of `lm.chat`
+Chat: the tokenizer's own chat template when it has one, else the default of `data.chat`
 (``System: ...`` / ``User: ...`` lines, then ``Assistant: ``), so a served instruction-tuned run
 sees its prompts exactly as in training. A tokenizer without an end-of-text token ends an answer
 with a newline (``chat_stop``): the server stops a chat answer there.
@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import torch
 
 from ..errors import UserError
-from .chat import ChatFormat
+from ..data.chat import ChatFormat
 
 
 class TextModel(Protocol):

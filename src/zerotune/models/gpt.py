@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import UserError
-from ..train.optim import decays, param_groups, trainable_parameters
+from .groups import decays, param_groups, trainable_parameters
 from .dropout import FastDropout
 from .modes import eval_mode
 from .registry import Size, register_model

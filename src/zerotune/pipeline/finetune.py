@@ -65,8 +65,8 @@ def finetune_config(recipe: str | Path | Config | None, overrides: list[str]) ->
 
 
 def _lora_run(run_dir: str | Path, checkpoint: str):
-    from ..run.load import load_run
-    from ..finetune.lora import is_lora
+    from ..runload.load import load_run
+    from ..models.lora import is_lora
 
     run = load_run(run_dir, checkpoint)
     if not is_lora(run.config):
@@ -88,7 +88,7 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
     Returns:
         The new run directory.
     """
-    from ..finetune.lora import merge_into_base
+    from ..models.lora import merge_into_base
     from ..run.files import RunDir, create_run_dir
     from ..run.lock import run_lock
     from ..train import checkpoint as ckpt
@@ -149,7 +149,7 @@ def _write_adapters(run, out: Path) -> None:
     """The adapters and head of a loaded LoRA run, written into the new or empty directory `out`."""
     from safetensors.torch import save_file
 
-    from ..finetune.lora import adapter_tensors, is_transformer
+    from ..models.lora import adapter_tensors, is_transformer
     from ..run.files import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE
 
     if out.exists() and any(out.iterdir()):

@@ -44,7 +44,7 @@ def _recipe_summary(recipe: str | Path | None, overrides: list[str]) -> ModelSum
 
 def _run_summary(run_dir: Path) -> ModelSummary:
     from ..run.files import RunDir
-    from ..run.load import build_model_for, read_meta, read_run_config
+    from ..runload.load import build_model_for, read_meta, read_run_config
 
     config = read_run_config(run_dir)
     if not RunDir(run_dir).meta.exists():
@@ -53,7 +53,7 @@ def _run_summary(run_dir: Path) -> ModelSummary:
     model = build_model_for(config, meta, run_dir)  # the weights do not change the table: none are loaded
     if config.finetune is not None and config.finetune.source is not None:
         from ..finetune.freezing import FreezePlan
-        from ..finetune.lora import apply_lora, is_lora
+        from ..models.lora import apply_lora, is_lora
 
         adapters = apply_lora(model, config.finetune) if is_lora(config) else []
         FreezePlan(model, config.finetune, adapters).apply(model, None)

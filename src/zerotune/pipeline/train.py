@@ -19,9 +19,9 @@ from ..config import Config, apply_overrides, build_config
 from ..errors import UserError
 from ..run.files import (RunDir, atomic_write_text, clear_run_outputs, create_run_dir, create_unique_run_dir,
                          new_run_name, outermost_missing, read_json, write_json)
-from ..run.integrity import last_checkpoint, load_resumable
+from ..runload.integrity import last_checkpoint, load_resumable
 from ..run.lock import run_lock
-from ..run.load import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
+from ..runload.load import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
 from ..tasks.supervised import make_task
 from ..track.tensorboard import TensorBoardLogger
 from ..train.callbacks import Callback, EarlyStopping, TrainState, progress_callback
@@ -102,10 +102,10 @@ def _train(config: Config | None, resume: str | Path | None, resume_overrides: l
             set_up = lambda: _set_up_run_dir(run, run_dir, resume_overrides, lock)  # noqa: E731
             run_dir = ctx.on_main(set_up) if ctx else set_up()  # rank 0 writes, the others learn where
             c, setup, main = run.config, run.setup, ctx is None or ctx.is_main
-            state = fit(run.model, run.data, run.task, c.train, run_dir, run.device,
-                        _callbacks(run, run_dir, ctx, list(callbacks or [])), optim=c.optim, schedule=c.schedule,
-                        log=c.log, resume=checkpoint, augment=run.augment, groups=setup.groups if setup else None,
-                        freeze=setup.plan if setup else None, mix=run.mix, dist=ctx)
+            state = fit(run.model, run.data, run.task, c, run_dir, run.device,
+                        _callbacks(run, run_dir, ctx, list(callbacks or [])), resume=checkpoint, augment=run.augment,
+                        groups=setup.groups if setup else None, freeze=setup.plan if setup else None, mix=run.mix,
+                        runner=_runner(ctx, c))
             if ctx is not None:  # every rank's last collective done before any leaves (see launch.end_process)
                 ctx.barrier()
             metrics = _run_metrics(run, run_dir, state) if main else {}
@@ -116,10 +116,19 @@ def _train(config: Config | None, resume: str | Path | None, resume_overrides: l
             dist_env.shutdown()
     findings = None
     if main and config.log.tensorboard:  # the doctor reads the event files
-        from ..tune.doctor.after_training import check_finished_run
+        from ..doctor.after_training import check_finished_run
 
         findings = check_finished_run(run_dir, state.step)
     return TrainResult(run_dir, metrics, state.step, state.stop_reason, findings)
+
+
+def _runner(ctx, config: Config):
+    """How the Trainer of this process runs: None (one process), or the runner of the job's strategy."""
+    if ctx is None:
+        return None
+    from ..distributed.strategy import make_runner
+
+    return make_runner(ctx, config.train, config.optim)
 
 
 def _holds_lock() -> bool:

@@ -1,1 +1,1 @@
-"""The run directory: its files, atomic writes, and loading a run back for eval, export, serve and generate."""
+"""The run directory's files: their names, atomic writes, checked reading, checksums and the lock."""

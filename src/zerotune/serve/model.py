@@ -217,7 +217,7 @@ def _lm_from_run(run, run_dir: Path, backend: str):
         raise UserError("a language model is served on PyTorch only (its KV cache); use --backend torch or auto")
     name = Path(run_dir).resolve().name
     if run.meta.task == "sft":  # the tokenizer the run was tuned with: its chat format is the one served
-        from ..run.load import chat_format_for
+        from ..runload.load import chat_format_for
 
         tokenizer = chat_format_for(run.config, run_dir)[0].tokenizer
     else:
@@ -245,7 +245,7 @@ def _hf_directory(target: Path, backend: str):
 
 def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None) -> ServedModel:
     from ..export.prepare import prepare_for_export
-    from ..run.load import load_run
+    from ..runload.load import load_run
 
     run = load_run(run_dir, checkpoint)
     if run.meta.task in ("lm", "sft"):
@@ -255,7 +255,7 @@ def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None)
     tokenizer = max_length = None
     if signature.kind == "text":
         from ..data.text import load_tokenizer
-        from ..run.load import model_dir
+        from ..runload.load import model_dir
 
         tokenizer, max_length = load_tokenizer(model_dir(run.config, run_dir)), signature.max_length
     noise = signature.noise(64)  # seeded stand-in inputs: the server does not rebuild the run's data

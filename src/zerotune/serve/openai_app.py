@@ -144,7 +144,7 @@ async def _chat(served: ServedLM, scheduler: Scheduler, req: ChatRequest):
     messages = [{"role": m.role, "content": m.content} for m in req.messages]
     prompt = _encode(served, served.model.encode_chat, messages)
     asked = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-    # without an end-of-text token, the chat format ends an answer with a newline (lm.chat)
+    # without an end-of-text token, the chat format ends an answer with a newline (data/chat.py)
     stop = (served.model.chat_stop,) if getattr(served.model, "chat_stop", None) else ()
     gen = Generation(scheduler, served.model, prompt, _budget(served, prompt, asked, None, "messages"), req, stop)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..lm.chat import ROLES
+from ..data.chat import ROLES
 
 MAX_STOPS = 4  # as OpenAI
 

@@ -12,7 +12,7 @@ from ..data.bundle import DataMeta
 from ..data.sft import IGNORE, SFTSplit
 from ..errors import UserError
 from ..lm.answer import greedy_ids
-from ..lm.chat import ChatFormat
+from ..data.chat import ChatFormat
 from ..models.modes import eval_mode
 
 EVAL_BATCH = 16  # examples per forward pass when measuring

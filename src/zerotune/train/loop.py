@@ -17,18 +17,21 @@ from pathlib import Path
 import torch
 
 from ..compute.precision import resolve_precision
-from ..config import Config, LogConfig, OptimConfig, ScheduleConfig, TrainConfig
+from ..config import Config, TrainConfig
 from ..data.batches import num_batches
 from ..data.bundle import DataBundle
 from ..errors import UserError
-from ..run.files import DCP_DIR, RunDir
+from ..run.files import RunDir
 from ..tasks.mixing import mixed_loss
 from ..tasks.supervised import Task
 from . import checkpoint as ckpt
 from .callbacks import Callback, TrainState
 from .env import rng_state, set_rng_state
 from .optim import build_optimizer, lr_multiplier, set_lr
+from .options import TrainOptions
 from .plateau import Plateau
+from .runner import LocalRun
+from .saving import Checkpoints, SaveJob
 
 
 class Diverged(UserError):
@@ -82,81 +85,63 @@ def check_progress(checkpoint: ckpt.Checkpoint, data: DataBundle, tc: TrainConfi
 class Trainer:
     """One training run: `fit()` runs epochs of steps, evaluates, and keeps best/last checkpoints.
 
-    Read it top down: `fit` → `_run_epoch` → `_step` (→ `_forward_backward`) → `_end_epoch`
-    (→ `_evaluate`, `_save_last`). Callbacks get `state` at each event and nothing else.
+    Read it top down: `fit` → `_run_epoch` → `step` (→ `_forward_backward`) → `_end_epoch`
+    (→ `_evaluate`, `_save_last`). Callbacks get `state` at each event and nothing else. Where one
+    process and several differ, the Trainer asks its runner (`train/runner.py`).
 
     Args:
         model: the model, already initialised (and seeded).
         data: train/val/test splits.
         task: loss and metrics.
         train: batch size, epochs, precision, evaluation and checkpoint intervals.
-        optim: the optimizer, penalties and clipping.
-        schedule: the learning-rate schedule.
-        log: how often the gradient norm is measured and the throughput is timed.
         run_dir: the run directory; checkpoints go to ``run_dir/checkpoints``.
         device: where to train.
-        callbacks: called at each event, in order.
-        augment: optional callable (x, generator) -> x applied to training batches.
-        mix: optional callable (x, y, generator) -> (x, y_a, y_b, lam) applied after `augment`
-            (mixup, cutmix: `data/mixing.py`); the loss is then `tasks/mixing.py`'s `mixed_loss`.
-        groups: optimizer parameter groups (default: the model's trainable parameters).
-        freeze: optional schedule with ``apply(model, epoch)`` that sets which parameters train in
-            each epoch; it must be a pure function of the epoch (``epoch=None``: every parameter
-            that ever trains), so a resumed run has exactly the frozen set it stopped with.
-        dist: this process's place in a torchrun job (`distributed.env.init`); None for one process.
-            Then the model trains in DDP on this rank's shard of each batch, and only rank 0
-            writes checkpoints.
+        options: optimizer, schedule, logging, callbacks, augmentation, parameter groups, freezing,
+            the runner (see `TrainOptions`; default: all defaults).
     """
 
-    def __init__(self, model: torch.nn.Module, data: DataBundle, task: Task, *, train: TrainConfig,
-                 optim: OptimConfig, schedule: ScheduleConfig, log: LogConfig, run_dir: Path,
-                 device: torch.device, callbacks: Sequence[Callback] = (), augment=None,
-                 groups: list[dict] | None = None, freeze=None, phase=None, mix=None, dist=None):
+    def __init__(self, model: torch.nn.Module, data: DataBundle, task: Task, train: TrainConfig, run_dir: Path,
+                 device: torch.device, options: TrainOptions | None = None):
+        o = options or TrainOptions()
         if train.precision == "auto":  # `train` resolves it, with its warnings; a direct caller gets it here
             train = train.model_copy(update={"precision": resolve_precision("auto", device)})
         self.model, self.task, self.device = model.to(device), task, device
-        self.phase = phase or _untimed
-        self.tc, self.oc, self.schedule, self.log = train, optim, schedule, log
-        self.callbacks, self.augment, self.freeze, self.mix = list(callbacks), augment, freeze, mix
+        self.phase = o.phase or _untimed
+        self.tc, self.oc, self.schedule, self.log = train, o.optim, o.schedule, o.log
+        self.callbacks, self.augment, self.freeze, self.mix = list(o.callbacks), o.augment, o.freeze, o.mix
         self.train_split, self.val = data.train.to(device), data.val.to(device)
-        if freeze is not None:
-            freeze.apply(model, None)  # callbacks see, at fit start, every parameter that will train
+        if o.freeze is not None:
+            o.freeze.apply(model, None)  # callbacks see, at fit start, every parameter that will train
         self.aug_gen = torch.Generator(device=device).manual_seed(train.seed + 1)
-        self.dist = None
-        if dist is not None:  # before the optimizer: FSDP replaces the parameters by sharded ones
-            from ..distributed.env import check_strategy
-            from ..distributed.strategy import make_run
-
-            check_strategy(train, optim)
-            # DDP must look for parameters without a gradient only where frozen ones start training later.
-            unfreezes = freeze is not None and getattr(freeze, "unfreezes", True)
-            self.dist = make_run(dist, model, self.aug_gen, train, find_unused=unfreezes)
-            groups = self.dist.groups(groups)
-        self.optimizer = build_optimizer(model, optim, groups)
+        self.runner = o.runner or LocalRun()
+        # Before the optimizer: FSDP replaces the parameters by sharded ones. DDP must look for
+        # parameters without a gradient only where frozen ones start training later.
+        unfreezes = o.freeze is not None and getattr(o.freeze, "unfreezes", True)
+        module, groups = self.runner.wrap(model, self.aug_gen, o.groups, unfreezes)
+        self.optimizer = build_optimizer(model, o.optim, groups)
         self.scaler = torch.amp.GradScaler("cuda", enabled=train.precision == "fp16")
         self.autocast = _autocast(device, train.precision)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         # Compiled for training steps only; evaluation and callbacks use the plain module (same weights).
-        module = self.dist.module if self.dist else model
         self.forward = torch.compile(module) if train.compile else module
         self.penalised = [p for p in self.params if p.ndim >= 2]
         self.micro_per_epoch = num_batches(len(self.train_split), train.batch_size)
-        steps_per_epoch = math.ceil(self.micro_per_epoch / train.accumulate)
-        total = steps_per_epoch * train.epochs
-        if train.max_steps is not None:
-            total = min(total, train.max_steps)
-        monitor, mode = _monitor(train, task)
-        self.state = TrainState(model=self.dist.callback_model(model) if self.dist else model, total_steps=total,
-                                steps_per_epoch=steps_per_epoch, epochs=train.epochs, monitor=monitor,
-                                monitor_mode=mode)
-        self.plateau = Plateau(schedule.patience, schedule.factor, schedule.threshold, schedule.min_lr_ratio,
-                               mode) if schedule.name == "plateau" else None
-        self.run = RunDir(run_dir)
-        self.writer = ckpt.CheckpointWriter()
-        self.watch = DivergenceWatch(optim.lr)
-        self._pending_best = None  # (tensors, aliases, info): best weights copied, not yet on disk
+        self.state = self._initial_state(task)
+        self.plateau = Plateau(o.schedule.patience, o.schedule.factor, o.schedule.threshold, o.schedule.min_lr_ratio,
+                               self.state.monitor_mode) if o.schedule.name == "plateau" else None
+        self.checkpoints = Checkpoints(RunDir(run_dir))
+        self.watch = DivergenceWatch(o.optim.lr)
         self._epoch_sum, self._epoch_micro = torch.zeros((), device=device), 0  # this rank's, for train/epoch_loss
-        self._saved = False  # whether this process has submitted a save yet (see `_save_last`)
+
+    def _initial_state(self, task: Task) -> TrainState:
+        """Step 0: the step budget and the monitored metric."""
+        steps_per_epoch = math.ceil(self.micro_per_epoch / self.tc.accumulate)
+        total = steps_per_epoch * self.tc.epochs
+        if self.tc.max_steps is not None:
+            total = min(total, self.tc.max_steps)
+        monitor, mode = _monitor(self.tc, task)
+        return TrainState(model=self.runner.callback_model(self.model), total_steps=total,
+                          steps_per_epoch=steps_per_epoch, epochs=self.tc.epochs, monitor=monitor, monitor_mode=mode)
 
     def fit(self, resume: ckpt.Checkpoint | None = None) -> TrainState:
         """Train until the step budget, the last epoch or a stop request; return the final state.
@@ -166,7 +151,7 @@ class Trainer:
         """
         state = self.state
         if resume is not None:
-            ckpt.remove_partial_writes(self.run.checkpoints)
+            ckpt.remove_partial_writes(self.checkpoints.run.checkpoints)
             self._restore(resume)
             state.resumed_from_step = state.step
         self.start()
@@ -175,14 +160,14 @@ class Trainer:
             while not done and state.epoch < self.tc.epochs:
                 done = self._run_epoch()
         finally:
-            self.writer.wait()  # the last checkpoint is on disk before fit returns
+            self.checkpoints.writer.wait()  # the last checkpoint is on disk before fit returns
         state.elapsed = time.perf_counter() - self._t_start
         self.end()
         return state
 
     def start(self) -> None:
         """Fit start: the fit_start event, train mode and the clocks (`fit` calls it; so does `zerotune profile`)."""
-        self._last_save = time.monotonic()
+        self.checkpoints.last_save = time.monotonic()
         self._emit("on_fit_start")
         self.model.train()
         self._t_start = time.perf_counter() - self.state.elapsed
@@ -194,8 +179,8 @@ class Trainer:
         self._emit("on_fit_end")
 
     def _emit(self, event: str) -> None:
-        if self.dist is not None and event in _READ_MODEL:  # FSDP: rank 0's callbacks see a gathered copy
-            self.dist.refresh(self.model)
+        if event in _READ_MODEL:  # FSDP: rank 0's callbacks see a gathered copy
+            self.runner.refresh(self.model)
         for cb in self.callbacks:
             getattr(cb, event)(self.state)
 
@@ -207,9 +192,7 @@ class Trainer:
         if state.batch_in_epoch == 0:  # not again in a run resumed mid-epoch: its epoch started before the checkpoint
             self._epoch_sum, self._epoch_micro = torch.zeros((), device=self.device), 0  # (restored then)
             self._emit("on_epoch_start")
-        batches = self.train_split.epoch_batches(self.tc.seed, state.epoch, self.tc.batch_size)
-        if self.dist is not None:
-            batches = self.dist.shard(batches)
+        batches = self.runner.shard(self.train_split.epoch_batches(self.tc.seed, state.epoch, self.tc.batch_size))
         while state.batch_in_epoch < self.micro_per_epoch:  # checkpoints fall on step boundaries
             self.step(batches)
             if state.step >= state.total_steps:
@@ -234,13 +217,10 @@ class Trainer:
                 if self.mix is not None:
                     x, *y = self.mix(x, y, self.aug_gen)  # y: [y_a, y_b, lam]
             self._data_seconds += time.perf_counter() - t_data
-            share = batches.share if self.dist is not None else 1.0
-            parts = (group, share) if weights is None else (1, weights[k])
-            if self.dist is None:
+            parts = (group, self.runner.share(batches)) if weights is None else (1, weights[k])
+            # Several processes: gradients synchronised on the last micro-step only; a short batch's shares weighted.
+            with self.runner.sync(last_micro_step=k == group - 1):
                 loss = self._forward_backward(x, y, *parts)
-            else:  # DDP: gradients all-reduced on the last micro-step only; a short batch's shares weighted
-                with self.dist.sync(last_micro_step=k == group - 1):
-                    loss = self._forward_backward(x, y, *parts)
             b += 1
         with self.phase("optimizer"):
             state.lr_multiplier = lr_multiplier(self.schedule, state.step, state.total_steps, state.steps_per_epoch)
@@ -271,9 +251,9 @@ class Trainer:
         mine = []
         for i in range(b, b + group):
             y = batches[i][1]  # (a rank's empty part of a short last batch counts for nothing)
-            mine.append(count(y) if self.dist is None or batches.share > 0 else 0)
-        world = self.dist.ctx.world_size if self.dist is not None else 1
-        total = float(self.dist.ctx.all_gather_floats([sum(mine)]).sum()) if world > 1 else float(sum(mine))
+            mine.append(count(y) if self.runner.share(batches) > 0 else 0)
+        world = self.runner.world_size
+        total = sum(row[0] for row in self.runner.gather_rows([float(sum(mine))]))
         return [n * world / max(total, 1.0) for n in mine]
 
     def _forward_backward(self, x: torch.Tensor, y, group: int, share: float = 1.0) -> torch.Tensor:
@@ -325,9 +305,7 @@ class Trainer:
     def _end_epoch(self) -> bool:
         """Check the epoch's loss, evaluate when due, emit epoch_end and save `last`; return whether done."""
         state = self.state
-        epoch_loss = float(self._epoch_sum) / max(self._epoch_micro, 1)  # mean over this process's micro-batches
-        if self.dist is not None:
-            epoch_loss = self.dist.epoch_loss(self._epoch_sum, self._epoch_micro)
+        epoch_loss = self.runner.epoch_loss(self._epoch_sum, self._epoch_micro)  # over every process's micro-batches
         if state.batch_in_epoch >= self.micro_per_epoch:  # complete, not cut short by the step budget
             state.epoch += 1
             state.batch_in_epoch = 0
@@ -337,21 +315,18 @@ class Trainer:
             self._evaluate(epoch_loss)
         state.elapsed = time.perf_counter() - self._t_start
         self._emit("on_epoch_end")
-        if self.dist is not None:  # rank 0's callbacks (early stopping) decide for every rank
-            state.stop_requested = self.dist.any_rank(state.stop_requested)
+        state.stop_requested = self.runner.any_rank(state.stop_requested)  # rank 0's callbacks decide for all
         done = last or state.stop_requested
         # Short epochs would spend their time writing checkpoints: save at most every N seconds.
-        due = done or time.monotonic() - self._last_save >= self.tc.checkpoint_every_seconds
-        if self.dist is not None:  # a save is a collective: every rank saves when one is due
-            due = self.dist.any_rank(due)
-        if due:
+        due = done or time.monotonic() - self.checkpoints.last_save >= self.tc.checkpoint_every_seconds
+        if self.runner.any_rank(due):  # a save is a collective: every rank saves when one is due
             self._save_last()
         return done
 
     def _evaluate(self, epoch_loss: float) -> None:
         """Validation metrics; a new best is copied now and written with the next `last`."""
         state = self.state
-        model = self.dist.eval_model(self.model) if self.dist else self.model  # each rank a share of the rows
+        model = self.runner.eval_model(self.model)  # with several ranks, each runs a share of the rows
         state.metrics = {"train/epoch_loss": epoch_loss, **self.task.quick_metrics(model, self.val, "val")}
         state.num_evals += 1
         state.history.append({"step": state.step, "epoch": state.epoch, **state.metrics})
@@ -363,63 +338,16 @@ class Trainer:
         if state.is_best:
             state.best, state.best_step = value, state.step
             info = {"step": state.step, "metric": state.monitor, "value": value}
-            weights = self.dist.model_tensors(self.model) if self.dist else ckpt.model_tensors(self.model)
+            weights = self.runner.model_tensors(self.model)
             if weights is not None:  # None off rank 0 (under FSDP every rank helps gather them)
-                self._pending_best = (*weights, info)
+                self.checkpoints.pending_best = (*weights, info)
         self._emit("on_eval_end")
 
     def _save_last(self) -> None:
-        """Queue `last` (and a pending `best`) for the writer thread, after checking the state is sound.
-
-        With several ranks, rank 0 writes (the weights are the same on every rank), holding every
-        rank's random generators, and the others wait at a barrier until it has taken its copy.
-        """
-        if self.dist is not None and self.dist.sharded:
-            return self._save_sharded()
-        sums = self._epoch_sums()
-        if self.dist is not None and not self.dist.is_main:
-            self.dist.rng_tensors()
-            self.dist.barrier()
-            return
-        self._check_sound()
-        # The first save of a best appears with its `last` at once: a kill never leaves a best without a last.
-        # (Asked once: while that save is still being written, `checkpoints/` does not exist yet.)
-        first = self._pending_best is not None and not self._saved and ckpt.first_save(self.run.checkpoints)
-        self._saved = True
-        best = self._pending_best
-        if best is not None and not first:  # the best on disk always matches what `last` records
-            self.writer.submit(self.run.checkpoint("best"), *best)
-        self._pending_best = None
-        self._last_save = time.monotonic()
-        saved, tensors = self._training_state(sums)
-        if self.dist is not None:
-            tensors.update(self.dist.rng_tensors())
-        last = (*ckpt.model_tensors(self.model), saved, tensors)
-        if first:
-            self.writer.submit(self.run.checkpoints, best, last, write=ckpt.save_first_checkpoints)
-        else:
-            self.writer.submit(self.run.checkpoint("last"), *last)
-        if self.dist is not None:
-            self.dist.barrier()
-
-    def _save_sharded(self) -> None:
-        """FSDP: each rank writes its shards (DCP) into a temporary directory that rank 0 made; rank 0 adds
-        the full weights and the state, then renames it into place, as `save_checkpoint` does."""
-        main, path = self.dist.is_main, self.run.checkpoint("last")
-        self._check_sound()  # every rank: the weight norm is a collective
-        if main and self._pending_best is not None:
-            self.writer.submit(self.run.checkpoint("best"), *self._pending_best)
-            self._pending_best = None
-        self._last_save = time.monotonic()
-        tmp = self.dist.ctx.broadcast(ckpt.temporary_dir(path) if main else None)
-        self.dist.save_shards(self.model, self.optimizer, tmp / DCP_DIR)
-        weights = self.dist.model_tensors(self.model)
-        saved, tensors = self._training_state(self._epoch_sums(), optimizer=False)
-        tensors.update(self.dist.rng_tensors())
-        if main:
-            self.writer.wait()
-            ckpt.save_checkpoint(path, *weights, saved, tensors, tmp=tmp)
-        self.dist.barrier()
+        """Save `last` (and a pending `best`) through the runner, which decides who writes what and when."""
+        mine = [float(self._epoch_sum), float(self._epoch_micro)]
+        self.runner.save(SaveJob(self.checkpoints, self.model, self.optimizer, mine, self._check_sound,
+                                 self._training_state))
 
     def _check_sound(self) -> None:
         """`last` keeps the last sound state: a blown-up one is never written over it."""
@@ -430,19 +358,13 @@ class Trainer:
             raise Diverged(f"weights became too large or not finite at step {state.step}; "
                            f"lower optim.lr (now {self.oc.lr:g}) or set optim.clip_norm")
 
-    def _epoch_sums(self) -> dict:
-        """Every rank's running loss sum and micro-batch count of the current epoch (a collective with several)."""
-        mine = [float(self._epoch_sum), float(self._epoch_micro)]
-        rows = self.dist.ctx.all_gather_floats(mine).tolist() if self.dist is not None else [mine]
-        return {"loss_sums": [r[0] for r in rows], "micro_batches": [int(r[1]) for r in rows]}
-
     def _restore_epoch_sums(self, saved: ckpt.StateFile) -> None:
         """This rank's running sums of a checkpoint taken mid-epoch; with another number of ranks than
         wrote it, rank 0 takes the totals (the epoch's mean is the same, summed in another order)."""
         if saved.epoch_sums is None or saved.progress.batch_in_epoch == 0:
             return
         sums, counts = saved.epoch_sums.loss_sums, saved.epoch_sums.micro_batches
-        rank, world = (self.dist.ctx.rank, self.dist.ctx.world_size) if self.dist is not None else (0, 1)
+        rank, world = self.runner.rank, self.runner.world_size
         if len(sums) == world:
             total, count = sums[rank], counts[rank]
         else:
@@ -453,7 +375,7 @@ class Trainer:
     def _training_state(self, epoch_sums: dict, optimizer: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
         """Everything but the weights, copied here on the training thread; the writer thread only serialises.
 
-        `epoch_sums`: every rank's running sums of the epoch (`_epoch_sums`).
+        `epoch_sums`: every rank's running sums of the epoch (`saving.epoch_sums`).
         `optimizer`: False under FSDP, whose optimizer state goes to the sharded checkpoint (its groups stay here).
         """
         if optimizer:
@@ -474,17 +396,12 @@ class Trainer:
     def _restore(self, checkpoint: ckpt.Checkpoint) -> None:
         """Weights, optimizer, random generators, scaler, progress and callback states from `checkpoint`."""
         saved, tensors = checkpoint.state, checkpoint.tensors
-        if self.dist is not None and self.dist.sharded:  # any number of ranks wrote them: DCP reshards
-            self.dist.load_shards(self.model, self.optimizer, checkpoint.path / DCP_DIR)
-        else:
-            ckpt.fit_weights(self.model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
-            ckpt.optimizer_from_parts(self.optimizer, saved.optimizer.model_dump(), tensors)
+        self.runner.load(self.model, self.optimizer, checkpoint)
         global_rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.") and k != "rng.augment"}
         set_rng_state(saved.rng.model_dump(mode="json"), global_rng)
         if "rng.augment" in tensors:
             self.aug_gen.set_state(tensors["rng.augment"])
-        if self.dist is not None:
-            self.dist.restore_rng(tensors)
+        self.runner.restore_rng(tensors)
         self._restore_epoch_sums(saved)
         if saved.scaler:
             self.scaler.load_state_dict(saved.scaler)
@@ -497,44 +414,26 @@ class Trainer:
                 cb.load_state_dict(saved.callbacks[type(cb).__name__])
 
 
-def fit(
-    model: torch.nn.Module,
-    data: DataBundle,
-    task: Task,
-    train: TrainConfig | Config,
-    run_dir: Path,
-    device: torch.device,
-    callbacks: Sequence[Callback] = (),
-    *,
-    optim: OptimConfig | None = None,
-    schedule: ScheduleConfig | None = None,
-    log: LogConfig | None = None,
-    resume: ckpt.Checkpoint | None = None,
-    augment=None,
-    groups: list[dict] | None = None,
-    freeze=None,
-    mix=None,
-    dist=None,
-) -> TrainState:
+def fit(model: torch.nn.Module, data: DataBundle, task: Task, train: TrainConfig | Config, run_dir: Path,
+        device: torch.device, callbacks: Sequence[Callback] = (), *, resume: ckpt.Checkpoint | None = None,
+        **options) -> TrainState:
     """Train `model` on `data` and keep best/last checkpoints in `run_dir/checkpoints`.
 
     Args:
-        model, data, task, run_dir, device, callbacks, augment, groups, freeze, mix, dist: as for `Trainer`.
-        train: the TrainConfig; a whole Config may stand in for it and the three groups below.
-        optim: the OptimConfig (default: OptimConfig()).
-        schedule: the ScheduleConfig (default: a constant rate).
-        log: the LogConfig (default: LogConfig()).
+        model, data, task, run_dir, device: as for `Trainer`.
+        train: the TrainConfig; a whole Config may stand in for it and for the options optim, schedule and log.
+        callbacks: called at each event, in order.
         resume: a checkpoint to continue from (see `checkpoint.load_checkpoint`).
+        options: the other fields of `TrainOptions` (optim, schedule, log, augment, mix, groups, freeze,
+            phase, runner).
 
     Returns:
         The final TrainState.
     """
     if isinstance(train, Config):
-        train, optim, schedule, log = train.train, train.optim, train.schedule, train.log
-    trainer = Trainer(model, data, task, train=train, optim=optim or OptimConfig(),
-                      schedule=schedule or ScheduleConfig(), log=log or LogConfig(), run_dir=run_dir,
-                      device=device, callbacks=callbacks, augment=augment, groups=groups, freeze=freeze, mix=mix,
-                      dist=dist)
+        options.update(optim=train.optim, schedule=train.schedule, log=train.log)
+        train = train.train
+    trainer = Trainer(model, data, task, train, run_dir, device, TrainOptions(callbacks=callbacks, **options))
     return trainer.fit(resume)
 
 

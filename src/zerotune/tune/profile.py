@@ -29,10 +29,11 @@ from ..errors import UserError
 from ..pipeline.train import builtin_callbacks, prepare
 from ..run.files import RunDir, atomic_write_bytes, create_unique_run_dir, new_run_name
 from ..run.lock import run_lock
-from ..run.load import read_run_config
+from ..runload.load import read_run_config
 from ..track.sink import EventSink
 from ..train.callbacks import EarlyStopping, ProgressBar, ProgressLines
 from ..train.loop import Trainer
+from ..train.options import TrainOptions
 
 PHASES = ("data", "forward", "backward", "optimizer", "logging")
 MAX_STEPS = 100
@@ -82,11 +83,10 @@ def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | No
         callbacks = [cb for cb in builtin_callbacks(run, files.profile)
                      if not isinstance(cb, (EarlyStopping, ProgressBar, ProgressLines))]
         config = run.config  # train.precision resolved for the device
-        trainer = Trainer(run.model, run.data, run.task, train=config.train, optim=config.optim,
-                          schedule=config.schedule, log=config.log, run_dir=files.profile, device=run.device,
-                          callbacks=callbacks, augment=run.augment, mix=run.mix,
-                          groups=run.setup.groups if run.setup else None,
-                          freeze=run.setup.plan if run.setup else None, phase=timer.phase)
+        options = TrainOptions(optim=config.optim, schedule=config.schedule, log=config.log, callbacks=callbacks,
+                               augment=run.augment, mix=run.mix, groups=run.setup.groups if run.setup else None,
+                               freeze=run.setup.plan if run.setup else None, phase=timer.phase)
+        trainer = Trainer(run.model, run.data, run.task, config.train, files.profile, run.device, options)
         prof = _run_profiled(trainer, timer, steps)
         return _write_results(files, timer.seconds, prof, steps, run.device)
 

@@ -18,8 +18,8 @@ from ..data.bundle import DataBundle, DataMeta, Split
 from ..errors import UserError
 from ..models import create_model
 from ..train import checkpoint as ckpt
-from .checksums import WEIGHTS_FILES, check_files
-from .files import CHECKPOINT_NAMES, CHECKPOINTS_DIR, MODEL_FILE, RunDir, read_json
+from ..run.checksums import WEIGHTS_FILES, check_files
+from ..run.files import CHECKPOINT_NAMES, CHECKPOINTS_DIR, MODEL_FILE, RunDir, read_json
 
 
 @dataclass
@@ -139,7 +139,7 @@ def chat_format_for(config: Config, run_dir: str | Path | None):
     Returns:
         (ChatFormat, the zerotune tokenizer to save with the run or None, vocabulary size, context or None).
     """
-    from ..lm.chat import ChatFormat
+    from ..data.chat import ChatFormat
 
     if config.model.name == "hf_lm":
         from transformers import AutoConfig
@@ -239,7 +239,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device="cpu") -> Loa
         checked = pool.submit(check_files, found, WEIGHTS_FILES, [MODEL_FILE])
         model = build_model_for(config, meta, run_dir)
         if config.finetune is not None and config.finetune.source is not None:
-            from ..finetune.lora import apply_lora, is_lora
+            from ..models.lora import apply_lora, is_lora
 
             if is_lora(config):  # the same adapters as in training, so the checkpoint's names fit
                 apply_lora(model, config.finetune)

@@ -17,9 +17,9 @@ def check_finished_run(run_dir: str | Path, step: int) -> list[Finding]:
     A failure here must not cost the user a finished run: it is reported in one line and no
     findings are returned.
     """
-    from ...run.files import RunDir
-    from ...track import summaries
-    from ...track.sink import append_records
+    from ..run.files import RunDir
+    from ..track import summaries
+    from ..track.sink import append_records
     from . import diagnose
 
     try:

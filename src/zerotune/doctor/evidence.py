@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ...config import load_run_config
-from ...errors import UserError
-from ...run.checksums import Damaged, check_files
-from ...run.files import CHECKPOINT_NAMES, RunDir
-from ...run.schema import read_meta, read_metrics
-from ...track.events import read_run_events
+from ..config import load_run_config
+from ..errors import UserError
+from ..run.checksums import Damaged, check_files
+from ..run.files import CHECKPOINT_NAMES, RunDir
+from ..run.schema import read_meta, read_metrics
+from ..track.events import read_run_events
 
 # "    (1): Linear(in_features=64, ...)" in the model's repr, as the Text tab's run/model holds it;
 # torch prints repeated blocks once, as "(0-3): 4 x Block(".

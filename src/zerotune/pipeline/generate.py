@@ -16,11 +16,11 @@ def load_lm(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu"):
     """
     from ..data.lm_tokenizer import load_tokenizer_dir
     from ..run.files import RunDir
-    from ..run.load import load_run
+    from ..runload.load import load_run
 
     run = load_run(run_dir, checkpoint, device)
     if run.meta.task == "sft":  # an instruction-tuned model answers through its chat format
-        from ..run.load import chat_format_for
+        from ..runload.load import chat_format_for
 
         return run, chat_format_for(run.config, run_dir)[0]
     if run.meta.task != "lm":
@@ -55,14 +55,14 @@ def generate(run_dir: str | Path, prompt: str, *, max_new_tokens: int = 200, tem
     Returns:
         An iterator over text pieces; joined, they are the whole continuation.
     """
-    from .sampling import generate_text
+    from ..lm.sampling import generate_text
 
     run, tokenizer = load_lm(run_dir, checkpoint, device)
     if not prompt:
         raise UserError("the prompt is empty; give at least one character")
     if run.meta.task == "sft":
-        from .chat import user_turn
-        from .sampling import sample_tokens
+        from ..data.chat import user_turn
+        from ..lm.sampling import sample_tokens
 
         ids = tokenizer.prompt_ids(user_turn(prompt, system))
         tokens = sample_tokens(run.model, ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,

@@ -2,7 +2,7 @@
 
 `diagnose` reads a run directory once (`evidence.py`) and applies every rule, each a function
 from the evidence to a list of findings (`optim_rules.py`, `fit_rules.py`, `data_rules.py`,
-`file_rules.py`).
+`file_rules.py`). `report.py` writes a run's page, the findings among its sections.
 """
 
 from __future__ import annotations

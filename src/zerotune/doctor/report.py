@@ -18,8 +18,8 @@ from ..errors import UserError
 from ..run.files import RunDir, atomic_write_bytes, atomic_write_text, outermost_missing, read_json, removed_on_failure
 from ..run.lock import run_lock_if_inside
 from ..run.schema import read_metrics
-from . import figures
-from .events import find_runs, read_run_events
+from ..track import figures
+from ..track.events import find_runs, read_run_events
 
 SMOOTH_ABOVE = 200  # curves with more points than this are drawn with a moving average
 CSS = ("body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
@@ -79,7 +79,7 @@ def _confusion(metrics: dict | None, ev) -> Section | None:
 
 def _doctor(run_dir: Path) -> Section:
     """`zerotune doctor`'s findings, most severe first."""
-    from ..tune.doctor import diagnose
+    from . import diagnose
 
     findings = diagnose(run_dir)
     if not findings:
@@ -199,7 +199,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, fmt: str = 
         UserError: for an unknown format or a directory that holds no run; another job writing in the
             run when the report goes into it.
     """
-    from .events import require_tensorboard
+    from ..track.events import require_tensorboard
 
     if fmt not in ("html", "md"):
         raise UserError(f"report format {fmt!r} is unknown; allowed: html, md")

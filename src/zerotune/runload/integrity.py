@@ -15,8 +15,8 @@ from pathlib import Path
 from ..config import Config
 from ..data.bundle import DataMeta
 from ..train import checkpoint as ckpt
-from .checksums import Damaged, check_files
-from .files import MODEL_FILE, STATE_FILE, RunDir, read_json
+from ..run.checksums import Damaged, check_files
+from ..run.files import MODEL_FILE, STATE_FILE, RunDir, read_json
 
 
 def start_over(run_dir: str | Path) -> str:
