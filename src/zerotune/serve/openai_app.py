@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import UserError
-from ..lm.sampling import TextStream
+from ..lm.detokenize import TextStream
 from .access import add_health, bearer_guard
 from .body_limit import BodyLimit
 from .lm_scheduler import Job, Scheduler
@@ -37,7 +37,7 @@ class Generation:
     def __init__(self, scheduler: Scheduler, model, prompt: list[int], max_tokens: int, req, stop: tuple = ()):
         self.prompt_tokens, self.completion_tokens = len(prompt), 0
         self.job = scheduler.submit(Job(prompt, max_tokens, req.temperature, req.top_p, req.seed))
-        self.text = TextStream(model, prompt, [*(req.stop or []), *stop])
+        self.text = TextStream(model.decode, prompt, [*(req.stop or []), *stop])
         self.finish_reason = "length"
 
     async def pieces(self):
