@@ -35,7 +35,8 @@ import torch
 
 from zerotune.config import build_config
 from zerotune.run.checksums import file_checksum
-from zerotune.run.files import RunDir, atomic_write_text, write_json
+from zerotune.run.atomic import atomic_write_text
+from zerotune.run.files import RunDir, write_json
 from zerotune.runload.load import build_model_for, load_data, load_run
 from zerotune.train import checkpoint as ckpt
 

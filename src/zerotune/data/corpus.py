@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..run.atomic import publish_dir, temporary_dir
 from .batches import epoch_generator
 from .bundle import DataBundle, DataMeta
 from .lm_tokenizer import LMTokenizer, load_tokenizer_dir, train_tokenizer
@@ -191,21 +191,6 @@ def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:24]
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Rename a finished temporary directory into place; a concurrent builder that won keeps its copy."""
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if not final.is_dir():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _tmp_dir(root: Path, name: str) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-
-
 def corpus_tokenizer(files: list[Path], kind: str, vocab_size: int, val_fraction: float, test_fraction: float,
                      root: Path, chunk_bytes: int = CHUNK_BYTES) -> tuple[LMTokenizer, CorpusScan | None]:
     """The tokenizer a run trains on this corpus, cached beside the token arrays, and the scan
@@ -231,9 +216,9 @@ def corpus_tokenizer(files: list[Path], kind: str, vocab_size: int, val_fraction
         bounds = split_bounds(scan.n_chars, val_fraction, test_fraction)
         train = (t for name, _, t in iter_split_text(files, bounds, chunk_bytes) if name == "train")
         tok = train_tokenizer(kind, train, vocab_size)
-    tmp = _tmp_dir(root, final.name)
+    tmp = temporary_dir(final)
     tok.save(tmp)
-    _publish(tmp, final)
+    publish_dir(tmp, final)
     return tok, scan
 
 
@@ -261,7 +246,7 @@ def tokenize_corpus(files: list[Path], tokenizer: LMTokenizer | None, kind: str,
     if not all((final / f"{s}.bin").is_file() for s in SPLITS):
         scan = scan or scan_corpus(files, False, chunk_bytes)
         bounds = split_bounds(scan.n_chars, val_fraction, test_fraction)
-        tmp = _tmp_dir(root, final.name)
+        tmp = temporary_dir(final)
         try:
             sizes = _write_tokens(files, bounds, tokenizer, tmp, chunk_bytes)
             info = {"files": [str(f) for f in files], "tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
@@ -272,7 +257,7 @@ def tokenize_corpus(files: list[Path], tokenizer: LMTokenizer | None, kind: str,
             # (two ranks of one job build the same cache at once), which it may be reading already.
             if final.exists() and not all((final / f"{s}.bin").is_file() for s in SPLITS):
                 shutil.rmtree(final, ignore_errors=True)
-            _publish(tmp, final)
+            publish_dir(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return {s: _open_tokens(final / f"{s}.bin") for s in SPLITS}, tokenizer

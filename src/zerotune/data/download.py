@@ -20,7 +20,6 @@ import http.client
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..run.atomic import atomic_file, replace_dir, temporary_dir
 
 _CHUNK = 1 << 20
 
@@ -125,30 +125,21 @@ def _fetch_one(url: str, dest: Path, checksum: str, timeout: float, progress: Pr
         OSError / urllib errors / ValueError: for the caller to collect per mirror.
     """
     h, want = _hasher(checksum)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            done = 0
-            while chunk := resp.read(_CHUNK):
-                out.write(chunk)
-                h.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(dest.name, done, total)
-            if total is not None and done != total:
-                raise ValueError(f"connection closed after {done} of {total} bytes")
-            got = h.hexdigest()
-            if got != want:
-                raise ValueError(f"checksum mismatch: got {got}, expected {want}")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(dest) as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        done = 0
+        while chunk := resp.read(_CHUNK):
+            out.write(chunk)
+            h.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(dest.name, done, total)
+        if total is not None and done != total:
+            raise ValueError(f"connection closed after {done} of {total} bytes")
+        got = h.hexdigest()
+        if got != want:
+            raise ValueError(f"checksum mismatch: got {got}, expected {want}")
 
 
 def fetch(
@@ -212,7 +203,7 @@ def _extract(archive: Path, parent: Path, folder: str, members: Sequence[Resourc
     """Unpack a tar archive into a temp folder, check it, then move ``folder`` into ``parent``."""
     if not hasattr(tarfile, "data_filter"):  # added in 3.10.12 / 3.11.4 with filter=
         raise UserError("safe archive extraction needs Python >= 3.10.12 or >= 3.11.4; please upgrade")
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=".extract-"))
+    tmp = temporary_dir(parent / folder)
     try:
         try:
             with tarfile.open(archive, "r:*") as tar:
@@ -225,9 +216,7 @@ def _extract(archive: Path, parent: Path, folder: str, members: Sequence[Resourc
             names = ", ".join(m.filename for m in members)
             raise UserError(f"{archive} did not contain {folder}/ with verified {names}")
         target = parent / folder
-        if target.exists():
-            shutil.rmtree(target)  # an earlier, incomplete or corrupt extraction
-        os.replace(tmp / folder, target)
+        replace_dir(tmp / folder, target)  # over an earlier, incomplete or corrupt extraction
         return target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

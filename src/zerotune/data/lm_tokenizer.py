@@ -13,7 +13,6 @@ and `serve` encode exactly as training did, with no need for the corpus.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..run.atomic import atomic_write_text
 
 CHAR_FILE = "char_vocab.json"
 BPE_FILE = "tokenizer.json"
@@ -103,7 +103,7 @@ class CharTokenizer(LMTokenizer):
 
     def save(self, directory: str | Path) -> None:
         text = json.dumps({"kind": "char", "chars": self.chars}, ensure_ascii=False)
-        _write_atomic(Path(directory) / CHAR_FILE, text)
+        atomic_write_text(Path(directory) / CHAR_FILE, text)
 
     def fingerprint(self) -> str:
         return "char:" + "".join(self.chars)
@@ -147,7 +147,7 @@ class BPETokenizer(LMTokenizer):
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     def save(self, directory: str | Path) -> None:
-        _write_atomic(Path(directory) / BPE_FILE, self.tokenizer.to_str())
+        atomic_write_text(Path(directory) / BPE_FILE, self.tokenizer.to_str())
 
     def fingerprint(self) -> str:
         return "bpe:" + self.tokenizer.to_str()
@@ -244,9 +244,3 @@ def _first_line(e: Exception) -> str:
     text = str(e).strip() or type(e).__name__
     return text.splitlines()[0]
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -19,7 +19,7 @@ def check_finished_run(run_dir: str | Path, step: int) -> list[Finding]:
     """
     from ..run.files import RunDir
     from ..track import summaries
-    from ..track.sink import append_records
+    from ..track.event_file import append_records
     from . import diagnose
 
     try:

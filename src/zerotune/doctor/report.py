@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..run.files import RunDir, atomic_write_bytes, atomic_write_text, outermost_missing, read_json, removed_on_failure
+from ..run.atomic import atomic_write_bytes, atomic_write_text
+from ..run.files import RunDir, outermost_missing, read_json, removed_on_failure
 from ..run.lock import run_lock_if_inside
 from ..run.schema import read_metrics
 from ..track import figures

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from ..run.files import RunDir, atomic_write_bytes, outermost_missing, removed_on_failure
+from ..run.atomic import atomic_write_bytes
+from ..run.files import RunDir, outermost_missing, removed_on_failure
 from ..run.lock import run_lock_if_inside
 from ..runload.load import load_run
 from .build import EXPORT_FORMATS, Bounds, ExportContext, ExportOptions, build_export

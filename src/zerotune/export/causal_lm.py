@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..run.atomic import atomic_write_bytes
 from .onnx_export import DEFAULT_OPSET, to_onnx
 from .parity import Parity, verify
 from .runtime import onnx_runner, torch_runner
@@ -92,7 +93,7 @@ def export_causal_lm(model: nn.Module, example_ids: torch.Tensor, *, opset: int 
     if not parity.ok:
         raise UserError(f"the ONNX export does not match PyTorch: {parity.summary()}")
     if out is not None:
-        Path(out).write_bytes(data)
+        atomic_write_bytes(out, data)
     return CausalLMExport(data, signature, parity, has_adapters)
 
 

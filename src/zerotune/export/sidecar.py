@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import shutil
-import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .. import __version__
 from ..data.bundle import DataMeta
 from ..errors import UserError, format_validation_error
+from ..run.atomic import replace_dir, temporary_dir
 from ..run.files import read_json, write_json
 from ..run.schema import MetaFile
 
@@ -88,13 +88,11 @@ def write_tokenizer(tokenizer, target: Path) -> dict[str, str]:
     Returns:
         The SHA-256 of every file written, by name.
     """
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temporary_dir(target)
     try:
         tokenizer.save_pretrained(str(tmp))
         files = _file_hashes(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
+        replace_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

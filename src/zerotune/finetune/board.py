@@ -131,7 +131,7 @@ def write_comparison(run_dir: Path, step: int, before: dict, probe: dict | None,
     """
     from ..run.files import RunDir
     from ..track import summaries
-    from ..track.sink import append_records
+    from ..track.event_file import append_records
 
     values, rows = [], []
     for k in sorted(after):

@@ -20,10 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-
-REPLACEMENT = "\ufffd"  # what a byte-level decoder shows for an incomplete UTF-8 sequence
-DECODE_CONTEXT = 5  # prompt tokens decoded along with new ones, so leading spaces come out right
-
+from .detokenize import TextStream
 
 def _check_options(max_new_tokens, temperature, top_k, top_p) -> None:
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -163,45 +160,6 @@ def _generate(model, tokens, max_new_tokens, temperature, top_k, top_p, seed, us
             m.training = training
 
 
-class _Detokenizer:
-    """Turns a growing list of token ids into text pieces, holding back incomplete UTF-8 characters."""
-
-    def __init__(self, tokenizer, prompt_ids: list[int]):
-        self.tokenizer = tokenizer
-        self.ids = list(prompt_ids[-DECODE_CONTEXT:])
-        self.prefix = 0  # decoding starts here (a few tokens of context)
-        self.read = len(self.ids)  # tokens up to here have been turned into text
-
-    def push(self, tok: int) -> str:
-        self.ids.append(tok)
-        return self._take(final=False)
-
-    def flush(self) -> str:
-        return self._take(final=True)
-
-    def _take(self, final: bool) -> str:
-        if self.read == len(self.ids):
-            return ""
-        before = self.tokenizer.decode(self.ids[self.prefix:self.read])
-        text = self.tokenizer.decode(self.ids[self.prefix:])
-        pending = len(self.ids) - self.read
-        if not final and (len(text) <= len(before) or (text.endswith(REPLACEMENT) and pending < 4)):
-            return ""  # nothing new yet, or the last character is not complete (UTF-8: at most 4 bytes)
-        self.prefix, self.read = self.read, len(self.ids)
-        return text[len(before):]
-
-
-def _held_tail(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of `text` that is the beginning of a stop string (and not all of it)."""
-    best = 0
-    for s in stops:
-        for n in range(min(len(s) - 1, len(text)), best, -1):
-            if text.endswith(s[:n]):
-                best = n
-                break
-    return best
-
-
 def generate_text(
     model: nn.Module,
     tokenizer,
@@ -239,51 +197,11 @@ def generate_text(
         raise UserError("the prompt is empty: give at least one character of text to continue")
     tokens = sample_tokens(model, prompt_ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                            seed=seed, use_cache=use_cache)
-    return _stream_text(tokens, _Detokenizer(tokenizer, prompt_ids), stops)
+    return stream_text(tokens, TextStream(tokenizer.decode, prompt_ids, stops))
 
 
-class TextStream:
-    """Token ids in, finished text out: the text a stream may show so far, never a stop string or what follows.
-
-    ``push(tok)`` returns the new text that is safe to show (held back while it could be the start
-    of a stop string or ends in an incomplete character) and ``stopped`` turns True once a stop
-    string appeared; ``finish()`` returns what was held back when the tokens run out.
-    """
-
-    def __init__(self, tokenizer, prompt_ids: list[int], stops: Sequence[str] = ()):
-        self.detok = _Detokenizer(tokenizer, prompt_ids)
-        self.stops = list(stops)
-        self.text, self.sent = "", 0  # everything decoded so far; how much of it was shown
-        self.stopped = False
-
-    def _cut(self, final: bool) -> str:
-        # a stop string cannot start before `sent`: the held-back tail covers any partial match
-        hits = [i for s in self.stops if (i := self.text.find(s, self.sent)) >= 0]
-        if hits:
-            self.stopped = True
-            end = min(hits)
-        else:
-            end = len(self.text) if final else len(self.text) - _held_tail(self.text, self.stops)
-        piece = self.text[self.sent:end] if end > self.sent else ""
-        self.sent = max(self.sent, end)
-        return piece
-
-    def push(self, tok: int) -> str:
-        if self.stopped:
-            return ""
-        self.text += self.detok.push(tok)
-        return self._cut(final=False)
-
-    def finish(self) -> str:
-        if self.stopped:
-            return ""
-        self.text += self.detok.flush()
-        return self._cut(final=True)
-
-
-def _stream_text(tokens: Iterator[int], detok: _Detokenizer, stops: list[str]) -> Iterator[str]:
-    stream = TextStream(detok.tokenizer, [], stops)
-    stream.detok = detok
+def stream_text(tokens: Iterator[int], stream: TextStream) -> Iterator[str]:
+    """The text pieces of `tokens` through `stream`; generation stops at the first stop string."""
     try:
         for tok in tokens:
             if piece := stream.push(tok):

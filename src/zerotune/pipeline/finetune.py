@@ -108,7 +108,7 @@ def merge_lora(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
 
 def _write_merged(run, src: RunDir, target: RunDir, step: int | None) -> None:
     """The merged run's config, the source's description files and its one `best` checkpoint."""
-    from ..run.files import atomic_write_text
+    from ..run.atomic import atomic_write_text
     from ..train import checkpoint as ckpt
 
     config = run.config.model_copy(deep=True)

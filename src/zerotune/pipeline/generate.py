@@ -55,19 +55,22 @@ def generate(run_dir: str | Path, prompt: str, *, max_new_tokens: int = 200, tem
     Returns:
         An iterator over text pieces; joined, they are the whole continuation.
     """
-    from ..lm.sampling import generate_text
+    from ..lm.sampling import generate_text, stream_text
 
     run, tokenizer = load_lm(run_dir, checkpoint, device)
     if not prompt:
         raise UserError("the prompt is empty; give at least one character")
     if run.meta.task == "sft":
         from ..data.chat import user_turn
+        from ..lm.detokenize import TextStream
         from ..lm.sampling import sample_tokens
 
         ids = tokenizer.prompt_ids(user_turn(prompt, system))
         tokens = sample_tokens(run.model, ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                                seed=seed, use_cache=use_cache)
-        return _answer_pieces(tokens, tokenizer, list(stop))
+        # the answer alone, decoded as `ChatFormat.decode` does: up to its end token or end text
+        stops = [*stop, *([tokenizer.end_text] if tokenizer.end_text else [])]
+        return stream_text(_until(tokens, tokenizer.stop_id), TextStream(tokenizer.text, (), stops))
     if system is not None:
         raise UserError("--system applies to instruction-tuned runs (data.name = 'sft')")
     tokenizer.encode(prompt, what="prompt")  # characters outside a char vocabulary: one clear error, up front
@@ -75,20 +78,12 @@ def generate(run_dir: str | Path, prompt: str, *, max_new_tokens: int = 200, tem
                          top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), use_cache=use_cache)
 
 
-def _answer_pieces(tokens: Iterator[int], fmt, stop: list[str]) -> Iterator[str]:
-    """The answer's text piece by piece, up to its end token (or before the first `stop` string)."""
-    ids: list[int] = []
-    shown = ""
-    for t in tokens:
-        if t == fmt.stop_id:
-            break
-        ids.append(t)
-        text = fmt.decode(ids)
-        cut = min((text.index(s) for s in stop if s in text), default=None)
-        if cut is not None:
-            if cut > len(shown):
-                yield text[len(shown):cut]
-            return
-        if len(text) > len(shown) and not text.endswith("\ufffd"):  # a whole character, not half of one
-            yield text[len(shown):]
-            shown = text
+def _until(tokens: Iterator[int], stop_id: int | None) -> Iterator[int]:
+    """`tokens` up to, not including, `stop_id`."""
+    try:
+        for t in tokens:
+            if t == stop_id:
+                return
+            yield t
+    finally:
+        tokens.close()

@@ -17,7 +17,8 @@ import torch
 from ..compute.threads import torch_threads
 from ..config import Config, apply_overrides, build_config
 from ..errors import UserError
-from ..run.files import (RunDir, atomic_write_text, clear_run_outputs, create_run_dir, create_unique_run_dir,
+from ..run.atomic import atomic_write_text
+from ..run.files import (RunDir, clear_run_outputs, create_run_dir, create_unique_run_dir,
                          new_run_name, outermost_missing, read_json, write_json)
 from ..runload.integrity import last_checkpoint, load_resumable
 from ..run.lock import run_lock

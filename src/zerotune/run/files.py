@@ -46,11 +46,11 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
 from ..errors import UserError, require_file
+from .atomic import atomic_write_text
 
 CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
@@ -306,35 +306,6 @@ def clear_run_outputs(run_dir: str | os.PathLike) -> None:
     run.metrics.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename into place.
-
-    Raises:
-        OSError: naming `path` (not the temporary file) when the disk is full, read-only, ...
-    """
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise error_at(e, path) from e
-        raise
-
-
-def error_at(e: OSError, path: str | os.PathLike) -> OSError:
-    """`e` naming `path`: a failed write() or fsync() names no file, and a temporary file's name says nothing."""
-    return OSError(e.errno, e.strerror or str(e), os.fspath(path))
-
-
 def outermost_missing(path: str | os.PathLike) -> Path | None:
     """The outermost of `path` and its parents that does not exist yet (what ``mkdir(parents=True)`` creates
     first), or None when `path` exists."""
@@ -364,10 +335,6 @@ def removed_on_failure(*paths: str | os.PathLike | None):
                 with contextlib.suppress(OSError):
                     p.unlink()
         raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _finite(obj):

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..run.files import RunDir, atomic_write_text, create_run_dir, create_unique_run_dir, new_run_name, write_json
+from ..run.atomic import atomic_write_text
+from ..run.files import RunDir, create_run_dir, create_unique_run_dir, new_run_name, write_json
 from . import conditioning, figures, linreg, logreg, mlp
 from .config import DataConfig, LinRegConfig, LogRegConfig, MLPConfig, OutputConfig
 from .data import Split, Table, as_classification, as_regression, load_table, split

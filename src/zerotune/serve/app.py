@@ -11,21 +11,20 @@ model call that fails on a request's own values. Whatever parses as JSON never g
 """
 
 import logging
-import secrets
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 from typing_extensions import Annotated
 
 from .. import __version__
 from ..errors import UserError
+from .access import Health, add_health, bearer_guard
 from .batcher import MicroBatcher
 from .body_limit import BodyLimit
 from .inputs import InputError, check_outputs, describe_shape, to_batch, to_texts
@@ -91,12 +90,6 @@ class PredictResponse(BaseModel):
                                                           "model's max_length tokens before predicting")
     model: str
     version: str
-
-
-class Health(BaseModel):
-    status: str
-    model: str
-    backend: str
 
 
 def _example(served: ServedModel) -> list:
@@ -172,17 +165,8 @@ def _description(served: ServedModel) -> str:
             f"{describe_shape(meta.input_shape)}) on raw, un-normalised inputs. GET /metadata tells what to send.")
 
 
-def _auth_guard(opts: ServeOptions) -> list:
-    """The route dependencies that require the bearer token (none when no token is set)."""
-    if opts.token is None:
-        return []
-    bearer = HTTPBearer(auto_error=False, description="the token given to `zerotune serve --token`")
-
-    def authorized(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if creds is None or not secrets.compare_digest(creds.credentials.encode(), opts.token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
-
-    return [Depends(authorized)]
+def _refusal() -> HTTPException:
+    return HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
 def _request_model(served: ServedModel, opts: ServeOptions) -> type[BaseModel]:
@@ -257,12 +241,9 @@ def _predictions(served: ServedModel, out: np.ndarray, truncated: list[int] | No
 
 
 def _add_routes(app: FastAPI, served: ServedModel, opts: ServeOptions, batcher: MicroBatcher) -> None:
-    guard = _auth_guard(opts)
+    guard = bearer_guard(opts.token, _refusal)
     PredictRequest = _request_model(served, opts)
-
-    @app.get("/health", response_model=Health, summary="liveness: the model is loaded and serving")
-    async def health():
-        return {"status": "ok", "model": served.name, "backend": served.backend}
+    add_health(app, served, Health)
 
     @app.get("/metadata", dependencies=guard, summary="the model, its input schema, classes and version")
     async def metadata() -> dict[str, Any]:

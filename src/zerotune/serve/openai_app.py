@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import UserError
-from ..lm.sampling import TextStream
+from ..lm.detokenize import TextStream
+from .access import add_health, bearer_guard
 from .body_limit import BodyLimit
 from .lm_scheduler import Job, Scheduler
 from .served_lm import ServedLM
@@ -38,7 +37,7 @@ class Generation:
     def __init__(self, scheduler: Scheduler, model, prompt: list[int], max_tokens: int, req, stop: tuple = ()):
         self.prompt_tokens, self.completion_tokens = len(prompt), 0
         self.job = scheduler.submit(Job(prompt, max_tokens, req.temperature, req.top_p, req.seed))
-        self.text = TextStream(model, prompt, [*(req.stop or []), *stop])
+        self.text = TextStream(model.decode, prompt, [*(req.stop or []), *stop])
         self.finish_reason = "length"
 
     async def pieces(self):
@@ -166,17 +165,8 @@ async def _chat(served: ServedLM, scheduler: Scheduler, req: ChatRequest):
     return _sse(chunks())
 
 
-def _auth_guard(token: str | None) -> list:
-    if token is None:
-        return []
-    bearer = HTTPBearer(auto_error=False, description="the token given to `zerotune serve --token`")
-
-    def authorized(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
-            raise OpenAIError(401, "missing or wrong bearer token: send 'Authorization: Bearer TOKEN'",
-                              code="invalid_api_key")
-
-    return [Depends(authorized)]
+def _refusal() -> OpenAIError:
+    return OpenAIError(401, "missing or wrong bearer token: send 'Authorization: Bearer TOKEN'", code="invalid_api_key")
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -202,9 +192,7 @@ def _add_routes(app: FastAPI, served: ServedLM, scheduler: Scheduler, guard: lis
     errors = {400: {"description": "invalid request (OpenAI error shape)"},
               401: {"description": "missing or wrong bearer token"}, 404: {"description": "unknown model"}}
 
-    @app.get("/health", summary="liveness: the model is loaded and serving")
-    async def health():
-        return {"status": "ok", "model": served.name, "backend": served.backend}
+    add_health(app, served)
 
     @app.get("/metadata", dependencies=guard, summary="the model, its context length and batching counters")
     async def metadata() -> dict[str, Any]:
@@ -255,5 +243,5 @@ def create_lm_app(served: ServedLM, options) -> FastAPI:
     app.state.scheduler = scheduler
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     _add_error_handlers(app)
-    _add_routes(app, served, scheduler, _auth_guard(options.token), options)
+    _add_routes(app, served, scheduler, bearer_guard(options.token, _refusal), options)
     return app

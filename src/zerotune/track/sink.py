@@ -2,7 +2,7 @@
 
 The training thread only appends to a list (scalars) or a bounded queue (heavy jobs); tensors
 are turned into numbers in the background thread, so no device sync happens per step. The
-thread serialises events with tensorboardX's ``EventsWriter`` (record framing and CRC), batching
+thread writes the events through `EventFile` (track/event_file.py), batching
 all the scalars of one step into one event, which is several times cheaper than one event per
 ``add_scalar`` call. The file is flushed every ``flush_secs``, so a live board sees new points
 and a killed run loses at most that much.
@@ -20,18 +20,15 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 import torch
 
 from ..errors import disk_error
 from . import summaries
+from .event_file import EventFile, Records
 
 _file_counter = itertools.count()
-
-# What a job returns: (Summary or Event proto, step) pairs to write.
-Records = Iterable[tuple[Any, int]]
 
 
 class EventSink:
@@ -51,7 +48,6 @@ class EventSink:
 
     def __init__(self, logdir, flush_secs: float = 2.0, purge_step: int | None = None,
                  interval: float = 0.5, max_jobs: int = 16, record_memory: bool = True):
-        from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import Event, SessionLog
 
         self.logdir = str(logdir)
@@ -62,14 +58,14 @@ class EventSink:
         # of files already there, zero-padded, does that; pid and counter keep names unique.
         opened = sum(1 for name in os.listdir(self.logdir) if ".tfevents." in name)
         suffix = f".{opened:05d}.{os.getpid()}.{next(_file_counter):05d}"
-        self._events = EventsWriter(os.path.join(self.logdir, "events"), filename_suffix=suffix)
-        self.path = getattr(self._events, "_file_name", None)
+        self._events = EventFile.create(self.logdir, suffix)
+        self.path = self._events.path
         self._event_cls = Event
         if purge_step is not None:
             # The same marker tf.summary writers leave after a restart: readers drop older
             # events with step >= purge_step.
-            self._events.write_event(Event(step=purge_step, wall_time=time.time(),
-                                           session_log=SessionLog(status=SessionLog.START)))
+            self._events.write(Event(step=purge_step, wall_time=time.time(),
+                                     session_log=SessionLog(status=SessionLog.START)))
         # A deque, never replaced: append and popleft are atomic, so no point is lost between a
         # training-thread append and a drain (swapping in a new list could orphan one).
         self._scalars: collections.deque[tuple[int, float, tuple]] = collections.deque()
@@ -235,16 +231,7 @@ class EventSink:
                 print(f"warning: TensorBoard summary skipped ({msg})", file=sys.stderr)
 
     def _write(self, records: Records) -> None:
-        now = time.time()
-        for rec, step in records:
-            if isinstance(rec, self._event_cls):
-                event = rec
-                event.step = int(step)
-                if not event.wall_time:
-                    event.wall_time = now
-            else:
-                event = self._event_cls(summary=rec, step=int(step), wall_time=now)
-            self._events.write_event(event)
+        self._events.write_records(records)
 
     def _drain_scalars(self) -> None:
         batch = []
@@ -259,12 +246,12 @@ class EventSink:
                     values.extend(zip(tag, _to_floats(value)))
                 else:
                     values.append((tag, value.item() if isinstance(value, torch.Tensor) else float(value)))
-            self._events.write_event(self._event_cls(summary=summaries.scalars(values), step=step, wall_time=wall))
+            self._events.write(self._event_cls(summary=summaries.scalars(values), step=step, wall_time=wall))
             self._last_step = max(self._last_step, step)
         mem = self._memory()
         if mem:
-            self._events.write_event(self._event_cls(summary=summaries.scalars(mem.items()),
-                                                     step=self._last_step, wall_time=batch[-1][1]))
+            self._events.write(self._event_cls(summary=summaries.scalars(mem.items()),
+                                               step=self._last_step, wall_time=batch[-1][1]))
 
 
 def _to_floats(value) -> list[float]:
@@ -289,17 +276,3 @@ def _memory_probe() -> Callable[[], dict[str, float]]:
         return {"perf/rss_memory_mb": int(statm.read().split()[1]) * page / 2**20}
     return rss
 
-
-def append_records(event_file, records: Records) -> None:
-    """Append (Summary, step) records to an event file that its writer has closed.
-
-    An event file is a plain sequence of framed records, so records added at its end are read as if
-    its writer had written them: a finished run keeps one event file rather than gaining another.
-    """
-    from tensorboard.summary.writer.record_writer import RecordWriter
-    from tensorboardX.proto.event_pb2 import Event
-
-    with open(event_file, "ab") as f:
-        writer = RecordWriter(f)
-        for summary, step in records:
-            writer.write(Event(summary=summary, step=step, wall_time=time.time()).SerializeToString())

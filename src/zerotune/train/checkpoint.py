@@ -21,7 +21,6 @@ import os
 import random
 import re
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +33,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError, format_validation_error
+from ..run.atomic import TEMPORARY_GLOB, error_at, replace_dir, temporary_dir
 from ..run.checksums import ALGORITHM as CHECKSUM_ALGORITHM
 from ..run.checksums import RESUME_FILES, SAVED_WITH, WEIGHTS_FILES, Damaged, checked_while, write_checksums
-from ..run.files import CHECKPOINT_NAMES, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, error_at
+from ..run.files import CHECKPOINT_NAMES, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE
 
 
 def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -54,16 +54,6 @@ def model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict
         kept[key] = name
         tensors[name] = t.detach().to("cpu", copy=True).contiguous()
     return tensors, aliases
-
-
-TEMPORARY_GLOB = ".*.tmp-*"  # `temporary_dir`'s names: a write in progress, or one a killed process left
-
-
-def temporary_dir(path: Path) -> Path:
-    """A new hidden directory beside checkpoint `path`, to fill and then rename into place (see `save_checkpoint`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
 
 
 def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict[str, str], state: dict,
@@ -93,7 +83,7 @@ def save_checkpoint(path: Path, model_sd: dict[str, torch.Tensor], aliases: dict
             fd = os.open(tmp / name, os.O_RDONLY)
             os.fsync(fd)
             os.close(fd)
-        _swap_into_place(tmp, path)
+        replace_dir(tmp, path)
     except BaseException as e:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -114,8 +104,7 @@ def save_first_checkpoints(checkpoints: Path, best: tuple, last: tuple) -> None:
     in between would otherwise leave a best without a last: a run neither new (its ``checkpoints/``
     is missing or empty, so it starts again) nor resumable."""
     checkpoints = Path(checkpoints)
-    checkpoints.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=checkpoints.parent, prefix=f".{checkpoints.name}.tmp-"))
+    tmp = temporary_dir(checkpoints)
     try:
         best_name, last_name = CHECKPOINT_NAMES
         save_checkpoint(tmp / best_name, *best)
@@ -139,16 +128,6 @@ def _save_tensors(tensors: dict[str, torch.Tensor], file: Path, metadata: dict |
         if code is None:
             raise
         raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(file)) from e
-
-
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    old = None
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{os.getpid()}"
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class CheckpointWriter:

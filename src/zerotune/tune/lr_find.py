@@ -142,7 +142,8 @@ def _steepest(lrs, smooth, low: int) -> int:
 
 def write_curve(result: LrFindResult) -> None:
     """The curve to TensorBoard (``lr_find/*`` by step) and to ``lr_find.png`` in the run directory."""
-    from ..run.files import RunDir, atomic_write_bytes
+    from ..run.atomic import atomic_write_bytes
+    from ..run.files import RunDir
     from ..track.figures import to_png, to_rgb
     from ..track.sink import EventSink
 

@@ -27,7 +27,8 @@ from ..compute.threads import torch_threads
 from ..config import Config, apply_overrides, build_config, load_config
 from ..errors import UserError
 from ..pipeline.train import builtin_callbacks, prepare
-from ..run.files import RunDir, atomic_write_bytes, create_unique_run_dir, new_run_name
+from ..run.atomic import atomic_write_bytes
+from ..run.files import RunDir, create_unique_run_dir, new_run_name
 from ..run.lock import run_lock
 from ..runload.load import read_run_config
 from ..track.sink import EventSink

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..run.files import SweepDir, atomic_write_text
+from ..run.atomic import atomic_write_text
+from ..run.files import SweepDir
 from .recipe_toml import recipe_toml
 from .sweep_space import with_values
 from .sweep_study import interrupted
