@@ -70,6 +70,21 @@ def moved(monkeypatch):
     return events
 
 
+@pytest.fixture(scope="session")
+def saved_before_checksums():
+    """``saved_before_checksums(checkpoint_dir)``: make a checkpoint what an older zerotune wrote, with no
+    checksums.json and no word of it in state.json."""
+    import json
+
+    def rewrite(checkpoint: Path) -> None:
+        (checkpoint / "checksums.json").unlink()
+        state = json.loads((checkpoint / "state.json").read_text())
+        assert state.pop("checksums") == "crc32c"
+        (checkpoint / "state.json").write_text(json.dumps(state))
+
+    return rewrite
+
+
 def quiet(*overrides: str) -> list[str]:
     """Overrides that keep a test run silent."""
     return ["log.progress=false", *overrides]

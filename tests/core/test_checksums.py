@@ -206,14 +206,6 @@ def test_doctor_names_a_damaged_checkpoint(run, capsys):
     assert "best/model.safetensors is damaged" in capsys.readouterr().out
 
 
-def as_saved_before_checksums(checkpoint: Path) -> None:
-    """What an older zerotune wrote: no checksums.json, and no word of it in state.json."""
-    (checkpoint / "checksums.json").unlink()
-    state = json.loads((checkpoint / "state.json").read_text())
-    assert state.pop("checksums") == "crc32c"
-    (checkpoint / "state.json").write_text(json.dumps(state))
-
-
 def test_a_deleted_checksums_file_is_damage(run, capsys):
     """state.json records that checksums were written: without them the weights cannot be trusted."""
     (run / "checkpoints" / "best" / "checksums.json").unlink()
@@ -223,18 +215,18 @@ def test_a_deleted_checksums_file_is_damage(run, capsys):
     assert "checksums.json is missing" in capsys.readouterr().out
 
 
-def test_checkpoints_saved_before_checksums_still_load(run, capsys):
+def test_checkpoints_saved_before_checksums_still_load(run, capsys, saved_before_checksums):
     """Old checkpoints have no checksums.json: they load unchecked; the doctor notes it, nothing else does."""
     from zerotune.doctor import diagnose
 
     for name in ("best", "last"):
-        as_saved_before_checksums(run / "checkpoints" / name)
+        saved_before_checksums(run / "checkpoints" / name)
     code, err = zt(capsys, "eval", run)
     assert code == 0 and err == ""
     assert zt(capsys, "train", "--resume", run, "--set", "train.epochs=4")[0] == 0
     assert (run / "checkpoints" / "last" / "checksums.json").is_file()  # the resumed run's new `last` has them
     notes = [f for f in diagnose(run) if f.id == "unchecked_checkpoint"]
     assert [f.severity for f in notes] in ([], ["info"])
-    as_saved_before_checksums(run / "checkpoints" / "last")
+    saved_before_checksums(run / "checkpoints" / "last")
     (note,) = [f for f in diagnose(run) if f.id == "unchecked_checkpoint"]
     assert note.severity == "info" and "last" in note.evidence["unchecked"]

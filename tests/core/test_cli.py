@@ -115,14 +115,14 @@ def test_corrupt_data_file_is_reported(tmp_path):
     assert_one_line_error(proc)
 
 
-def test_corrupt_checkpoint_is_reported(trained, tmp_path):
+def test_corrupt_checkpoint_is_reported(trained, tmp_path, saved_before_checksums):
     import shutil
 
     run = tmp_path / "copy"
     shutil.copytree(trained[0], run)
     (run / "checkpoints" / "best" / "model.safetensors").write_bytes(b"not a safetensors file")
     assert_one_line_error(zt("eval", str(run)), "model.safetensors is damaged", "when it was saved")
-    (run / "checkpoints" / "best" / "checksums.json").unlink()  # as saved before checksums: read, and refused
+    saved_before_checksums(run / "checkpoints" / "best")  # no checksums to check against: read, and refused
     assert_one_line_error(zt("eval", str(run)), "model.safetensors", "not a valid safetensors file")
     assert_one_line_error(zt("eval", str(tmp_path / "nothing")), "does not exist")
 

@@ -130,12 +130,12 @@ def test_another_os_error_is_still_an_internal_error(monkeypatch, capsys, tmp_pa
 
 def test_a_full_disk_under_the_event_file_stops_the_events_not_the_run(tmp_path, monkeypatch, capsys):
     """TensorBoard's events are a view: one warning naming the file, then training ends as it would."""
-    from tensorboardX.event_file_writer import EventsWriter
+    from zerotune.track.event_file import EventFile
 
     def no_space(self):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(EventsWriter, "flush", no_space)
+    monkeypatch.setattr(EventFile, "flush", no_space)
     assert main(["train", "--runs-dir", str(tmp_path), "--name", "x", "--set", "log.flush_secs=0.01", *IRIS]) == 0
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if "TensorBoard events stopped" in line]

@@ -125,7 +125,7 @@ def test_bad_options_are_user_errors(tabular_run, options, message):
         export_run(tabular_run, options)
 
 
-def test_bad_runs_and_paths_are_user_errors(tabular_run, tmp_path):
+def test_bad_runs_and_paths_are_user_errors(tabular_run, tmp_path, saved_before_checksums):
     with pytest.raises(UserError, match="does not exist"):
         export_run(tmp_path / "missing")
     with pytest.raises(UserError, match="is not a zerotune run"):
@@ -138,7 +138,7 @@ def test_bad_runs_and_paths_are_user_errors(tabular_run, tmp_path):
         (broken / "checkpoints" / ckpt / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(UserError, match="best/model.safetensors is damaged"):
         export_run(broken)
-    (broken / "checkpoints" / "best" / "checksums.json").unlink()  # as saved before checksums
+    saved_before_checksums(broken / "checkpoints" / "best")  # no checksums to check against
     with pytest.raises(UserError, match="not a valid safetensors file"):
         export_run(broken)
 
