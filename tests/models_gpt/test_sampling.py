@@ -4,7 +4,8 @@ from torch import nn
 
 from zerotune.errors import UserError
 from zerotune.models import create_model
-from zerotune.lm.sampling import complete, filter_logits, generate_text, sample_tokens
+from zerotune.lm.sampler import filter_logits
+from zerotune.lm.sampling import complete, generate_text, sample_tokens
 
 BS = 8
 CHARS = "abcdefgh .é"

@@ -123,49 +123,27 @@ class GPTTextModel:
         return logits
 
 
-class HFTextModel:
-    """A Hugging Face causal LM (``AutoModelForCausalLM``) with its tokenizer and chat template."""
+class HFDecoder:
+    """A Hugging Face causal LM as the decode loop reads it (`lm.decode`): batched ``prefill`` and ``step``
+    with its own KV cache, rows leaving (``keep``) and joining (``join``); no tokenizer needed.
 
-    def __init__(self, model: torch.nn.Module, tokenizer, name: str):
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.name = name
-        cfg = model.config
-        self.context_length = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions"))
-        self.vocab_size = int(cfg.vocab_size)
-        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else cfg.eos_token_id
-        self.eos_id = eos[0] if isinstance(eos, list) else eos
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (self.eos_id or 0)
-        self.device = next(model.parameters()).device
-        self.chat = ChatFormat(tokenizer)
-        self.chat_stop = self.chat.end_text or None
-        # transformers 5 renames past_key_values to cache (the old name is deprecated)
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    Args:
+        model: an ``AutoModelForCausalLM`` (a peft model around one too); its modes are left as they are.
+        device: where its parameters are (default: found from them).
+        pad_id: the token that left-pads shorter prompts of a batch (masked out; any valid id).
+    """
+
+    def __init__(self, model: torch.nn.Module, device: torch.device | None = None, pad_id: int = 0):
+        self.model = model
+        self.pad_id = pad_id
+        self.device = device if device is not None else next(model.parameters()).device
+        # transformers 5 renames past_key_values to cache (the old name is deprecated); a peft model
+        # passes it on to the model it wraps, whose signature says which name to use
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self._cache_arg = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
     def _cache_of(self, out):
         return out["cache"] if "cache" in out else out["past_key_values"]
-
-    @classmethod
-    def from_directory(cls, path: str | Path, name: str | None = None) -> HFTextModel:
-        """Load a local model directory offline (never remote code)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path = Path(path)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot load a causal language model from {path}: {str(e).splitlines()[0]}") from None
-        return cls(model, tokenizer, name or path.name)
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text)["input_ids"])
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        return self.chat.prompt_ids(messages)
 
     @torch.inference_mode()
     def prefill(self, prompts: list[list[int]]):
@@ -207,3 +185,42 @@ class HFTextModel:
                          position_ids=state["next"][:, None], use_cache=True, **{self._cache_arg: state["past"]})
         state["past"], state["next"] = self._cache_of(out), state["next"] + 1
         return out.logits[:, -1].float()
+
+
+class HFTextModel(HFDecoder):
+    """A Hugging Face causal LM (``AutoModelForCausalLM``) with its tokenizer and chat template."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer, name: str):
+        cfg = model.config
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else cfg.eos_token_id
+        self.eos_id = eos[0] if isinstance(eos, list) else eos
+        super().__init__(model.eval(), pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                         else (self.eos_id or 0))
+        self.tokenizer = tokenizer
+        self.name = name
+        self.context_length = int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions"))
+        self.vocab_size = int(cfg.vocab_size)
+        self.chat = ChatFormat(tokenizer)
+        self.chat_stop = self.chat.end_text or None
+
+    @classmethod
+    def from_directory(cls, path: str | Path, name: str | None = None) -> HFTextModel:
+        """Load a local model directory offline (never remote code)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot load a causal language model from {path}: {str(e).splitlines()[0]}") from None
+        return cls(model, tokenizer, name or path.name)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text)["input_ids"])
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.chat.prompt_ids(messages)

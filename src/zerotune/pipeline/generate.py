@@ -67,23 +67,13 @@ def generate(run_dir: str | Path, prompt: str, *, max_new_tokens: int = 200, tem
 
         ids = tokenizer.prompt_ids(user_turn(prompt, system))
         tokens = sample_tokens(run.model, ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                               seed=seed, use_cache=use_cache)
+                               seed=seed, use_cache=use_cache, stop_id=tokenizer.stop_id)
         # the answer alone, decoded as `ChatFormat.decode` does: up to its end token or end text
         stops = [*stop, *([tokenizer.end_text] if tokenizer.end_text else [])]
-        return stream_text(_until(tokens, tokenizer.stop_id), TextStream(tokenizer.text, (), stops))
+        return stream_text(tokens, TextStream(tokenizer.text, (), stops))
     if system is not None:
         raise UserError("--system applies to instruction-tuned runs (data.name = 'sft')")
     tokenizer.encode(prompt, what="prompt")  # characters outside a char vocabulary: one clear error, up front
     return generate_text(run.model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                          top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), use_cache=use_cache)
 
-
-def _until(tokens: Iterator[int], stop_id: int | None) -> Iterator[int]:
-    """`tokens` up to, not including, `stop_id`."""
-    try:
-        for t in tokens:
-            if t == stop_id:
-                return
-            yield t
-    finally:
-        tokens.close()

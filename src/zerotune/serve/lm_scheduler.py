@@ -9,6 +9,8 @@ before the batch's position and their tokens fit in the context. Otherwise a bat
 every row is done and requests arriving meanwhile form the next one. A batch shares one KV cache, so it only takes requests with
 ``longest prompt + most new tokens <= context``; alone, every valid request fits.
 
+The steps themselves are the one decode loop (`zerotune.lm.decode`), which `zerotune generate`
+and instruction-tuning evaluation also use; this module owns the waiting queue and the threads.
 Each row samples with its own options and its own seeded generator, so a row's tokens do not
 depend on its neighbours: at temperature 0, batched output equals one-at-a-time output.
 
@@ -23,28 +25,20 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
-import torch
-
-from ..lm.sampling import filter_logits
+from ..lm.decode import Counts, Row, decode
+from ..lm.sampler import Sampler
 
 
-@dataclass(eq=False)
-class Job:
-    """One request's generation: its prompt ids, options and the queue its tokens go to."""
+class Job(Row):
+    """One request's generation: a `Row` (prompt ids, budget, sampling options; ``eos`` when the model
+    ended the text itself) and the queue its tokens go to."""
 
-    prompt: list[int]
-    max_tokens: int
-    temperature: float = 1.0
-    top_p: float | None = None
-    seed: int | None = None
-    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    loop: asyncio.AbstractEventLoop | None = None
-    cancelled: bool = False
-    eos: bool = False  # the model ended the text itself
-    generated: int = 0
-    gen: torch.Generator | None = None
+    def __init__(self, prompt: list[int], max_tokens: int, temperature: float = 1.0, top_p: float | None = None,
+                 seed: int | None = None):
+        super().__init__(list(prompt), max_tokens, Sampler(temperature, None, top_p, seed))
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def _emit(self, item) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
@@ -79,7 +73,8 @@ class Scheduler:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closing = False
-        self.batches = self.sequences = self.largest_batch = self.steps = self.batched_steps = self.joined = 0
+        self.batches = self.sequences = 0
+        self.counts = Counts()  # steps, batched_steps, largest_batch, joined: kept by the decode loop
 
     def start(self) -> None:
         self._closing = False
@@ -96,17 +91,32 @@ class Scheduler:
 
     def submit(self, job: Job) -> Job:
         job.loop = job.loop or asyncio.get_running_loop()
-        if job.temperature > 0:
-            job.gen = torch.Generator(device=getattr(self.model, "device", "cpu"))
-            job.gen.seed() if job.seed is None else job.gen.manual_seed(int(job.seed))
+        job.stop_id = self.model.eos_id
         with self._cond:
             self._waiting.append(job)
             self._cond.notify()
         return job
 
     def stats(self) -> dict[str, int]:
-        return {"batches": self.batches, "sequences": self.sequences, "largest_batch": self.largest_batch,
-                "steps": self.steps, "batched_steps": self.batched_steps, "joined": self.joined}
+        c = self.counts
+        return {"batches": self.batches, "sequences": self.sequences, "largest_batch": c.largest_batch,
+                "steps": c.steps, "batched_steps": c.batched_steps, "joined": c.joined}
+
+    @property
+    def steps(self) -> int:
+        return self.counts.steps
+
+    @property
+    def largest_batch(self) -> int:
+        return self.counts.largest_batch
+
+    @property
+    def batched_steps(self) -> int:
+        return self.counts.batched_steps
+
+    @property
+    def joined(self) -> int:
+        return self.counts.joined
 
     def _take(self) -> list[Job] | None:
         """The next batch: the first waiting job and what arrives within the window and fits with it."""
@@ -146,60 +156,16 @@ class Scheduler:
 
     def _run(self, batch: list[Job]) -> None:
         self.batches += 1
-        state, logits = self.model.prefill([j.prompt for j in batch])
-        pos = max(len(j.prompt) for j in batch)  # slots of the shared cache in use
-        self.steps += 1
-        continuous = hasattr(self.model, "join") and hasattr(self.model, "keep")
-        live = [True] * len(batch)
-        while True:
-            self.largest_batch = max(self.largest_batch, sum(live))
-            tokens = self._pick(logits, batch, live)
-            live = self._hand_out(batch, tokens, live)
-            rows = [i for i, alive in enumerate(live) if alive]
-            if not rows:
-                return
-            if continuous and len(rows) < len(batch):  # finished rows leave the batch
-                state = self.model.keep(state, rows)
-                batch, tokens, live = [batch[i] for i in rows], tokens[rows], [True] * len(rows)
-            logits = self.model.step(state, tokens)
-            pos += 1
-            self.steps += 1
-            self.batched_steps += len(rows) > 1
-            newcomers = self._admit(pos, self.max_batch - len(batch)) if continuous else []
-            if newcomers:  # waiting requests join between steps
-                extra = self.model.join(state, [j.prompt for j in newcomers])
-                if extra is None:  # this cache cannot take new rows: they start the next batch
-                    continuous = False
-                    self._return(newcomers)
-                    continue
-                logits = torch.cat([logits, extra])
-                batch, live = batch + newcomers, live + [True] * len(newcomers)
-                self.joined += len(newcomers)
+        for handout in decode(self.model, batch, self, self.max_batch, self.counts):
+            self.sequences += sum(tok is None for _, tok in handout)
+            _emit_all(handout)
 
-    def _hand_out(self, batch: list[Job], tokens: torch.Tensor, live: list[bool]) -> list[bool]:
-        """Give each live row its token (or its end); the rows still live afterwards."""
-        out, live = [], list(live)
-        for i, job in enumerate(batch):
-            if not live[i]:
-                continue
-            tok = int(tokens[i])
-            if job.cancelled or tok == self.model.eos_id:
-                job.eos = not job.cancelled
-            else:
-                job.generated += 1
-                out.append((job, tok))
-            if job.cancelled or job.eos or job.generated >= job.max_tokens:
-                live[i] = False
-                self.sequences += 1
-                out.append((job, None))
-        _emit_all(out)
-        return live
-
-    def _return(self, jobs: list[Job]) -> None:
+    def send_back(self, jobs: list[Job]) -> None:
+        """Jobs the running batch could not take after all: first in line for the next batch."""
         with self._cond:
             self._waiting.extendleft(reversed(jobs))
 
-    def _admit(self, pos: int, room: int) -> list[Job]:
+    def admit(self, pos: int, room: int) -> list[Job]:
         """Waiting jobs that can join a running batch whose cache holds ``pos`` slots."""
         if room <= 0:
             return []
@@ -215,14 +181,3 @@ class Scheduler:
                     keep.append(job)
             self._waiting = keep
         return joining
-
-    @staticmethod
-    def _pick(logits: torch.Tensor, batch: list[Job], live: list[bool]) -> torch.Tensor:
-        """One token per row (B,): greedy rows by argmax, the others sampled with their own generator."""
-        logits = logits.float()
-        tokens = logits.argmax(dim=-1)
-        for i, job in enumerate(batch):
-            if live[i] and job.temperature > 0:
-                probs = filter_logits(logits[i] / job.temperature, None, job.top_p).softmax(dim=-1)
-                tokens[i] = torch.multinomial(probs, 1, generator=job.gen)[0]
-        return tokens
