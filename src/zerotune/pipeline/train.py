@@ -327,7 +327,8 @@ def write_run_files(run: _Prepared, run_dir: Path) -> None:
     if run.setup is not None:
         write_json(files.finetune, {
             "source": {"kind": source.kind, "spec": source.spec, "path": str(Path(source.path).resolve()),
-                       "checkpoint": config.finetune.checkpoint if source.kind == "run" else None},
+                       "checkpoint": config.finetune.checkpoint if source.kind == "run" else None,
+                       **source.provenance()},
             **run.setup.summary(run.model, config.train.epochs), "before": run.before, "probe": run.probe})
 
 

@@ -6,6 +6,8 @@ A run whose model is a pretrained transformer keeps that model's config and toke
 
 from __future__ import annotations
 
+import shutil
+
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,9 +195,13 @@ def save_model_files(run_dir: Path, config: Config, source_run: Path | None = No
 
     from ..data.text import load_tokenizer
 
+    from ..models.pretrained import SOURCE_FILE
+
     target = RunDir(run_dir).hf
     AutoConfig.from_pretrained(str(directory), local_files_only=True).save_pretrained(str(target))
     load_tokenizer(directory).save_pretrained(str(target))
+    if (directory / SOURCE_FILE).is_file():  # the weights came from a GGUF file: which one, how quantized
+        shutil.copyfile(directory / SOURCE_FILE, target / SOURCE_FILE)
 
 
 def _check_checkpoint_name(checkpoint: str) -> None:

