@@ -23,7 +23,9 @@ from ..run.files import (RunDir, clear_run_outputs, create_run_dir, create_uniqu
 from ..runload.integrity import last_checkpoint, load_resumable
 from ..run.lock import run_lock
 from ..runload.load import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
+from ..data.mixing import make_mixer
 from ..tasks.supervised import make_task
+from ..tasks.tta import tta_metrics_of
 from ..track.tensorboard import TensorBoardLogger
 from ..train.callbacks import Callback, EarlyStopping, TrainState, progress_callback
 from ..train.env import resolve_device, seed_everything, set_deterministic
@@ -221,7 +223,7 @@ def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path |
         check_resume(checkpoint.path, tc.distributed.strategy)
         ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
     run = _Prepared(config, checkpoint, device, origin, data, task, model, augment, source, setup,
-                    mix=_mixer(config, data), teacher=teacher)
+                    mix=make_mixer(config.data.augment, data), teacher=teacher)
     if setup is not None and run.fresh and config.finetune.baseline:
         from ..finetune.baseline import before_metrics, linear_probe
 
@@ -470,23 +472,6 @@ def _check_distill_batches(config: Config) -> None:
                         "run it in one process")
 
 
-def _mixer(config: Config, data):
-    """Mixup/cutmix for classification with numeric inputs (cutmix: images); a UserError otherwise."""
-    aug = config.data.augment
-    if not aug.mixing:
-        return None
-    if data.meta.task != "classification":
-        raise UserError(f"data.augment.mixup_alpha and cutmix_alpha mix class labels: they apply to "
-                        f"classification, not {data.meta.task}")
-    if not data.train.x.is_floating_point():
-        raise UserError("data.augment.mixup_alpha and cutmix_alpha blend inputs: this data set gives token ids")
-    if aug.cutmix_alpha and not data.meta.is_image:
-        raise UserError("data.augment.cutmix_alpha pastes image boxes: it applies to image data only")
-    from ..data.mixing import Mixer
-
-    return Mixer(aug)
-
-
 def final_metrics(run_dir: Path, config: Config, data, task, device) -> dict:
     """Full metrics of the best checkpoint on val and test."""
     run = load_run(run_dir, "best", device)
@@ -517,7 +502,7 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
         raise UserError(f"the {split} split of {run_dir} is empty (data.{split}_fraction is 0); "
                         f"evaluate another split with --split")
     if tta:
-        metrics["tta"] = _tta_metrics(run, data, split)
+        metrics["tta"] = tta_metrics_of(run.model, data.split(split), data.meta, run.config.data.augment)
     return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint, **metrics}
 
 
@@ -534,20 +519,6 @@ def task_for(config: Config, data: DataBundle):
 def train_targets(data: DataBundle) -> torch.Tensor | None:
     """The training split's class indices, which ``train.class_weights = "balanced"`` counts (None for a corpus)."""
     return None if data.meta.task == "lm" else data.train.y
-
-
-def _tta_metrics(run, data, split: str) -> dict:
-    from ..data.tta import tta_views
-    from ..tasks.tta import tta_metrics
-
-    if data.meta.task != "classification" or not data.meta.is_image:
-        raise UserError("eval --tta averages predictions over views of images: it applies to image "
-                        f"classification, not this run's {'image ' if data.meta.is_image else ''}{data.meta.task}")
-    views = tta_views(run.config.data.augment)
-    if len(views) == 1:
-        raise UserError("eval --tta: the run trained without flip, shift, crop_padding, rotate_degrees or scale, "
-                        "so there is no view its model learned to be invariant to (see docs/training.md)")
-    return tta_metrics(run.model, data.split(split), views, data.meta.class_names)
 
 
 def environment(device: torch.device, seed: int) -> dict:
