@@ -21,6 +21,7 @@ LAYERS = [
     ["doctor"],
     ["runload"],
     ["finetune", "distill"],
+    ["modes"],
     ["pipeline"],
     ["tune", "export", "scratch"],
     ["serve"],

@@ -8,6 +8,7 @@ import torch
 from zerotune.cli.main import main
 from zerotune.config import load_config
 from zerotune.distill.targets import SoftTargets, batch_generator
+from zerotune.modes.distill import Distill
 from zerotune.pipeline.distill import distill
 from zerotune.pipeline.train import prepare
 
@@ -58,7 +59,7 @@ def test_cached_and_on_the_fly_teacher_logits(cnn_run, runs_dir):
     batches = cached.data.train.epoch_batches(0, 0, 32)
     x, t = batches[1]
     assert isinstance(t, SoftTargets) and torch.equal(t.labels, cached.data.train.y[batches.perm[32:64]])
-    assert torch.allclose(t.teacher, cached.teacher.logits(x), atol=1e-5)
+    assert torch.allclose(t.teacher, cached.mode(Distill).teacher.logits(x), atol=1e-5)
 
     aug = prepare(load_config(None, STUDENT + [f"distill.teacher={cnn_run}", "data.augment.rotate_degrees=15"]))
     assert aug.augment is None and aug.data.train.cache is None  # the split augments, the trainer does not
@@ -66,7 +67,7 @@ def test_cached_and_on_the_fly_teacher_logits(cnn_run, runs_dir):
     x, t = batches[1]
     raw = aug.data.train.x[batches.perm[32:64]]
     assert not torch.allclose(x, raw)  # augmented ...
-    assert torch.allclose(t.teacher, aug.teacher.logits(x), atol=1e-5)  # ... and the teacher saw that batch
+    assert torch.allclose(t.teacher, aug.mode(Distill).teacher.logits(x), atol=1e-5)  # ... and the teacher saw that batch
     again, _ = aug.data.train.epoch_batches(0, 0, 32)[1]
     assert torch.equal(x, again)  # a pure function of (seed, epoch, batch): resume-safe
     assert torch.equal(x, aug.data.train.augment(raw, batch_generator(0, 0, 1, x.device)))

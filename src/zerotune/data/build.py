@@ -116,3 +116,13 @@ def normalize_inputs(x: torch.Tensor, meta: DataMeta) -> torch.Tensor:
     mean = torch.tensor(meta.x_mean, dtype=x.dtype, device=x.device).reshape(shape)
     std = torch.tensor(meta.x_std, dtype=x.dtype, device=x.device).reshape(shape)
     return (x - mean) / std
+
+
+def check_foldable(name: str) -> None:
+    """Cross-validation folds are cut here, in memory: text and corpora are tokenised elsewhere and have none.
+
+    Raises:
+        UserError: the data set `name` is text or a corpus.
+    """
+    if name in ("text", "corpus"):
+        raise UserError(f"zerotune cv splits in-memory data sets (images, tables); data.name {name!r} is not one")

@@ -76,3 +76,23 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, perm: torch.Tensor, lam: float, rng
     out[..., top:bottom, left:right] = x[perm][..., top:bottom, left:right]
     lam = 1.0 - (bottom - top) * (right - left) / (h * w)
     return out, y, y[perm], lam
+
+
+def make_mixer(config: AugmentConfig, data) -> Mixer | None:
+    """Mixup/cutmix for classification with numeric inputs (cutmix: images); None when off.
+
+    Raises:
+        UserError: the data set's labels or inputs cannot be mixed.
+    """
+    if not config.mixing:
+        return None
+    from ..errors import UserError
+
+    if data.meta.task != "classification":
+        raise UserError(f"data.augment.mixup_alpha and cutmix_alpha mix class labels: they apply to "
+                        f"classification, not {data.meta.task}")
+    if not data.train.x.is_floating_point():
+        raise UserError("data.augment.mixup_alpha and cutmix_alpha blend inputs: this data set gives token ids")
+    if config.cutmix_alpha and not data.meta.is_image:
+        raise UserError("data.augment.cutmix_alpha pastes image boxes: it applies to image data only")
+    return Mixer(config)

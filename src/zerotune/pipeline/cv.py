@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config, apply_overrides, build_config
+from ..data.build import check_foldable
 from ..errors import UserError
 from ..run.files import create_run_dir, create_unique_run_dir, cv_summary_file, fold_run_name, new_run_name, write_json
 from .train import default_run_prefix, prepare, train
@@ -44,9 +45,7 @@ def cross_validate(config: Config, folds: int, name: str | None = None, callback
     """
     if folds < 2:
         raise UserError(f"--folds must be at least 2, got {folds}")
-    if config.data.name in ("text", "corpus"):
-        raise UserError(f"zerotune cv splits in-memory data sets (images, tables); data.name "
-                        f"{config.data.name!r} is not one")
+    check_foldable(config.data.name)
     base = config.to_dict()
 
     # Outside a terminal each fold's evaluation lines would bury the summary: one line per fold instead.

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from ..config import apply_overrides, build_config, load_config
 from ..errors import UserError
 from ..models.summary import ModelSummary, summarize
@@ -37,12 +35,13 @@ def _recipe_summary(recipe: str | Path | None, overrides: list[str]) -> ModelSum
         config = build_config(apply_overrides(config.to_dict(), ["finetune.baseline=false"]))
     with torch_threads(config.train.threads, "train.threads"):
         run = prepare(config)
-        if run.setup is not None:
-            run.setup.plan.apply(run.model, None)  # every parameter that trains at some epoch
+        if run.freeze is not None:
+            run.freeze.apply(run.model, None)  # every parameter that trains at some epoch
         return summarize(run.model.cpu(), run.data.train.sample_inputs(1).cpu())
 
 
 def _run_summary(run_dir: Path) -> ModelSummary:
+    from ..modes.registry import modes_for
     from ..run.files import RunDir
     from ..runload.load import build_model_for, read_meta, read_run_config
 
@@ -51,12 +50,7 @@ def _run_summary(run_dir: Path) -> ModelSummary:
         raise UserError(f"{run_dir} is not a complete run: it has no {RunDir(run_dir).meta.name}")
     meta = read_meta(run_dir)
     model = build_model_for(config, meta, run_dir)  # the weights do not change the table: none are loaded
-    if config.finetune is not None and config.finetune.source is not None:
-        from ..finetune.freezing import FreezePlan
-        from ..models.lora import apply_lora, is_lora
-
-        adapters = apply_lora(model, config.finetune) if is_lora(config) else []
-        FreezePlan(model, config.finetune, adapters).apply(model, None)
-    tokens = meta.task == "lm" or meta.source == "text"
-    example = torch.zeros((1, *meta.input_shape), dtype=torch.long if tokens else torch.float32)
-    return summarize(model, example)
+    modes = modes_for(config)
+    for mode in modes:
+        mode.as_trained(model, config)
+    return summarize(model, modes[0].summary_input(meta))

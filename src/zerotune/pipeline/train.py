@@ -10,7 +10,6 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,21 +22,15 @@ from ..run.files import (RunDir, clear_run_outputs, create_run_dir, create_uniqu
 from ..runload.integrity import last_checkpoint, load_resumable
 from ..run.lock import run_lock
 from ..runload.load import build_model_for, load_data, load_run, read_run_config, run_data, save_model_files
-from ..tasks.supervised import make_task
+from ..data.mixing import make_mixer
+from ..modes.base import PreparedRun
+from ..modes.registry import base_mode, modes_for
+from ..tasks.tta import tta_metrics_of
 from ..track.tensorboard import TensorBoardLogger
 from ..train.callbacks import Callback, EarlyStopping, TrainState, progress_callback
 from ..train.env import resolve_device, seed_everything, set_deterministic
 from ..train import checkpoint as ckpt
 from ..train.loop import check_monitor, check_progress, fit
-
-if TYPE_CHECKING:
-    from ..data.augment import Augmenter
-    from ..data.bundle import DataBundle
-    from ..data.mixing import Mixer
-    from ..distill.teacher import Teacher
-    from ..finetune.setup import FinetuneSetup
-    from ..finetune.sources import Source
-    from ..tasks.supervised import Task
 
 # Fields that may change when a run is resumed; anything else would break exact continuation.
 RESUMABLE_OVERRIDES = ("train.epochs", "train.max_steps", "train.early_stopping", "log.progress", "log.tensorboard",
@@ -102,11 +95,10 @@ def _train(config: Config | None, resume: str | Path | None, resume_overrides: l
             run = _prepare(config, checkpoint, run_dir)
             set_up = lambda: _set_up_run_dir(run, run_dir, resume_overrides, lock)  # noqa: E731
             run_dir = ctx.on_main(set_up) if ctx else set_up()  # rank 0 writes, the others learn where
-            c, setup, main = run.config, run.setup, ctx is None or ctx.is_main
+            c, main = run.config, ctx is None or ctx.is_main
             state = fit(run.model, run.data, run.task, c, run_dir, run.device,
                         _callbacks(run, run_dir, ctx, list(callbacks or [])), resume=checkpoint, augment=run.augment,
-                        groups=setup.groups if setup else None, freeze=setup.plan if setup else None, mix=run.mix,
-                        runner=_runner(ctx, c))
+                        groups=run.groups, freeze=run.freeze, mix=run.mix, runner=_runner(ctx, c))
             if ctx is not None:  # every rank's last collective done before any leaves (see launch.end_process)
                 ctx.barrier()
             metrics = _run_metrics(run, run_dir, state) if main else {}
@@ -143,7 +135,7 @@ def _holds_lock() -> bool:
     return not in_worker() or os.environ.get("RANK") == "0"
 
 
-def _callbacks(run: _Prepared, run_dir: Path, ctx, extra: list) -> list[Callback]:
+def _callbacks(run: PreparedRun, run_dir: Path, ctx, extra: list) -> list[Callback]:
     """The built-in callbacks and `extra`; with several ranks, these on rank 0 only, and everywhere `DistBoard`."""
     if ctx is None:
         return builtin_callbacks(run, run_dir) + extra
@@ -156,77 +148,38 @@ def _callbacks(run: _Prepared, run_dir: Path, ctx, extra: list) -> list[Callback
     return builtin + extra + [DistBoard(ctx, board)]
 
 
-@dataclass
-class _Prepared:
-    """A run built and checked, before anything is written: what `fit` and the run directory need."""
-
-    config: Config
-    checkpoint: ckpt.Checkpoint | None  # None: a new run, or one that starts again from step 0
-    device: torch.device
-    origin: Path | None  # the run lending normalisation statistics, tokenizer and architecture
-    data: DataBundle
-    task: Task
-    model: torch.nn.Module
-    augment: Augmenter | None
-    source: Source | None = None  # a fine-tune's source model
-    setup: FinetuneSetup | None = None  # a fine-tune's freeze plan and parameter groups
-    before: dict | None = None  # a fine-tune's metrics before training
-    probe: dict | None = None  # a fine-tune's linear-probe metrics
-    mix: Mixer | None = None  # mixup / cutmix
-    teacher: Teacher | None = None  # a distillation's teacher
-
-    @property
-    def fresh(self) -> bool:
-        return self.checkpoint is None
-
-
-def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path | None) -> _Prepared:
-    """Data, task, model (and a fine-tune's setup), each checked against the others and the checkpoint."""
-    from ..distill.setup import attach_teacher, is_distill
-    from ..finetune.setup import adapt_config, attach, is_finetune
-
+def _prepare(config: Config, checkpoint: ckpt.Checkpoint | None, run_dir: Path | None) -> PreparedRun:
+    """Data, task, model (and what each of the run's modes adds), each checked against the others and the checkpoint."""
     device = _set_up_process(config.train)
     config = _resolve_precision(config, device)
-    tc = config.train
-    source = None
-    if is_finetune(config) and checkpoint is None:
-        config, source = adapt_config(config)
-    # A source run lends its normalisation statistics, tokenizer and transformer architecture.
-    origin = run_dir if checkpoint is not None else (
-        source.path if source is not None and source.kind == "run" else None)
-    data = load_data(config, origin)
-    _check_ranks(tc, data)
-    task = task_for(config, data)
+    modes, origin = modes_for(config), run_dir if checkpoint is not None else None
+    if checkpoint is None:
+        for mode in modes:
+            config, lent = mode.configure(config)
+            origin = origin or lent
+    run, tc = PreparedRun(config, checkpoint, device, origin, modes), config.train
+    run.data = load_data(config, origin)
+    _check_ranks(tc, run.data)
+    run.task = modes[0].task(config, run.data)
     if tc.sampler == "balanced":
-        data.train = data.train.balanced()
-    augment, teacher = _augmenter(config, data.meta), None
-    if is_distill(config):  # the teacher sees each augmented batch, so the batches augment themselves
-        _check_distill_batches(config)
-        data, task, teacher = attach_teacher(config, data, task, augment, device)
-        augment = None
-    check_monitor(tc, task)
-    model = build_model_for(config, data.meta, origin)
-    if data.meta.task == "sft":
-        from ..finetune.sft import prepare_causal_lm
-
-        prepare_causal_lm(model, config)
-    elif tc.grad_checkpointing:
-        raise UserError("train.grad_checkpointing applies to causal language models being tuned (data.name = 'sft')")
-    setup = attach(model, config, data.meta, source) if is_finetune(config) else None
-    _check_model_fits(model, data)
+        run.data.train = run.data.train.balanced()
+    run.augment = _augmenter(config, run.data.meta)
+    for mode in modes:
+        mode.adapt_data(run)
+    check_monitor(tc, run.task)
+    run.model = build_model_for(config, run.data.meta, origin)
+    for mode in modes:
+        mode.setup_model(run)
+    _check_model_fits(run.model, run.data)
     if checkpoint is not None:  # the checkpoint must fit this data and model before anything is written
-        check_progress(checkpoint, data, tc)
+        check_progress(checkpoint, run.data, tc)
         from ..distributed.env import check_resume
 
         check_resume(checkpoint.path, tc.distributed.strategy)
-        ckpt.fit_weights(model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
-    run = _Prepared(config, checkpoint, device, origin, data, task, model, augment, source, setup,
-                    mix=_mixer(config, data), teacher=teacher)
-    if setup is not None and run.fresh and config.finetune.baseline:
-        from ..finetune.baseline import before_metrics, linear_probe
-
-        run.before = before_metrics(model, data, task, device)
-        run.probe = linear_probe(model, data, device, tc.seed)
+        ckpt.fit_weights(run.model, checkpoint.weights, checkpoint.path / ckpt.MODEL_FILE)
+    run.mix = make_mixer(config.data.augment, run.data)
+    for mode in modes:
+        mode.ready(run)
     return run
 
 
@@ -242,7 +195,7 @@ def _check_ranks(tc, data) -> None:
         check_shardable(ctx.world_size, tc.batch_size, num_batches(len(data.train), tc.batch_size))
 
 
-def prepare(config: Config) -> _Prepared:
+def prepare(config: Config) -> PreparedRun:
     """Data, task and model of a new run built from `config`, as `train` builds them; nothing is written."""
     return _prepare(config, None, None)
 
@@ -273,7 +226,7 @@ def _resolve_precision(config: Config, device: torch.device) -> Config:
     return config.model_copy(update={"train": config.train.model_copy(update={"precision": precision})})
 
 
-def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list[str] | None,
+def _set_up_run_dir(run: PreparedRun, run_dir: Path | None, resume_overrides: list[str] | None,
                     lock: contextlib.ExitStack) -> Path:
     """Create the run directory (or clear a restarted one) and write its files; return it.
 
@@ -289,17 +242,14 @@ def _set_up_run_dir(run: _Prepared, run_dir: Path | None, resume_overrides: list
         write_run_files(run, run_dir)  # first: on a full disk, the dead attempt's events are still there
         clear_run_outputs(run_dir)  # the dead attempt's events and files would mix with the new ones
         return run_dir
-    if run.setup is not None and files.finetune.is_file():
-        saved = read_json(files.finetune)
-        run.before, run.probe = saved.get("before"), saved.get("probe")
-        # decided when the source's weights were loaded, which a resume does not do again
-        run.setup.head = saved.get("head", run.setup.head)
+    for mode in run.modes:
+        mode.resume(run, run_dir)
     if resume_overrides:
         atomic_write_text(files.config, config.to_yaml())
     return run_dir
 
 
-def _new_run_dir(run: _Prepared, lock: contextlib.ExitStack) -> Path:
+def _new_run_dir(run: PreparedRun, lock: contextlib.ExitStack) -> Path:
     """Create a new run's directory, held in `lock` from then on, and write its files; on failure (a full
     disk) remove what was created, so no empty directory blocks the name."""
     config = run.config
@@ -315,47 +265,26 @@ def _new_run_dir(run: _Prepared, lock: contextlib.ExitStack) -> Path:
     return run_dir
 
 
-def write_run_files(run: _Prepared, run_dir: Path) -> None:
-    """What a new run directory holds before training: config, data metadata, environment, model files."""
-    config, source, files = run.config, run.source, RunDir(run_dir)
+def write_run_files(run: PreparedRun, run_dir: Path) -> None:
+    """What a new run directory holds before training: config, data metadata, environment, model files, and
+    each mode's own files."""
+    config, files = run.config, RunDir(run_dir)
     atomic_write_text(files.config, config.to_yaml())
     write_json(files.meta, run.data.meta.to_dict())
     write_json(files.env, environment(run.device, config.train.seed))
     save_model_files(run_dir, config, run.origin)
     if run.data.tokenizer is not None:
         run.data.tokenizer.save(files.tokenizer)
-    if run.setup is not None:
-        write_json(files.finetune, {
-            "source": {"kind": source.kind, "spec": source.spec, "path": str(Path(source.path).resolve()),
-                       "checkpoint": config.finetune.checkpoint if source.kind == "run" else None,
-                       **source.provenance()},
-            **run.setup.summary(run.model, config.train.epochs), "before": run.before, "probe": run.probe})
+    for mode in run.modes:
+        mode.write_files(run, run_dir)
 
 
-def builtin_callbacks(run: _Prepared, run_dir: Path) -> list[Callback]:
-    """TensorBoard views (the fine-tune's after the run's own), early stopping, progress."""
+def builtin_callbacks(run: PreparedRun, run_dir: Path) -> list[Callback]:
+    """TensorBoard views (the base mode's board first, then what the other modes add), early stopping, progress."""
     config, builtin = run.config, []
     if config.log.tensorboard:
-        if run.task.kind == "lm":
-            from ..track.lm_board import LMBoard
-
-            builtin.append(LMBoard(run_dir, config, run.data, run.task))
-        elif run.task.kind == "sft":
-            from ..track.sft_board import SFTBoard
-
-            builtin.append(SFTBoard(run_dir, config, run.data, run.task))
-        else:
-            builtin.append(TensorBoardLogger(run_dir, config, run.data, run.task))
-        if run.setup is not None:
-            from ..finetune.board import FinetuneBoard
-
-            builtin.append(FinetuneBoard(builtin[-1], run.setup.plan, run.setup.groups, run.before, run.probe))
-        if run.teacher is not None:
-            from ..distill.board import DistillBoard
-            from ..distill.setup import setup_summary
-
-            summary = setup_summary(config.distill, run.teacher, run.model, run.data.train)
-            builtin.append(DistillBoard(builtin[0], run.task, summary, config.log.scalars_every))
+        for mode in run.modes:
+            builtin += mode.views(run, run_dir, builtin)
     if config.train.early_stopping is not None:
         builtin.append(EarlyStopping(config.train.early_stopping.patience, config.train.early_stopping.min_delta))
     if config.log.progress:
@@ -363,37 +292,21 @@ def builtin_callbacks(run: _Prepared, run_dir: Path) -> list[Callback]:
     return builtin
 
 
-def _run_metrics(run: _Prepared, run_dir: Path, state: TrainState) -> dict:
-    """metrics.json: the best checkpoint's val and test metrics, how training went, and a fine-tune's gain."""
-    config = run.config
-    metrics = final_metrics(run_dir, config, run.data, run.task, run.device)
+def _run_metrics(run: PreparedRun, run_dir: Path, state: TrainState) -> dict:
+    """metrics.json: the best checkpoint's val and test metrics, how training went, and what each mode adds."""
+    metrics = final_metrics(run_dir, run.config, run.data, run.task, run.device)
     metrics["training"] = {"steps": state.step, "epochs": state.epoch, "seconds": round(state.elapsed, 3),
                            "stop_reason": state.stop_reason, "best_step": state.best_step,
                            "monitor": state.monitor, "best": state.best}
-    if run.setup is not None:
-        after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in ("loss", "accuracy", "exact_match")
-                 if isinstance(metrics[split].get(k), (int, float))}
-        metrics["finetune"] = {**run.setup.summary(run.model, config.train.epochs), "before": run.before,
-                               "probe": run.probe, "after": after}
-        if config.log.tensorboard:
-            from ..finetune.board import write_comparison
-
-            write_comparison(run_dir, state.step, run.before or {}, run.probe, after)
-    if run.teacher is not None:
-        from ..distill.setup import distill_metrics
-
-        metrics["distill"] = distill_metrics(config.distill, run.teacher, run.model, run.data, run.device)
+    for mode in run.modes:
+        mode.report(run, run_dir, metrics, state.step)
     return metrics
 
 
 def default_run_prefix(config: Config) -> str:
-    """``digits-cnn``, ``digits-cnn-finetune`` for a fine-tune, ``digits-mlp-distill`` for a distillation;
-    the time is appended."""
-    from ..distill.setup import is_distill
-    from ..finetune.setup import is_finetune
-
-    return (f"{config.data.name}-{config.model.name}" + ("-finetune" if is_finetune(config) else "")
-            + ("-distill" if is_distill(config) else ""))
+    """``digits-cnn``, ``digits-cnn-finetune`` for a fine-tune, ``digits-mlp-distill`` for a distillation
+    (each mode's suffix); the time is appended."""
+    return f"{config.data.name}-{config.model.name}" + "".join(mode.suffix for mode in modes_for(config))
 
 
 def _resume(run_dir: Path, overrides: list[str]) -> tuple[Config, ckpt.Checkpoint | None]:
@@ -457,37 +370,6 @@ def _augmenter(config: Config, meta):
     return Augmenter(aug, meta.x_mean, meta.x_std)
 
 
-def _check_distill_batches(config: Config) -> None:
-    """A distillation's batches carry the teacher's logits for their own examples: they cannot be mixed or resampled."""
-    if config.data.augment.mixing:
-        raise UserError("distill: data.augment.mixup_alpha and cutmix_alpha are not supported with a teacher "
-                        "(its logits belong to unmixed examples); allowed: 0")
-    if config.train.sampler == "balanced":
-        raise UserError('distill: train.sampler = "balanced" is not supported with a teacher; allowed: "shuffle"')
-    from ..distributed.env import current
-
-    if current() is not None:
-        raise UserError("distill: several processes (--nproc, torchrun) are not supported with a teacher yet; "
-                        "run it in one process")
-
-
-def _mixer(config: Config, data):
-    """Mixup/cutmix for classification with numeric inputs (cutmix: images); a UserError otherwise."""
-    aug = config.data.augment
-    if not aug.mixing:
-        return None
-    if data.meta.task != "classification":
-        raise UserError(f"data.augment.mixup_alpha and cutmix_alpha mix class labels: they apply to "
-                        f"classification, not {data.meta.task}")
-    if not data.train.x.is_floating_point():
-        raise UserError("data.augment.mixup_alpha and cutmix_alpha blend inputs: this data set gives token ids")
-    if aug.cutmix_alpha and not data.meta.is_image:
-        raise UserError("data.augment.cutmix_alpha pastes image boxes: it applies to image data only")
-    from ..data.mixing import Mixer
-
-    return Mixer(aug)
-
-
 def final_metrics(run_dir: Path, config: Config, data, task, device) -> dict:
     """Full metrics of the best checkpoint on val and test."""
     run = load_run(run_dir, "best", device)
@@ -512,43 +394,14 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
         raise UserError(f"split {split!r} is unknown; allowed: train, val, test")
     run = load_run(run_dir, checkpoint)
     data = run_data(run)
-    task = task_for(run.config, data)
+    task = base_mode(run.config).task(run.config, data)
     metrics = task.full_metrics(run.model, data.split(split))
     if not metrics.get("n"):
         raise UserError(f"the {split} split of {run_dir} is empty (data.{split}_fraction is 0); "
                         f"evaluate another split with --split")
     if tta:
-        metrics["tta"] = _tta_metrics(run, data, split)
+        metrics["tta"] = tta_metrics_of(run.model, data.split(split), data.meta, run.config.data.augment)
     return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint, **metrics}
-
-
-def task_for(config: Config, data: DataBundle):
-    """The task of a run's data: instruction tuning (tasks/sft.py) or what `make_task` gives."""
-    if data.meta.task == "sft":
-        from ..config import SFTConfig
-        from ..tasks.sft import SFTTask
-
-        return SFTTask(data.meta, data.chat, config.sft or SFTConfig(), config.train.loss)
-    return make_task(data.meta, config.train, config.data, train_targets(data))
-
-
-def train_targets(data: DataBundle) -> torch.Tensor | None:
-    """The training split's class indices, which ``train.class_weights = "balanced"`` counts (None for a corpus)."""
-    return None if data.meta.task == "lm" else data.train.y
-
-
-def _tta_metrics(run, data, split: str) -> dict:
-    from ..data.tta import tta_views
-    from ..tasks.tta import tta_metrics
-
-    if data.meta.task != "classification" or not data.meta.is_image:
-        raise UserError("eval --tta averages predictions over views of images: it applies to image "
-                        f"classification, not this run's {'image ' if data.meta.is_image else ''}{data.meta.task}")
-    views = tta_views(run.config.data.augment)
-    if len(views) == 1:
-        raise UserError("eval --tta: the run trained without flip, shift, crop_padding, rotate_degrees or scale, "
-                        "so there is no view its model learned to be invariant to (see docs/training.md)")
-    return tta_metrics(run.model, data.split(split), views, data.meta.class_names)
 
 
 def environment(device: torch.device, seed: int) -> dict:

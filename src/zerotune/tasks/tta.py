@@ -26,3 +26,22 @@ def tta_metrics(model: torch.nn.Module, split: Split, views, class_names: list[s
     loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), y)) if len(split) else float("nan")
     m = classification_metrics(y.cpu().numpy(), probs.cpu().numpy().astype(np.float64), class_names)
     return {"loss": loss, "n": len(split), **m, "views": [name for name, _ in views]}
+
+
+def tta_metrics_of(model: torch.nn.Module, split: Split, meta, augment) -> dict:
+    """`tta_metrics` over the fixed views the run's augmentation (`augment`, its AugmentConfig) implies.
+
+    Raises:
+        UserError: the run does not classify images, or trained with no augmentation that has views.
+    """
+    from ..data.tta import tta_views
+    from ..errors import UserError
+
+    if meta.task != "classification" or not meta.is_image:
+        raise UserError("eval --tta averages predictions over views of images: it applies to image "
+                        f"classification, not this run's {'image ' if meta.is_image else ''}{meta.task}")
+    views = tta_views(augment)
+    if len(views) == 1:
+        raise UserError("eval --tta: the run trained without flip, shift, crop_padding, rotate_degrees or scale, "
+                        "so there is no view its model learned to be invariant to (see docs/training.md)")
+    return tta_metrics(model, split, views, meta.class_names)

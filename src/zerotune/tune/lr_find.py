@@ -95,7 +95,7 @@ def _sweep(run, start: float, end: float, steps: int):
 
     c, model, device = run.config, run.model.to(run.device), run.device
     model.train()
-    opt = build_optimizer(model, c.optim, run.setup.groups if run.setup else None)
+    opt = build_optimizer(model, c.optim, run.groups)
     train = run.data.train.to(device)
     gen = torch.Generator(device=device).manual_seed(c.train.seed + 1)
     lrs, raw, smooth, avg, best = [], [], [], 0.0, math.inf

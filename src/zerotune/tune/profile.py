@@ -85,8 +85,8 @@ def profile(target: str | Path | None, steps: int = 5, overrides: list[str] | No
                      if not isinstance(cb, (EarlyStopping, ProgressBar, ProgressLines))]
         config = run.config  # train.precision resolved for the device
         options = TrainOptions(optim=config.optim, schedule=config.schedule, log=config.log, callbacks=callbacks,
-                               augment=run.augment, mix=run.mix, groups=run.setup.groups if run.setup else None,
-                               freeze=run.setup.plan if run.setup else None, phase=timer.phase)
+                               augment=run.augment, mix=run.mix, groups=run.groups, freeze=run.freeze,
+                               phase=timer.phase)
         trainer = Trainer(run.model, run.data, run.task, config.train, files.profile, run.device, options)
         prof = _run_profiled(trainer, timer, steps)
         return _write_results(files, timer.seconds, prof, steps, run.device)
