@@ -57,6 +57,9 @@ def test_cli_run_raises_preference_accuracy_and_writes_the_rewards(tmp_path, tin
                         capture_output=True, text=True)
     assert ev.returncode == 0, ev.stderr
     assert json.loads(ev.stdout)["preference_accuracy"] == pytest.approx(after["preference_accuracy"])
+    again = subprocess.run([sys.executable, "-m", "zerotune", "train", "--resume", str(run_dir)], capture_output=True,
+                           text=True)
+    assert again.returncode == 0 and "nothing left to train" in again.stderr, again.stderr
 
 
 def _config(root, source, data, name, *extra):
