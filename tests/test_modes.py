@@ -15,6 +15,7 @@ from zerotune.modes import registry
 from zerotune.modes.distill import Distill
 from zerotune.modes.finetune import Finetune
 from zerotune.modes.lm import LanguageModel
+from zerotune.modes.preference import Preference
 from zerotune.modes.sft import InstructionTuning
 from zerotune.modes.supervised import Supervised
 
@@ -63,6 +64,7 @@ def test_a_run_has_one_base_mode_then_the_added_ones():
     assert _kinds(["data.name=sft", "finetune.source=some-run", "finetune.strategy=lora"]) == [
         InstructionTuning, Finetune]
     assert _kinds(["data.name=digits", "finetune.source=a", "distill.teacher=b"]) == [Supervised, Finetune, Distill]
+    assert _kinds(["data.name=preference", "finetune.source=a", "finetune.strategy=full"]) == [Preference, Finetune]
 
 
 def test_the_jobs_compare_no_mode_names():

@@ -101,7 +101,7 @@ class DataConfig(Section):
     label_field: str = Field("label", description="text: column or JSON key of the label (headerless files: last column)")
     test_path: str | list[str] | None = Field(
         None, description="text: a file (or list of files) used whole as the test split (e.g. another domain)")
-    max_length: Int = Field(128, ge=2, le=8192, description="text, sft: truncate to this many tokens")
+    max_length: Int = Field(128, ge=2, le=8192, description="text, sft, preference: truncate to this many tokens")
     tokenizer: Literal["char", "bpe"] = Field("char", description="corpus: character-level, or byte-level BPE trained on the corpus")
     vocab_size: Int = Field(1024, ge=260, le=65536, description="corpus: BPE vocabulary size (256 bytes + merges)")
     block_size: Int = Field(128, ge=2, le=8192, description="corpus: tokens of context per training window")
@@ -166,12 +166,12 @@ DATA_OPTION_SETS: dict[str, tuple[str, ...]] = {
     "image_size": ("image_folder",), "grayscale": ("image_folder",), "download": ("mnist", "fashion_mnist", "cifar10"),
     "n_samples": _SYNTHETIC, "n_features": _SYNTHETIC, "n_classes": ("synthetic_classification",),
     "noise": _SYNTHETIC, "augment": _IMAGES, "text_field": ("text",), "label_field": ("text",),
-    "max_length": ("text", "sft"), "tokenizer": _CORPUS, "vocab_size": _CORPUS, "block_size": _CORPUS,
+    "max_length": ("text", "sft", "preference"), "tokenizer": _CORPUS, "vocab_size": _CORPUS, "block_size": _CORPUS,
     "windows_per_epoch": _CORPUS, "eval_windows": _CORPUS, "cache_dir": _CORPUS,
     "class_fraction": _IMAGES + _TABLES, "cv_folds": _IMAGES + _TABLES, "cv_fold": _IMAGES + _TABLES,
     "augment.mixup_alpha": _IMAGES + _TABLES, "augment.mix_prob": _IMAGES + _TABLES,  # mixup also mixes table rows
 }
-_KNOWN_DATA = {name for names in DATA_OPTION_SETS.values() for name in names} | {"text", "sft"}
+_KNOWN_DATA = {name for names in DATA_OPTION_SETS.values() for name in names} | {"text", "sft", "preference"}
 
 
 def data_option_applies(option: str, data_name: str) -> bool:
@@ -402,6 +402,21 @@ class SFTConfig(Section):
         return value
 
 
+class PreferenceConfig(Section):
+    """Preference tuning (DPO, Rafailov et al. 2023; IPO, Azar et al. 2023) of a causal language model
+    (data.name = 'preference'; see docs/preference.md)."""
+
+    loss: Literal["dpo", "ipo"] = Field("dpo", description="dpo: -log sigmoid(beta x margin); ipo: (margin - 1/(2 beta))^2")
+    beta: Float = Field(0.1, gt=0, le=100, description="how far the policy may move from the reference (larger: less)")
+    label_smoothing: Float = Field(0.0, ge=0, lt=0.5, description="dpo: the share of pairs taken to be mislabelled (conservative DPO)")
+
+    @model_validator(mode="after")
+    def _smoothing_is_dpo(self):
+        if self.label_smoothing and self.loss != "dpo":
+            raise ValueError(f"label_smoothing applies to loss 'dpo', not {self.loss!r}")
+        return self
+
+
 class Config(Section):
     """A whole run's configuration."""
 
@@ -414,6 +429,8 @@ class Config(Section):
     finetune: FinetuneConfig | None = Field(None, description="fine-tuning (off when absent or without a source)")
     distill: DistillConfig | None = Field(None, description="knowledge distillation (off when absent or without a teacher)")
     sft: SFTConfig | None = Field(None, description="instruction tuning options (data.name = 'sft'; defaults when absent)")
+    preference: PreferenceConfig | None = Field(
+        None, description="preference tuning options (data.name = 'preference'; defaults when absent)")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, YAML-safe dict of every resolved value."""

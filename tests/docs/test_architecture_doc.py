@@ -67,7 +67,7 @@ def test_each_where_names_one_file_to_edit_and_one_test():
     rows = _table_rows("Where to add")
     assert [row[0] for row in rows] == [
         "a model", "a data source", "a TensorBoard view", "a fine-tuning strategy", "a training mode",
-        "an export format"]
+        "a preference loss", "an export format"]
     for what, edit, test in rows:
         assert re.match(r"`src/zerotune/[\w/]+\.py`", edit), f"{what}: the edit cell starts with the file"
         assert len(re.findall(r"`tests/[\w/]+\.py`", test)) == 1, f"{what}: one test file"

@@ -369,6 +369,10 @@ COMMANDS: dict[str, How] = {
     "zerotune train recipes/sft_demo_pretrain.toml": HELP,
     "zerotune finetune recipes/sft_demo.toml --from runs/sft-demo-gpt": HELP,
     "zerotune eval runs/sft-demo-lora --json": HELP,
+    # docs/preference.md: tests/sft/test_preference_runs.py runs the same commands on tiny models
+    "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy lora": HELP,
+    "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy full": HELP,
+    "zerotune eval runs/my-dpo --split val --json": HELP,
     'zerotune generate runs/sft-demo-lora --prompt "Rewrite the date 2031-02-09 as day/month/year." --temperature 0':
         HELP,
     "zerotune finetune --merge-lora runs/sft-demo-lora": HELP,

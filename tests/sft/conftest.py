@@ -17,6 +17,13 @@ def arithmetic_records(n: int, seed: int = 0) -> list[dict]:
     return [{"prompt": f"What is {a}+{b}?", "response": str(a + b)} for a, b in pairs[:n]]
 
 
+def preference_records(n: int, seed: int = 0) -> list[dict]:
+    """Arithmetic questions whose chosen answer is the sum and whose rejected answer has a zero too many
+    (ten times the sum): a preference a tiny model can learn and carry over to prompts it never saw."""
+    return [{"prompt": r["prompt"], "chosen": r["response"], "rejected": r["response"] + "0"}
+            for r in arithmetic_records(n, seed)]
+
+
 def write_jsonl(path, records) -> str:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return str(path)
@@ -67,6 +74,11 @@ def tiny_lms(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sft_file(tmp_path_factory):
     return write_jsonl(tmp_path_factory.mktemp("sft") / "train.jsonl", arithmetic_records(100))
+
+
+@pytest.fixture(scope="session")
+def pairs_file(tmp_path_factory):
+    return write_jsonl(tmp_path_factory.mktemp("preference") / "pairs.jsonl", preference_records(100))
 
 
 GPT = ["data.name=corpus", "data.tokenizer=char", "data.block_size=48", "data.windows_per_epoch=256",

@@ -33,6 +33,10 @@ def print_eval(m: dict) -> None:
     elif "exact_match" in m:  # instruction tuning
         console.print(f"exact match {m['exact_match']:.4f}  loss {m['loss']:.4f}  perplexity {m['perplexity']:.4f} "
                       f"(answer tokens: {m['tokens']:,})")
+    elif "preference_accuracy" in m:  # preference tuning
+        console.print(f"preference accuracy {m['preference_accuracy']:.4f}  loss {m['loss']:.4f}  "
+                      f"reward margin {m['rewards/margin']:.4f}  rewards chosen {m['rewards/chosen']:.4f} "
+                      f"rejected {m['rewards/rejected']:.4f}")
     elif "perplexity" in m:
         console.print(f"loss {m['loss']:.4f}  perplexity {m['perplexity']:.4f}  "
                       f"bits per token {m['bits_per_token']:.4f}  tokens {m['tokens']:,}")

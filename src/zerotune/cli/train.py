@@ -56,6 +56,8 @@ def print_summary(run_dir, metrics: dict) -> None:
         keys = ("loss", "perplexity", "bits_per_token")
     elif "accuracy" in result:
         keys = ("accuracy", "f1_macro", "roc_auc")
+    elif "preference_accuracy" in result:
+        keys = ("preference_accuracy", "loss", "rewards/margin")
     else:
         keys = ("r2", "mse", "mae")
     shown = "  ".join(f"{k} {result[k]:.4f}" for k in keys if result.get(k) is not None)

@@ -23,6 +23,18 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 (AVX512-BF16, AMX
 TIMING_SIDE = 256  # matrix side of the check: large enough to reach the blocked kernels; emulated, ~80 ms a call
 
 
+def autocast_for(device, precision: str):
+    """The autocast context a resolved ``train.precision`` runs forward passes in (none for "32")."""
+    import contextlib
+
+    import torch
+
+    if precision == "32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
 def resolve_precision(precision: str, device, warn: bool = True) -> str:
     """The precision to train in: "auto" as this device runs best, anything else as given.
 

@@ -72,6 +72,15 @@ def read_records(path: str | Path) -> list[tuple[int, list[dict]]]:
     Raises:
         UserError: naming the file and line of the first bad record and what is wrong with it.
     """
+    return read_jsonl(path, _messages)
+
+
+def read_jsonl(path: str | Path, parse) -> list:
+    """(line number, ``parse(line, "file:line")``) of each non-blank line of a JSONL file, at least 3 of them.
+
+    Raises:
+        UserError: a line that is not UTF-8 (named by file and line), whatever `parse` raises, too few records.
+    """
     path = Path(path)
     require_file(path, "data.path")
     out = []
@@ -83,13 +92,14 @@ def read_records(path: str | Path) -> list[tuple[int, list[dict]]]:
                 raise UserError(f"{path}:{number}: not UTF-8 text (byte {e.start + 1} of the line: {e.reason}); "
                                 "a JSONL file is UTF-8") from None
             if line.strip():
-                out.append((number, _messages(line, f"{path}:{number}")))
+                out.append((number, parse(line, f"{path}:{number}")))
     if len(out) < 3:
         raise UserError(f"{path} has {len(out)} records; at least 3 are needed (train, val, test)")
     return out
 
 
-def _messages(line: str, where: str) -> list[dict]:
+def json_object(line: str, where: str, fields: str) -> dict:
+    """One JSONL line as a JSON object; `fields` says in the error what a record holds."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:
@@ -97,7 +107,12 @@ def _messages(line: str, where: str) -> list[dict]:
     except (ValueError, RecursionError) as e:  # a number too long to read, or nesting too deep
         raise UserError(f"{where}: not readable JSON ({str(e)[:100]})") from None
     if not isinstance(record, dict):
-        raise UserError(f"{where}: a record is a JSON object with 'prompt' and 'response', or 'messages'")
+        raise UserError(f"{where}: a record is a JSON object with {fields}")
+    return record
+
+
+def _messages(line: str, where: str) -> list[dict]:
+    record = json_object(line, where, "'prompt' and 'response', or 'messages'")
     if "messages" in record:
         return _chat(record["messages"], where)
     if "prompt" not in record and "response" not in record:
@@ -118,6 +133,16 @@ def _messages(line: str, where: str) -> list[dict]:
 
 
 def _chat(messages, where: str) -> list[dict]:
+    check_messages(messages, where)
+    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+        raise UserError(f"{where}: empty response: the last message must be the assistant's non-empty answer")
+    if not any(m["role"] == "user" for m in messages[:-1]):
+        raise UserError(f"{where}: no user message before the answer")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def check_messages(messages, where: str) -> None:
+    """A chat list: a non-empty list of {role, content} objects with known roles and text content."""
     if not isinstance(messages, list) or not messages:
         raise UserError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
     for m in messages:
@@ -127,11 +152,6 @@ def _chat(messages, where: str) -> list[dict]:
             raise UserError(f"{where}: unknown role {m['role']!r}; allowed: {', '.join(ROLES)}")
         if not isinstance(m["content"], str):
             raise UserError(f"{where}: a message's 'content' must be text")
-    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
-        raise UserError(f"{where}: empty response: the last message must be the assistant's non-empty answer")
-    if not any(m["role"] == "user" for m in messages[:-1]):
-        raise UserError(f"{where}: no user message before the answer")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 def earlier_answers(fmt: ChatFormat, messages: list[dict], prompt: list[int]) -> tuple[list[tuple[int, int]], int]:

@@ -36,7 +36,7 @@ def adapt_config(config: Config) -> tuple[Config, FinetuneSource]:
     if src.kind == "run":
         raw["model"] = read_run_config(src.path).to_dict()["model"]
         raw["finetune"]["source"] = str(src.path.resolve())
-    elif raw["data"].get("name") == "sft":  # instruction tuning of a causal language model
+    elif raw["data"].get("name") in ("sft", "preference"):  # instruction or preference tuning of a causal LM
         spec = _as_written(src)
         raw["model"] = {"name": "hf_lm", "init": "default", "path": spec}
         raw["finetune"]["source"] = spec

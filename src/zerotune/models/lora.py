@@ -9,6 +9,7 @@ below. Either way the adapters can be merged into the weights (for export) or sa
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import math
 import sys
@@ -37,8 +38,11 @@ class LoRALinear(nn.Module):
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.scale = alpha / rank
         self.dropout = nn.Dropout(dropout)
+        self.enabled = True  # False: the base layer alone (`adapters_off`)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return self.base(x)
         # (B, ..., in) -> (B, ..., r) -> (B, ..., out)
         return self.base(x) + F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B) * self.scale
 
@@ -66,9 +70,12 @@ class LoRAConv2d(nn.Module):
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.scale = alpha / rank
         self.dropout = nn.Dropout(dropout)
+        self.enabled = True  # False: the base layer alone (`adapters_off`)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = self.base
+        if not self.enabled:
+            return b(x)
         low = F.conv2d(self.dropout(x), self.lora_A, None, b.stride, b.padding, b.dilation)  # (B, r, H', W')
         return b(x) + F.conv2d(low, self.lora_B[:, :, None, None]) * self.scale
 
@@ -186,6 +193,33 @@ def merge_into_base(model: nn.Module) -> nn.Module:
             parent, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, child, m.merged())
     return model
+
+
+@contextlib.contextmanager
+def adapters_off(model: nn.Module):
+    """`model` as its base model while the block runs: every LoRA adapter bypassed, none removed.
+
+    Preference tuning takes its reference from this instead of a second copy of the model. A
+    transformers model goes through peft's ``disable_adapter``; our wrappers through their ``enabled``.
+    """
+    backbone = getattr(getattr(model, "features", None), "backbone", None)
+    if is_transformer(model) and hasattr(backbone, "disable_adapter"):
+        with backbone.disable_adapter():
+            yield model
+        return
+    wrappers = [m for m in model.modules() if isinstance(m, (LoRALinear, LoRAConv2d))]
+    for m in wrappers:
+        m.enabled = False
+    try:
+        yield model
+    finally:
+        for m in wrappers:
+            m.enabled = True
+
+
+def has_adapters(model: nn.Module) -> bool:
+    """Whether `model` carries LoRA adapters (peft's or ours)."""
+    return any("lora_" in n for n, _ in model.named_parameters())
 
 
 def adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -66,7 +66,7 @@ class Finetune(Mode):
         return [FinetuneBoard(shown[0], self.setup.plan, self.setup.groups, self.before, self.probe)]
 
     def report(self, run: PreparedRun, run_dir: Path, metrics: dict, step: int) -> None:
-        after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in ("loss", "accuracy", "exact_match")
+        after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in ("loss", "accuracy", "exact_match", "preference_accuracy")
                  if isinstance(metrics[split].get(k), (int, float))}
         metrics["finetune"] = {**self._summary(run), "before": self.before, "probe": self.probe, "after": after}
         if run.config.log.tensorboard:

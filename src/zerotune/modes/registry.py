@@ -6,12 +6,14 @@ from .base import Mode
 from .distill import Distill
 from .finetune import Finetune
 from .lm import LanguageModel
+from .preference import Preference
 from .sft import InstructionTuning
 from .supervised import Supervised
 
 # Base modes (what is learned) before added ones (how); among base modes the first that applies wins.
 MODES: list[type[Mode]] = [
     InstructionTuning,
+    Preference,
     LanguageModel,
     Supervised,
     Finetune,

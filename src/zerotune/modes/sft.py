@@ -36,10 +36,10 @@ class InstructionTuning(Mode):
     def text_generator(self, run, run_dir) -> TextGenerator:
         from ..runload.load import chat_format_for
 
-        return _ChatAnswer(run.model, chat_format_for(run.config, run_dir)[0])
+        return ChatAnswer(run.model, chat_format_for(run.config, run_dir)[0])
 
 
-class _ChatAnswer:
+class ChatAnswer:
     """A prompt formatted as a user turn with the run's chat template; the answer alone streams back."""
 
     def __init__(self, model, chat):

@@ -58,6 +58,7 @@ ENV_FILE = "env.json"
 METRICS_FILE = "metrics.json"
 FINETUNE_FILE = "finetune.json"
 PARAMS_FILE = "params.json"
+REFERENCE_LOGPS_FILE = "reference_logps.safetensors"  # preference tuning: the reference model's log-probs
 EVENTS_GLOB = "events.out.tfevents.*"
 HF_DIR = "hf"
 TOKENIZER_DIR = "tokenizer"
@@ -143,6 +144,10 @@ class RunDir:
     @property
     def tokenizer(self) -> Path:
         return self.path / TOKENIZER_DIR
+
+    @property
+    def reference_logps(self) -> Path:
+        return self.path / REFERENCE_LOGPS_FILE
 
     @property
     def adapters(self) -> Path:

@@ -29,7 +29,7 @@ class MetaFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: StrictStr
-    task: Literal["classification", "regression", "lm", "sft"]
+    task: Literal["classification", "regression", "lm", "sft", "preference"]
     input_shape: list[Annotated[StrictInt, Field(ge=1)]] = Field(min_length=1)
     num_classes: Count
     class_names: list[StrictStr] | None = None

@@ -84,7 +84,7 @@ def _check_run_files(run: RunDir, config: Config, last: ckpt.Checkpoint) -> None
 def _saved_folders(run: RunDir, config: Config) -> list[Path]:
     """The folders a new run of this config writes (see `pipeline.train.write_run_files`) and a resume reads."""
     folders = [run.hf] if config.model.name in ("hf", "hf_lm") else []
-    if config.data.name == "corpus" or (config.data.name == "sft" and config.model.name == "gpt"):
+    if config.data.name == "corpus" or (config.data.name in ("sft", "preference") and config.model.name == "gpt"):
         folders.append(run.tokenizer)
     return folders
 

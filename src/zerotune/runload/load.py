@@ -96,9 +96,9 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
             are normalised with the statistics in its meta.json.
         stats: metadata whose normalisation to apply instead (a fine-tune uses its parent's).
     """
-    if config.data.name in ("corpus", "text", "sft"):
+    if config.data.name in ("corpus", "text", "sft", "preference"):
         _refuse_in_memory_options(config.data)
-    if config.data.name == "sft":
+    if config.data.name in ("sft", "preference"):
         return _sft_data(config, run_dir)
     if config.data.name == "corpus":
         from ..data.corpus import build_corpus_data
@@ -124,12 +124,17 @@ def load_data(config: Config, run_dir: str | Path | None = None, stats: DataMeta
 
 
 def _sft_data(config: Config, run_dir: str | Path | None) -> DataBundle:
-    """Instruction data tokenised for the model (see `chat_format_for`)."""
-    from ..config import SFTConfig
-    from ..data.sft import build_sft_data
-
+    """Instruction or preference data tokenised for the model in its chat format (see `chat_format_for`)."""
     fmt, tokenizer, vocab, context = chat_format_for(config, run_dir)
-    data = build_sft_data(config.data, config.sft or SFTConfig(), fmt, vocab, context)
+    if config.data.name == "preference":
+        from ..data.preference import build_preference_data
+
+        data = build_preference_data(config.data, fmt, vocab, context)
+    else:
+        from ..config import SFTConfig
+        from ..data.sft import build_sft_data
+
+        data = build_sft_data(config.data, config.sft or SFTConfig(), fmt, vocab, context)
     data.tokenizer, data.chat = tokenizer, fmt
     return data
 
@@ -157,7 +162,7 @@ def chat_format_for(config: Config, run_dir: str | Path | None):
         tokenizer = load_tokenizer_dir(RunDir(run_dir).tokenizer)
         context = int(read_meta(run_dir).input_shape[0])
         return ChatFormat(tokenizer), tokenizer, tokenizer.vocab_size, context
-    raise UserError("data 'sft' tunes a causal language model: set finetune.source to a zerotune GPT run "
+    raise UserError(f"data {config.data.name!r} tunes a causal language model: set finetune.source to a zerotune GPT run "
                     "or a local transformers causal language model directory")
 
 
@@ -264,11 +269,15 @@ def run_data(run: LoadedRun) -> DataBundle:
     """
     data = load_data(run.config, run.path)
     got, want = data.meta, run.meta
-    tokens = want.task in ("lm", "sft") or want.source == "text"  # token ids: the length may differ, not the meaning
+    tokens = want.task in ("lm", "sft", "preference") or want.source == "text"  # token ids: the length may differ, not the meaning
     if got.task != want.task or got.num_outputs != want.num_outputs or (
             not tokens and list(got.input_shape) != list(want.input_shape)):
         raise UserError(f"{RunDir(run.path).config} describes other data than the model was built for "
                         f"({RunDir(run.path).meta.name}: {want.task}, inputs {list(want.input_shape)}, "
                         f"{want.num_outputs} outputs; the config gives {got.task}, inputs {list(got.input_shape)}, "
                         f"{got.num_outputs} outputs): one of the two files was changed")
+    if want.task == "preference" and RunDir(run.path).reference_logps.is_file():  # a full fine-tune's reference
+        from ..data.preference_cache import load_reference, with_cached
+
+        data = with_cached(data, load_reference(RunDir(run.path).reference_logps, data))
     return data

@@ -205,6 +205,9 @@ def metric_columns(task_kind: str, monitor: str) -> dict[str, str]:
     common = {f"best/{monitor}": f"best {monitor}", "val/loss": "val loss", "train/loss": "train loss"}
     if task_kind == "classification":
         extra = {"val/accuracy": "val accuracy", "train/accuracy": "train accuracy", "val/roc_auc": "val ROC AUC"}
+    elif task_kind == "preference":
+        extra = {"val/rewards/accuracy": "val reward accuracy", "val/rewards/margin": "val reward margin",
+                 "train/rewards/accuracy": "train reward accuracy"}
     else:
         extra = {"val/r2": "val R²", "val/mse": "val MSE", "train/r2": "train R²"}
     return {**common, **extra, "run/seconds": "training seconds"}

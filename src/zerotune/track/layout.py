@@ -12,6 +12,11 @@ def layout(task_kind: str) -> dict:
     if task_kind == "classification":
         metric = {"accuracy (train vs val)": ["Multiline", ["train/accuracy", "val/accuracy"]],
                   "ROC AUC (val)": ["Multiline", ["val/roc_auc"]]}
+    elif task_kind == "preference":  # the implicit rewards of preference tuning (tasks/preference.py)
+        metric = {"rewards, chosen vs rejected": ["Multiline", [r"(train|val)/rewards/(chosen|rejected)"]],
+                  "reward margin (train vs val)": ["Multiline", ["train/rewards/margin", "val/rewards/margin"]],
+                  "reward accuracy (train vs val)": ["Multiline", ["train/rewards/accuracy", "val/rewards/accuracy"]],
+                  "log-probs of the answers": ["Multiline", [r"(train|val)/logps/.*"]]}
     else:
         metric = {"R² (train vs val)": ["Multiline", ["train/r2", "val/r2"]],
                   "MSE (train vs val)": ["Multiline", ["train/mse", "val/mse"]]}

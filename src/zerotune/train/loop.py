@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..compute.precision import resolve_precision
+from ..compute.precision import autocast_for, resolve_precision
 from ..config import Config, TrainConfig
 from ..data.batches import num_batches
 from ..data.bundle import DataBundle
@@ -120,7 +120,7 @@ class Trainer:
         module, groups = self.runner.wrap(model, self.aug_gen, o.groups, unfreezes)
         self.optimizer = build_optimizer(model, o.optim, groups)
         self.scaler = torch.amp.GradScaler("cuda", enabled=train.precision == "fp16")
-        self.autocast = _autocast(device, train.precision)
+        self.autocast = autocast_for(device, train.precision)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         # Compiled for training steps only; evaluation and callbacks use the plain module (same weights).
         self.forward = torch.compile(module) if train.compile else module
@@ -458,13 +458,6 @@ def _monitor(tc, task: Task) -> tuple[str, str]:
 def _untimed(name: str) -> contextlib.nullcontext:
     """The phase hook when nothing measures the phases of a step."""
     return contextlib.nullcontext()
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _penalty(params, l1: float, l2: float) -> torch.Tensor:
