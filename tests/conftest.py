@@ -22,11 +22,19 @@ def pytest_xdist_auto_num_workers(config):
     return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
 
 
+# Tests that start several training processes (ranks): two of them at once on 2 cores put four ranks
+# on them, whose collectives then wait on each other's time slices (3-5 times slower).
+RANKS = ("tests/distributed/", "tests/sft/test_sft_ranks.py", "[distributed.md]")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist, the tests that share a module-scoped fixture run on one worker: it is built once."""
+    """Under pytest-xdist, the tests that share a module-scoped fixture run on one worker: it is built once;
+    and the tests that start ranks run one at a time, on one worker."""
     for item in items:
         fixtures = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        if any(defs and defs[-1].scope == "module" for defs in fixtures.values()):
+        if any(part in item.nodeid for part in RANKS):
+            item.add_marker(pytest.mark.xdist_group("ranks"))
+        elif any(defs and defs[-1].scope == "module" for defs in fixtures.values()):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
