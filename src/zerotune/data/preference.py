@@ -15,7 +15,6 @@ log-probability is summed over its answer tokens only.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,10 +24,9 @@ import torch
 from ..errors import UserError
 from ..run.files import json_type
 from .batches import EpochBatches, Split, epoch_permutation
-from .bundle import DataBundle, DataMeta
+from .bundle import DataBundle
 from .chat import ChatFormat
-from .preprocess import split_indices
-from .sft import IGNORE, check_messages, json_object, read_jsonl
+from .sft import IGNORE, check_messages, encoded_bundle, json_object, read_jsonl
 
 ANSWERS = ("chosen", "rejected")
 FIELDS = "'prompt' (or 'messages'), 'chosen' and 'rejected' (text)"
@@ -171,19 +169,5 @@ def build_preference_data(data_cfg, fmt: ChatFormat, num_outputs: int, context: 
     records = read_pairs(data_cfg.path)
     width = min(data_cfg.max_length, context) if context else data_cfg.max_length
     x, y, lengths, prompts, truncated = encode_pairs(records, fmt, width, str(data_cfg.path))
-    if truncated.any():  # reported, not refused: the answers' start is still compared
-        print(f"data 'preference': {int(truncated.sum())} of {len(records)} pairs longer than {width} tokens "
-              f"(data.max_length) were truncated", file=sys.stderr, flush=True)
-    train, val, test = split_indices(np.zeros(len(records)), (data_cfg.val_fraction, data_cfg.test_fraction),
-                                     data_cfg.split_seed, False)
-
-    def part(idx) -> PreferenceSplit:
-        idx = np.sort(idx)
-        return PreferenceSplit(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), None,
-                               torch.from_numpy(lengths[idx]), torch.from_numpy(prompts[idx]))
-
-    meta = DataMeta(source="preference", task="preference", input_shape=[context or width], num_classes=num_outputs,
-                    sizes={"train": len(train), "val": len(val), "test": len(test)},
-                    truncated={name: int(truncated[idx].sum()) for name, idx in
-                               (("train", train), ("val", val), ("test", test))})
-    return DataBundle(part(train), part(val), part(test), meta)
+    return encoded_bundle("preference", PreferenceSplit, (x, y, lengths, prompts), truncated, data_cfg,
+                          context or width, num_outputs, noun="pairs")

@@ -229,19 +229,29 @@ def build_sft_data(data_cfg, sft_cfg, fmt: ChatFormat, num_outputs: int, context
     records = read_records(data_cfg.path)
     width = min(data_cfg.max_length, context) if context else data_cfg.max_length
     x, y, lengths, prompts, truncated = encode_records(records, fmt, width, sft_cfg.mask_prompt, str(data_cfg.path))
-    if truncated.any():  # reported, not refused: the answer's start is still learned
-        print(f"data 'sft': {int(truncated.sum())} of {len(records)} examples longer than {width} tokens "
+    return encoded_bundle("sft", SFTSplit, (x, y, lengths, prompts), truncated, data_cfg, context or width, num_outputs)
+
+
+def encoded_bundle(source: str, split_cls, arrays, truncated: np.ndarray, data_cfg, context: int,
+                   num_outputs: int, noun: str = "examples") -> DataBundle:
+    """Train/val/test of encoded records: (x, y, lengths, prompt lengths) rows split by ``data_cfg``'s fractions
+    and seed; records cut at the row width are reported (not refused: an answer's start is still learned).
+
+    ``context`` is the model's (a GPT is rebuilt with it); rows may be shorter.
+    """
+    x, y, lengths, prompts = arrays
+    if truncated.any():
+        print(f"data {source!r}: {int(truncated.sum())} of {len(x)} {noun} longer than {x.shape[-1]} tokens "
               f"(data.max_length) were truncated", file=sys.stderr, flush=True)
-    train, val, test = split_indices(np.zeros(len(records)), (data_cfg.val_fraction, data_cfg.test_fraction),
+    train, val, test = split_indices(np.zeros(len(x)), (data_cfg.val_fraction, data_cfg.test_fraction),
                                      data_cfg.split_seed, False)
 
-    def part(idx) -> SFTSplit:
+    def part(idx):
         idx = np.sort(idx)
-        return SFTSplit(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), None,
-                        torch.from_numpy(lengths[idx]), torch.from_numpy(prompts[idx]))
+        return split_cls(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), None,
+                         torch.from_numpy(lengths[idx]), torch.from_numpy(prompts[idx]))
 
-    # input_shape is the model's context (a GPT is rebuilt with it); rows are `width` <= context long.
-    meta = DataMeta(source="sft", task="sft", input_shape=[context or width], num_classes=num_outputs,
+    meta = DataMeta(source=source, task=source, input_shape=[context], num_classes=num_outputs,
                     sizes={"train": len(train), "val": len(val), "test": len(test)},
                     truncated={name: int(truncated[idx].sum()) for name, idx in
                                (("train", train), ("val", val), ("test", test))})
