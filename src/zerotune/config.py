@@ -379,6 +379,18 @@ class DistillConfig(Section):
         return None if value is None else absolute_path(value, Path.cwd())
 
 
+def _compiled_regex(value: str | None) -> str | None:
+    """`value` when it is None or a regular expression that compiles."""
+    import re
+
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise ValueError(f"is not a valid regular expression: {e}") from None
+    return value
+
+
 class SFTConfig(Section):
     """Instruction tuning of a causal language model (data.name = 'sft'; see docs/llm-finetune.md)."""
 
@@ -392,14 +404,7 @@ class SFTConfig(Section):
     @field_validator("answer_regex")
     @classmethod
     def _regex_compiles(cls, value):
-        import re
-
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as e:
-                raise ValueError(f"is not a valid regular expression: {e}") from None
-        return value
+        return _compiled_regex(value)
 
 
 class PreferenceConfig(Section):
@@ -409,6 +414,20 @@ class PreferenceConfig(Section):
     loss: Literal["dpo", "ipo"] = Field("dpo", description="dpo: -log sigmoid(beta x margin); ipo: (margin - 1/(2 beta))^2")
     beta: Float = Field(0.1, gt=0, le=100, description="how far the policy may move from the reference (larger: less)")
     label_smoothing: Float = Field(0.0, ge=0, lt=0.5, description="dpo: the share of pairs taken to be mislabelled (conservative DPO)")
+    sft_weight: Float = Field(0.0, ge=0, le=100, description="weight of the chosen answers' mean token loss added to the "
+                                                            "preference loss (RPO; TRL's loss_type 'sft'); 0: off")
+    eval_prompts: Int = Field(
+        0, ge=0, le=10000, description="held-out val prompts answered greedily at each evaluation for answers/chosen "
+                                       "and answers/preferred (0: off; eval then answers every prompt of its split)")
+    answer_regex: str | None = Field(
+        None, description="an answer follows the preferred behaviour when this regex matches all of it (answers/preferred)")
+    max_new_tokens: Int = Field(32, ge=1, le=4096, description="tokens generated at most per answer (greedy)")
+    board_prompts: Int = Field(4, ge=0, le=100, description="held-out prompts in TensorBoard's base-vs-current answer table")
+
+    @field_validator("answer_regex")
+    @classmethod
+    def _regex_compiles(cls, value):
+        return _compiled_regex(value)
 
     @model_validator(mode="after")
     def _smoothing_is_dpo(self):

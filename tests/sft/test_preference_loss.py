@@ -72,6 +72,23 @@ def test_the_task_loss_is_the_mean_over_pairs_and_keeps_train_statistics():
     assert task.take_train_stats() == {}
 
 
+def test_sft_weight_adds_the_chosen_answers_mean_token_loss():
+    from zerotune.data.bundle import DataMeta
+
+    plain, weighted = (PreferenceTask(DataMeta("preference", "preference", [8], 7), PreferenceConfig(sft_weight=w))
+                       for w in (0.0, 0.5))
+    torch.manual_seed(2)
+    logits = torch.randn(4, 5, 7)
+    labels = torch.full((4, 5), IGNORE)
+    labels[0, 2:] = torch.randint(0, 7, (3,))
+    labels[1, 3:] = torch.randint(0, 7, (2,))  # chosen rows: 5 answer tokens in all
+    labels[2:, 1:] = torch.randint(0, 7, (2, 4))
+    targets = PairTargets(labels, torch.tensor([[-9.0, -8.0], [-7.0, -10.0]]))
+    chosen_logps = answer_logps(logits, labels)[:2]
+    want = float(plain.loss(logits, targets)) + 0.5 * float(-chosen_logps.sum() / 5)
+    assert float(weighted.loss(logits, targets)) == pytest.approx(want, rel=1e-6)
+
+
 def test_config_is_checked():
     with pytest.raises(UserError, match="preference.loss"):
         build_config({"preference": {"loss": "kto"}})
@@ -79,3 +96,5 @@ def test_config_is_checked():
         build_config({"preference": {"beta": 0}})
     with pytest.raises(UserError, match="label_smoothing applies to loss 'dpo'"):
         build_config({"preference": {"loss": "ipo", "label_smoothing": 0.1}})
+    with pytest.raises(UserError, match="preference.answer_regex"):
+        build_config({"preference": {"answer_regex": "(\\d"}})

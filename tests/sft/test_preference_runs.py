@@ -36,7 +36,8 @@ def test_cli_run_raises_preference_accuracy_and_writes_the_rewards(tmp_path, tin
            "--strategy", "lora", "--runs-dir", str(tmp_path), "--name", "dpo", "--no-progress",
            "--set", "train.epochs=4", "--set", "train.batch_size=8", "--set", "train.threads=1",
            "--set", "optim.lr=2e-2", "--set", "finetune.lora_rank=8", "--set", "train.precision=32",
-           "--set", "log.layer_stats_every=0", "--set", "log.histograms_every=0"]
+           "--set", "log.layer_stats_every=0", "--set", "log.histograms_every=0", "--set", "preference.eval_prompts=6",
+           "--set", r"preference.answer_regex=\d+", "--set", "preference.max_new_tokens=4"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     run_dir = tmp_path / "dpo"
@@ -52,6 +53,7 @@ def test_cli_run_raises_preference_accuracy_and_writes_the_rewards(tmp_path, tin
     assert {f"{split}/{tag}" for split in ("train", "val") for tag in TAGS} <= scalars
     assert {"train/loss", "val/loss", "best/val/loss"} <= scalars
     assert not (run_dir / "reference_logps.safetensors").exists()  # LoRA: the adapters switched off instead
+    _check_answers(run_dir, metrics, read_events(run_dir))
     assert _prefers_chosen(run_dir) > 0.6
     ev = subprocess.run([sys.executable, "-m", "zerotune", "eval", str(run_dir), "--split", "val", "--json"],
                         capture_output=True, text=True)
@@ -60,6 +62,29 @@ def test_cli_run_raises_preference_accuracy_and_writes_the_rewards(tmp_path, tin
     again = subprocess.run([sys.executable, "-m", "zerotune", "train", "--resume", str(run_dir)], capture_output=True,
                            text=True)
     assert again.returncode == 0 and "nothing left to train" in again.stderr, again.stderr
+
+
+def _check_answers(run_dir, metrics, events):
+    """answers/chosen and answers/preferred against the greedy answers decoded here, and the Text tab's table."""
+    import re
+
+    from zerotune.lm.answer import greedy_ids
+    from zerotune.runload.load import load_run, run_data
+
+    run = load_run(run_dir, "best")
+    data = run_data(run)
+    val, fmt = data.val, data.chat
+    run.model.eval()
+    got = [fmt.decode(greedy_ids(run.model, val.prompt(i), 4, fmt.stop_id)) for i in range(len(val))]
+    chosen = [fmt.decode(val.answer(i, 0)).strip() for i in range(len(val))]
+    val_metrics = metrics["val"]
+    assert val_metrics["answers/chosen"] == pytest.approx(sum(a.strip() == c for a, c in zip(got, chosen)) / len(val))
+    assert val_metrics["answers/preferred"] == pytest.approx(
+        sum(re.fullmatch(r"\d+", a.strip()) is not None for a in got) / len(val))
+    assert {"val/answers/chosen", "val/answers/preferred"} <= set(metrics["finetune"]["before"])
+    assert "val/answers/preferred" in set(events.Tags()["scalars"])
+    table = events.Tensors("preference/answers/text_summary")[-1].tensor_proto.string_val[0].decode()
+    assert "base model" in table and "preferred" in table and len(table.splitlines()) == 2 + 4  # board_prompts
 
 
 def _config(root, source, data, name, *extra):

@@ -1,6 +1,6 @@
 """Parity with TRL: on the same tiny transformers model, batch and beta, zerotune's DPO loss and its
 gradients equal those of TRL's `DPOTrainer.compute_loss` (its own forward, fused log-prob head and
-sigmoid loss), to 1e-5."""
+sigmoid loss), to 1e-5; with ``preference.sft_weight`` the same as TRL's sigmoid and sft losses weighted."""
 
 import copy
 
@@ -44,11 +44,13 @@ def _pairs(tokenizer):
     return split, examples
 
 
-def _trl_loss_and_grads(policy, ref, tokenizer, examples, tmp_path):
+def _trl_loss_and_grads(policy, ref, tokenizer, examples, tmp_path, sft_weight):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    args = DPOConfig(output_dir=str(tmp_path / "trl"), beta=BETA, loss_type=["sigmoid"], report_to="none",
+    losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, sft_weight]} if sft_weight else \
+        {"loss_type": ["sigmoid"]}
+    args = DPOConfig(output_dir=str(tmp_path / "trl"), beta=BETA, **losses, report_to="none",
                      use_cpu=True, per_device_train_batch_size=len(examples), max_length=None, bf16=False,
                      fp16=False, disable_dropout=True, pad_to_multiple_of=None)
     data = Dataset.from_list([{"prompt": q, "chosen": c, "rejected": r} for q, c, r in RECORDS])
@@ -60,12 +62,12 @@ def _trl_loss_and_grads(policy, ref, tokenizer, examples, tmp_path):
     return float(loss.detach()), {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
 
 
-def _zerotune_loss_and_grads(policy, ref, split):
+def _zerotune_loss_and_grads(policy, ref, split, sft_weight):
     from zerotune.models.hf_lm import HFCausalLM
 
     model, reference = HFCausalLM(policy), HFCausalLM(ref).eval()
     task = PreferenceTask(DataMeta("preference", "preference", [64], policy.config.vocab_size),
-                          PreferenceConfig(loss="dpo", beta=BETA))
+                          PreferenceConfig(loss="dpo", beta=BETA, sft_weight=sft_weight))
     x, targets = split.with_reference(reference=lambda ids, labels: pair_logps(reference(ids), labels)) \
         .in_order(len(split))[0]
     model.train()
@@ -75,15 +77,16 @@ def _zerotune_loss_and_grads(policy, ref, split):
     return float(loss.detach()), {n[len(prefix):]: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_dpo_loss_and_gradients_equal_trl(tmp_path, tiny_lms):
+@pytest.mark.parametrize("sft_weight", [0.0, 0.5])
+def test_dpo_loss_and_gradients_equal_trl(tmp_path, tiny_lms, sft_weight):
     from transformers import AutoTokenizer
 
     directory = tiny_lms["llama"]
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
     split, examples = _pairs(tokenizer)
     policy, ref = _models(directory)
-    ours, our_grads = _zerotune_loss_and_grads(copy.deepcopy(policy), copy.deepcopy(ref), split)
-    theirs, their_grads = _trl_loss_and_grads(policy, ref, tokenizer, examples, tmp_path)
+    ours, our_grads = _zerotune_loss_and_grads(copy.deepcopy(policy), copy.deepcopy(ref), split, sft_weight)
+    theirs, their_grads = _trl_loss_and_grads(policy, ref, tokenizer, examples, tmp_path, sft_weight)
     assert abs(ours - theirs) <= 1e-5, (ours, theirs)
     assert our_grads.keys() == their_grads.keys() and our_grads
     worst = max(float((our_grads[n] - their_grads[n]).abs().max()) for n in our_grads)

@@ -203,3 +203,33 @@ def test_module_types_expand_repeated_blocks():
     types = module_types(text)
     assert types["features.blocks.1.fc"] == "Linear" and types["features.blocks.0.ln_1"] == "LayerNorm"
     assert types["features.wte"] == "Embedding" and types["head"] == "Linear"
+
+
+def _preference_curves(chosen, rejected, accuracy, margin):
+    """A DPO run's reward curves (each a function of the step) over the healthy loss curves."""
+    evals, steps = range(50, 401, 50), range(1, 401)
+    return with_curves(val__rewards__chosen=curve(evals, chosen), val__rewards__rejected=curve(evals, rejected),
+                       val__rewards__accuracy=curve(evals, accuracy), train__rewards__margin=curve(steps, margin))
+
+
+PREFERENCE = {"preference": {"loss": "dpo", "beta": 0.1}, "optim": {"name": "adamw", "lr": 3e-3}}
+
+
+def test_healthy_rewards_have_no_preference_findings(tmp_path):
+    # recipes/dpo_demo.toml's run: the chosen reward rises to 4.4, the rejected falls to -3.5
+    curves = _preference_curves(lambda s: 4.4 * s / 400, lambda s: -3.5 * s / 400, lambda s: 1.0, lambda s: s / 50)
+    assert not {"dpo_reward_collapse", "dpo_overoptimized"} & set(ids(diagnose(make_run(tmp_path, "ok", curves,
+                                                                                         config=PREFERENCE))))
+
+
+@pytest.mark.parametrize("chosen_end, severity", [(-1.8, "medium"), (-2.5, "high"), (-0.3, None)])
+def test_both_rewards_falling_is_dpo_reward_collapse(tmp_path, chosen_end, severity):
+    # -1.8 at beta 0.1: the chosen answers 18 nats below the reference, as the pure-DPO demo run ended
+    curves = _preference_curves(lambda s: chosen_end * s / 400, lambda s: -10.2 * s / 400, lambda s: 1.0,
+                                lambda s: s / 50)
+    found = {f.id: f for f in diagnose(make_run(tmp_path, "collapse", curves, config=PREFERENCE))}
+    assert (found["dpo_reward_collapse"].severity if "dpo_reward_collapse" in found else None) == severity
+    if severity:
+        f = found["dpo_reward_collapse"]
+        assert f.evidence["chosen_logp_drop"] == pytest.approx(-chosen_end / 0.1)
+        assert "--set optim.lr=0.00075" in f.fixes and "--set preference.beta=0.4" in f.fixes

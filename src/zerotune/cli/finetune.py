@@ -61,6 +61,8 @@ def print_summary(run_dir, metrics: dict) -> None:
           f"trainable at the start ({ft.get('trainable_percent', 0):.2f}%){later}, head {ft.get('head')}")
     keys = ([k for k in ("val/accuracy", "test/accuracy") if k in after]
             or [k for k in ("val/exact_match", "test/exact_match") if k in after]  # instruction tuning
+            or [f"{split}/{k}" for k in ("rewards/accuracy", "answers/preferred", "answers/chosen")  # preference
+                for split in ("val", "test") if f"{split}/{k}" in after]
             or ["val/loss", "test/loss"])  # lm: loss
     for k in keys:
         if k in after:

@@ -7,12 +7,17 @@ from dataclasses import asdict, dataclass, field
 from .batches import Split  # a bundle holds three; importers of the bundle find it here too
 
 
+# Tasks whose model is a causal language model answering in a chat format (instruction and preference
+# tuning): served, exported and read back as such.
+CHAT_TASKS = ("sft", "preference")
+
+
 @dataclass
 class DataMeta:
     """Everything about the data that a model and its users need, saved as meta.json in a run."""
 
     source: str
-    task: str  # "classification" | "regression" | "lm"
+    task: str  # "classification" | "regression" | "lm" | one of CHAT_TASKS
     input_shape: list[int]
     num_classes: int  # 0 for regression
     class_names: list[str] | None = None

@@ -26,7 +26,7 @@ from ..run.files import json_type
 from .batches import EpochBatches, Split, epoch_permutation
 from .bundle import DataBundle
 from .chat import ChatFormat
-from .sft import IGNORE, check_messages, encoded_bundle, json_object, read_jsonl
+from .sft import IGNORE, SFTSplit, check_messages, encoded_bundle, json_object, read_jsonl
 
 ANSWERS = ("chosen", "rejected")
 FIELDS = "'prompt' (or 'messages'), 'chosen' and 'rejected' (text)"
@@ -73,6 +73,20 @@ class PreferenceSplit(Split):
     def sample_inputs(self, n: int) -> torch.Tensor:
         """The chosen sequences of the first n pairs (for shape checks and the layer table)."""
         return self.x[:n, 0]
+
+    def sequences(self) -> SFTSplit:
+        """The chosen and the rejected sequence of every pair as 2N rows of one instruction split: the
+        inputs the model reads, for export's parity checks and calibration."""
+        return SFTSplit(self.x.flatten(0, 1), self.y.flatten(0, 1), None, self.lengths.flatten(),
+                        self.prompt_lengths.repeat_interleave(2))
+
+    def prompt(self, i: int) -> list[int]:
+        """The formatted prompt of pair `i`, which both answers follow."""
+        return self.x[i, 0, :int(self.prompt_lengths[i])].tolist()
+
+    def answer(self, i: int, k: int = 0) -> list[int]:
+        """The tokens of pair `i`'s chosen (k = 0) or rejected (k = 1) answer, its end marker included."""
+        return self.x[i, k, int(self.prompt_lengths[i]):int(self.lengths[i, k])].tolist()
 
 
 class PairBatches(EpochBatches):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.bundle import CHAT_TASKS
 from ..errors import UserError
 from ..run.atomic import atomic_write_bytes
 from ..run.files import RunDir, outermost_missing, removed_on_failure
@@ -66,7 +67,7 @@ def _export(run, path: Path, options: ExportOptions, bounds: Bounds, force: bool
 
     data = load_data(run)
     hf = getattr(run.model, "hf_model", None)
-    if hf is not None and run.meta.task == "sft":  # a transformers causal LM: logits, LoRA merged first
+    if hf is not None and run.meta.task in CHAT_TASKS:  # a transformers causal LM: logits, LoRA merged first
         from .causal_lm import build_causal_lm
 
         built, signature = build_causal_lm(hf, parity_inputs(run, data)[0], options, bounds.tolerance)

@@ -22,6 +22,9 @@ def load_data(run: LoadedRun) -> DataBundle | None:
         data = run_data(run)  # the run's own data path: tokenizer, parent's normalisation
     except (UserError, OSError):
         return None
+    if hasattr(data.train, "sequences"):  # preference pairs: the model reads each answer's sequence alone
+        data = DataBundle(data.train.sequences(), data.val.sequences(), data.test.sequences(), data.meta,
+                          data.tokenizer, data.chat)
     if list(data.meta.input_shape) != list(run.meta.input_shape):
         return None
     # Inputs normalised with other statistics than the model's (e.g. a fine-tune that kept its

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.bundle import CHAT_TASKS
 from ..data.text import PAD  # the padding of native token-id batches
 
 OUTPUT_NAME = "logits"
@@ -295,7 +296,7 @@ def signature_for(meta, model: nn.Module | None = None, max_length: int | None =
     """The input signature of a run, decided from its data metadata.
 
     Args:
-        meta: the run's DataMeta: ``task == "lm"`` or ``"sft"`` gives "lm", data from text files (source "text")
+        meta: the run's DataMeta: ``task == "lm"`` or one of CHAT_TASKS gives "lm", data from text files (source "text")
             give "text", anything else "array".
         model: the run's model, for the vocabulary size (stand-in token inputs draw ids below it).
         max_length: text: the truncation length the run's data used (``data.max_length``); capped at
@@ -303,7 +304,7 @@ def signature_for(meta, model: nn.Module | None = None, max_length: int | None =
     """
     if meta.task == "lm":
         return LMSignature(int(meta.input_shape[0]), getattr(meta, "vocab_size", None) or vocab_size_of(model))
-    if meta.task == "sft":  # an instruction-tuned causal LM: any length up to its context, not data.max_length
+    if meta.task in CHAT_TASKS:  # an instruction- or preference-tuned causal LM: any length up to its context, not data.max_length
         context = getattr(model, "block_size", None) or max_positions_of(model) or int(meta.input_shape[0])
         return LMSignature(int(context), vocab_size_of(model))
     if meta.source == "text":

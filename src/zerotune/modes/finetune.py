@@ -8,6 +8,11 @@ from pathlib import Path
 from ..run.files import RunDir, read_json, write_json
 from .base import Mode, PreparedRun
 
+# the final metrics set beside the same names measured before training; preference tuning's
+# rewards/accuracy is also metrics.json's preference_accuracy
+AFTER = ("loss", "accuracy", "exact_match", "preference_accuracy", "rewards/accuracy", "answers/preferred",
+         "answers/chosen")
+
 
 class Finetune(Mode):
     """Added to any base mode: a fine-tune of an instruction-tuning run is an SFT run with a source."""
@@ -66,7 +71,7 @@ class Finetune(Mode):
         return [FinetuneBoard(shown[0], self.setup.plan, self.setup.groups, self.before, self.probe)]
 
     def report(self, run: PreparedRun, run_dir: Path, metrics: dict, step: int) -> None:
-        after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in ("loss", "accuracy", "exact_match", "preference_accuracy")
+        after = {f"{split}/{k}": metrics[split][k] for split in ("val", "test") for k in AFTER
                  if isinstance(metrics[split].get(k), (int, float))}
         metrics["finetune"] = {**self._summary(run), "before": self.before, "probe": self.probe, "after": after}
         if run.config.log.tensorboard:

@@ -42,7 +42,7 @@ class Preference(Mode):
         from ..config import PreferenceConfig
         from ..tasks.preference import PreferenceTask
 
-        return PreferenceTask(data.meta, config.preference or PreferenceConfig(), config.train.loss)
+        return PreferenceTask(data.meta, config.preference or PreferenceConfig(), config.train.loss, data.chat)
 
     def setup_model(self, run: PreparedRun) -> None:
         from ..finetune.sft import prepare_causal_lm

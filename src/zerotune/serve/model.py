@@ -19,7 +19,7 @@ import torch
 from .. import __version__
 from ..compute.threads import check_threads
 from ..data.build import normalize_inputs
-from ..data.bundle import DataMeta
+from ..data.bundle import CHAT_TASKS, DataMeta
 from ..errors import UserError
 from ..export.runtime import Runner, graph_runner, load_torchscript, onnx_runner, torch_runner
 from ..export.signature import Signature, signature_for, signature_from_dict
@@ -216,7 +216,7 @@ def _lm_from_run(run, run_dir: Path, backend: str):
     if backend != "torch":
         raise UserError("a language model is served on PyTorch only (its KV cache); use --backend torch or auto")
     name = Path(run_dir).resolve().name
-    if run.meta.task == "sft":  # the tokenizer the run was tuned with: its chat format is the one served
+    if run.meta.task in CHAT_TASKS:  # the tokenizer the run was tuned with: its chat format is the one served
         from ..runload.load import chat_format_for
 
         tokenizer = chat_format_for(run.config, run_dir)[0].tokenizer
@@ -248,7 +248,7 @@ def _from_run(run_dir: Path, backend: str, checkpoint: str, threads: int | None)
     from ..runload.load import load_run
 
     run = load_run(run_dir, checkpoint)
-    if run.meta.task in ("lm", "sft"):
+    if run.meta.task == "lm" or run.meta.task in CHAT_TASKS:
         return _lm_from_run(run, run_dir, backend)
     signature = signature_for(run.meta, run.model, run.config.data.max_length)
     _servable(signature)

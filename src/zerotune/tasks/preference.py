@@ -20,11 +20,13 @@ import torch.nn.functional as F
 
 from ..compute.precision import autocast_for
 from ..data.bundle import DataMeta
+from ..data.chat import ChatFormat
 from ..data.preference import PairTargets, PreferenceSplit
 from ..data.sft import IGNORE
 from ..errors import UserError
 from ..models.lora import adapters_off
 from ..models.modes import eval_mode
+from .preference_answers import AnswerCheck
 
 EVAL_BATCH = 16  # pairs per forward pass when measuring
 STATS = ("rewards/chosen", "rewards/rejected", "rewards/margin", "rewards/accuracy", "logps/chosen", "logps/rejected")
@@ -60,6 +62,12 @@ def pair_losses(policy: torch.Tensor, reference: torch.Tensor, cfg) -> torch.Ten
     if cfg.loss == "ipo":
         return ipo_loss(margin, cfg.beta)
     return dpo_loss(margin, cfg.beta, cfg.label_smoothing)
+
+
+def chosen_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood per labelled token of the chosen rows (the first half of the batch)."""
+    half = len(labels) // 2
+    return F.cross_entropy(logits[:half].flatten(0, 1).float(), labels[:half].flatten(), ignore_index=IGNORE)
 
 
 def pair_stats(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> dict[str, torch.Tensor]:
@@ -99,24 +107,27 @@ def reference_logps(model: torch.nn.Module, split: PreferenceSplit, device, prec
 
 
 class PreferenceTask:
-    """DPO or IPO on pairs; the implicit rewards and the policy's log-probs as metrics.
+    """DPO or IPO on pairs; the implicit rewards and the policy's log-probs as metrics, and with
+    ``preference.eval_prompts`` the scores of its greedy answers (`tasks/preference_answers.py`).
 
     Args:
         meta: the data's metadata.
-        cfg: the PreferenceConfig (``loss``, ``beta``, ``label_smoothing``).
+        cfg: the PreferenceConfig (``loss``, ``beta``, ``label_smoothing``, the answers' options).
         loss: ``train.loss``, which must stay ``auto`` (the loss is ``preference.loss``).
+        fmt: the chat format answers are written in (None: no answers are scored).
     """
 
     kind = "preference"
     monitor_default = ("val/loss", "min")
 
-    def __init__(self, meta: DataMeta, cfg, loss: str = "auto"):
+    def __init__(self, meta: DataMeta, cfg, loss: str = "auto", fmt: ChatFormat | None = None):
         if loss != "auto":
             raise UserError(f"train.loss {loss!r} does not fit preference tuning; allowed: auto "
                             f"(the loss is preference.loss: dpo or ipo)")
         self.meta, self.cfg, self.loss_name = meta, cfg, cfg.loss
         self._window: dict[str, torch.Tensor] = {}  # train statistics since `take_train_stats` last read them
         self._window_batches = 0
+        self.check = AnswerCheck(fmt, cfg) if fmt is not None else None
 
     def loss(self, out: torch.Tensor, targets: PairTargets) -> torch.Tensor:
         """Mean loss over the batch's pairs. out: (2B, T, V) logits, the chosen rows first."""
@@ -125,7 +136,10 @@ class PreferenceTask:
         for k, v in stats.items():  # on the device: read once per logged step, not per micro-batch
             self._window[k] = self._window.get(k, 0) + v
         self._window_batches += 1
-        return pair_losses(policy, targets.reference, self.cfg).mean()
+        loss = pair_losses(policy, targets.reference, self.cfg).mean()
+        if self.cfg.sft_weight:
+            loss = loss + self.cfg.sft_weight * chosen_nll(out, targets.labels)
+        return loss
 
     def take_train_stats(self) -> dict[str, torch.Tensor]:
         """The mean of each statistic over the training batches since the last call (empty: none)."""
@@ -150,23 +164,35 @@ class PreferenceTask:
 
     def _summary(self, model, split: PreferenceSplit) -> dict[str, float]:
         policy, reference = self.measure(model, split)
-        out = {"loss": float(pair_losses(policy, reference, self.cfg).mean())}
+        loss = pair_losses(policy, reference, self.cfg).mean()
+        if self.cfg.sft_weight:  # the chosen answers' mean token loss over the split, as training adds it per batch
+            loss = loss - self.cfg.sft_weight * policy[:, 0].sum() / (split.y[:, 0] != IGNORE).sum().clamp(min=1)
+        out = {"loss": float(loss)}
         out.update({k: float(v) for k, v in pair_stats(policy, reference, self.cfg.beta).items()})
         return out
 
     def metric_names(self, prefix: str) -> list[str]:
         """The names `quick_metrics` gives."""
-        return [f"{prefix}/loss", *(f"{prefix}/{s}" for s in STATS)]
+        answers = self.check.names() if self._scored() else []
+        return [f"{prefix}/loss", *(f"{prefix}/{s}" for s in (*STATS, *answers))]
 
     def quick_metrics(self, model: torch.nn.Module, split: PreferenceSplit, prefix: str) -> dict[str, float]:
         """Loss, rewards, reward accuracy and log-probs over the split, each as ``prefix/name``."""
         if not len(split):
             return {}
-        return {f"{prefix}/{k}": v for k, v in self._summary(model, split).items()}
+        out = self._summary(model, split)
+        if self._scored():
+            out.update(self.check.scores(model, split, min(len(split), self.cfg.eval_prompts)))
+        return {f"{prefix}/{k}": v for k, v in out.items()}
 
     def full_metrics(self, model: torch.nn.Module, split: PreferenceSplit) -> dict:
         """What `eval` prints and metrics.json keeps: the above, with ``preference_accuracy`` and ``n``."""
         if not len(split):
             return {"loss": float("nan"), "n": 0}
         out = self._summary(model, split)
+        if self._scored():
+            out.update(self.check.scores(model, split, len(split)))
         return {"loss": out["loss"], "preference_accuracy": out["rewards/accuracy"], **out, "n": len(split)}
+
+    def _scored(self) -> bool:
+        return self.check is not None and self.cfg.eval_prompts > 0

@@ -51,7 +51,7 @@ class SFTBoard(TensorBoardLogger):
         for i, answer in enumerate(now):
             reference = task.reference(val, i)
             base = self.base[i] if i < len(self.base) else ""
-            rows.append([_shown(task.fmt.text(val.prompt(i))[-80:]), _shown(reference), _shown(base), _shown(answer),
+            rows.append([shown(task.fmt.text(val.prompt(i))[-80:]), shown(reference), shown(base), shown(answer),
                          "yes" if task.matches(answer, reference) else "no"])
         self.sink.add_text("sft/answers", text.table(["prompt (end)", "reference", "base model", "now", "match"], rows),
                            state.step)
@@ -67,6 +67,6 @@ class SFTBoard(TensorBoardLogger):
         return None
 
 
-def _shown(text: str) -> str:
+def shown(text: str) -> str:
     """Text for a table cell: control characters (an untrained model writes any token) as U+FFFD."""
     return "".join(c if c.isprintable() or c == "\n" else "\ufffd" for c in text)
