@@ -25,9 +25,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sft_memory import _status_mb, build_llama
+import importlib.util
 
 QUIET = ["log.progress=false", "log.tensorboard=false", "finetune.baseline=false"]
+def _sft_memory():
+    """benchmarks/sft_memory.py, for its random Llama and its reading of /proc/self/status."""
+    spec = importlib.util.spec_from_file_location("sft_memory", Path(__file__).with_name("sft_memory.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 VARIANTS = {
     "lora r=8, reference = adapters off": ["finetune.strategy=lora"],
     "full, reference = cached log-probs": ["finetune.strategy=full"],
@@ -40,15 +48,17 @@ def child(overrides: list[str]) -> None:
     from zerotune.config import load_config
     from zerotune.train.callbacks import Callback
 
+    status_mb = _sft_memory()._status_mb
+
     class Probe(Callback):
         def on_fit_start(self, state):
-            self.load_peak = _status_mb("VmHWM")  # loading, and under full fine-tuning the cached reference
+            self.load_peak = status_mb("VmHWM")  # loading, and under full fine-tuning the cached reference
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # the peak-RSS mark starts again from the current size
-            self.start = _status_mb("VmRSS")
+            self.start = status_mb("VmRSS")
 
         def on_step_end(self, state):
-            self.peak = _status_mb("VmHWM")
+            self.peak = status_mb("VmHWM")
 
     probe = Probe()
     zerotune.train(load_config(None, overrides), callbacks=[probe])
@@ -76,7 +86,7 @@ def main() -> None:
         records = [{"prompt": f"Count on from {n}.", "chosen": " ".join(str(n + i) for i in range(1, 120)),
                     "rejected": " ".join(str(n + 2 * i) for i in range(1, 120))} for n in range(40)]
         (tmp / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        build_llama(tmp / "llama", [r["prompt"] + " " + r["chosen"] for r in records])
+        _sft_memory().build_llama(tmp / "llama", [r["prompt"] + " " + r["chosen"] for r in records])
         weights_mb = (tmp / "llama" / "model.safetensors").stat().st_size / 2**20
         base = ["data.name=preference", f"data.path={tmp / 'pairs.jsonl'}", f"data.max_length={args.length}",
                 f"train.batch_size={args.batch}", "train.max_steps=3", "train.epochs=1", "optim.name=adamw",

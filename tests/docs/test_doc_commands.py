@@ -373,6 +373,18 @@ COMMANDS: dict[str, How] = {
     "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy lora": HELP,
     "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy full": HELP,
     "zerotune eval runs/my-dpo --split val --json": HELP,
+    # docs/preference.md's demo takes minutes (tests/sft/test_preference_runs.py runs the same on a tiny model)
+    "python scripts/make_preference_data.py": HELP,
+    "python scripts/make_preference_data.py --pairs 150 --flip 0.25 --flip-seed 3 --file noisy.jsonl": HELP,
+    "zerotune finetune recipes/dpo_demo.toml --from runs/sft-demo-lora": HELP,
+    "zerotune finetune recipes/dpo_demo.toml --from runs/sft-demo-lora --name dpo-pure --set preference.sft_weight=0":
+        HELP,
+    "zerotune finetune recipes/dpo_demo.toml --from runs/sft-demo-lora --name dpo-noisy --set "
+    "data.path=data/sft_dates/noisy.jsonl --set preference.sft_weight=0 --set train.epochs=30 --set "
+    "data.val_fraction=0.2 --set preference.eval_prompts=0": HELP,
+    "zerotune doctor runs/dpo-noisy": HELP,
+    "zerotune eval runs/dpo-demo --json": HELP,
+    "python benchmarks/preference_memory.py": HELP,
     'zerotune generate runs/sft-demo-lora --prompt "Rewrite the date 2031-02-09 as day/month/year." --temperature 0':
         HELP,
     "zerotune finetune --merge-lora runs/sft-demo-lora": HELP,

@@ -57,3 +57,26 @@ def test_pairs_are_the_sft_rows_of_each_answer(tiny_lms):
         assert (x[0, k] == sx[0]).all() and (y[0, k] == sy[0]).all() and lengths[0, k] == slen[0]
         assert (y[0, k, :prompts[0] - 1] == IGNORE).all()  # the prompt is never scored
     assert prompts[0] == sp[0]
+
+
+def test_a_ranks_share_of_a_batch_keeps_each_pairs_answers_together():
+    """`--nproc N`: rank r takes pairs, not rows; the ranks' shares put together are the global batch."""
+    import torch
+
+    from zerotune.data.preference import PreferenceSplit
+    from zerotune.distributed.shard import ShardedBatches
+
+    n, width = 5, 6
+    x = torch.arange(n * 2 * width).view(n, 2, width)
+    y = torch.where(torch.arange(width) >= 3, x, IGNORE)
+    split = PreferenceSplit(x, y, None, torch.full((n, 2), width), torch.full((n,), 3),
+                            ref=torch.arange(n * 2, dtype=torch.float32).view(n, 2))
+    batches = split.in_order(n)
+    whole_x, whole = batches[0]
+    parts = [ShardedBatches(batches, rank, 2)[0] for rank in range(2)]
+    assert [len(t) for _, t in parts] == [3, 2]
+    for (px, t), pairs in zip(parts, (range(0, 3), range(3, 5))):
+        pairs = list(pairs)
+        assert torch.equal(px, torch.cat([x[pairs, 0], x[pairs, 1]]))  # the chosen rows first, then the rejected
+        assert torch.equal(t.labels, torch.cat([y[pairs, 0], y[pairs, 1]]))
+        assert torch.equal(t.reference, whole.reference[pairs])

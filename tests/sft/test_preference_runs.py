@@ -117,3 +117,30 @@ def test_preference_data_needs_a_source(tmp_path, pairs_file):
 
     with pytest.raises(UserError, match="zerotune finetune RECIPE --from SOURCE"):
         zerotune.train(load_config(None, [*BASE, f"data.path={pairs_file}", f"log.dir={tmp_path}"]))
+
+
+def test_a_preference_run_is_served_and_exported_as_a_chat_model(tmp_path, gpt_run, pairs_file):
+    """Serve answers in the run's chat format what `generate` answers; export reads the pairs' sequences as
+    token-id inputs (tests/sft/test_sft_export.py exports a chat model of this kind end to end)."""
+    import httpx
+    import openai
+
+    from zerotune.export.inputs import load_data
+    from zerotune.export.signature import signature_for
+    from zerotune.pipeline.generate import generate
+    from zerotune.runload.load import load_run, run_data
+    from zerotune.serve import create_app, load_served_model, running_server
+
+    run_dir = zerotune.train(_config(tmp_path, gpt_run, pairs_file, "served", "finetune.strategy=lora",
+                                     "train.max_steps=3")).run_dir
+    own = "".join(generate(run_dir, "What is 2+3?", max_new_tokens=4, temperature=0))
+    with running_server(create_app(load_served_model(run_dir))) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0,
+                               http_client=httpx.Client(trust_env=False, timeout=60))
+        chat = client.chat.completions.create(model=run_dir.name, max_tokens=4, temperature=0,
+                                              messages=[{"role": "user", "content": "What is 2+3?"}])
+    assert chat.choices[0].message.content == own
+    run = load_run(run_dir, "best")
+    assert signature_for(run.meta, run.model).kind == "lm"
+    pairs, rows = run_data(run).test, load_data(run).test  # each pair's chosen and rejected sequence, one a row
+    assert rows.x.dim() == 2 and torch.equal(rows.x.view(len(pairs), 2, -1), pairs.x)

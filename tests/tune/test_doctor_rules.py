@@ -232,4 +232,17 @@ def test_both_rewards_falling_is_dpo_reward_collapse(tmp_path, chosen_end, sever
     if severity:
         f = found["dpo_reward_collapse"]
         assert f.evidence["chosen_logp_drop"] == pytest.approx(-chosen_end / 0.1)
-        assert "--set optim.lr=0.00075" in f.fixes and "--set preference.beta=0.4" in f.fixes
+        assert f.fixes[:3] == ["--set preference.sft_weight=1", "--set optim.lr=0.00075", "--set preference.beta=0.4"]
+
+
+@pytest.mark.parametrize("end_accuracy, severity", [(0.742, "medium"), (0.6, "high"), (0.85, None)])
+def test_a_growing_margin_and_falling_held_out_accuracy_is_dpo_overoptimized(tmp_path, end_accuracy, severity):
+    # the flipped-pairs run: val accuracy 0.871 at its best, the training margin from about 0.6 to 3
+    curves = _preference_curves(lambda s: 1.0, lambda s: -1.0, lambda s: 0.871 if s <= 100 else end_accuracy,
+                                lambda s: 0.6 if s <= 100 else 3.0)
+    found = {f.id: f for f in diagnose(make_run(tmp_path, "over", curves, config=PREFERENCE))}
+    assert (found["dpo_overoptimized"].severity if "dpo_overoptimized" in found else None) == severity
+    if severity:
+        f = found["dpo_overoptimized"]
+        assert f.evidence["best_step"] == 50 and f.evidence["margin_at_best"] == pytest.approx(0.6)
+        assert f.evidence["margin_end"] == pytest.approx(3.0) and f.fixes[0] == "--set train.max_steps=51"

@@ -42,6 +42,16 @@ class PairTargets:
     labels: torch.Tensor  # (2B, W): the chosen rows, then the rejected rows; -100 off the answers
     reference: torch.Tensor  # (B, 2) the reference model's log-probs of (chosen, rejected), float32
 
+    def __len__(self) -> int:
+        return len(self.reference)  # pairs
+
+    def rows(self, x: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, "PairTargets"]:
+        """Pairs lo:hi of the batch whose ids are `x` (2B, W): a rank's share of a global batch keeps
+        each pair's chosen and rejected rows together, the chosen rows first."""
+        b = len(self)
+        take = lambda t: torch.cat([t[lo:hi], t[b + lo:b + hi]])  # noqa: E731
+        return take(x), PairTargets(take(self.labels), self.reference[lo:hi])
+
 
 @dataclass
 class PreferenceSplit(Split):

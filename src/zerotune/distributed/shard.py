@@ -53,7 +53,9 @@ class ShardedBatches:
         hi = lo + base + (self.rank < extra)
         self.share = (hi - lo) * self.world / n
         if lo == hi:
-            return x[:1], y[:1]
+            lo, hi = 0, 1
+        if hasattr(y, "rows"):  # targets that know how their rows lie in x (preference pairs) slice both
+            return y.rows(x, lo, hi)
         return x[lo:hi], y[lo:hi]
 
 
