@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..data.chat import ROLES
 
@@ -82,9 +82,9 @@ class CompletionRequest(_Options):
 
     prompt: str | list[str] | list[int] | list[list[int]] = Field(
         ..., description="the text to continue, or its token ids (a list of prompts must hold exactly one)")
+    echo: bool = Field(False, description="the prompt comes back before the completion (with its logprobs)")
     max_tokens: int | None = Field(None, ge=0, description="most tokens to generate (default 16, or the rest "
                                                            "of the context if less); 0 only with echo")
-    echo: bool = Field(False, description="the prompt comes back before the completion (with its logprobs)")
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS, description="log-probabilities of each token and "
                                  f"of the 0 to {MAX_LOGPROBS} most likely tokens at each position")
 
@@ -98,11 +98,16 @@ class CompletionRequest(_Options):
             return v[0]
         return v
 
-    @model_validator(mode="after")
-    def _echo_scoring(self):
-        if self.max_tokens == 0 and not self.echo:
+    @field_validator("max_tokens")
+    @classmethod
+    def _zero_with_echo(cls, v, info: ValidationInfo):
+        if v == 0 and not info.data.get("echo"):  # echo is declared first, so it is read by now
             raise ValueError("max_tokens 0 needs echo: true (the prompt scored, nothing generated); "
                              "otherwise ask for at least 1 token")
+        return v
+
+    @model_validator(mode="after")
+    def _whole(self):
         if self.stream and (self.echo or self.logprobs is not None):
             raise ValueError("echo and logprobs are answered whole: send them with stream: false")
         return self
