@@ -26,9 +26,10 @@ class Browser:
         self._log = open(os.path.join(self._profile.name, "stderr.log"), "wb")  # noqa: SIM115 - closed in close()
         commands_in, self._commands = os.pipe()
         self._replies, replies_out = os.pipe()
-        # the shell puts the two pipe ends on fds 3 and 4, where Chromium looks for them
+        # bash puts the two pipe ends on fds 3 and 4, where Chromium looks for them (dash, Debian's sh, takes
+        # no fd numbers above 9, and a test process may well have its pipes there)
         script = f'exec "$0" "$@" 3<&{commands_in} 4>&{replies_out}'
-        self.proc = subprocess.Popen(["sh", "-c", script, CHROMIUM, *FLAGS, f"--user-data-dir={self._profile.name}",
+        self.proc = subprocess.Popen(["bash", "-c", script, CHROMIUM, *FLAGS, f"--user-data-dir={self._profile.name}",
                                       "--remote-debugging-pipe", "about:blank"],
                                      pass_fds=(commands_in, replies_out), stdout=subprocess.DEVNULL, stderr=self._log)
         os.close(commands_in)
