@@ -13,11 +13,16 @@ from .browser import CHROMIUM, Browser
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 TOKEN = "page-token-123"
-# what the page shows while its answer streams in: the text after each change of the log
-WATCH = """window.seen = [];
+# What the page sends and shows: each request to the chat API with the type of its answer, and the answer's
+# text after each change of the log (the pieces of a stream that arrive together show as one change).
+WATCH = """window.seen = []; window.sent = [];
 new MutationObserver(() => { const a = document.querySelector('.assistant:last-child');
   if (a) seen.push(a.textContent); }).observe(document.getElementById('log'),
-  {childList: true, subtree: true, characterData: true}); true"""
+  {childList: true, subtree: true, characterData: true});
+const pageFetch = window.fetch;
+window.fetch = async (url, options) => { const r = await pageFetch(url, options);
+  if (String(url).includes('chat/completions')) sent.push([JSON.parse(options.body), r.headers.get('content-type')]);
+  return r; }; true"""
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +56,12 @@ def test_chat_page_streams_the_answer_the_api_gives(browser, chat_served):
         answer = _ask(browser, "a dog")
         api = httpx.post(url + "/v1/chat/completions", trust_env=False, timeout=60, json={
             "model": "chat", "messages": [{"role": "user", "content": "a dog"}], "temperature": 0}).json()
-        seen = browser.js("seen")
+        seen, sent = browser.js("seen"), browser.js("sent")
     assert answer and answer == api["choices"][0]["message"]["content"]
-    partial = {s for s in seen if s and s != answer}
-    assert partial and all(answer.startswith(s) for s in partial)  # it grew piece by piece as the stream came
+    ((body, kind),) = sent  # one request, streamed: server-sent events
+    assert body["stream"] is True and kind.startswith("text/event-stream") and body["temperature"] == 0
+    assert body["messages"] == [{"role": "user", "content": "a dog"}] and "max_tokens" not in body
+    assert seen and all(answer.startswith(s) for s in seen)  # the text only grew, piece by piece, to the answer
     assert browser.js("document.querySelectorAll('.user').length") == 1
 
 
