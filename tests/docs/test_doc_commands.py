@@ -244,6 +244,11 @@ COMMANDS: dict[str, How] = {
     "\"my-gpt\", \"messages\": [{\"role\": \"user\", \"content\": \"Speak.\"}], \"max_tokens\": 30, "
     "\"stream\": true}'": not_run("needs the server: tests/serve/test_serve_openai.py streams the same"),
     "pip install openai": not_run(SETUP),
+    "pip install 'zerotune[eval]'": not_run(SETUP),
+    "zerotune serve runs/my-gpt --token my-secret-token": HELP,
+    "OPENAI_API_KEY=my-secret-token lm_eval --model local-completions --tasks TASK --model_args model=my-gpt,"
+    "base_url=http://127.0.0.1:8000/v1/completions,max_length=256,auth_token=my-secret-token":
+        not_run("lm-eval is outside dev: tests/serve/test_serve_lm_eval.py runs it so, on a task it writes"),
     "curl -s -X POST http://127.0.0.1:8000/predict -H 'Content-Type: application/json' -d "
     "'{\"inputs\": [\"the food was great\", \"awful service\"]}'": not_run("needs the server: tests/serve post the same"),
     # docs/tensorboard.md
