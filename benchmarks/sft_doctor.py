@@ -5,8 +5,8 @@
 
 A character GPT is pretrained on a corpus of one's own (the demo's recipe on
 scripts/make_phone_data.py's text, ``data.chat_chars=true``), then tuned on the records in several
-ways, each a `zerotune finetune` of its own: LoRA with recipes/sft_demo.toml's settings, full
-fine-tuning at a learning rate of 2e-3 for 20 epochs, and a full fine-tune of a small part of the
+ways, each a `zerotune finetune` of its own: LoRA with recipes/sft_demo.toml's settings, LoRA at
+a higher rate for longer, full fine-tuning at a learning rate of 2e-3 for 20 epochs, and a full fine-tune of a small part of the
 records for many epochs (where held-out answers stop improving). For each run it prints the
 exact match at each evaluation, the answer loss (train per epoch, val) first/best/last, the test
 exact match, and what `zerotune doctor` finds. Runs that exist already in --out are read again,
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--no-progress", "--set", "log.graph=false", "--set", "log.embeddings=false"]
 VARIANTS = {
     "lora-recipe": [],
+    "lora-1e-2-20ep": ["--set", "optim.lr=1e-2", "--set", "train.epochs=20"],
     "full-2e-3-20ep": ["--strategy", "full", "--set", "optim.lr=2e-3", "--set", "train.epochs=20"],
     "full-2e-3-small-60ep": ["--strategy", "full", "--set", "optim.lr=2e-3", "--set", "train.epochs=60",
                              "--set", "data.val_fraction=0.8", "--set", "data.test_fraction=0.1"],
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (gpt / "metrics.json").is_file():
         zerotune("train", "recipes/sft_demo_pretrain.toml", "--runs-dir", str(runs), "--name", "gpt", *QUIET,
                  "--set", f"data.path={data / 'pretrain.txt'}", "--set", "data.chat_chars=true",
-                 "--set", "log.sample_prompt=Call")
+                 "--set", "log.sample_prompt=For")
     for name in args.only:
         run = runs / name
         if not (run / "metrics.json").is_file():
