@@ -7,8 +7,7 @@ A character GPT is pretrained on a corpus of one's own (the demo's recipe on
 scripts/make_phone_data.py's text, ``data.chat_chars=true``), then tuned on the records in several
 ways, each a `zerotune finetune` of its own: LoRA with recipes/sft_demo.toml's settings, LoRA at
 a higher rate for longer, full fine-tuning at a learning rate of 2e-3 for 20 epochs, and full
-fine-tunes of a part of the records for many epochs (300 records: it learns late; 40: it learns
-them by heart). For each run it prints the
+fine-tunes of a part of the records for many epochs (300, 100 or 40 records to train on). For each run it prints the
 exact match at each evaluation, the answer loss (train per epoch, val) first/best/last, the test
 exact match, and what `zerotune doctor` finds. Runs that exist already in --out are read again,
 not retrained.
@@ -30,10 +29,14 @@ VARIANTS = {
     "full-2e-3-20ep": ["--strategy", "full", "--set", "optim.lr=2e-3", "--set", "train.epochs=20"],
     "full-2e-3-300rec-60ep": ["--strategy", "full", "--set", "optim.lr=2e-3", "--set", "train.epochs=60",
                              "--set", "data.val_fraction=0.75", "--set", "data.test_fraction=0.1"],
-    # 40 training records of the first 100 (small.jsonl), 50 held out for val, 10 for test
+    # 40 training records of the first 100 (first-100.jsonl), 50 held out for val, 10 for test
     "full-2e-3-40rec-100ep": ["--strategy", "full", "--set", "optim.lr=2e-3", "--set", "train.epochs=100",
-                              "--set", "data.path={data}/small.jsonl", "--set", "data.val_fraction=0.5",
+                              "--set", "data.path={data}/first-100.jsonl", "--set", "data.val_fraction=0.5",
                               "--set", "data.test_fraction=0.1"],
+    # 100 training records of the first 250, 125 for val, 25 for test
+    "full-2e-3-100rec-150ep": ["--strategy", "full", "--set", "optim.lr=2e-3", "--set", "train.epochs=150",
+                               "--set", "data.path={data}/first-250.jsonl", "--set", "data.val_fraction=0.5",
+                               "--set", "data.test_fraction=0.1"],
 }
 
 
@@ -68,9 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     if not (data / "train.jsonl").is_file():
         subprocess.run([sys.executable, "scripts/make_phone_data.py", "--out", str(data), "--task", args.task],
                        check=True, cwd=ROOT)
-    if not (data / "small.jsonl").is_file():
-        lines = (data / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-        (data / "small.jsonl").write_text("".join(lines[:100]), encoding="utf-8")
+    lines = (data / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    for n in (100, 250):
+        (data / f"first-{n}.jsonl").write_text("".join(lines[:n]), encoding="utf-8")
     gpt = runs / "gpt"
     if not (gpt / "metrics.json").is_file():
         zerotune("train", "recipes/sft_demo_pretrain.toml", "--runs-dir", str(runs), "--name", "gpt", *QUIET,

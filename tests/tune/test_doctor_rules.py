@@ -257,3 +257,15 @@ def test_held_out_answers_getting_worse_is_sft_overfit_not_overfitting(tmp_path)
     assert f.evidence["exact_match_end"] == pytest.approx(0.3)
     assert f.fixes[0].startswith("--set train.monitor=val/exact_match") and "--strategy lora" in f.fixes
     assert "--set train.epochs=3" in f.fixes
+
+
+def test_training_answers_learned_by_heart_is_sft_overfit_alone(tmp_path):
+    # 40 training records for 100 epochs: the held-out loss ended 21% above its best, no answer right
+    run = sft_run(tmp_path, "by-heart", [2.99, 1.5, 0.7, 0.38, 0.25, 0.16, 0.11], [2.55, 1.4, 0.95, 0.885, 0.95, 1.0, 1.07],
+                  [0.0] * 7, finetune={"source": "/runs/gpt", "strategy": "full"})
+    found = {f.id: f for f in diagnose(run)}
+    f = found["sft_overfit"]
+    assert "sft_not_learning" not in found and "overfitting" not in found  # its fixes would be more epochs
+    assert f.severity == "high" and "no held-out answer came right" in f.message
+    assert f.evidence["end"] / f.evidence["best"] == pytest.approx(1.07 / 0.885, rel=1e-3)
+    assert f.fixes[0].startswith("more training records") and f.fixes[1] == "--set train.epochs=4"
