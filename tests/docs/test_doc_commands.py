@@ -390,6 +390,9 @@ COMMANDS: dict[str, How] = {
     # docs/llm-finetune.md, your own data: the phone runs take minutes; tests/sft/test_own_data.py runs each step
     # (data.chat_chars, eval --prompts, eval --answers) on tiny models, tests/tune/test_doctor_rules.py the findings
     "python benchmarks/sft_doctor.py": HELP,
+    "python benchmarks/sft_doctor.py --out /tmp/sftd/phone": HELP,
+    "zerotune eval --prompts FILE": USAGE,
+    "zerotune eval RUN --answers": USAGE,
     "python scripts/make_phone_data.py": HELP,
     "zerotune train recipes/sft_demo_pretrain.toml --set data.path=data/phone/pretrain.txt --set data.chat_chars=true "
     "--set log.sample_prompt=For --name phone-gpt": HELP,
