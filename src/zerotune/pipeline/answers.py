@@ -15,9 +15,8 @@ from pathlib import Path
 from ..errors import UserError
 from ..run.atomic import atomic_write_text
 from ..run.files import RunDir, outermost_missing, removed_on_failure
+from ..modes.registry import base_mode
 from ..run.lock import run_lock_if_inside
-
-LANGUAGE_MODELS = ("corpus", "sft", "preference")  # data.name of runs whose model writes text
 
 
 def check_request(config, prompts: str | Path | None, answers: str | None) -> None:
@@ -26,13 +25,13 @@ def check_request(config, prompts: str | Path | None, answers: str | None) -> No
     Raises:
         UserError: naming the option and the runs it applies to.
     """
-    name = config.data.name
-    if prompts is not None and name not in LANGUAGE_MODELS:
-        raise UserError(f"--prompts applies to language-model runs (data.name {', '.join(LANGUAGE_MODELS)}); "
-                        f"this run's data.name is {name!r}")
-    if answers is not None and prompts is None and name != "sft":
-        raise UserError(f"--answers applies to instruction-tuned runs (data.name 'sft'), or with --prompts FILE to "
-                        f"any language-model run; this run's data.name is {name!r}")
+    mode = base_mode(config)
+    if prompts is not None and not mode.answers_prompts:
+        raise UserError(f"--prompts applies to language-model runs, whose model writes text; this run's data.name "
+                        f"is {config.data.name!r}")
+    if answers is not None and prompts is None and not mode.answers_split:
+        raise UserError(f"--answers applies to instruction-tuned runs, whose evaluation answers held-out prompts, "
+                        f"or with --prompts FILE to any language-model run; this run's data.name is {config.data.name!r}")
 
 
 def answers_file(run_dir: str | Path, answers: str, split: str, prompts: str | Path | None, force: bool) -> Path:
