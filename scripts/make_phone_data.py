@@ -10,7 +10,7 @@ The task: "Format the phone number 5550123456." -> "(555) 012-3456". Three files
 - ``prompts.jsonl``: 50 more records, for scoring the pretrained model before any tuning
   (``zerotune eval RUN --prompts``).
 
-``--task copy`` writes a copying task instead ("Repeat exactly: 48213" -> "48213").
+``--task copy`` writes a copying task instead ("Repeat exactly: 4821309517" -> "4821309517").
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ def numbers(rng: random.Random, n: int) -> list[str]:
 
 def records(task: str, items: list[str]) -> list[dict]:
     if task == "copy":
-        return [{"prompt": f"Repeat exactly: {d[:5]}", "response": d[:5]} for d in items]
+        return [{"prompt": f"Repeat exactly: {d}", "response": d} for d in items]
     return [{"prompt": f"Format the phone number {d}.", "response": formatted(d)} for d in items]
 
 
 def corpus_line(task: str, rng: random.Random, digits: str) -> str:
     if task == "copy":
-        return f"Repeat after me, {digits[:5]}; yes, exactly {digits[:5]}.\n"
+        return f"Repeat after me, {digits}; yes, exactly {digits}.\n"
     return f"For {rng.choice(PLACES)}, the phone number is {formatted(digits)}; call {rng.choice(TIMES)}.\n"
 
 
