@@ -105,6 +105,7 @@ def test_eval_prompts_scores_a_corpus_run(gpt_run, tmp_path, jsonl, capsys):
     ("bad line", "{d}/bad.jsonl:2: not valid JSON"),
     ("not a language model", "--prompts applies to language-model runs"),
     ("answers of a corpus split", "--answers applies to instruction-tuned runs"),
+    ("force alone", "--force overwrites the file of --answers; give --answers too"),
 ])
 def test_bad_prompts_are_one_line_and_exit_2(gpt_run, tmp_path, capsys, case, message):
     (tmp_path / "bad.jsonl").write_text('{"prompt": "a", "response": "b"}\n{"prompt": \n', encoding="utf-8")
@@ -115,6 +116,8 @@ def test_bad_prompts_are_one_line_and_exit_2(gpt_run, tmp_path, capsys, case, me
         args[1] = str(tmp_path / "cls")
     if case == "answers of a corpus split":
         args = ["eval", str(gpt_run), "--answers", str(tmp_path / "a.jsonl")]
+    if case == "force alone":
+        args = ["eval", str(gpt_run), "--force"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message.format(d=tmp_path) in err and not (tmp_path / "a.jsonl").exists()

@@ -400,6 +400,8 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
 
     if split not in ("train", "val", "test"):
         raise UserError(f"split {split!r} is unknown; allowed: train, val, test")
+    if force and answers is None:
+        raise UserError("--force overwrites the file of --answers; give --answers too")
     check_request(read_run_config(run_dir), prompts, answers)
     out = answers_file(run_dir, answers, split, prompts, force) if answers is not None else None
     rows = [] if out is not None else None
