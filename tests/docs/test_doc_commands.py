@@ -391,6 +391,7 @@ COMMANDS: dict[str, How] = {
     # (data.chat_chars, eval --prompts, eval --answers) on tiny models, tests/tune/test_doctor_rules.py the findings
     "python benchmarks/sft_doctor.py": HELP,
     "python benchmarks/sft_doctor.py --out /tmp/sftd/phone": HELP,
+    "python benchmarks/sft_doctor.py --task copy --out /tmp/sftd/copy": HELP,
     "zerotune eval --prompts FILE": USAGE,
     "zerotune eval RUN --answers": USAGE,
     "python scripts/make_phone_data.py": HELP,
