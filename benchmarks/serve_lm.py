@@ -8,7 +8,9 @@ depend on the weights), on 127.0.0.1 in this process. Each of N client threads s
 streaming completions (stream: true, temperature 0.8, --max-tokens each) one after the other.
 Prints completion tokens per second for N = 1 and 8, with batching (up to 8 rows per decode
 step, a --max-wait-ms gathering window, requests joining running batches) and without (one
-request at a time), the batches started and the requests that joined a running one.
+request at a time), the batches started and the requests that joined a running one; and, as the
+floor, plain sequential generation in this process (the decode loop of `zerotune generate`, no
+server) of the same 8 x --requests prompts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import time
 import httpx
 import torch
 
+from zerotune.lm.decode import Row, decode
+from zerotune.lm.sampler import Sampler
 from zerotune.lm.textmodel import GPTTextModel
 from zerotune.models.gpt import GPT, GPTConfig
 from zerotune.serve import ServeOptions, create_app, load_served_model, running_server
@@ -51,8 +55,8 @@ def served_model(run: str | None):
     return ServedLM(GPTTextModel(gpt, Chars(), "random-gpt"), "random")
 
 
-def stream_tokens(client: httpx.Client, prompt: str, max_tokens: int) -> int:
-    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.8, "stream": True,
+def stream_tokens(client: httpx.Client, model: str, prompt: str, max_tokens: int) -> int:
+    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.8, "stream": True,
             "stream_options": {"include_usage": True}}
     used = 0
     with client.stream("POST", "/v1/completions", json=body) as r:
@@ -70,9 +74,9 @@ def measure(served, batching: bool, streams: int, requests: int, max_tokens: int
         def client(i):
             with httpx.Client(base_url=url, trust_env=False, timeout=300) as c:
                 for k in range(requests):
-                    counts[i] += stream_tokens(c, PROMPTS[(i + k) % len(PROMPTS)], max_tokens)
+                    counts[i] += stream_tokens(c, served.name, PROMPTS[(i + k) % len(PROMPTS)], max_tokens)
 
-        stream_tokens(httpx.Client(base_url=url, trust_env=False), "warm", 4)  # first call: allocations
+        stream_tokens(httpx.Client(base_url=url, trust_env=False), served.name, "warm", 4)  # first call: allocations
         threads = [threading.Thread(target=client, args=(i,)) for i in range(streams)]
         start = time.perf_counter()
         for t in threads:
@@ -84,6 +88,18 @@ def measure(served, batching: bool, streams: int, requests: int, max_tokens: int
     return {"batching": batching, "streams": streams, "tokens": sum(counts), "seconds": round(wall, 2),
             "tokens_per_s": round(sum(counts) / wall, 1), "largest_batch": stats["largest_batch"],
             "batches": stats["batches"] - 1, "joined": stats["joined"]}
+
+
+def sequential(served, requests: int, max_tokens: int) -> dict:
+    """The same prompts, sampling and stop token as the server's, generated one after another in-process."""
+    model = served.model
+    tokens, start = 0, time.perf_counter()
+    for k in range(requests):
+        row = Row(model.encode(PROMPTS[k % len(PROMPTS)]), max_tokens, Sampler(0.8, seed=k),
+                  stop_id=model.eos_id)
+        tokens += sum(tok is not None for handout in decode(model, [row]) for _, tok in handout)
+    wall = time.perf_counter() - start
+    return {"tokens": tokens, "seconds": round(wall, 2), "tokens_per_s": round(tokens / wall, 1)}
 
 
 def main() -> None:
@@ -104,7 +120,11 @@ def main() -> None:
         print(f"{'on' if r['batching'] else 'off':>8} {r['streams']:>7} {r['tokens']:>6} {r['seconds']:>7} "
               f"{r['tokens_per_s']:>8} {r['largest_batch']:>13} {r['batches']:>7} {r['joined']:>6}")
     on, off = (next(r for r in rows if r["streams"] == 8 and r["batching"] == b) for b in (True, False))
-    print(f"8 streams: batched / unbatched throughput = {on['tokens_per_s'] / off['tokens_per_s']:.2f}x")
+    alone = sequential(served, 8 * args.requests, args.max_tokens)
+    print(f"sequential generate, no server: {alone['tokens']} tokens in {alone['seconds']} s, "
+          f"{alone['tokens_per_s']} tokens/s")
+    print(f"8 streams: batched / unbatched throughput = {on['tokens_per_s'] / off['tokens_per_s']:.2f}x; "
+          f"batched / sequential generate = {on['tokens_per_s'] / alone['tokens_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

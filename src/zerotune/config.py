@@ -104,6 +104,9 @@ class DataConfig(Section):
     max_length: Int = Field(128, ge=2, le=8192, description="text, sft, preference: truncate to this many tokens")
     tokenizer: Literal["char", "bpe"] = Field("char", description="corpus: character-level, or byte-level BPE trained on the corpus")
     vocab_size: Int = Field(1024, ge=260, le=65536, description="corpus: BPE vocabulary size (256 bytes + merges)")
+    chat_chars: bool = Field(
+        False, description="corpus, char: the vocabulary also holds the default chat template's characters "
+                           "(System:, User:, Assistant:), so the GPT can be instruction-tuned")
     block_size: Int = Field(128, ge=2, le=8192, description="corpus: tokens of context per training window")
     windows_per_epoch: Int | None = Field(
         None, ge=1, description="corpus: random windows per epoch (default: training tokens // block_size)")
@@ -123,6 +126,13 @@ class DataConfig(Section):
             paths = [absolute_path(v, Path.cwd()) for v in value]
             return paths if len(paths) > 1 else paths[0]
         return None if value is None else absolute_path(value, Path.cwd())
+
+    @model_validator(mode="after")
+    def _chat_chars_for_char_vocabulary(self):
+        if self.chat_chars and self.tokenizer != "char":
+            raise ValueError("chat_chars applies to a character vocabulary (data.tokenizer = 'char'); "
+                             "a BPE vocabulary spells every text")
+        return self
 
     @model_validator(mode="after")
     def _test_path_is_read(self):

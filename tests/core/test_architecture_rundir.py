@@ -11,7 +11,7 @@ SRC = Path(files.__file__).resolve().parents[1]  # src/zerotune
 
 # Words with other meanings too (a model name, a config key, a subcommand, a TensorBoard tag's prefix):
 # a literal of one says nothing, so these go through RunDir unchecked.
-GENERIC = {files.HF_DIR, files.TOKENIZER_DIR, files.EXPORT_DIR, files.SCALING_DIR}
+GENERIC = {files.HF_DIR, files.TOKENIZER_DIR, files.EXPORT_DIR, files.SCALING_DIR, files.EVAL_DIR}
 NAMES = set(files.FILE_NAMES) - GENERIC
 
 # (module, literal) pairs that name something else than a run's file

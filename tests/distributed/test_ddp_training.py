@@ -37,6 +37,8 @@ KILL = textwrap.dedent("""
     def step_then_die(self, batches):  # rank 1 dies after step 12 (callbacks run on rank 0 only)
         step(self, batches)
         if self.state.step == 12 and os.environ["RANK"] == "1":
+            with open(os.environ.get("KILL_RECORD", os.devnull), "a") as f:  # the test sees the kill happen
+                f.write("killed\\n")
             os.kill(os.getpid(), signal.SIGKILL)
 
     Trainer.step = step_then_die
@@ -154,14 +156,16 @@ def test_a_killed_rank_stops_the_job_and_resume_continues_bit_exact_or_in_one_pr
     assert max(float((c[k] - b[k]).abs().max()) for k in b) <= 1e-5
 
 
-def test_max_restarts_continues_from_the_last_checkpoint_by_itself(two_ranks, tmp_path):
+def test_max_restarts_continues_from_the_last_checkpoint_by_itself(two_ranks, tmp_path, monkeypatch):
     from zerotune.distributed.launch import launch
 
     script = tmp_path / "die_once.py"
     script.write_text(DIE_ONCE)
+    monkeypatch.setenv("KILL_RECORD", str(tmp_path / "kills"))
     launch(2, ["train", "--runs-dir", str(tmp_path / "runs"), "--name", "restarted", *_sets(*SETTINGS)],
            max_restarts=1, program=(str(script),))
     run = tmp_path / "runs" / "restarted"
+    assert (tmp_path / "kills").read_text() == "killed\n"  # the first attempt lost rank 1, the second finished
     assert json.loads((run / "metrics.json").read_text())["training"]["steps"] == 20
     a, b = _weights(run), _weights(two_ranks)
     assert all(torch.equal(a[k], b[k]) for k in a)

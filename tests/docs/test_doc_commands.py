@@ -244,6 +244,11 @@ COMMANDS: dict[str, How] = {
     "\"my-gpt\", \"messages\": [{\"role\": \"user\", \"content\": \"Speak.\"}], \"max_tokens\": 30, "
     "\"stream\": true}'": not_run("needs the server: tests/serve/test_serve_openai.py streams the same"),
     "pip install openai": not_run(SETUP),
+    "pip install 'zerotune[eval]'": not_run(SETUP),
+    "zerotune serve runs/my-gpt --token my-secret-token": HELP,
+    "OPENAI_API_KEY=my-secret-token lm_eval --model local-completions --tasks TASK --model_args model=my-gpt,"
+    "base_url=http://127.0.0.1:8000/v1/completions,max_length=256,auth_token=my-secret-token":
+        not_run("lm-eval is outside dev: tests/serve/test_serve_lm_eval.py runs it so, on a task it writes"),
     "curl -s -X POST http://127.0.0.1:8000/predict -H 'Content-Type: application/json' -d "
     "'{\"inputs\": [\"the food was great\", \"awful service\"]}'": not_run("needs the server: tests/serve post the same"),
     # docs/tensorboard.md
@@ -399,6 +404,20 @@ COMMANDS: dict[str, How] = {
     "python benchmarks/sft_memory.py": HELP,
     "python benchmarks/sft_memory.py --demo runs/sft-demo-gpt": HELP,
     "python benchmarks/sft_memory.py --batch 4 --length 256": HELP,
+    # docs/llm-finetune.md, your own data: the phone runs take minutes; tests/sft/test_own_data.py runs each step
+    # (data.chat_chars, eval --prompts, eval --answers) on tiny models, tests/tune/test_doctor_rules.py the findings
+    "python benchmarks/sft_doctor.py": HELP,
+    "python benchmarks/sft_doctor.py --out /tmp/sftd/phone": HELP,
+    "python benchmarks/sft_doctor.py --task copy --out /tmp/sftd/copy": HELP,
+    "zerotune eval --prompts FILE": USAGE,
+    "zerotune eval RUN --answers": USAGE,
+    "python scripts/make_phone_data.py": HELP,
+    "zerotune train recipes/sft_demo_pretrain.toml --set data.path=data/phone/pretrain.txt --set data.chat_chars=true "
+    "--set log.sample_prompt=For --name phone-gpt": HELP,
+    "zerotune eval runs/phone-gpt --prompts data/phone/prompts.jsonl --answers": HELP,
+    "zerotune finetune recipes/sft_demo.toml --from runs/phone-gpt --set data.path=data/phone/train.jsonl "
+    "--set sft.max_new_tokens=16 --strategy full --set optim.lr=2e-3 --set train.epochs=20 --name phone-full": HELP,
+    "zerotune eval runs/phone-full --answers": HELP,
     "python benchmarks/checksum_cost.py --repeats 9": HELP,
 }
 

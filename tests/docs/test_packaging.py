@@ -18,3 +18,11 @@ def test_tensorboard_is_a_core_dependency():
     extras = project["optional-dependencies"]
     assert extras.get("board") == []  # kept, empty, so that `pip install zerotune[board]` still resolves
     assert not any("tensorboard" in _names(reqs) for reqs in extras.values())
+
+
+def test_the_pages_are_package_data():
+    # `zerotune serve` reads its pages with importlib.resources: an installed wheel must hold them
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]
+    pages = ROOT / "src" / "zerotune" / "serve"
+    shipped = {p for pattern in data["zerotune.serve"] for p in pages.glob(pattern)}
+    assert {"chat.html", "predict.html"} <= {p.name for p in shipped} == {p.name for p in (pages / "pages").iterdir()}

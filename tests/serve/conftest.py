@@ -78,3 +78,26 @@ def cnn_url(cnn_served):
 def client(cnn_url):
     with httpx.Client(base_url=cnn_url, timeout=30, trust_env=False) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def chat_run(tmp_path_factory):
+    """A tiny character-level GPT trained from zero on dialogues in the plain chat format (context 64)."""
+    import random
+
+    import zerotune
+    from zerotune.config import load_config
+
+    root = tmp_path_factory.mktemp("chat-run")
+    rng = random.Random(0)
+    lines = []
+    for _ in range(800):
+        subject = rng.choice(["the cat", "a dog", "my friend"])
+        lines.append(f"User: {subject}\nAssistant: {subject} {rng.choice(['sees', 'likes'])} the moon.\n")
+    (root / "chat.txt").write_text("".join(lines))
+    cfg = load_config(None, [
+        "data.name=corpus", f"data.path={root / 'chat.txt'}", f"data.cache_dir={root / 'cache'}", "data.block_size=64",
+        "data.windows_per_epoch=320", "data.eval_windows=32", "model.name=gpt", "model.n_layer=2", "model.n_head=2",
+        "model.n_embd=32", "optim.name=adamw", "optim.lr=1e-2", "train.batch_size=32", "train.epochs=3",
+        "log.progress=false", "log.tensorboard=false", f"log.dir={root}", "log.name=chat"])
+    return zerotune.train(cfg).run_dir

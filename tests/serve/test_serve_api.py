@@ -43,6 +43,9 @@ def test_metadata(client, cnn_run):
     assert m["input"]["normalisation"]["applied_by_server"] is True
     assert len(m["version"]["model"]) == 12 and m["version"]["zerotune"]
     assert m["model"]["source"]["run"] == str(cnn_run.resolve())
+    test = json.loads((cnn_run / "metrics.json").read_text())["test"]  # what the page at / shows of the run
+    assert m["run"]["name"] == "cnn" and m["run"]["test"]["accuracy"] == test["accuracy"]
+    assert "per_class" not in m["run"]["test"] and m["run"]["steps"] > 0
 
 
 def test_batch_predictions_equal_pytorch(client, cnn_ref):

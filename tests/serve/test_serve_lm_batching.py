@@ -179,5 +179,15 @@ def test_hf_directory_is_served_with_its_chat_template(tmp_path):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0,
                                http_client=httpx.Client(trust_env=False, timeout=60))
         out = client.chat.completions.create(model="tiny-llama", messages=messages, max_tokens=8, temperature=0)
+        # lm-eval's scoring request on a byte-level BPE model: the ids it got from /tokenize, echoed and scored
+        ids = httpx.post(f"{url}/tokenize", json={"prompt": "the cat sees"}, trust_env=False).json()["tokens"]
+        info = httpx.get(f"{url}/tokenizer_info", trust_env=False).json()
+        scored = client.completions.create(model="tiny-llama", prompt=[ids], max_tokens=0, echo=True, logprobs=1)
     assert out.usage.prompt_tokens == len(prompt) and out.usage.completion_tokens == len(expected)
     assert out.choices[0].message.content == served.model.decode(expected)
+    with torch.no_grad():
+        logp = torch.log_softmax(served.model.model(input_ids=torch.tensor([ids])).logits[0].double(), -1)
+    lp = scored.choices[0].logprobs
+    assert info["eos_token"] == "</s>" and scored.choices[0].text == "the cat sees" == "".join(lp.tokens)
+    assert lp.token_logprobs[0] is None and lp.text_offset == [len("".join(lp.tokens[:i])) for i in range(len(ids))]
+    assert lp.token_logprobs[1:] == pytest.approx([logp[t - 1, ids[t]].item() for t in range(1, len(ids))], abs=1e-5)

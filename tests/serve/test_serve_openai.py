@@ -106,29 +106,6 @@ def test_chat_needs_the_characters_of_the_chat_format(client):
         client.chat.completions.create(model="lm", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
 
 
-@pytest.fixture(scope="module")
-def chat_run(tmp_path_factory):
-    """A tiny character-level GPT trained from zero on dialogues in the plain chat format."""
-    import random
-
-    import zerotune
-    from zerotune.config import load_config
-
-    root = tmp_path_factory.mktemp("chat-run")
-    rng = random.Random(0)
-    lines = []
-    for _ in range(800):
-        subject = rng.choice(["the cat", "a dog", "my friend"])
-        lines.append(f"User: {subject}\nAssistant: {subject} {rng.choice(['sees', 'likes'])} the moon.\n")
-    (root / "chat.txt").write_text("".join(lines))
-    cfg = load_config(None, [
-        "data.name=corpus", f"data.path={root / 'chat.txt'}", f"data.cache_dir={root / 'cache'}", "data.block_size=64",
-        "data.windows_per_epoch=320", "data.eval_windows=32", "model.name=gpt", "model.n_layer=2", "model.n_head=2",
-        "model.n_embd=32", "optim.name=adamw", "optim.lr=1e-2", "train.batch_size=32", "train.epochs=3",
-        "log.progress=false", "log.tensorboard=false", f"log.dir={root}", "log.name=chat"])
-    return zerotune.train(cfg).run_dir
-
-
 def test_chat_plain_and_streamed_use_the_default_format(chat_run):
     run = load_run(chat_run)
     tokenizer = load_tokenizer_dir(RunDir(chat_run).tokenizer)

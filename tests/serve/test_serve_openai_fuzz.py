@@ -17,7 +17,7 @@ from zerotune.serve import ServeOptions, create_app, load_served_model, running_
 
 TOKEN = "fuzz-token-123"
 ROUTES = {"GET /health", "GET /metadata", "GET /v1/models", "GET /v1/models/{model}", "POST /v1/completions",
-          "POST /v1/chat/completions"}
+          "POST /v1/chat/completions", "GET /tokenizer_info", "POST /tokenize", "POST /detokenize"}
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +58,14 @@ json_values = st.recursive(
     max_leaves=30,
 )
 fields = st.fixed_dictionaries({}, optional={
-    "prompt": json_values | st.text(alphabet="the catdogmsn .", max_size=40),
+    "prompt": json_values | st.text(alphabet="the catdogmsn .", max_size=40)
+    | st.lists(st.integers(-2, 30), max_size=40),
     "messages": json_values | st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "bot", 3]),
                                                               "content": json_values}), max_size=3),
     "max_tokens": json_values | st.integers(-3, 40), "temperature": json_values | st.floats(-1, 3),
     "top_p": json_values | st.floats(-0.5, 1.5), "stop": json_values, "n": json_values, "stream": json_values,
-    "seed": json_values, "model": st.sampled_from(["lm", "other", None, 5]), "stream_options": json_values})
+    "seed": json_values, "model": st.sampled_from(["lm", "other", None, 5]), "stream_options": json_values,
+    "echo": json_values | st.booleans(), "logprobs": json_values | st.integers(-1, 6)})
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,14 @@ META = {"source": "digits", "task": "classification", "input_shape": [1, 8, 8], 
 
 
 def make_run(root: Path, name: str, curves: dict[str, list[tuple[int, float]]], *, config: dict | None = None,
-             metrics: dict | None = None, activations: dict[str, torch.Tensor] | None = None) -> Path:
+             metrics: dict | None = None, activations: dict[str, torch.Tensor] | None = None,
+             meta: dict | None = None) -> Path:
     """A run directory holding config.yaml, meta.json, optional metrics.json, and events with ``curves``."""
     run = RunDir(root / name)
     run.path.mkdir(parents=True)
     cfg = {**CONFIG, **(config or {})}
     run.config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    write_json(run.meta, META)
+    write_json(run.meta, meta or META)
     if metrics is not None:
         write_json(run.metrics, metrics)
     with EventSink(run.path, record_memory=False) as sink:

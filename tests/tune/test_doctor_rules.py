@@ -6,6 +6,7 @@ import json
 import math
 import shlex
 
+import numpy as np
 import pytest
 import torch
 
@@ -203,6 +204,71 @@ def test_module_types_expand_repeated_blocks():
     types = module_types(text)
     assert types["features.blocks.1.fc"] == "Linear" and types["features.blocks.0.ln_1"] == "LayerNorm"
     assert types["features.wte"] == "Embedding" and types["head"] == "Linear"
+
+
+# Instruction tuning: the curves of benchmarks/sft_doctor.py's runs (phone numbers), one point per epoch of 50 steps.
+SFT_CONFIG = {"data": {"name": "sft", "path": "/data/train.jsonl"}, "model": {"name": "gpt"},
+              "finetune": {"source": "/runs/gpt", "strategy": "lora"}, "optim": {"name": "adamw", "lr": 3e-3},
+              "train": {"epochs": 6, "batch_size": 32}, "log": {}}
+SFT_META = {"source": "sft", "task": "sft", "input_shape": [96], "num_classes": 46,
+            "sizes": {"train": 1600, "val": 200, "test": 200}}
+
+
+def sft_run(root, name, epoch_loss, val_loss, exact_match, finished=True, **config):
+    steps = [50 * (i + 1) for i in range(len(epoch_loss))]
+    curves = {"train/epoch_loss": list(zip(steps, epoch_loss)), "val/loss": list(zip(steps, val_loss)),
+              "best/val/loss": list(zip(steps, np.minimum.accumulate(val_loss))),
+              "val/exact_match": list(zip(steps, exact_match))}
+    cfg = {**SFT_CONFIG, **config, "train": {"epochs": len(steps), "batch_size": 32}}
+    metrics = {"test": {"exact_match": exact_match[-1]}, "training": {"steps": steps[-1]}} if finished else None
+    return make_run(root, name, curves, config=cfg, meta=SFT_META, metrics=metrics)
+
+
+LORA_LOSS = [1.8086, 1.5302, 1.5295, 1.529, 1.5288, 1.5286]  # the recipe's LoRA: the answer loss stalls at 1.53
+
+
+def test_answers_that_never_come_right_are_sft_not_learning(tmp_path):
+    run = sft_run(tmp_path, "lora", LORA_LOSS, [1.5309, 1.5302, 1.5299, 1.5301, 1.53, 1.5296], [0.0] * 6)
+    (f,) = diagnose(run)
+    assert (f.id, f.severity) == ("sft_not_learning", "high") and "stalled" in f.message
+    assert f.evidence["evaluations"] == 6 and f.evidence["exact_match_max"] == 0.0
+    assert f.fixes[:2] == ["--strategy full --set optim.lr=2e-3 --set train.epochs=20", "--set train.epochs=18"]
+    still = sft_run(tmp_path, "falling", [3.0, 2.5, 2.0, 1.6, 1.3, 1.0], [2.9, 2.4, 2.0, 1.7, 1.4, 1.1], [0.0] * 6)
+    (f,) = diagnose(still)
+    assert "still fell" in f.message and f.fixes[0] == "--set train.epochs=18"
+    # while training, answers may still come right (the benchmark's full run got its first after 6 evaluations)
+    assert diagnose(sft_run(tmp_path, "live", LORA_LOSS, LORA_LOSS, [0.0] * 6, finished=False)) == []
+
+
+def test_a_run_whose_answers_come_right_has_no_sft_findings(tmp_path):
+    run = sft_run(tmp_path, "full", [1.5, 1.2, 0.6, 0.2, 0.05, 0.02], [1.3, 1.0, 0.5, 0.15, 0.05, 0.03],
+                  [0.0, 0.0, 0.2, 0.7, 0.98, 1.0], finetune={"source": "/runs/gpt", "strategy": "full"})
+    assert diagnose(run) == []
+
+
+def test_held_out_answers_getting_worse_is_sft_overfit_not_overfitting(tmp_path):
+    run = sft_run(tmp_path, "small", [1.5, 0.9, 0.5, 0.2, 0.08, 0.03, 0.01, 0.005],
+                  [1.4, 1.0, 0.8, 0.85, 1.0, 1.2, 1.4, 1.5], [0.0, 0.2, 0.5, 0.45, 0.4, 0.35, 0.3, 0.3],
+                  finetune={"source": "/runs/gpt", "strategy": "full"})
+    found = {f.id: f for f in diagnose(run)}
+    f = found["sft_overfit"]
+    assert "overfitting" not in found and f.severity == "high"
+    assert f.evidence["best_step"] == 150 and f.evidence["exact_match_best"] == 0.5
+    assert f.evidence["exact_match_end"] == pytest.approx(0.3)
+    assert f.fixes[0].startswith("--set train.monitor=val/exact_match") and "--strategy lora" in f.fixes
+    assert "--set train.epochs=3" in f.fixes
+
+
+def test_training_answers_learned_by_heart_is_sft_overfit_alone(tmp_path):
+    # 40 training records for 100 epochs: the held-out loss ended 21% above its best, no answer right
+    run = sft_run(tmp_path, "by-heart", [2.99, 1.5, 0.7, 0.38, 0.25, 0.16, 0.11], [2.55, 1.4, 0.95, 0.885, 0.95, 1.0, 1.07],
+                  [0.0] * 7, finetune={"source": "/runs/gpt", "strategy": "full"})
+    found = {f.id: f for f in diagnose(run)}
+    f = found["sft_overfit"]
+    assert "sft_not_learning" not in found and "overfitting" not in found  # its fixes would be more epochs
+    assert f.severity == "high" and "no held-out answer came right" in f.message
+    assert f.evidence["end"] / f.evidence["best"] == pytest.approx(1.07 / 0.885, rel=1e-3)
+    assert f.fixes[0].startswith("more training records") and f.fixes[1] == "--set train.epochs=4"
 
 
 def _preference_curves(chosen, rejected, accuracy, margin):

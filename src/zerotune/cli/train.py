@@ -68,13 +68,16 @@ def print_summary(run_dir, metrics: dict) -> None:
 def cmd_eval(args) -> int:
     from ..pipeline.train import dumps_metrics, evaluate
 
-    m = evaluate(args.run, split=args.split, checkpoint=args.checkpoint, tta=args.tta)
+    m = evaluate(args.run, split=args.split, checkpoint=args.checkpoint, tta=args.tta, prompts=args.prompts,
+                 answers=args.answers, force=args.force)
     if args.json:
         print(dumps_metrics(m))
         return 0
     from .report_text import print_eval
 
     print_eval(m)
+    if "answers" in m:
+        print(f"answers: {m['answers']} ({m['n']} records: prompt, reference, answer, match)")
     return 0
 
 
@@ -95,4 +98,11 @@ def add_parsers(subparsers) -> None:
     e.add_argument("--json", action="store_true", help="print JSON")
     e.add_argument("--tta", action="store_true",
                    help="also test-time augmentation: softmax averaged over fixed views of each image (image classifiers)")
+    e.add_argument("--prompts", metavar="FILE",
+                   help="language models: score the prompt/response records of this JSONL file instead of a split "
+                        "(exact match of greedy answers in the run's chat format), e.g. a corpus run before tuning")
+    e.add_argument("--answers", nargs="?", const="", metavar="FILE",
+                   help="write every prompt, reference, answer and match as JSONL "
+                        "(default file: RUN/eval/answers-<split>.jsonl)")
+    e.add_argument("--force", action="store_true", help="overwrite the --answers file if it exists")
     e.set_defaults(func=cmd_eval)

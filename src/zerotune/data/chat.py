@@ -29,6 +29,42 @@ def default_template(messages: list[dict], add_generation_prompt: bool = True) -
     return text + ("Assistant: " if add_generation_prompt else "")
 
 
+# What the default template writes around the messages: a character vocabulary needs these
+# (``data.chat_chars`` adds them to a corpus run's).
+TEMPLATE_CHARS = "".join(sorted(set(default_template([{"role": r, "content": ""} for r in ROLES]) + NEWLINE_END)))
+FIX_TEMPLATE_CHARS = ("pretrain the GPT with --set data.chat_chars=true (its vocabulary then holds the template's "
+                      "characters) or --set data.tokenizer=bpe")
+
+
+def outside_vocabulary(tokenizer, text: str, contents: list[str], what: str) -> str:
+    """Why `text`, formatted from `contents` by the default template, does not encode with a character
+    vocabulary: the characters the template adds and those of the record itself, each with its fix."""
+    def known(c: str) -> bool:
+        try:
+            tokenizer.encode(c)
+        except UserError:
+            return False
+        return True
+
+    missing = [c for c in dict.fromkeys(text) if not known(c)]
+    own = set("".join(contents))
+    template = [c for c in missing if c in TEMPLATE_CHARS]
+    record = [c for c in missing if c in own and c not in TEMPLATE_CHARS]
+    size = f"this run's character vocabulary ({tokenizer.vocab_size} characters)"
+    parts = []
+    if template:
+        parts.append(f"the default chat template (System:/User:/Assistant: lines, newline end) uses characters outside "
+                     f"{size}: {_shown(template)}; they come from the template, not from the record: {FIX_TEMPLATE_CHARS}")
+    if record:
+        parts.append(f"the {what} has characters outside {size}: {_shown(record)}; add text with them to the "
+                     f"pretraining corpus or pretrain with --set data.tokenizer=bpe")
+    return "; and ".join(parts)
+
+
+def _shown(chars: list[str]) -> str:
+    return ", ".join(map(repr, chars[:8])) + (f" and {len(chars) - 8} more" if len(chars) > 8 else "")
+
+
 class ChatFormat:
     """Turns conversations into token ids with one tokenizer, and answers back into text.
 
@@ -56,7 +92,7 @@ class ChatFormat:
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
         """Token ids of `prompt_text` (with the tokenizer's start token when it adds one and the template does not)."""
-        return self._ids(self.prompt_text(messages))
+        return self._ids(self.prompt_text(messages), [m["content"] for m in messages])
 
     def history_ids(self, messages: list[dict]) -> list[int]:
         """Token ids of the conversation as it stands, without the prompt for a next answer: where an
@@ -65,17 +101,24 @@ class ChatFormat:
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
         else:
             text = default_template(messages, add_generation_prompt=False)
-        return self._ids(text)
+        return self._ids(text, [m["content"] for m in messages])
 
-    def _ids(self, text: str) -> list[int]:
+    def _ids(self, text: str, contents: list[str], what: str = "prompt") -> list[int]:
         if not self.is_hf:
-            return self.tokenizer.encode(text, what="prompt")
+            return self._own_ids(text, contents, what)
         return list(self.tokenizer(text, add_special_tokens=not self.uses_template)["input_ids"])
+
+    def _own_ids(self, text: str, contents: list[str], what: str) -> list[int]:
+        """A zerotune tokenizer's ids; a character it lacks is blamed on the template or the record."""
+        try:
+            return self.tokenizer.encode(text, what=what)
+        except UserError as e:
+            raise UserError(outside_vocabulary(self.tokenizer, text, contents, what) or str(e)) from None
 
     def response_ids(self, answer: str) -> list[int]:
         """Token ids of an answer followed by the end marker."""
         if not self.is_hf:
-            return self.tokenizer.encode(answer + self.end_text, what="response")
+            return self._own_ids(answer + self.end_text, [answer], "response")
         ids = list(self.tokenizer(answer + self.end_text, add_special_tokens=False)["input_ids"])
         return ids + ([self.end_id] if self.end_id is not None else [])
 

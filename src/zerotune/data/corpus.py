@@ -29,6 +29,7 @@ from ..errors import UserError
 from ..run.atomic import publish_dir, temporary_dir
 from .batches import epoch_generator
 from .bundle import DataBundle, DataMeta
+from .chat import TEMPLATE_CHARS
 from .lm_tokenizer import LMTokenizer, load_tokenizer_dir, train_tokenizer
 
 CHUNK_BYTES = 4 << 20  # read size: memory stays bounded by a few chunks whatever the corpus size
@@ -192,16 +193,20 @@ def _hash(obj) -> str:
 
 
 def corpus_tokenizer(files: list[Path], kind: str, vocab_size: int, val_fraction: float, test_fraction: float,
-                     root: Path, chunk_bytes: int = CHUNK_BYTES) -> tuple[LMTokenizer, CorpusScan | None]:
+                     root: Path, chunk_bytes: int = CHUNK_BYTES,
+                     extra_chars: str = "") -> tuple[LMTokenizer, CorpusScan | None]:
     """The tokenizer a run trains on this corpus, cached beside the token arrays, and the scan
     of the corpus if one was needed (None on a cache hit).
 
     A character vocabulary covers the WHOLE corpus: a character that only occurs in the val or
     test tail must still be encodable, and knowing a character exists leaks nothing a model could
     learn from. BPE merges are learned from the training split only, so the val/test loss is
-    measured on text the merges never saw (any byte sequence still encodes).
+    measured on text the merges never saw (any byte sequence still encodes). `extra_chars` join a
+    character vocabulary even when the corpus lacks them (the chat template's, ``data.chat_chars``).
     """
-    key = _hash(_source_key(files, val_fraction, test_fraction, kind, vocab_size if kind == "bpe" else 0))
+    extra = extra_chars if kind == "char" else ""
+    key = _hash(_source_key(files, val_fraction, test_fraction, kind, vocab_size if kind == "bpe" else 0,
+                            *([extra] if extra else [])))
     final = root / f"tokenizer-{key}"
     if final.is_dir():
         try:
@@ -210,7 +215,7 @@ def corpus_tokenizer(files: list[Path], kind: str, vocab_size: int, val_fraction
             shutil.rmtree(final, ignore_errors=True)  # a damaged cache entry is rebuilt, not reported
     if kind == "char":
         scan = scan_corpus(files, True, chunk_bytes)
-        tok = train_tokenizer("char", ["".join(scan.chars)])
+        tok = train_tokenizer("char", ["".join(scan.chars) + extra])
     else:
         scan = scan_corpus(files, False, chunk_bytes)
         bounds = split_bounds(scan.n_chars, val_fraction, test_fraction)
@@ -223,14 +228,15 @@ def corpus_tokenizer(files: list[Path], kind: str, vocab_size: int, val_fraction
 
 
 def tokenize_corpus(files: list[Path], tokenizer: LMTokenizer | None, kind: str, vocab_size: int,
-                    val_fraction: float, test_fraction: float, root: Path,
-                    chunk_bytes: int = CHUNK_BYTES) -> tuple[dict[str, np.ndarray], LMTokenizer]:
+                    val_fraction: float, test_fraction: float, root: Path, chunk_bytes: int = CHUNK_BYTES,
+                    extra_chars: str = "") -> tuple[dict[str, np.ndarray], LMTokenizer]:
     """Token arrays of the three splits, memory-mapped from the cache (built there on first use).
 
     Args:
         files: the corpus files (see `corpus_files`).
         tokenizer: a tokenizer to reuse (a continued run uses its parent's), or None to train one.
         kind, vocab_size: what to train when `tokenizer` is None.
+        extra_chars: characters a trained character vocabulary holds beyond the corpus's.
         val_fraction, test_fraction: split fractions of the corpus characters.
         root: the cache directory.
 
@@ -239,7 +245,8 @@ def tokenize_corpus(files: list[Path], tokenizer: LMTokenizer | None, kind: str,
     """
     scan = None
     if tokenizer is None:
-        tokenizer, scan = corpus_tokenizer(files, kind, vocab_size, val_fraction, test_fraction, root, chunk_bytes)
+        tokenizer, scan = corpus_tokenizer(files, kind, vocab_size, val_fraction, test_fraction, root, chunk_bytes,
+                                           extra_chars)
     if tokenizer.vocab_size > 65536:
         raise UserError(f"the tokenizer has {tokenizer.vocab_size} tokens; token arrays allow at most 65536")
     final = root / _hash(_source_key(files, val_fraction, test_fraction, tokenizer.fingerprint()))
@@ -436,7 +443,8 @@ def build_corpus_data(cfg, tokenizer: LMTokenizer | None = None) -> tuple[DataBu
         raise UserError("corpus data needs data.val_fraction > 0 for validation loss")
     files = corpus_files(cfg.path)
     arrays, tokenizer = tokenize_corpus(files, tokenizer, cfg.tokenizer, cfg.vocab_size, cfg.val_fraction,
-                                        cfg.test_fraction, cache_root(cfg.cache_dir))
+                                        cfg.test_fraction, cache_root(cfg.cache_dir),
+                                        extra_chars=TEMPLATE_CHARS if cfg.chat_chars else "")
     T = cfg.block_size
     for name, label, fix in (("train", "training", "use a larger corpus"),
                              ("val", "validation", "raise data.val_fraction")):

@@ -39,9 +39,10 @@ class SFTSplit(Split):
 
     lengths: torch.Tensor | None = None
     prompt_lengths: torch.Tensor | None = None
+    records: list | None = None  # (line number, messages) of each example, as the file gave them
 
     def to(self, device) -> "SFTSplit":
-        return SFTSplit(self.x.to(device), self.y.to(device), None, self.lengths, self.prompt_lengths)
+        return SFTSplit(self.x.to(device), self.y.to(device), None, self.lengths, self.prompt_lengths, self.records)
 
     def epoch_batches(self, seed: int, epoch: int, batch_size: int) -> "EpochBatches":
         return CutBatches(self, epoch_permutation(len(self), seed, epoch, self.x.device), batch_size)
@@ -75,14 +76,14 @@ def read_records(path: str | Path) -> list[tuple[int, list[dict]]]:
     return read_jsonl(path, _messages)
 
 
-def read_jsonl(path: str | Path, parse) -> list:
-    """(line number, ``parse(line, "file:line")``) of each non-blank line of a JSONL file, at least 3 of them.
+def read_jsonl(path: str | Path, parse, what: str = "data.path", least: int = 3) -> list:
+    """(line number, ``parse(line, "file:line")``) of each non-blank line of a JSONL file, at least `least` of them.
 
     Raises:
         UserError: a line that is not UTF-8 (named by file and line), whatever `parse` raises, too few records.
     """
     path = Path(path)
-    require_file(path, "data.path")
+    require_file(path, what)
     out = []
     with path.open("rb") as f:  # bytes: a line that is not UTF-8 is named by its number
         for number, raw in enumerate(f, 1):
@@ -93,8 +94,9 @@ def read_jsonl(path: str | Path, parse) -> list:
                                 "a JSONL file is UTF-8") from None
             if line.strip():
                 out.append((number, parse(line, f"{path}:{number}")))
-    if len(out) < 3:
-        raise UserError(f"{path} has {len(out)} records; at least 3 are needed (train, val, test)")
+    if len(out) < least:
+        raise UserError(f"{path} has {len(out)} records; at least {least} "
+                        + ("are needed (train, val, test)" if least == 3 else "is needed"))
     return out
 
 
@@ -229,15 +231,29 @@ def build_sft_data(data_cfg, sft_cfg, fmt: ChatFormat, num_outputs: int, context
     records = read_records(data_cfg.path)
     width = min(data_cfg.max_length, context) if context else data_cfg.max_length
     x, y, lengths, prompts, truncated = encode_records(records, fmt, width, sft_cfg.mask_prompt, str(data_cfg.path))
-    return encoded_bundle("sft", SFTSplit, (x, y, lengths, prompts), truncated, data_cfg, context or width, num_outputs)
+    return encoded_bundle("sft", SFTSplit, (x, y, lengths, prompts), truncated, data_cfg, context or width, num_outputs,
+                          records=records)
+
+
+def prompts_split(path: str | Path, fmt: ChatFormat, width: int) -> SFTSplit:
+    """Every record of a JSONL file of instruction or chat records as one split, to score a model on.
+
+    Raises:
+        UserError: naming the file (``--prompts``) and the line of the first bad record.
+    """
+    records = read_jsonl(path, _messages, what="--prompts", least=1)
+    x, y, lengths, prompts, _ = encode_records(records, fmt, width, True, str(path))
+    return SFTSplit(torch.from_numpy(x), torch.from_numpy(y), None, torch.from_numpy(lengths),
+                    torch.from_numpy(prompts), records)
 
 
 def encoded_bundle(source: str, split_cls, arrays, truncated: np.ndarray, data_cfg, context: int,
-                   num_outputs: int, noun: str = "examples") -> DataBundle:
+                   num_outputs: int, noun: str = "examples", records: list | None = None) -> DataBundle:
     """Train/val/test of encoded records: (x, y, lengths, prompt lengths) rows split by ``data_cfg``'s fractions
     and seed; records cut at the row width are reported (not refused: an answer's start is still learned).
 
-    ``context`` is the model's (a GPT is rebuilt with it); rows may be shorter.
+    ``context`` is the model's (a GPT is rebuilt with it); rows may be shorter. ``records``, when given, go
+    with their rows (a split's ``records``).
     """
     x, y, lengths, prompts = arrays
     if truncated.any():
@@ -248,8 +264,11 @@ def encoded_bundle(source: str, split_cls, arrays, truncated: np.ndarray, data_c
 
     def part(idx):
         idx = np.sort(idx)
-        return split_cls(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), None,
-                         torch.from_numpy(lengths[idx]), torch.from_numpy(prompts[idx]))
+        split = split_cls(torch.from_numpy(x[idx]), torch.from_numpy(y[idx]), None,
+                          torch.from_numpy(lengths[idx]), torch.from_numpy(prompts[idx]))
+        if records is not None:
+            split.records = [records[i] for i in idx]
+        return split
 
     meta = DataMeta(source=source, task=source, input_shape=[context], num_classes=num_outputs,
                     sizes={"train": len(train), "val": len(val), "test": len(test)},

@@ -1,24 +1,25 @@
 """`zerotune doctor`: read a run's curves and say what is wrong and what to change.
 
 `diagnose` reads a run directory once (`evidence.py`) and applies every rule, each a function
-from the evidence to a list of findings (`optim_rules.py`, `fit_rules.py`, `data_rules.py`,
-`file_rules.py`, `preference_rules.py`). `report.py` writes a run's page, the findings among its sections.
+from the evidence to a list of findings (`optim_rules.py`, `fit_rules.py`, `sft_rules.py`,
+`preference_rules.py`, `data_rules.py`, `file_rules.py`). `report.py` writes a run's page, the findings
+among its sections.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import data_rules, file_rules, fit_rules, optim_rules, preference_rules
+from . import data_rules, file_rules, fit_rules, optim_rules, preference_rules, sft_rules
 from .evidence import Evidence, read_evidence
 from .findings import Finding, by_severity, format_markdown, format_text, one_line, to_json
 
 RULES = (
     optim_rules.diverged, optim_rules.lr_too_high, optim_rules.lr_too_low, optim_rules.exploding_gradients,
     optim_rules.vanishing_gradients, fit_rules.overfitting, fit_rules.underfitting, fit_rules.plateau,
-    fit_rules.early_stop_wasted, data_rules.input_bound, data_rules.class_imbalance, data_rules.dead_units,
-    file_rules.damaged_checkpoint, file_rules.unchecked_checkpoint, preference_rules.dpo_reward_collapse,
-    preference_rules.dpo_overoptimized,
+    fit_rules.early_stop_wasted, sft_rules.sft_not_learning, sft_rules.sft_overfit,
+    preference_rules.dpo_reward_collapse, preference_rules.dpo_overoptimized, data_rules.input_bound,
+    data_rules.class_imbalance, data_rules.dead_units, file_rules.damaged_checkpoint, file_rules.unchecked_checkpoint,
 )
 
 

@@ -4,7 +4,8 @@ What the server needs from a model (`TextModel`): its text codec (``encode``, ``
 chat becomes prompt tokens (``encode_chat``: `data.chat.ChatFormat`, the same format instruction tuning
 trains with), its end-of-text token (``eos_id``), its context length,
 and a batched decode with a KV cache: ``prefill`` a batch of prompts of different lengths, then
-``step`` one token per row. Both return the last position's logits (B, V).
+``step`` one token per row. Both return the last position's logits (B, V). ``logits`` scores a
+whole sequence in one pass, (T, V), for the log-probabilities of a prompt (``echo``).
 
 Batching: prompts are left-padded to the longest. The zerotune GPT masks each row's padding keys
 and numbers its positions from its first real token (`KVCache` with ``pad``), so a row computes
@@ -53,6 +54,8 @@ class TextModel(Protocol):
 
     def step(self, state: Any, tokens: torch.Tensor) -> torch.Tensor: ...
 
+    def logits(self, ids: list[int]) -> torch.Tensor: ...
+
 
 def _left_pad(prompts: list[list[int]], pad_id: int, device, width: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids (B, L), pad counts (B,)) with every prompt right-aligned to the longest (or to ``width``)."""
@@ -86,6 +89,11 @@ class GPTTextModel:
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
         return self.chat.prompt_ids(messages)
+
+    @torch.inference_mode()
+    def logits(self, ids: list[int]) -> torch.Tensor:
+        """The next-token logits (T, V) after each of `ids`, in one pass without a cache."""
+        return self.model(torch.tensor([ids], dtype=torch.long, device=self.device))[0].float()
 
     @torch.inference_mode()
     def prefill(self, prompts: list[list[int]]):
@@ -144,6 +152,11 @@ class HFDecoder:
 
     def _cache_of(self, out):
         return out["cache"] if "cache" in out else out["past_key_values"]
+
+    @torch.inference_mode()
+    def logits(self, ids: list[int]) -> torch.Tensor:
+        """The next-token logits (T, V) after each of `ids`, in one pass without a cache."""
+        return self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self.device)).logits[0].float()
 
     @torch.inference_mode()
     def prefill(self, prompts: list[list[int]]):

@@ -62,6 +62,10 @@ class Mode:
     """What one training mode adds to a run. A new instance serves one run and may keep its state."""
 
     base: bool = False  # True: says what is learned (one per run); False: adds to a base mode
+    # Base modes: the model writes text, so `eval --prompts` can ask it a file of prompts in a chat format;
+    # and its evaluation answers each held-out prompt, which `eval --answers` writes.
+    answers_prompts: bool = False
+    answers_split: bool = False
     suffix: str = ""  # appended to the run's default name, e.g. "-finetune"
 
     @classmethod

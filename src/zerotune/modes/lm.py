@@ -15,6 +15,7 @@ class LanguageModel(Mode):
     """The base mode of a run on a corpus (``data.name = "corpus"``)."""
 
     base = True
+    answers_prompts = True
 
     @classmethod
     def applies(cls, config) -> bool:

@@ -21,6 +21,7 @@ class Preference(Mode):
     """The base mode of a run on preference pairs: DPO/IPO loss, implicit rewards as metrics."""
 
     base = True
+    answers_prompts = True
 
     def __init__(self):
         self.cached = None  # the reference log-probs computed for a new run: {split: (N, 2)}

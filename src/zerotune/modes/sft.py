@@ -12,6 +12,8 @@ class InstructionTuning(Mode):
     """The base mode of a run on instruction data: loss on the answers, greedy answers as metrics."""
 
     base = True
+    answers_prompts = True
+    answers_split = True
 
     @classmethod
     def applies(cls, config) -> bool:

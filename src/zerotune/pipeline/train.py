@@ -380,8 +380,9 @@ def final_metrics(run_dir: Path, config: Config, data, task, device) -> dict:
     }
 
 
-def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best", tta: bool = False) -> dict:
-    """Every metric of a run's model on one split of its data.
+def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best", tta: bool = False,
+             prompts: str | Path | None = None, answers: str | None = None, force: bool = False) -> dict:
+    """Every metric of a run's model on one split of its data, or on a file of prompts.
 
     Args:
         run_dir: the run directory.
@@ -389,19 +390,43 @@ def evaluate(run_dir: str | Path, split: str = "test", checkpoint: str = "best",
         checkpoint: best or last.
         tta: also measure with test-time augmentation (key ``tta``): the softmax averaged over the
             plain input and the fixed views of `data/tta.py` that the run's augmentation implies.
+        prompts: a language-model run: score the records of this JSONL file instead of a split
+            (exact match of greedy answers in the run's chat format; ``split`` is then the file).
+        answers: write each answer (prompt, reference, answer, match) as JSONL to this file, or with
+            "" to ``RUN/eval/answers-<split>.jsonl`` (key ``answers``: the path).
+        force: overwrite an answers file that exists.
     """
+    from .answers import answers_file, check_request, held_for, score_prompts, write_answers
+
     if split not in ("train", "val", "test"):
         raise UserError(f"split {split!r} is unknown; allowed: train, val, test")
-    run = load_run(run_dir, checkpoint)
+    if force and answers is None:
+        raise UserError("--force overwrites the file of --answers; give --answers too")
+    check_request(read_run_config(run_dir), prompts, answers)
+    out = answers_file(run_dir, answers, split, prompts, force) if answers is not None else None
+    rows = [] if out is not None else None
+    with held_for(out, run_dir):
+        run = load_run(run_dir, checkpoint)
+        if prompts is not None:
+            metrics, split = score_prompts(run, prompts, rows), str(prompts)
+        else:
+            metrics = _split_metrics(run, run_dir, split, tta, rows)
+        if out is not None:
+            write_answers(out, rows)
+            metrics["answers"] = str(out)
+    return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint, **metrics}
+
+
+def _split_metrics(run, run_dir: str | Path, split: str, tta: bool, rows: list | None) -> dict:
     data = run_data(run)
     task = base_mode(run.config).task(run.config, data)
-    metrics = task.full_metrics(run.model, data.split(split))
+    metrics = task.full_metrics(run.model, data.split(split), *([rows] if rows is not None else []))
     if not metrics.get("n"):
         raise UserError(f"the {split} split of {run_dir} is empty (data.{split}_fraction is 0); "
                         f"evaluate another split with --split")
     if tta:
         metrics["tta"] = tta_metrics_of(run.model, data.split(split), data.meta, run.config.data.augment)
-    return {"run": str(run_dir), "split": split, "checkpoint": run.checkpoint, **metrics}
+    return metrics
 
 
 def environment(device: torch.device, seed: int) -> dict:

@@ -15,6 +15,7 @@ through `RunDir`. Layout::
         tokenizer/             a language model's own tokenizer (its files: data/lm_tokenizer.py)
         adapters/              LoRA adapters saved alone (``finetune --save-adapters``)
         export/                exported models, by default (``zerotune export``)
+        eval/answers-<split>.jsonl  every answer of an evaluation (``zerotune eval --answers``)
         report.{html,md}       ``zerotune report``
         run.lock               held while a job writes here (run/lock.py); gone when it ends
         scaling/<label>/       TensorBoard runs of a scratch run's conditioning study
@@ -66,6 +67,7 @@ ADAPTERS_DIR = "adapters"
 PROFILE_DIR = "profile"  # `zerotune profile`: its events, and the trace for Perfetto or chrome://tracing
 PROFILE_TRACE = "trace.json.gz"
 EXPORT_DIR = "export"
+EVAL_DIR = "eval"  # `zerotune eval --answers`: the answers to each prompt of a split or prompts file
 REPORT_STEM = "report"
 SCALING_DIR = "scaling"
 CHECKPOINTS_DIR = "checkpoints"
@@ -95,7 +97,7 @@ LABELS_FILE = "labels.json"
 FILE_NAMES = (CONFIG_FILE, META_FILE, ENV_FILE, METRICS_FILE, FINETUNE_FILE, PARAMS_FILE, HF_DIR, TOKENIZER_DIR,
               ADAPTERS_DIR, EXPORT_DIR, SCALING_DIR, CHECKPOINTS_DIR, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
               ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, HEAD_FILE, LABELS_FILE, CV_FILE, SWEEP_FILE,
-              SWEEP_STUDY_FILE, SWEEP_LOCK_FILE, SWEEP_BEST_RECIPE, DCP_DIR, RUN_LOCK_FILE, CHECKSUMS_FILE)
+              SWEEP_STUDY_FILE, SWEEP_LOCK_FILE, SWEEP_BEST_RECIPE, DCP_DIR, RUN_LOCK_FILE, CHECKSUMS_FILE, EVAL_DIR)
 
 
 class RunDir:
@@ -164,6 +166,11 @@ class RunDir:
     @property
     def export(self) -> Path:
         return self.path / EXPORT_DIR
+
+    def answers(self, name: str) -> Path:
+        """Where ``zerotune eval --answers`` writes by default: ``eval/answers-<name>.jsonl``, name being the
+        split or the prompts file's stem."""
+        return self.path / EVAL_DIR / f"answers-{name}.jsonl"
 
     @property
     def scaling(self) -> Path:

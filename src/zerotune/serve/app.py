@@ -1,4 +1,5 @@
-"""The HTTP API: POST /predict, GET /health, GET /metadata, and the OpenAPI docs at /docs.
+"""The HTTP API: POST /predict, GET /health, GET /metadata, the OpenAPI docs at /docs, and a
+prediction form at / (`serve.pages`).
 
 ``inputs`` is one example or many: nested arrays of numbers for tabular and image models, strings
 for text models (tokenised by the server with the run's own tokenizer).
@@ -29,6 +30,8 @@ from .batcher import MicroBatcher
 from .body_limit import BodyLimit
 from .inputs import InputError, check_outputs, describe_shape, to_batch, to_texts
 from .model import ServedModel
+from .pages import add_page
+from .run_summary import run_summary
 
 
 PREDICT_WAIT_MS = 1.0  # one model call answers a request: a short wait is enough to share it
@@ -197,12 +200,13 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": errors}, 422)
 
 
-def _metadata(served: ServedModel, opts: ServeOptions) -> dict[str, Any]:
+def _metadata(served: ServedModel, opts: ServeOptions, run: dict | None) -> dict[str, Any]:
     meta = served.meta
     return {
         "model": {"name": served.name, "backend": served.backend, "source": served.source,
                   "export": served.export},
         "task": meta.task,
+        "run": run,
         "input": _input_metadata(served, opts),
         "classes": meta.class_names if meta.task == "classification" else None,
         "version": {"zerotune": __version__, "model": served.version},
@@ -244,10 +248,12 @@ def _add_routes(app: FastAPI, served: ServedModel, opts: ServeOptions, batcher: 
     guard = bearer_guard(opts.token, _refusal)
     PredictRequest = _request_model(served, opts)
     add_health(app, served, Health)
+    add_page(app, "predict.html")
+    run = run_summary(served.source)
 
     @app.get("/metadata", dependencies=guard, summary="the model, its input schema, classes and version")
     async def metadata() -> dict[str, Any]:
-        return _metadata(served, opts)
+        return _metadata(served, opts, run)
 
     @app.post("/predict", dependencies=guard, response_model=PredictResponse,
               responses={401: {"description": "missing or wrong bearer token"},

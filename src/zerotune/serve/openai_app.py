@@ -29,6 +29,10 @@ from .body_limit import BodyLimit
 from .lm_scheduler import Job, Scheduler
 from .served_lm import ServedLM
 from .openai_schema import ChatRequest, CompletionRequest, OpenAIError, validation_error
+from .openai_scoring import scored_choice
+from .openai_tokens import add_token_routes
+from .pages import add_page
+from .run_summary import run_summary
 
 
 class Generation:
@@ -36,6 +40,7 @@ class Generation:
 
     def __init__(self, scheduler: Scheduler, model, prompt: list[int], max_tokens: int, req, stop: tuple = ()):
         self.prompt_tokens, self.completion_tokens = len(prompt), 0
+        self.ids: list[int] = []  # the tokens generated, for logprobs
         self.job = scheduler.submit(Job(prompt, max_tokens, req.temperature, req.top_p, req.seed))
         self.text = TextStream(model.decode, prompt, [*(req.stop or []), *stop])
         self.finish_reason = "length"
@@ -46,6 +51,7 @@ class Generation:
                 if isinstance(tok, Exception):
                     raise tok
                 self.completion_tokens += 1
+                self.ids.append(tok)
                 if piece := self.text.push(tok):
                     yield piece
                 if self.text.stopped:
@@ -76,11 +82,26 @@ def _encode(served: ServedLM, encode, what) -> list[int]:
     return ids
 
 
+def _prompt_ids(served: ServedLM, prompt: str | list[int]) -> list[int]:
+    """A completion's prompt as token ids: text tokenised, or ids checked against the vocabulary."""
+    if isinstance(prompt, str):
+        return _encode(served, served.model.encode, prompt)
+    vocab = served.model.vocab_size
+    if not prompt or not all(0 <= t < vocab for t in prompt):
+        raise OpenAIError(400, f"a prompt of token ids needs at least one id, each from 0 to {vocab - 1}",
+                          param="prompt")
+    try:
+        served.model.decode(prompt)
+    except Exception:  # an id of the model's padded vocabulary that the tokenizer has no text for
+        raise OpenAIError(400, "the prompt holds token ids the tokenizer cannot decode", param="prompt") from None
+    return prompt
+
+
 def _budget(served: ServedLM, prompt: list[int], asked: int | None, default: int | None, param: str) -> int:
-    """max_tokens for this request, checked against the context."""
+    """max_tokens for this request, checked against the context (0: the prompt is only scored)."""
     context = served.model.context_length
     room = context - len(prompt)
-    if room < 1:
+    if room < 1 and not (asked == 0 and room == 0):
         raise OpenAIError(400, f"the prompt is {len(prompt)} tokens and the model's context is {context}: "
                                f"shorten it to at most {context - 1} tokens", param=param, code="context_length_exceeded")
     if asked is not None and asked > room:
@@ -119,11 +140,29 @@ def _include_usage(req) -> bool:
     return bool((req.stream_options or {}).get("include_usage"))
 
 
+async def _scored_completion(served: ServedLM, scheduler: Scheduler, req: CompletionRequest, prompt: list[int],
+                             budget: int, ident: str, created: int) -> dict:
+    """A completion with echo or logprobs (whole, never streamed); max_tokens 0 only scores the prompt."""
+    if budget == 0:
+        text, ids, finish, usage = "", [], "length", {"prompt_tokens": len(prompt), "completion_tokens": 0,
+                                                      "total_tokens": len(prompt)}
+    else:
+        gen = Generation(scheduler, served.model, prompt, budget, req)
+        text = await gen.whole()
+        ids, finish, usage = gen.ids, gen.finish_reason, gen.usage()
+    choice = {**await scored_choice(served.model, prompt, ids, text, req), "finish_reason": finish}
+    return {"id": ident, "object": "text_completion", "created": created, "model": served.name,
+            "choices": [choice], "usage": usage}
+
+
 async def _completion(served: ServedLM, scheduler: Scheduler, req: CompletionRequest):
     _check_model(served, req.model)
-    prompt = _encode(served, served.model.encode, req.prompt)
-    gen = Generation(scheduler, served.model, prompt, _budget(served, prompt, req.max_tokens, 16, "prompt"), req)
+    prompt = _prompt_ids(served, req.prompt)
+    budget = _budget(served, prompt, req.max_tokens, 16, "prompt")
     ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+    if req.echo or req.logprobs is not None:
+        return await _scored_completion(served, scheduler, req, prompt, budget, ident, created)
+    gen = Generation(scheduler, served.model, prompt, budget, req)
     if not req.stream:
         text = await gen.whole()
         return {**_completion_body(served, gen, ident, created, text, True), "usage": gen.usage()}
@@ -193,12 +232,15 @@ def _add_routes(app: FastAPI, served: ServedLM, scheduler: Scheduler, guard: lis
               401: {"description": "missing or wrong bearer token"}, 404: {"description": "unknown model"}}
 
     add_health(app, served)
+    add_page(app, "chat.html")
+    add_token_routes(app, served, guard, errors, _check_model)
+    run = run_summary(served.source)
 
     @app.get("/metadata", dependencies=guard, summary="the model, its context length and batching counters")
     async def metadata() -> dict[str, Any]:
         m = served.model
         return {"model": {"name": served.name, "backend": served.backend, "source": served.source,
-                          "kind": type(m).__name__}, "task": "lm", "context_length": m.context_length,
+                          "kind": type(m).__name__}, "task": "lm", "run": run, "context_length": m.context_length,
                 "vocab_size": m.vocab_size, "version": {"zerotune": __version__, "model": served.version},
                 "batching": {"enabled": options.batching, "max_batch": scheduler.max_batch,
                              "max_wait_ms": scheduler.max_wait * 1000, **scheduler.stats()}}
@@ -239,7 +281,8 @@ def create_lm_app(served: ServedLM, options) -> FastAPI:
 
     app = FastAPI(title=f"zerotune: {served.name}", version=__version__, lifespan=lifespan,
                   description=f"The `{served.name}` language model behind OpenAI's API: POST /v1/completions and "
-                              "/v1/chat/completions (stream: true for server-sent events), GET /v1/models.")
+                              "/v1/chat/completions (stream: true for server-sent events), GET /v1/models; "
+                              "its tokenizer at /tokenize and /detokenize; a chat page at /.")
     app.state.scheduler = scheduler
     app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
     _add_error_handlers(app)

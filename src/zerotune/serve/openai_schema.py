@@ -1,8 +1,10 @@
 """Request bodies and errors of the OpenAI-compatible API (/v1/completions, /v1/chat/completions).
 
 Fields follow OpenAI's, with its types strictly (``model`` is required, ``"5"`` is not an integer,
-``true`` is not a number). Options this server does not implement (``logprobs``, penalties, ...) are
-ignored, as fields OpenAI's own API does not know; ``n`` other than 1 is refused. Errors have
+``true`` is not a number). Options this server does not implement (penalties, ``best_of``, ...) are
+ignored, as fields OpenAI's own API does not know; ``n`` other than 1 is refused. Completions take
+``echo`` and ``logprobs`` (OpenAI's legacy format, what EleutherAI's lm-eval scores with), and a
+prompt of token ids as well as text. Errors have
 OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, so its clients raise their
 usual exceptions (``openai.BadRequestError``, ``NotFoundError``, ``AuthenticationError``).
 """
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..data.chat import ROLES
 
 MAX_STOPS = 4  # as OpenAI
+MAX_LOGPROBS = 5  # alternatives per token, as OpenAI's legacy completions
 
 
 class OpenAIError(Exception):
@@ -77,27 +80,37 @@ class _Options(BaseModel):
 class CompletionRequest(_Options):
     """POST /v1/completions."""
 
-    prompt: str | list[str] = Field(..., description="the text to continue (a list must hold exactly one)")
-    max_tokens: int | None = Field(None, ge=1, description="most tokens to generate (default 16, or the rest "
-                                                           "of the context if less)")
-    echo: bool = Field(False, description="not supported: must be false")
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(
+        ..., description="the text to continue, or its token ids (a list of prompts must hold exactly one)")
+    echo: bool = Field(False, description="the prompt comes back before the completion (with its logprobs)")
+    max_tokens: int | None = Field(None, ge=0, description="most tokens to generate (default 16, or the rest "
+                                                           "of the context if less); 0 only with echo")
+    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS, description="log-probabilities of each token and "
+                                 f"of the 0 to {MAX_LOGPROBS} most likely tokens at each position")
 
     @field_validator("prompt")
     @classmethod
     def _one_prompt(cls, v):
-        if isinstance(v, list):
+        if isinstance(v, list) and (not v or not isinstance(v[0], int)):
             if len(v) != 1:
                 raise ValueError(f"send one prompt per request (got a list of {len(v)}); "
                                  "concurrent requests are batched")
             return v[0]
         return v
 
-    @field_validator("echo")
+    @field_validator("max_tokens")
     @classmethod
-    def _no_echo(cls, v):
-        if v:
-            raise ValueError("echo is not supported")
+    def _zero_with_echo(cls, v, info: ValidationInfo):
+        if v == 0 and not info.data.get("echo"):  # echo is declared first, so it is read by now
+            raise ValueError("max_tokens 0 needs echo: true (the prompt scored, nothing generated); "
+                             "otherwise ask for at least 1 token")
         return v
+
+    @model_validator(mode="after")
+    def _whole(self):
+        if self.stream and (self.echo or self.logprobs is not None):
+            raise ValueError("echo and logprobs are answered whole: send them with stream: false")
+        return self
 
 
 class TextPart(BaseModel):

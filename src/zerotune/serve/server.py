@@ -84,7 +84,7 @@ def serve(target: str | Path, *, backend: str = "auto", host: str = "127.0.0.1",
             print(f"warning: serving on {host} without --token: anyone who can reach this port can use the model",
                   file=sys.stderr)
         print(f"serving {served.name} ({served.backend}, version {served.version}) on http://{_url_host(host)}:{actual}"
-              f"  docs: /docs  batching: {'on' if options.batching else 'off'}", flush=True)
+              f"  page: /  docs: /docs  batching: {'on' if options.batching else 'off'}", flush=True)
         # Everything loaded so far (torch, the model) lives as long as the process: move it out of the
         # garbage collector's sight, so full collections stop scanning it and stalling every request.
         gc.collect()

@@ -76,13 +76,17 @@ class SFTTask:
             out[f"{prefix}/exact_match"] = self.exact_match(model, split, min(len(split), self.sft.eval_prompts))
         return out
 
-    def full_metrics(self, model: torch.nn.Module, split: SFTSplit) -> dict:
-        """Loss, perplexity and exact match over every example of the split (what `eval` prints)."""
+    def full_metrics(self, model: torch.nn.Module, split: SFTSplit, answers: list | None = None) -> dict:
+        """Loss, perplexity and exact match over every example of the split (what `eval` prints); each
+        example's `answer_rows` row is appended to `answers` when it is given."""
         if not len(split):
             return {"loss": float("nan"), "n": 0, "tokens": 0}
         total, count = self._sum_loss(model, split)
         loss = total / max(count, 1)
-        return {"loss": loss, "perplexity": _exp(loss), "exact_match": self.exact_match(model, split, len(split)),
+        rows = self.answer_rows(model, split, len(split))
+        if answers is not None:
+            answers.extend(rows)
+        return {"loss": loss, "perplexity": _exp(loss), "exact_match": sum(r["match"] for r in rows) / len(rows),
                 "tokens": count, "n": len(split)}
 
     def answers(self, model: torch.nn.Module, split: SFTSplit, n: int) -> list[str]:
@@ -97,9 +101,22 @@ class SFTTask:
 
     def exact_match(self, model: torch.nn.Module, split: SFTSplit, n: int) -> float:
         """Fraction of the first `n` prompts whose answer equals the reference (after ``sft.answer_regex``)."""
-        got = self.answers(model, split, n)
-        hits = sum(self.matches(a, self.reference(split, i)) for i, a in enumerate(got))
-        return hits / max(n, 1)
+        return sum(r["match"] for r in self.answer_rows(model, split, n)) / max(n, 1)
+
+    def answer_rows(self, model: torch.nn.Module, split: SFTSplit, n: int) -> list[dict]:
+        """The first `n` examples as ``{line, prompt, reference, answer, match}``: the record's line in its file
+        and its last user message (the whole prompt as text when the split has no records), the reference
+        answer, the model's greedy answer, and whether they match."""
+        rows = []
+        for i, answer in enumerate(self.answers(model, split, n)):
+            if split.records is not None:
+                line, messages = split.records[i]
+                where = {"line": line, "prompt": next(m["content"] for m in reversed(messages) if m["role"] == "user")}
+            else:
+                where = {"prompt": self.fmt.text(split.prompt(i))}
+            reference = self.reference(split, i)
+            rows.append({**where, "reference": reference, "answer": answer, "match": self.matches(answer, reference)})
+        return rows
 
     def matches(self, answer: str, reference: str) -> bool:
         """Exact match of stripped texts, or of what ``sft.answer_regex`` extracts from each."""
