@@ -110,6 +110,12 @@ COMMANDS: dict[str, How] = {
     "zerotune models install": HELP,
     "zerotune export runs/my-smollm2-lora --format hf":
         not_run("needs a tuned SmolLM2 run: tests/sft/test_export_hf.py exports a tuned Qwen2 run the same way"),
+    "zerotune export runs/my-smollm2-lora --format gguf":
+        not_run("needs a tuned SmolLM2 run: tests/sft/test_smollm2.py exports one (f16, q8_0), "
+                "tests/sft/test_export_hf.py a tuned Qwen2 run through the command line"),
+    "zerotune export runs/my-smollm2-lora --format gguf --quant q8_0":
+        not_run("needs a tuned SmolLM2 run: tests/sft/test_smollm2.py exports it in q8_0"),
+    "zerotune export RUN --compare": HELP,  # a causal LM run: tests/sft/test_export_hf.py compares a tuned Qwen2 run
     "zerotune datasets": RUN,
     "zerotune summary recipes/digits_cnn.toml": RUN,
     "zerotune cv recipes/iris_softmax.toml --folds 5": short("--folds 3 " + CV),
@@ -225,6 +231,8 @@ COMMANDS: dict[str, How] = {
     "--amount 0.5 --finetune-epochs 2] [--out FILE_OR_DIR] [--force] [--checkpoint best|last] [--tolerance 1e-4] "
     "[--min-agreement 0.97] [--json]": USAGE,
     "zerotune export RUN --compare [--iters 100] [--threads 1] [--json]": USAGE,
+    "zerotune export RUN --format hf|gguf [--quant f16|q8_0] [--out DIR_OR_FILE] [--force] [--checkpoint best|last] "
+    "[--json]": USAGE,
     "zerotune serve TARGET [--backend auto|torch|onnx] [--host 127.0.0.1] [--port 8000] [--token TOKEN] "
     "[--max-body-kb 1024] [--max-examples 1024] [--no-batching] [--max-batch 64] [--max-wait-ms 1] [--threads N] "
     "[--checkpoint best|last] [--shutdown-timeout 10]": USAGE,

@@ -98,9 +98,28 @@ def test_sources_that_are_not_installed_missing_or_not_gguf(home, tmp_path, caps
     one_line_error(*zt(capsys, *common, "--from", tmp_path / "absent.gguf")[::2], "absent.gguf", "does not exist")
     (tmp_path / "junk.gguf").write_bytes(b"not a gguf file at all" * 10)
     one_line_error(*zt(capsys, *common, "--from", tmp_path / "junk.gguf")[::2], "junk.gguf")
+    _small_gguf(tmp_path / "rwkv.gguf", "rwkv6")
+    one_line_error(*zt(capsys, *common, "--from", tmp_path / "rwkv.gguf")[::2], "rwkv.gguf holds a 'rwkv6' model",
+                   "readable architectures: llama, mistral, qwen2")
+    _small_gguf(tmp_path / "whole.gguf", "llama")
+    (tmp_path / "cut.gguf").write_bytes((tmp_path / "whole.gguf").read_bytes()[:-100])  # a download cut short
+    one_line_error(*zt(capsys, *common, "--from", tmp_path / "cut.gguf")[::2], "cut.gguf is not a readable GGUF file")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     gguf_cache = home / "models" / "gguf"
     assert not gguf_cache.exists() or [p.name for p in gguf_cache.iterdir() if not p.name.startswith(".")] == []
+
+
+def _small_gguf(path, arch: str) -> None:
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.ones((8, 64), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
 
 
 def test_remove_deletes_the_installed_copy_only(home, capsys):

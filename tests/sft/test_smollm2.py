@@ -138,6 +138,33 @@ def test_served_it_still_knows_capitals_in_its_chat_template_and_stops_at_its_en
     assert streamed == answer
 
 
+HELD_OUT = ["Portugal", "Greece", "Poland", "Sweden", "Finland", "Ireland", "Austria", "Belgium", "Netherlands",
+            "Denmark", "China", "India", "Brazil", "Argentina", "Mexico", "Australia", "Russia", "Turkey", "Chile", "Cuba"]
+
+
+def test_exported_to_gguf_it_answers_held_out_questions_as_the_run_does(tuned, tmp_path):
+    """f16 and q8_0 files, read back by transformers' GGUF reader: model, tokenizer, template, end of turn."""
+    import gguf
+
+    from zerotune.data.text import load_tokenizer
+    from zerotune.export.gguf_export import export_gguf
+
+    run, _ = tuned
+    prompts = [f"What is the capital of {c}? Answer in one word." for c in HELD_OUT]
+    f16 = export_gguf(run, "f16", prompts=prompts)
+    q8 = export_gguf(run, "q8_0", tmp_path, prompts=prompts)
+    assert f16.path == run / "export" / "model-f16.gguf" and q8.path == tmp_path / "model-q8_0.gguf"
+    assert (f16.agreement.same, f16.agreement.total) == (20, 20) and q8.agreement.same >= 19
+    assert 2.5e8 < f16.bytes < 2.8e8 and 1.3e8 < q8.bytes < 1.6e8  # 134.5M weights in 2 bytes, in ~1.06
+    fields = {k: f.contents() for k, f in gguf.GGUFReader(f16.path).fields.items()}
+    tokenizer = load_tokenizer(run / "hf")
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert fields["tokenizer.ggml.eos_token_id"] == fields["tokenizer.ggml.eot_token_id"] == end
+    assert fields["tokenizer.chat_template"] == tokenizer.chat_template and len(fields["tokenizer.ggml.merges"]) == 48900
+    assert (fields["llama.block_count"], fields["llama.attention.head_count_kv"], fields["llama.context_length"],
+            fields["llama.rope.freq_base"]) == (30, 3, 8192, 100000.0)
+
+
 def test_a_gguf_file_as_a_source_is_the_model_installed_from_it(installed, home):
     """The same file (by SHA-256) is not dequantized twice: `--from file.gguf` finds the installed copy."""
     from zerotune.finetune.sources import resolve_source

@@ -14,13 +14,18 @@ from .lazyparse import defer_arguments
 
 
 def cmd_export(args) -> int:
+    from ..errors import UserError
     from ..export.api import export_run
     from ..export.build import Bounds, ExportOptions
     from ..export.compare import compare_run, default_variants, print_comparison
 
     bounds = Bounds(args.tolerance, args.min_agreement)
+    if args.quant is not None and args.format != "gguf":
+        raise UserError("--quant applies to --format gguf (f16 or q8_0); onnx and torchscript take --int8")
     if args.format == "hf" and not args.compare:
         return _export_hf(args)
+    if args.format == "gguf" and not args.compare:
+        return _export_gguf(args)
     if args.compare:
         variants = default_variants(args.amount, args.finetune_epochs, args.opset)
         c = compare_run(args.run, variants, iters=args.iters, threads=args.threads, checkpoint=args.checkpoint,
@@ -61,6 +66,25 @@ def _export_hf(args) -> int:
     return 0
 
 
+def _export_gguf(args) -> int:
+    from ..errors import UserError
+    from ..export.gguf_export import export_gguf
+
+    if args.int8 or args.prune:
+        raise UserError("--format gguf quantizes with --quant f16 or q8_0: --int8 and --prune apply to onnx and "
+                        "torchscript")
+    r = export_gguf(args.run, args.quant or "f16", args.out, force=args.force, checkpoint=args.checkpoint)
+    if args.json:
+        print(json.dumps({"path": str(r.path), "bytes": r.bytes, "format": "gguf", "quant": r.quant,
+                          "write_seconds": r.write_seconds, "merged_adapters": r.merged_adapters,
+                          "eos_token_id": r.stop_ids, "agreement": vars(r.agreement)}, indent=2))
+        return 0
+    adapters = ", LoRA adapters merged" if r.merged_adapters else ""
+    print(f"wrote {r.path} ({r.bytes / 1e6:.1f} MB, GGUF {r.quant}{adapters}; written in {r.write_seconds:.1f} s)")
+    print(f"read back by transformers: {r.agreement.summary()}: ok")
+    return 0
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `export` on the main CLI's subparsers."""
     p = subparsers.add_parser(
@@ -73,16 +97,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..export.build import DEFAULT_MIN_AGREEMENT, DEFAULT_TOLERANCE, EXPORT_FORMATS
+    from ..export.build import CAUSAL_LM_FORMATS, DEFAULT_MIN_AGREEMENT, DEFAULT_TOLERANCE, EXPORT_FORMATS
     from ..export.onnx_export import DEFAULT_OPSET
     from ..export.prune import PRUNE_METHODS
     from ..export.quantize import INT8_MODES
 
     p.add_argument("run", help="run directory")
-    p.add_argument("--format", default="onnx", choices=[*EXPORT_FORMATS, "hf"],
+    p.add_argument("--format", default="onnx", choices=[*EXPORT_FORMATS, *CAUSAL_LM_FORMATS],
                    help="onnx (quantized with onnxruntime), torchscript (quantized with PyTorch), tflite "
-                        "(float32, batches of one; pip install 'zerotune[tflite]') or hf (a tuned transformers "
-                        "causal LM as a Hugging Face directory, LoRA merged, in RUN/export/hf) (default: onnx)")
+                        "(float32, batches of one; pip install 'zerotune[tflite]'), hf (a tuned transformers "
+                        "causal LM as a Hugging Face directory, LoRA merged, in RUN/export/hf) or gguf (a tuned "
+                        "Llama or Qwen2 causal LM as one GGUF file for llama.cpp, in RUN/export/model-QUANT.gguf) "
+                        "(default: onnx)")
+    p.add_argument("--quant", help="gguf: f16 (default) or q8_0")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
     p.add_argument("--int8", choices=INT8_MODES, help="int8 quantization: dynamic (Linear weights) or static "
                                                       "(weights and activations, calibrated on training data)")
@@ -92,8 +119,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune-epochs", type=int, default=0, help="epochs of fine-tuning after pruning (default: 0)")
     p.add_argument("--finetune-lr", type=float, default=1e-4,
                    help="Adam learning rate of that fine-tuning (default: 1e-4)")
-    p.add_argument("--out", help="output file (.onnx / .pt) or directory (default: RUN/export/; hf: the directory "
-                                 "to write, default RUN/export/hf)")
+    p.add_argument("--out", help="output file (.onnx / .pt / .gguf) or directory (default: RUN/export/; hf: the "
+                                 "directory to write, default RUN/export/hf)")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,

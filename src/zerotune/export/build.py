@@ -30,6 +30,8 @@ from .tflite_export import TFLITE_BATCH, check_tflite, tflite_runner, to_tflite
 from .torchscript import to_torchscript
 
 EXPORT_FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "tflite": ".tflite"}
+# Formats of a run's transformers causal LM alone, written by their own modules (export/hf_dir.py, export/gguf_export.py).
+CAUSAL_LM_FORMATS = ("hf", "gguf")
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_MIN_AGREEMENT = 0.97
 # Int8 regression outputs cannot be compared by class; bound them in standardised target units.

@@ -20,7 +20,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from ..compute.threads import torch_threads
 from ..errors import UserError
-from ..runload.load import load_run
+from ..runload.load import load_run, read_run_config
 from .build import Bounds, ExportContext, ExportOptions, build_export
 from .inputs import eval_split, load_data
 from .onnx_export import DEFAULT_OPSET
@@ -140,10 +140,15 @@ def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None
         bounds: parity bounds each variant must meet to be measured.
 
     Returns:
-        The rows, the first being the PyTorch eager model every variant was exported from.
+        The rows, the first being the PyTorch eager model every variant was exported from. A run of a
+        transformers causal LM gets `lm_compare`'s table instead (its Hugging Face directory and GGUF files).
     """
     if iters < 1:
         raise UserError(f"iters must be at least 1, got {iters}")
+    if read_run_config(run_dir).model.name == "hf_lm":
+        from .lm_compare import compare_causal_lm
+
+        return compare_causal_lm(run_dir, threads=threads, checkpoint=checkpoint)
     use_threads = torch_threads(threads)  # validated before any work
     run = load_run(run_dir, checkpoint)
     data = load_data(run)
@@ -186,6 +191,11 @@ def compare_run(run_dir: str | Path, variants: list[ExportOptions] | None = None
 def print_comparison(c: Comparison) -> None:
     """Print the comparison as one table (latencies as p50/p95 in ms)."""
     from rich.table import Table
+
+    from .lm_compare import LMComparison, print_lm_comparison
+
+    if isinstance(c, LMComparison):
+        return print_lm_comparison(c)
 
     from ..terminal.console import console
 

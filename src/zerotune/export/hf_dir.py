@@ -52,23 +52,45 @@ def export_hf(run_dir: str | Path, out: str | Path | None = None, *, force: bool
     if target.exists() and not force:
         raise UserError(f"{target} already exists; pass --force to replace it")
     with run_lock_if_inside(target, run_dir):
-        run = load_run(run_dir, checkpoint)
-        hf = getattr(run.model, "hf_model", None)
-        if hf is None:
-            raise UserError(f"--format hf writes a transformers causal LM; {run_dir} holds a "
-                            f"{run.config.model.name!r} model (export it with --format onnx or torchscript)")
-        plain, had_adapters = merged(hf)
-        stop_ids = _stop_ids(plain, chat_format_for(run.config, run.path)[0].stop_id)
+        lm = tuned_causal_lm(run_dir, checkpoint, "hf")
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
             written = Path(tmp) / "hf"
-            _save(plain, model_dir(run.config, run.path), written, stop_ids)
-            diff = _check_read_back(plain, written, tolerance)
+            save_hf_dir(lm, written)
+            diff = _check_read_back(lm.model, written, tolerance)
             if target.exists():
                 shutil.rmtree(target)
             written.rename(target)
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-    return HFExport(target, size, diff, had_adapters, stop_ids)
+    return HFExport(target, size, diff, lm.merged_adapters, lm.stop_ids)
+
+
+@dataclass
+class TunedLM:
+    """A run's transformers causal LM ready to leave zerotune: plain weights (LoRA merged, float32, eval),
+    the directory of its tokenizer files, and the ids generation stops at (the end of an answer first
+    when the model has no own end-of-sequence id)."""
+
+    run: object  # the LoadedRun
+    model: object
+    tokenizer_dir: Path
+    stop_ids: list[int]
+    answer_end: int | None
+    merged_adapters: bool
+
+
+def tuned_causal_lm(run_dir: str | Path, checkpoint: str, fmt: str) -> TunedLM:
+    """The run's causal LM for `--format fmt`, or a UserError naming which runs that format takes."""
+    run = load_run(run_dir, checkpoint)
+    hf = getattr(run.model, "hf_model", None)
+    if hf is None:
+        raise UserError(f"--format {fmt} writes a transformers causal LM (an instruction, preference or fine-tune run "
+                        f"of model hf_lm); {run_dir} holds a {run.config.model.name!r} model (export it with "
+                        "--format onnx or torchscript)")
+    plain, had_adapters = merged(hf)
+    answer_end = chat_format_for(run.config, run.path)[0].stop_id
+    return TunedLM(run, plain, model_dir(run.config, run.path), _stop_ids(plain, answer_end), answer_end,
+                   had_adapters)
 
 
 def _stop_ids(model, answer_end: int | None) -> list[int]:
@@ -78,10 +100,12 @@ def _stop_ids(model, answer_end: int | None) -> list[int]:
     return list(dict.fromkeys([*own, *([answer_end] if answer_end is not None else [])]))
 
 
-def _save(model, source: Path, out: Path, stop_ids: list[int]) -> None:
+def save_hf_dir(lm: TunedLM, out: Path) -> None:
+    """Write `lm` as a Hugging Face directory: weights, config, tokenizer, generation config."""
     from ..data.text import load_tokenizer
 
-    tokenizer = load_tokenizer(source)
+    model, stop_ids = lm.model, lm.stop_ids
+    tokenizer = load_tokenizer(lm.tokenizer_dir)
     model.generation_config.eos_token_id = stop_ids[0] if len(stop_ids) == 1 else stop_ids
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]

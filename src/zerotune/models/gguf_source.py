@@ -33,12 +33,18 @@ def sha256_of(path: Path) -> str:
 
 
 def quantization(path: Path) -> str:
-    """The file's type as llama.cpp names it without its prefix: "Q4_1", "Q8_0", "F16", ..."""
+    """The file's type as llama.cpp names it without its prefix: "Q4_1", "Q8_0", "F16", ...
+
+    Raises:
+        UserError: a file that is not GGUF, or whose architecture transformers cannot read (naming those it can).
+    """
     gguf = _gguf_package()
     try:
-        field = gguf.GGUFReader(str(path)).fields.get("general.file_type")
+        fields = gguf.GGUFReader(str(path)).fields
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"{path} is not a readable GGUF file: {e}") from None
+    _check_architecture(path, fields)
+    field = fields.get("general.file_type")
     if field is None:
         return "unknown"
     value = int(field.parts[field.data[0]][0])
@@ -46,6 +52,17 @@ def quantization(path: Path) -> str:
         return gguf.LlamaFileType(value).name.removeprefix("MOSTLY_")
     except ValueError:
         return f"type {value}"
+
+
+def _check_architecture(path: Path, fields) -> None:
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    field = fields.get("general.architecture")
+    arch = field.contents() if field is not None else None
+    readable = [a for a in GGUF_SUPPORTED_ARCHITECTURES if a not in ("general", "tokenizer")]
+    if arch not in readable:
+        raise UserError(f"{path.name} holds a {arch!r} model, which transformers cannot read from GGUF; readable "
+                        f"architectures: {', '.join(readable)}")
 
 
 def dequantized(path: str | Path) -> Path:
@@ -90,16 +107,12 @@ def write_directory(path: Path, target: Path, record: dict) -> None:
 
 
 def _save_transformers(path: Path, out: Path) -> None:
-    _gguf_package()
-    from .hf_logging import quiet_transformers
-
-    quiet_transformers()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     where = {"pretrained_model_name_or_path": str(path.parent), "gguf_file": path.name, "local_files_only": True}
     try:
-        with _progress_bar_only_on_a_terminal():
+        with quiet_gguf_reader():
             tokenizer = AutoTokenizer.from_pretrained(**where)
             model = AutoModelForCausalLM.from_pretrained(**where, dtype=torch.float32)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
@@ -108,9 +121,14 @@ def _save_transformers(path: Path, out: Path) -> None:
     tokenizer.save_pretrained(str(out))
 
 
-def _progress_bar_only_on_a_terminal():
-    """The GGUF reader's own tqdm bar (dequantizing takes a while) where someone watches it, not in a log:
-    it writes to stderr, and transformers' switch for progress bars does not reach it."""
+def quiet_gguf_reader():
+    """For reading with transformers' GGUF reader: the gguf package checked, transformers' warnings off, and
+    the reader's own tqdm bar (dequantizing takes a while) only where someone watches it, not in a log: it
+    writes to stderr, and transformers' switch for progress bars does not reach it."""
+    _gguf_package()
+    from .hf_logging import quiet_transformers
+
+    quiet_transformers()
     return contextlib.nullcontext() if sys.stderr.isatty() else contextlib.redirect_stderr(io.StringIO())
 
 
