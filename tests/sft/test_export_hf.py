@@ -179,3 +179,16 @@ def test_written_weights_give_transformers_logits_back(tiny_lms, tmp_path, arch)
         with torch.no_grad():
             diff = float((again(x).logits - want).abs().max() / want.std())
         assert diff < bound, (quant, diff)
+
+
+def test_compare_measures_pytorch_hf_and_gguf_side_by_side_and_writes_nothing(tuned, capsys):
+    tuned, _ = tuned
+    before = sorted(p.relative_to(tuned) for p in tuned.rglob("*"))
+    code, out, err = zt(capsys, "export", tuned, "--compare", "--threads", "1", "--json")
+    assert code == 0, err
+    rows = {r["variant"]: r for r in json.loads(out)["rows"]}
+    assert list(rows) == ["pytorch fp32 (eager)", "hf directory (float32)", "gguf f16", "gguf q8_0"]
+    assert all(r["same"] == r["total"] == 20 for r in list(rows.values())[:3]) and rows["gguf q8_0"]["total"] == 20
+    assert rows["gguf q8_0"]["bytes"] < rows["gguf f16"]["bytes"] < rows["pytorch fp32 (eager)"]["bytes"]
+    assert all(r["tokens_per_s"] > 0 for r in rows.values())
+    assert sorted(p.relative_to(tuned) for p in tuned.rglob("*")) == before

@@ -95,7 +95,7 @@ def _write_and_check(lm: TunedLM, path: Path, quant: str, prompts: list[str] | N
         conversations, held = check_conversations(lm.run.config)
     ids = prompt_ids(lm, conversations)
     reference = greedy_answers(lm.model, ids, lm.stop_ids, answer_tokens(lm.run.config))
-    agreed = check_file(lm, path, quant, conversations, ids, reference, held)[0]
+    agreed = check_file(lm, path, quant, conversations, ids, reference, held)
     return seconds, agreed
 
 
@@ -118,8 +118,18 @@ def prompt_ids(lm: TunedLM, conversations: list[list[dict]]) -> list[list[int]]:
 
 
 def check_file(lm: TunedLM, path: Path, quant: str, conversations, ids, reference: Answers,
-               held: int) -> tuple[Agreement, Answers]:
-    """Read `path` back with transformers: the same prompt ids, and greedy answers within `MIN_AGREEMENT`."""
+               held: int) -> Agreement:
+    """`file_answers`, refused below `MIN_AGREEMENT`."""
+    agreed = file_answers(lm, path, conversations, ids, reference, held)[0]
+    if agreed.fraction < MIN_AGREEMENT[quant]:
+        raise UserError(f"the GGUF file ({quant}) read back by transformers gives {agreed.summary()}; at least "
+                        f"{MIN_AGREEMENT[quant]:.0%} must be; nothing was written")
+    return agreed
+
+
+def file_answers(lm: TunedLM, path: Path, conversations, ids, reference: Answers,
+                 held: int) -> tuple[Agreement, Answers]:
+    """Read `path` back with transformers: the same prompt ids (else a UserError), and its greedy answers."""
     from ..data.chat import ChatFormat
 
     model, tokenizer = read_back(path)
@@ -129,11 +139,7 @@ def check_file(lm: TunedLM, path: Path, quant: str, conversations, ids, referenc
         raise UserError(f"the GGUF file's tokenizer encodes check prompt {first + 1} differently from the run's "
                         f"({len(theirs[first])} vs {len(ids[first])} tokens); nothing was written")
     answers = greedy_answers(model, ids, lm.stop_ids, max(len(a) for a in reference.ids))
-    agreed = agreement(reference, answers, held)
-    if agreed.fraction < MIN_AGREEMENT[quant]:
-        raise UserError(f"the GGUF file ({quant}) read back by transformers gives {agreed.summary()}; at least "
-                        f"{MIN_AGREEMENT[quant]:.0%} must be; nothing was written")
-    return agreed, answers
+    return agreement(reference, answers, held), answers
 
 
 def read_back(path: Path):

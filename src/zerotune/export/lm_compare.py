@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..compute.threads import torch_threads
 from ..errors import UserError
-from .gguf_export import check_file, prompt_ids, write_file
+from .gguf_export import MIN_AGREEMENT, file_answers, prompt_ids, write_file
 from .hf_dir import TunedLM, save_hf_dir, tuned_causal_lm
 from .lm_answers import Answers, agreement, greedy_answers
 from .lm_prompts import answer_tokens, check_conversations
@@ -85,11 +85,13 @@ def _gguf_row(lm: TunedLM, path: Path, quant: str, conversations, ids, reference
     try:
         write_file(lm, path, quant)
         row.bytes = path.stat().st_size
-        agreed, answers = check_file(lm, path, quant, conversations, ids, reference, held)
+        agreed, answers = file_answers(lm, path, conversations, ids, reference, held)
     except UserError as e:
         row.note = str(e)
         return row
     row.tokens_per_s, row.same, row.total = answers.tokens_per_s, agreed.same, agreed.total
+    if agreed.fraction < MIN_AGREEMENT[quant]:
+        row.note = f"below the {MIN_AGREEMENT[quant]:.0%} of answers `--format gguf` requires: it would not be written"
     return row
 
 
