@@ -19,7 +19,9 @@ def cmd_export(args) -> int:
     from ..export.build import Bounds, ExportOptions
     from ..export.compare import compare_run, default_variants, print_comparison
 
-    bounds = Bounds(args.tolerance, args.min_agreement)
+    from ..export.build import DEFAULT_MIN_AGREEMENT
+
+    bounds = Bounds(args.tolerance, DEFAULT_MIN_AGREEMENT if args.min_agreement is None else args.min_agreement)
     if args.quant is not None and args.format != "gguf":
         raise UserError("--quant applies to --format gguf (f16 or q8_0); onnx and torchscript take --int8")
     if args.format == "hf" and not args.compare:
@@ -73,7 +75,8 @@ def _export_gguf(args) -> int:
     if args.int8 or args.prune:
         raise UserError("--format gguf quantizes with --quant f16 or q8_0: --int8 and --prune apply to onnx and "
                         "torchscript")
-    r = export_gguf(args.run, args.quant or "f16", args.out, force=args.force, checkpoint=args.checkpoint)
+    r = export_gguf(args.run, args.quant or "f16", args.out, force=args.force, checkpoint=args.checkpoint,
+                    min_agreement=args.min_agreement)
     if args.json:
         print(json.dumps({"path": str(r.path), "bytes": r.bytes, "format": "gguf", "quant": r.quant,
                           "write_seconds": r.write_seconds, "merged_adapters": r.merged_adapters,
@@ -125,9 +128,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help=f"max |output difference| allowed for float exports (default: {DEFAULT_TOLERANCE:g})")
-    p.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT,
+    p.add_argument("--min-agreement", type=float,
                    help="int8: min fraction of inputs given the same class as PyTorch "
-                        f"(default: {DEFAULT_MIN_AGREEMENT})")
+                        f"(default: {DEFAULT_MIN_AGREEMENT}); gguf: min fraction of greedy answers the same as "
+                        "PyTorch's (default: 1 for f16, 0.95 for q8_0)")
     p.add_argument("--compare", action="store_true",
                    help="compare every variant (size, latency at batch 1 and 32, test accuracy); writes nothing")
     p.add_argument("--iters", type=int, default=100, help="--compare: timed calls per batch size (default: 100)")

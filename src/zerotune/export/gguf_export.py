@@ -38,7 +38,8 @@ class GGUFExport:
 
 
 def export_gguf(run_dir: str | Path, quant: str = "f16", out: str | Path | None = None, *, force: bool = False,
-                checkpoint: str = "best", prompts: list[str] | None = None) -> GGUFExport:
+                checkpoint: str = "best", prompts: list[str] | None = None,
+                min_agreement: float | None = None) -> GGUFExport:
     """Write a run's transformers causal LM as a GGUF file, checked by reading it back with transformers.
 
     Args:
@@ -48,12 +49,16 @@ def export_gguf(run_dir: str | Path, quant: str = "f16", out: str | Path | None 
         force: replace an existing file (only once the new one is complete and checked).
         checkpoint: "best" or "last".
         prompts: user prompts to check answers on (default: the run's held-out records, then fixed questions).
+        min_agreement: the fraction of greedy answers that must equal PyTorch's (default: `MIN_AGREEMENT`).
 
     Raises:
         UserError: a run of another model or architecture, an unknown quantization, a file that exists
             without ``force``, or a read-back that misses its bounds (then nothing is written).
     """
     check_quant(quant)
+    bound = MIN_AGREEMENT[quant] if min_agreement is None else min_agreement
+    if not 0 <= bound <= 1:
+        raise UserError(f"min agreement must be between 0 and 1, got {bound}")
     target = _target(Path(run_dir), quant, out)
     if target.exists() and not force:
         raise UserError(f"{target} already exists; pass --force to replace it")
@@ -64,7 +69,7 @@ def export_gguf(run_dir: str | Path, quant: str = "f16", out: str | Path | None 
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
                 written = Path(tmp) / target.name
-                seconds, agreed = _write_and_check(lm, written, quant, prompts)
+                seconds, agreed = _write_and_check(lm, written, quant, prompts, bound)
                 os.replace(written, target)
     return GGUFExport(target, target.stat().st_size, quant, agreed, seconds, lm.merged_adapters, lm.stop_ids)
 
@@ -82,7 +87,8 @@ def _target(run_dir: Path, quant: str, out: str | Path | None) -> Path:
     return out
 
 
-def _write_and_check(lm: TunedLM, path: Path, quant: str, prompts: list[str] | None) -> tuple[float, Agreement]:
+def _write_and_check(lm: TunedLM, path: Path, quant: str, prompts: list[str] | None,
+                     bound: float) -> tuple[float, Agreement]:
     """(seconds the writing took, the read-back's agreement); UserError when the file misses its bounds."""
     from .lm_prompts import answer_tokens, check_conversations
 
@@ -95,7 +101,10 @@ def _write_and_check(lm: TunedLM, path: Path, quant: str, prompts: list[str] | N
         conversations, held = check_conversations(lm.run.config)
     ids = prompt_ids(lm, conversations)
     reference = greedy_answers(lm.model, ids, lm.stop_ids, answer_tokens(lm.run.config))
-    agreed = check_file(lm, path, quant, conversations, ids, reference, held)
+    agreed = file_answers(lm, path, conversations, ids, reference, held)[0]
+    if agreed.fraction < bound:
+        raise UserError(f"the GGUF file ({quant}) read back by transformers gives {agreed.summary()}; at least "
+                        f"{bound:.0%} must be (--min-agreement); nothing was written")
     return seconds, agreed
 
 
@@ -115,16 +124,6 @@ def prompt_ids(lm: TunedLM, conversations: list[list[dict]]) -> list[list[int]]:
 
     fmt = ChatFormat(load_tokenizer(lm.tokenizer_dir))
     return [fmt.prompt_ids(c) for c in conversations]
-
-
-def check_file(lm: TunedLM, path: Path, quant: str, conversations, ids, reference: Answers,
-               held: int) -> Agreement:
-    """`file_answers`, refused below `MIN_AGREEMENT`."""
-    agreed = file_answers(lm, path, conversations, ids, reference, held)[0]
-    if agreed.fraction < MIN_AGREEMENT[quant]:
-        raise UserError(f"the GGUF file ({quant}) read back by transformers gives {agreed.summary()}; at least "
-                        f"{MIN_AGREEMENT[quant]:.0%} must be; nothing was written")
-    return agreed
 
 
 def file_answers(lm: TunedLM, path: Path, conversations, ids, reference: Answers,

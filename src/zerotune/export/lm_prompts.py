@@ -2,7 +2,9 @@
 
 A file that leaves zerotune must answer as the run's model does on prompts it never trained on: the
 validation and test records of the run's data (split exactly as training split them), topped up to
-`CHECK_PROMPTS` with fixed everyday questions when the run holds out fewer or its data has moved.
+`CHECK_PROMPTS` with its training records when it holds out fewer (prompts of the run's own kind,
+where a tuned model answers firmly rather than at a near tie that any rounding flips), and with
+fixed everyday questions when its data has moved.
 Answers are as long as the run's own (``sft.max_new_tokens``).
 """
 
@@ -32,22 +34,23 @@ def answer_tokens(config) -> int:
 
 
 def check_conversations(config, n: int = CHECK_PROMPTS) -> tuple[list[list[dict]], int]:
-    """(`n` conversations to prompt with, how many of them are the run's held-out records).
+    """(`n` conversations to prompt with, how many of them are the run's held-out records, which come first).
 
     Args:
         config: the run's `Config` (its data path, fractions and split seed).
         n: how many conversations.
     """
-    held = _held_out(config)[:n]
-    return held + [[{"role": "user", "content": q}] for q in FIXED[:n - len(held)]], len(held)
+    held, trained = _records(config)
+    ours = (held + trained)[:n]
+    return ours + [[{"role": "user", "content": q}] for q in FIXED[:n - len(ours)]], min(len(held), n)
 
 
-def _held_out(config) -> list[list[dict]]:
-    """The prompts (conversations before the answer) of the run's validation and test records, or [] when
-    the data cannot be read any more."""
+def _records(config) -> tuple[list[list[dict]], list[list[dict]]]:
+    """The prompts (conversations before the answer) of the run's validation and test records, and of its
+    training records; ([], []) when the data cannot be read any more."""
     data = config.data
     if data.name not in ("sft", "preference") or not isinstance(data.path, str):
-        return []
+        return [], []
     try:
         if data.name == "sft":
             from ..data.sft import read_records
@@ -58,7 +61,7 @@ def _held_out(config) -> list[list[dict]]:
 
             prompts = [turns for _, (turns, _, _) in read_pairs(data.path)]
     except (UserError, OSError):
-        return []
-    _, val, test = split_indices(np.zeros(len(prompts)), (data.val_fraction, data.test_fraction), data.split_seed,
-                                 False)
-    return [prompts[i] for i in (*val, *test)]
+        return [], []
+    train, val, test = split_indices(np.zeros(len(prompts)), (data.val_fraction, data.test_fraction),
+                                     data.split_seed, False)
+    return [prompts[i] for i in (*val, *test)], [prompts[i] for i in train]
