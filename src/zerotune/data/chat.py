@@ -64,6 +64,7 @@ def outside_vocabulary(tokenizer, text: str, contents: list[str], what: str) -> 
 def _shown(chars: list[str]) -> str:
     return ", ".join(map(repr, chars[:8])) + (f" and {len(chars) - 8} more" if len(chars) > 8 else "")
 
+
 def default_template_jinja() -> str:
     """`default_template` as a Jinja chat template, for files read by other tools (a GGUF file's own template)."""
     names = ", ".join(f"'{role}': '{name}'" for role, name in DEFAULT_NAMES.items())
