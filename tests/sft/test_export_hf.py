@@ -87,8 +87,6 @@ def test_the_gguf_file_carries_model_tokenizer_and_template_and_answers_as_zerot
     import gguf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from conftest import CHAT_TEMPLATE
-
     tuned, prompts = tuned
     code, out, err = zt(capsys, "export", tuned, "--format", "gguf")
     target = tuned / "export" / "model-f16.gguf"
@@ -105,7 +103,7 @@ def test_the_gguf_file_carries_model_tokenizer_and_template_and_answers_as_zerot
         "attention.head_count": 4, "attention.head_count_kv": 2}
     assert fields["qwen2.rope.freq_base"] == 10000.0 and abs(fields["qwen2.attention.layer_norm_rms_epsilon"] - 1e-6) < 1e-9
     assert fields["general.file_type"] == gguf.LlamaFileType.MOSTLY_F16 and fields["tokenizer.ggml.model"] == "gpt2"
-    assert fields["tokenizer.ggml.pre"] == "qwen2" and fields["tokenizer.chat_template"] == CHAT_TEMPLATE
+    assert fields["tokenizer.ggml.pre"] == "qwen2" and fields["tokenizer.chat_template"] == run_tokenizer.chat_template
     assert fields["tokenizer.ggml.tokens"] == run_tokenizer.convert_ids_to_tokens(list(range(len(run_tokenizer))))
     assert fields["tokenizer.ggml.eos_token_id"] == fields["tokenizer.ggml.eot_token_id"] == run_tokenizer.eos_token_id
     assert len(fields["tokenizer.ggml.merges"]) > 0 and fields["tokenizer.ggml.token_type"][:4] == [3, 3, 3, 3]
