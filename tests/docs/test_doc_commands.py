@@ -142,6 +142,9 @@ COMMANDS: dict[str, How] = {
     "python benchmarks/quantize_size.py /tmp/ship/mlp": HELP,
     "python benchmarks/serve_load.py /tmp/ship/cnn [--backend onnx]": HELP,
     "python benchmarks/serve_lm.py [RUN] [--requests 4] [--max-tokens 48] [--threads 1] [--max-wait-ms 20]": HELP,
+    "python benchmarks/serve_lm.py RUN --requests 2 --max-tokens 32": HELP,
+    "zerotune finetune --from smollm2-135m-instruct --strategy lora":
+        not_run("a LoRA run of SmolLM2 from its name: tests/sft/test_smollm2.py makes one"),
     "zerotune export /tmp/ship/cnn --compare --threads 1 --amount 0.3 --finetune-epochs 2": short(COMPARE),
     "python benchmarks/lora_vs_full.py": HELP,
     "python benchmarks/gpt_vs_nanogpt.py --repeats 2": HELP,

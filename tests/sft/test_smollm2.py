@@ -8,6 +8,7 @@ the reason.
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -142,6 +143,10 @@ HELD_OUT = ["Portugal", "Greece", "Poland", "Sweden", "Finland", "Ireland", "Aus
             "Denmark", "China", "India", "Brazil", "Argentina", "Mexico", "Australia", "Russia", "Turkey", "Chile", "Cuba"]
 
 
+# Two exports of 135M weights, each read back by transformers' GGUF reader in Python and checked on 20
+# prompts: 7 to 12 minutes on 2 cores, too long for every CI run. The same checks run on a tiny Qwen2
+# in tests/sft/test_export_hf.py; this one runs with ZEROTUNE_SLOW_TESTS=1.
+@pytest.mark.skipif(not os.environ.get("ZEROTUNE_SLOW_TESTS"), reason="minutes on the real model: set ZEROTUNE_SLOW_TESTS=1")
 def test_exported_to_gguf_it_answers_held_out_questions_as_the_run_does(tuned, tmp_path):
     """f16 and q8_0 files, read back by transformers' GGUF reader: model, tokenizer, template, end of turn."""
     import gguf
