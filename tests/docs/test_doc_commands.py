@@ -373,8 +373,8 @@ COMMANDS: dict[str, How] = {
     "python scripts/make_sft_smollm2_data.py": HELP,
     "zerotune finetune recipes/sft_smollm2.toml": HELP,
     "zerotune eval runs/sft-smollm2 --json": HELP,
-    "python benchmarks/sft_vs_trl.py": HELP,
-    "python benchmarks/sft_vs_trl.py --steps 5 --rounds 1": HELP,
+    "python benchmarks/sft_vs_trl.py --steps 10 --rounds 2": HELP,
+    "python benchmarks/sft_vs_trl.py --steps 10 --rounds 1 --zerotune-set sft.packing=false": HELP,
     # docs/preference.md: tests/sft/test_preference_runs.py runs the same commands on tiny models
     "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy lora": HELP,
     "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy full": HELP,
