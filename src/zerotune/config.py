@@ -410,6 +410,8 @@ class SFTConfig(Section):
     eval_prompts: Int = Field(64, ge=0, le=10000, description="held-out val prompts answered at each evaluation for exact match (0: off)")
     max_new_tokens: Int = Field(32, ge=1, le=4096, description="tokens generated at most per answer (greedy)")
     board_prompts: Int = Field(8, ge=0, le=100, description="held-out prompts in TensorBoard's base-vs-current answer table")
+    packing: bool = Field(False, description="train on a step's examples packed into rows without padding, logits only on "
+                          "answer tokens (transformers causal LMs, one process; see docs/llm-finetune.md)")
 
     @field_validator("answer_regex")
     @classmethod

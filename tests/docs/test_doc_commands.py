@@ -385,6 +385,12 @@ COMMANDS: dict[str, How] = {
     "zerotune train recipes/sft_demo_pretrain.toml": HELP,
     "zerotune finetune recipes/sft_demo.toml --from runs/sft-demo-gpt": HELP,
     "zerotune eval runs/sft-demo-lora --json": HELP,
+    # the SmolLM2 recipe needs the installed model and minutes (tests/sft/test_sft_packing.py checks its data)
+    "python scripts/make_sft_smollm2_data.py": HELP,
+    "zerotune finetune recipes/sft_smollm2.toml": HELP,
+    "zerotune eval runs/sft-smollm2 --json": HELP,
+    "python benchmarks/sft_vs_trl.py --steps 10 --rounds 2": HELP,
+    "python benchmarks/sft_vs_trl.py --steps 10 --rounds 1 --zerotune-set sft.packing=false": HELP,
     # docs/preference.md: tests/sft/test_preference_runs.py runs the same commands on tiny models
     "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy lora": HELP,
     "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy full": HELP,

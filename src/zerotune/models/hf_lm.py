@@ -4,7 +4,8 @@ Loaded offline (``local_files_only``) and never with ``trust_remote_code``: only
 that transformers itself ships can be built. The model maps token ids (B, T) to next-token logits
 (B, T, V) like our own GPT, so the training loop, the instruction-tuning task and the sampler
 treat both the same way. Batches are right-padded, so padding never changes the logits of the
-tokens before it in a causal model and no attention mask is needed.
+tokens before it in a causal model and no attention mask is needed. A training batch may come as
+`PackedRows` (``sft.packing``): several examples per row, logits only where the loss reads them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from ..errors import UserError
+from .packed import PackedRows
 from .registry import register_model
 
 
@@ -33,12 +35,32 @@ class CausalBackbone(nn.Module):
         super().__init__()
         self.backbone = backbone
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor | PackedRows) -> torch.Tensor:
+        if isinstance(ids, PackedRows):
+            return self.kept_logits(ids)
         return self.backbone(input_ids=ids, use_cache=False).logits  # (B, T, V)
+
+    def kept_logits(self, rows: PackedRows) -> torch.Tensor:
+        """(N, V) logits of the kept positions of packed rows, in row-major order.
+
+        The decoder runs alone (the adapters of a peft model sit inside it) and the output layer sees
+        only the kept hidden states. A model whose head does more than project (a logit scale or
+        soft-capping) gets its full logits, then the kept ones.
+        """
+        ids = rows.ids.long()
+        get_base = getattr(self.backbone, "get_base_model", None)
+        model = get_base() if get_base is not None else self.backbone
+        config = model.config.get_text_config()
+        if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+            return self.backbone(input_ids=ids, position_ids=rows.positions, use_cache=False).logits[rows.keep]
+        hidden = model.base_model(input_ids=ids, position_ids=rows.positions, use_cache=False).last_hidden_state
+        return model.get_output_embeddings()(hidden[rows.keep])  # (N, C) -> (N, V)
 
 
 class HFCausalLM(nn.Module):
     """Token ids (B, T) -> logits (B, T, V) of a transformers causal LM kept in ``features.backbone``."""
+
+    reads_packed_rows = True  # sft.packing: its training batches may come as PackedRows
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
@@ -49,8 +71,8 @@ class HFCausalLM(nn.Module):
         """The transformers model (a peft model once LoRA adapters are attached): ``generate`` lives here."""
         return self.features.backbone
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.features(ids.long()).float()
+    def forward(self, ids: torch.Tensor | PackedRows) -> torch.Tensor:
+        return self.features(ids if isinstance(ids, PackedRows) else ids.long()).float()
 
     def layer_groups(self) -> list[tuple[str, list[str]]]:
         """Embeddings, one group per decoder layer, then the head (final norm and output projection)."""

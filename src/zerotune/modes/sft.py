@@ -29,6 +29,10 @@ class InstructionTuning(Mode):
         from ..finetune.sft import prepare_causal_lm
 
         prepare_causal_lm(run.model, run.config)
+        if packs(run):
+            from ..data.packing import packed_split
+
+            run.data.train = packed_split(run.data.train)
 
     def views(self, run: PreparedRun, run_dir: Path, shown: list) -> list:
         from ..track.sft_board import SFTBoard
@@ -39,6 +43,17 @@ class InstructionTuning(Mode):
         from ..runload.load import chat_format_for
 
         return ChatAnswer(run.model, chat_format_for(run.config, run_dir)[0])
+
+
+def packs(run: PreparedRun) -> bool:
+    """Whether the run trains on packed rows: asked for, a model that reads them, one process
+    (a packed batch is not split across ranks)."""
+    from ..config import SFTConfig
+    from ..distributed.env import current
+
+    ctx = current()
+    return ((run.config.sft or SFTConfig()).packing and getattr(run.model, "reads_packed_rows", False)
+            and (ctx is None or ctx.world_size == 1))
 
 
 class ChatAnswer:

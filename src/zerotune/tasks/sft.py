@@ -39,8 +39,9 @@ class SFTTask:
         self.regex = re.compile(sft.answer_regex) if sft.answer_regex else None
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean loss over labelled tokens. out: (B, T, V) logits; y: (B, T) next-token ids or -100."""
-        return F.cross_entropy(out.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE)
+        """Mean loss over labelled tokens. out: (B, T, V) logits and y: (B, T) next-token ids or -100;
+        or, of packed rows, out (N, V) and y (N,) at the kept positions only."""
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), y.reshape(-1), ignore_index=IGNORE)
 
     @staticmethod
     def loss_units(y: torch.Tensor) -> int:
