@@ -84,7 +84,8 @@ def _data_paths(recipe: Path) -> list[str]:
 # with a script its header names), or that a script in the repository generates, as the header says.
 FETCHED_BY = {"california_housing.csv": "python scripts/fetch_california_housing.py",
               "pretrain.txt": "python scripts/make_sft_data.py", "train.jsonl": "python scripts/make_sft_data.py",
-              "orders.jsonl": "python scripts/make_sft_smollm2_data.py"}
+              "orders.jsonl": "python scripts/make_sft_smollm2_data.py",
+              "preference.jsonl": "python scripts/make_preference_data.py"}
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[r.name for r in RECIPES])
