@@ -77,7 +77,9 @@ def test_the_jobs_compare_no_mode_names():
 
 def test_each_registered_mode_is_one_line_of_the_registry():
     listed = re.search(r"MODES: .*?= \[\n(.*?)\n\]", (PACKAGE / "modes" / "registry.py").read_text(), re.DOTALL)
-    assert [line.strip().rstrip(",") for line in listed.group(1).splitlines()] == [m.__name__ for m in registry.MODES]
+    assert [line.strip().rstrip(",") for line in listed.group(1).splitlines()] == [f'"{e}"' for e in registry.MODES]
+    assert [registry.mode_class(e) for e in registry.MODES] == [InstructionTuning, Preference, LanguageModel,
+                                                               Supervised, Finetune, Distill]
 
 
 def test_a_new_mode_is_one_module_and_one_registry_line_and_trains(tmp_path, monkeypatch, read_events):
@@ -85,10 +87,8 @@ def test_a_new_mode_is_one_module_and_one_registry_line_and_trains(tmp_path, mon
     package.mkdir()
     (package / "__init__.py").write_text(textwrap.dedent(TOY_MODE), encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
-    from toymode import Toy
-
     assert [p.name for p in package.rglob("*") if p.is_file()] == ["__init__.py"]  # the whole mode
-    monkeypatch.setattr(registry, "MODES", [*registry.MODES, Toy])  # the registry's one new line
+    monkeypatch.setattr(registry, "MODES", [*registry.MODES, "toymode:Toy"])  # the registry's one new line
 
     from zerotune.pipeline.train import train
     from zerotune.runload.load import load_run
