@@ -39,8 +39,7 @@ class PreferenceBoard(TensorBoardLogger):
             self.sink.scalars(state.step, tuple((f"train/{k}", v) for k, v in stats.items()))
 
     def state_dict(self) -> dict:
-        super().state_dict()
-        return {"base": self.base}
+        return {**super().state_dict(), "base": self.base}  # the base model's answers, asked once before training
 
     def load_state_dict(self, state: dict) -> None:
         self.base = list(state.get("base", []))

@@ -36,8 +36,7 @@ class SFTBoard(TensorBoardLogger):
             self.sink.scalars(state.step, (("perf/tokens_per_sec", state.samples_per_sec * self.tokens_per_example),))
 
     def state_dict(self) -> dict:
-        super().state_dict()
-        return {"base": self.base}
+        return {**super().state_dict(), "base": self.base}  # the base model's answers, asked once before training
 
     def load_state_dict(self, state: dict) -> None:
         self.base = list(state.get("base", []))
