@@ -1,4 +1,5 @@
-"""Output that is piped or redirected: plain lines that are not cut at 80 columns; the doctor's closing line."""
+"""Output that is piped or redirected: plain lines that are not cut at 80 columns; the doctor's closing line; a reader
+that stops early (`| head -1`)."""
 
 import os
 import signal
