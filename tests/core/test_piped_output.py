@@ -1,7 +1,12 @@
-"""Output that is piped or redirected: plain lines that are not cut at 80 columns; the doctor's closing line."""
+"""Output that is piped or redirected: plain lines that are not cut at 80 columns; the doctor's closing line; a reader
+that stops early (`| head -1`)."""
 
+import os
+import signal
 import subprocess
 import sys
+
+import pytest
 
 from zerotune.terminal.console import console
 from zerotune.doctor.after_training import print_serious
@@ -37,3 +42,30 @@ def test_the_doctor_says_when_it_found_nothing(capsys):
     minor = Finding(id="lr_low", severity="low", message="m", evidence={}, fixes=["f"])
     print_serious([minor], "runs/x")
     assert capsys.readouterr().out == "doctor: no serious findings (1 minor: zerotune doctor runs/x)\n"
+
+
+@pytest.fixture(scope="module")
+def many_runs(tmp_path_factory):
+    """300 runs with long names and empty event files: `zerotune runs` prints far more than a pipe holds (64 KiB)."""
+    root = tmp_path_factory.mktemp("many-runs")
+    for i in range(300):
+        run = root / f"run{i:03d}-{'x' * 200}"
+        run.mkdir()
+        (run / "events.out.tfevents.1").touch()
+    return root
+
+
+@pytest.mark.parametrize("flags", [["--json"], []], ids=["print", "rich-table"])
+def test_a_reader_that_stops_early_ends_the_command_quietly(many_runs, flags):
+    # `zerotune runs | head -1`: the reader closes the pipe while the command still writes.
+    # Buffered stdout, as a shell gives it (unbuffered, a write cut short by the pipe's end drops its rest unsaid).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    p = subprocess.Popen([sys.executable, "-m", "zerotune", "runs", *flags, str(many_runs)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    assert first.strip() in (b"[", b"300 runs")
+    assert p.wait(timeout=120) == 128 + signal.SIGPIPE, err  # as a shell reports `seq 100000 | head -1`
+    assert err == ""  # no "internal error BrokenPipeError", no "Exception ignored" at the interpreter's exit

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
+import signal
 import sys
 from collections.abc import Callable
 
@@ -74,12 +77,15 @@ def run_parser(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         argv: the arguments, without the program name.
 
     Returns:
-        The exit code: 0 done, 1 internal error, 2 bad input (a full or read-only disk too), 130 interrupted.
+        The exit code: 0 done, 1 internal error, 2 bad input (a full or read-only disk too), 130 interrupted,
+        141 (128 + SIGPIPE, as a shell reports `seq 100000 | head -1`) stdout closed by its reader.
     """
     debug = "--debug" in argv
     try:
         args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader gone meets its BrokenPipeError here, not at the interpreter's exit
+        return code
     except UserError as e:
         if debug:
             raise
@@ -89,6 +95,8 @@ def run_parser(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a bug, not bad input: say so in one line unless --debug
+        if isinstance(e, BrokenPipeError) and _stdout_reader_gone():  # `| head -1`: not a bug either
+            return _quiet_after_closed_stdout()
         if debug:
             raise
         if isinstance(e, OSError) and (full := disk_error(e)) is not None:  # a full or read-only disk is not a bug
@@ -96,6 +104,28 @@ def run_parser(parser: argparse.ArgumentParser, argv: list[str]) -> int:
             return 2
         print(f"error: internal error {type(e).__name__}: {e} (run again with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (`zerotune runs | head -1`): poll says POLLERR."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll on this platform, or no stdout
+        return False
+
+
+def _quiet_after_closed_stdout() -> int:
+    """End as a command whose reader stopped listening ends: no message, exit status 128 + SIGPIPE.
+
+    What is left in stdout's buffer goes to /dev/null, so that the interpreter's flush at exit raises
+    no second BrokenPipeError (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def run_subcommand(name: str, add_parser: AddParser, argv: list[str] | None = None) -> int:

