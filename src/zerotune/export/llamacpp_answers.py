@@ -5,7 +5,9 @@ export checks with. Used by `export --compare` where the package is installed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import time
 from pathlib import Path
 
@@ -20,8 +22,11 @@ def open_gguf(path: Path, threads: int, context: int):
     """llama.cpp's model of the file, quiet, on `threads` threads with room for `context` tokens."""
     import llama_cpp
 
-    return llama_cpp.Llama(model_path=str(path), n_ctx=context, n_threads=threads, n_threads_batch=threads,
-                           verbose=False)
+    # verbose=False still lets llama.cpp's warnings through (llama-cpp-python 0.3.36 reads their level as an
+    # error), such as a context rounded up past a small model's own; its log callback prints to sys.stderr
+    with contextlib.redirect_stderr(io.StringIO()):
+        return llama_cpp.Llama(model_path=str(path), n_ctx=context, n_threads=threads, n_threads_batch=threads,
+                               verbose=False)
 
 
 def llamacpp_answers(path: Path, prompts: list[list[int]], stop_ids: list[int], max_new_tokens: int,
