@@ -256,6 +256,7 @@ COMMANDS: dict[str, How] = {
     "\"stream\": true}'": not_run("needs the server: tests/serve/test_serve_openai.py streams the same"),
     "pip install openai": not_run(SETUP),
     "pip install 'zerotune[eval]'": not_run(SETUP),
+    "pip install 'zerotune[llamacpp]'": not_run(SETUP),
     "zerotune serve runs/my-gpt --token my-secret-token": HELP,
     "OPENAI_API_KEY=my-secret-token lm_eval --model local-completions --tasks TASK --model_args model=my-gpt,"
     "base_url=http://127.0.0.1:8000/v1/completions,max_length=256,auth_token=my-secret-token":
@@ -391,6 +392,12 @@ COMMANDS: dict[str, How] = {
     "zerotune eval runs/sft-smollm2 --json": HELP,
     "python benchmarks/sft_vs_trl.py --steps 10 --rounds 2": HELP,
     "python benchmarks/sft_vs_trl.py --steps 10 --rounds 1 --zerotune-set sft.packing=false": HELP,
+    # llama.cpp on a SmolLM2 run: minutes; tests/sft/test_export_llamacpp.py checks the same on tiny models
+    "python benchmarks/gguf_llamacpp.py runs/my-smollm2-lora --prompts held-out.jsonl --max-tokens 24": HELP,
+    "python benchmarks/gguf_llamacpp.py RUN [--prompts FILE.jsonl] [--max-tokens 24] [--threads 2]": HELP,
+    "python benchmarks/gguf_llamacpp.py /tmp/llamacpp/capitals --prompts held-out.jsonl --max-tokens 24": HELP,
+    "python benchmarks/gguf_llamacpp.py /tmp/llamacpp/capitals --prompts held-out.jsonl --max-tokens 6": HELP,
+    "python benchmarks/gguf_llamacpp.py /tmp/llamacpp/capitals --max-tokens 24": HELP,
     # docs/preference.md: tests/sft/test_preference_runs.py runs the same commands on tiny models
     "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy lora": HELP,
     "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy full": HELP,

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from zerotune.cli.main import main
+from zerotune.export.llamacpp_answers import llamacpp_installed
 from zerotune.pipeline.generate import generate
 
 from test_sft_serve import tune
@@ -185,7 +186,11 @@ def test_compare_measures_pytorch_hf_and_gguf_side_by_side_and_writes_nothing(tu
     code, out, err = zt(capsys, "export", tuned, "--compare", "--threads", "1", "--json")
     assert code == 0, err
     rows = {r["variant"]: r for r in json.loads(out)["rows"]}
-    assert list(rows) == ["pytorch fp32 (eager)", "hf directory (float32)", "gguf f16", "gguf q8_0"]
+    by_llamacpp = ["llama.cpp gguf f16", "llama.cpp gguf q8_0"] if llamacpp_installed() else []
+    assert list(rows) == ["pytorch fp32 (eager)", "hf directory (float32)", "gguf f16", "gguf q8_0", *by_llamacpp]
+    # the same files run by llama.cpp; this run's answers are near ties that q8_0 may flip (as in transformers)
+    assert all(rows[v]["bytes"] == rows[v[len("llama.cpp "):]]["bytes"] and rows[v]["total"] == 20 for v in by_llamacpp)
+    assert not by_llamacpp or rows["llama.cpp gguf f16"]["same"] == 20
     assert all(r["same"] == r["total"] == 20 for r in list(rows.values())[:3]) and rows["gguf q8_0"]["total"] == 20
     assert rows["gguf q8_0"]["bytes"] < rows["gguf f16"]["bytes"] < rows["pytorch fp32 (eager)"]["bytes"]
     assert all(r["tokens_per_s"] > 0 for r in rows.values())

@@ -3,7 +3,9 @@ its GGUF files side by side (size, greedy tokens per second, answers the same as
 
 Every variant is written to a temporary directory, read back by transformers and asked the same
 check prompts as `--format gguf` asks (`lm_prompts`); nothing is left in the run. A GGUF file runs
-here as transformers reads it, dequantized to float32, so its speed is transformers', not llama.cpp's.
+here as transformers reads it, dequantized to float32, so its speed is transformers', not llama.cpp's;
+where llama-cpp-python is installed (the ``llamacpp`` extra), llama.cpp runs the same files too, in rows
+of their own at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ..compute.threads import torch_threads
 from ..errors import UserError
 from .gguf_export import MIN_AGREEMENT, file_answers, prompt_ids, write_file
 from .hf_dir import TunedLM, save_hf_dir, tuned_causal_lm
+from .llamacpp_answers import llamacpp_answers, llamacpp_installed
 from .lm_answers import Answers, agreement, greedy_answers
 from .lm_prompts import answer_tokens, check_conversations
 
@@ -58,8 +61,12 @@ def compare_causal_lm(run_dir: str | Path, *, threads: int | None = None, checkp
         reference = greedy_answers(lm.model, ids, lm.stop_ids, answer_tokens(lm.run.config))
         rows = [LMRow("pytorch fp32 (eager)", _param_bytes(lm.model), reference.tokens_per_s, len(ids), len(ids))]
         rows.append(_hf_row(lm, Path(tmp) / "hf", ids, reference, held))
-        for quant in ("f16", "q8_0"):
-            rows.append(_gguf_row(lm, Path(tmp) / f"model-{quant}.gguf", quant, conversations, ids, reference, held))
+        files = {quant: Path(tmp) / f"model-{quant}.gguf" for quant in ("f16", "q8_0")}
+        for quant, path in files.items():
+            rows.append(_gguf_row(lm, path, quant, conversations, ids, reference, held))
+        if llamacpp_installed():
+            rows += [_llamacpp_row(lm, path, quant, ids, reference, held) for quant, path in files.items()
+                     if path.exists()]
         return LMComparison(str(run_dir), torch.get_num_threads(), held, rows)
 
 
@@ -93,6 +100,15 @@ def _gguf_row(lm: TunedLM, path: Path, quant: str, conversations, ids, reference
     if agreed.fraction < MIN_AGREEMENT[quant]:
         row.note = f"below the {MIN_AGREEMENT[quant]:.0%} of answers `--format gguf` requires: it would not be written"
     return row
+
+
+def _llamacpp_row(lm: TunedLM, path: Path, quant: str, ids, reference: Answers, held: int) -> LMRow:
+    import torch
+
+    answers = llamacpp_answers(path, ids, lm.stop_ids, max(len(a) for a in reference.ids), torch.get_num_threads())
+    agreed = agreement(reference, answers, held)
+    return LMRow(f"llama.cpp gguf {quant}", path.stat().st_size, answers.tokens_per_s, agreed.same, agreed.total,
+                 "run by llama.cpp (llama-cpp-python)")
 
 
 def print_lm_comparison(c: LMComparison) -> None:
