@@ -27,6 +27,7 @@ def pytest_xdist_auto_num_workers(config):
 RANKS = ("tests/distributed/", "tests/sft/test_sft_ranks.py", "[distributed.md]")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist, the tests that share a module-scoped fixture run on one worker: it is built once;
     and the tests that start ranks run one at a time, on one worker."""
