@@ -143,8 +143,10 @@ def _as_plain_model(model):
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(model.state_dict(), strict=True)
+    with torch.device("meta"):  # no random initialisation of weights that are replaced at once
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict(), strict=True, assign=True)
+    plain.tie_weights()
     plain.generation_config = model.generation_config
     return plain
 
