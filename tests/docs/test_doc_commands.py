@@ -400,7 +400,7 @@ COMMANDS: dict[str, How] = {
     "python benchmarks/sft_vs_trl.py --steps 10 --rounds 2": HELP,
     "python benchmarks/sft_vs_trl.py --steps 10 --rounds 1 --zerotune-set sft.packing=false": HELP,
     # llama.cpp on a SmolLM2 run: minutes; tests/sft/test_export_llamacpp.py checks the same on tiny models
-    "python benchmarks/gguf_llamacpp.py runs/my-smollm2-lora --prompts held-out.jsonl --max-tokens 24": HELP,
+    "python benchmarks/gguf_llamacpp.py runs/sft-smollm2 --max-tokens 12": HELP,
     "python benchmarks/gguf_llamacpp.py RUN [--prompts FILE.jsonl] [--max-tokens 24] [--threads 2]": HELP,
     "python benchmarks/gguf_llamacpp.py /tmp/llamacpp/capitals --prompts held-out.jsonl --max-tokens 24": HELP,
     "python benchmarks/gguf_llamacpp.py /tmp/llamacpp/capitals --prompts held-out.jsonl --max-tokens 6": HELP,
