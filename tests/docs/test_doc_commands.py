@@ -398,6 +398,8 @@ COMMANDS: dict[str, How] = {
     "lamp on March 3, 2031.\"}], \"temperature\": 0}'":
         not_run("needs the server on the tuned SmolLM2 run: tests/sft/test_sft_serve.py asks a tuned run the same"),
     "python benchmarks/sft_vs_trl.py --steps 10 --rounds 2": HELP,
+    "python benchmarks/sft_smollm2_walkthrough.py": HELP,  # tens of minutes on the real model
+    "python benchmarks/sft_smollm2_walkthrough.py --quick": HELP,
     "python benchmarks/sft_vs_trl.py --steps 10 --rounds 1 --zerotune-set sft.packing=false": HELP,
     # llama.cpp on a SmolLM2 run: minutes; tests/sft/test_export_llamacpp.py checks the same on tiny models
     "python benchmarks/gguf_llamacpp.py runs/sft-smollm2 --max-tokens 12": HELP,
