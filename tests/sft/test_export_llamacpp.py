@@ -13,8 +13,6 @@ import pytest
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed "
                                                     "(pip install 'zerotune[llamacpp]')")
 
-from zerotune.data.chat import ChatFormat  # noqa: E402
-from zerotune.data.text import load_tokenizer  # noqa: E402
 from zerotune.export.gguf_export import MIN_AGREEMENT, export_gguf, prompt_ids  # noqa: E402
 from zerotune.export.hf_dir import tuned_causal_lm  # noqa: E402
 from zerotune.export.llamacpp_answers import llamacpp_answers, open_gguf  # noqa: E402
@@ -50,13 +48,13 @@ def exported(request, tmp_path_factory, tiny_lms, sft_file):
 
 def test_llama_cpp_encodes_text_and_chat_prompts_as_the_run_does(exported):
     _, lm, _, model = exported
-    tokenizer = load_tokenizer(lm.tokenizer_dir)
+    tokenizer = lm.tokenizer
     for text in TEXTS:
         assert model.tokenize(text.encode(), add_bos=False, special=True) == tokenizer(
             text, add_special_tokens=False)["input_ids"], text
         assert model.detokenize(tokenizer(text, add_special_tokens=False)["input_ids"], special=True).decode() == text
     conversations, _ = check_conversations(lm.run.config)
-    fmt = ChatFormat(tokenizer)
+    fmt = lm.chat
     # add_bos=True: llama.cpp adds a start token only where the file says the tokenizer adds one
     assert [model.tokenize(fmt.prompt_text(c).encode(), add_bos=True, special=True) for c in conversations] == \
         prompt_ids(lm, conversations)

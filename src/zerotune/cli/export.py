@@ -16,10 +16,8 @@ from .lazyparse import defer_arguments
 def cmd_export(args) -> int:
     from ..errors import UserError
     from ..export.api import export_run
-    from ..export.build import Bounds, ExportOptions
+    from ..export.build import DEFAULT_MIN_AGREEMENT, Bounds, ExportOptions
     from ..export.compare import compare_run, default_variants, print_comparison
-
-    from ..export.build import DEFAULT_MIN_AGREEMENT
 
     bounds = Bounds(args.tolerance, DEFAULT_MIN_AGREEMENT if args.min_agreement is None else args.min_agreement)
     if args.quant is not None and args.format != "gguf":

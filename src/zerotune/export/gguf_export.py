@@ -111,19 +111,13 @@ def _write_and_check(lm: TunedLM, path: Path, quant: str, prompts: list[str] | N
 def write_file(lm: TunedLM, path: Path, quant: str) -> None:
     """`write_gguf` of a tuned LM with its tokenizer and the chat template its prompts are formatted with."""
     from ..data.chat import default_template_jinja
-    from ..data.text import load_tokenizer
 
-    tokenizer = load_tokenizer(lm.tokenizer_dir)
-    template = getattr(tokenizer, "chat_template", None) or default_template_jinja()
-    write_gguf(path, lm.model, tokenizer, lm.tokenizer_dir, quant, lm.answer_end, template, lm.run.path.name)
+    template = getattr(lm.tokenizer, "chat_template", None) or default_template_jinja()
+    write_gguf(path, lm.model, lm.tokenizer, lm.tokenizer_dir, quant, lm.answer_end, template, lm.run.path.name)
 
 
 def prompt_ids(lm: TunedLM, conversations: list[list[dict]]) -> list[list[int]]:
-    from ..data.chat import ChatFormat
-    from ..data.text import load_tokenizer
-
-    fmt = ChatFormat(load_tokenizer(lm.tokenizer_dir))
-    return [fmt.prompt_ids(c) for c in conversations]
+    return [lm.chat.prompt_ids(c) for c in conversations]
 
 
 def file_answers(lm: TunedLM, path: Path, conversations, ids, reference: Answers,

@@ -68,15 +68,23 @@ def export_hf(run_dir: str | Path, out: str | Path | None = None, *, force: bool
 @dataclass
 class TunedLM:
     """A run's transformers causal LM ready to leave zerotune: plain weights (LoRA merged, float32, eval),
-    the directory of its tokenizer files, and the ids generation stops at (the end of an answer first
-    when the model has no own end-of-sequence id)."""
+    the directory of its tokenizer files, its chat format (tokenizer loaded once), and the ids generation
+    stops at (the end of an answer first when the model has no own end-of-sequence id)."""
 
     run: object  # the LoadedRun
     model: object
     tokenizer_dir: Path
+    chat: object  # data.chat.ChatFormat
     stop_ids: list[int]
-    answer_end: int | None
     merged_adapters: bool
+
+    @property
+    def tokenizer(self):
+        return self.chat.tokenizer
+
+    @property
+    def answer_end(self) -> int | None:
+        return self.chat.stop_id
 
 
 def tuned_causal_lm(run_dir: str | Path, checkpoint: str, fmt: str) -> TunedLM:
@@ -88,9 +96,8 @@ def tuned_causal_lm(run_dir: str | Path, checkpoint: str, fmt: str) -> TunedLM:
                         f"of model hf_lm); {run_dir} holds a {run.config.model.name!r} model (export it with "
                         "--format onnx or torchscript)")
     plain, had_adapters = merged(hf)
-    answer_end = chat_format_for(run.config, run.path)[0].stop_id
-    return TunedLM(run, plain, model_dir(run.config, run.path), _stop_ids(plain, answer_end), answer_end,
-                   had_adapters)
+    chat = chat_format_for(run.config, run.path)[0]
+    return TunedLM(run, plain, model_dir(run.config, run.path), chat, _stop_ids(plain, chat.stop_id), had_adapters)
 
 
 def _stop_ids(model, answer_end: int | None) -> list[int]:
@@ -102,10 +109,7 @@ def _stop_ids(model, answer_end: int | None) -> list[int]:
 
 def save_hf_dir(lm: TunedLM, out: Path) -> None:
     """Write `lm` as a Hugging Face directory: weights, config, tokenizer, generation config."""
-    from ..data.text import load_tokenizer
-
-    model, stop_ids = lm.model, lm.stop_ids
-    tokenizer = load_tokenizer(lm.tokenizer_dir)
+    model, stop_ids, tokenizer = lm.model, lm.stop_ids, lm.tokenizer
     model.generation_config.eos_token_id = stop_ids[0] if len(stop_ids) == 1 else stop_ids
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
