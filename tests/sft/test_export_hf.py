@@ -195,3 +195,34 @@ def test_compare_measures_pytorch_hf_and_gguf_side_by_side_and_writes_nothing(tu
     assert rows["gguf q8_0"]["bytes"] < rows["gguf f16"]["bytes"] < rows["pytorch fp32 (eager)"]["bytes"]
     assert all(r["tokens_per_s"] > 0 for r in rows.values())
     assert sorted(p.relative_to(tuned) for p in tuned.rglob("*")) == before
+
+
+def test_a_gguf_source_is_parsed_once_and_dequantized_to_the_exported_weights(tuned, tmp_path, monkeypatch):
+    """`--from file.gguf`: transformers opens the file for its config, its tokenizer and its weights; zerotune
+    hands it one parsed reader (a parse is seconds for a real vocabulary), and the directory it writes
+    holds the run's merged weights as the f16 file keeps them."""
+    import gguf
+    from safetensors.torch import load_file
+
+    from zerotune.export.gguf_export import export_gguf
+    from zerotune.export.hf_dir import export_hf
+    from zerotune.models.gguf_source import dequantized
+
+    run, prompts = tuned
+    exported = export_gguf(run, "f16", tmp_path / "model-f16.gguf", prompts=prompts[:2])
+    merged = load_file(export_hf(run, tmp_path / "hf").path / "model.safetensors")
+    opened = []
+
+    class Counted(gguf.GGUFReader):
+        def __init__(self, path, *args, **kwargs):
+            opened.append(Path(path).name)
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", Counted)
+    monkeypatch.setenv("ZEROTUNE_HOME", str(tmp_path / "home"))
+    directory = dequantized(exported.path)
+    assert opened == ["model-f16.gguf"] and gguf.GGUFReader is Counted  # parsed once, the reader put back
+    weights = load_file(directory / "model.safetensors")
+    assert weights.keys() == merged.keys()
+    for name, tensor in merged.items():
+        torch.testing.assert_close(weights[name], tensor.half().float(), rtol=0, atol=0, msg=name)
