@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -35,10 +36,28 @@ def set_deterministic(enabled: bool) -> None:
     """Ask torch for deterministic kernels, so a resumed run repeats an uninterrupted one bit for bit."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if torch.are_deterministic_algorithms_enabled() != enabled:  # the call imports torch._inductor: seconds
-        torch.use_deterministic_algorithms(enabled)
+    if torch.are_deterministic_algorithms_enabled() != enabled:
+        _use_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
+
+
+def _use_deterministic_algorithms(enabled: bool) -> None:
+    """torch.use_deterministic_algorithms, whose import of torch._inductor for the compiler's own flag costs
+    2.4 s of CPU at each run's start: while no compiler is loaded, torch's flag alone; `compile_module` copies
+    it to the compiler's."""
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(enabled)
+    else:
+        torch._C._set_deterministic_algorithms(enabled)
+
+
+def compile_module(module: torch.nn.Module):
+    """torch.compile(module), the compiler deterministic as torch is (see `set_deterministic`)."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
+    return torch.compile(module)
 
 
 def rng_state() -> tuple[dict, dict[str, torch.Tensor]]:

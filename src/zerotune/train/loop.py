@@ -26,7 +26,7 @@ from ..tasks.mixing import mixed_loss
 from ..tasks.supervised import Task
 from . import checkpoint as ckpt
 from .callbacks import Callback, TrainState
-from .env import rng_state, set_rng_state
+from .env import compile_module, rng_state, set_rng_state
 from .optim import build_optimizer, lr_multiplier, set_lr
 from .options import TrainOptions
 from .plateau import Plateau
@@ -123,7 +123,7 @@ class Trainer:
         self.autocast = autocast_for(device, train.precision)
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
         # Compiled for training steps only; evaluation and callbacks use the plain module (same weights).
-        self.forward = torch.compile(module) if train.compile else module
+        self.forward = compile_module(module) if train.compile else module
         self.penalised = [p for p in self.params if p.ndim >= 2]
         self.micro_per_epoch = num_batches(len(self.train_split), train.batch_size)
         self.state = self._initial_state(task)
