@@ -73,15 +73,22 @@ def not_run(why: str) -> How:
 
 
 # Shortening flags: one epoch of a tiny model, no progress bar, no graph tracing.
-CNN = ("--no-progress --set train.epochs=1 --set model.channels=[8,16] --set model.dense=16 --set log.graph=false"
-       " --set log.embeddings=false")
-FT = "--no-progress --set train.epochs=1 --set log.graph=false --set log.embeddings=false"
-DOCTOR = "--no-progress --set log.graph=false --set log.embeddings=false --set log.images=false"
+# The evaluation figures (confusion matrix, ROC, PR curves, image grids: matplotlib) take half of a
+# shortened run's time: they are off where no later command of the page reads them (tests/track draws them).
+VIEWS_OFF = (" --set log.figures_every=0 --set log.pr_curves_every=0 --set log.worst_every=0"
+             " --set log.images=false")
+# A CNN run that `zerotune report` reads later keeps its figures; 20 training digits per class either way.
+CNN_REPORTED = ("--no-progress --set train.epochs=1 --set model.channels=[8,16] --set model.dense=16"
+                " --set log.graph=false --set log.embeddings=false --set data.train_per_class=20")
+CNN = CNN_REPORTED + VIEWS_OFF
+FT = "--no-progress --set train.epochs=1 --set log.graph=false --set log.embeddings=false" + VIEWS_OFF
+DOCTOR = "--no-progress --set log.graph=false --set log.embeddings=false" + VIEWS_OFF
 # The GPT recipes read Tiny Shakespeare; here a tiny model reads a small synthetic corpus instead.
 GPT = ("--no-progress --set data.path=corpus.txt --set model.n_layer=1 --set model.n_head=2 --set model.n_embd=32"
        " --set data.block_size=32 --set data.windows_per_epoch=64 --set data.eval_windows=32 --set train.epochs=1"
        " --set train.batch_size=16 --set log.graph=false --set log.embeddings=false --set log.sample_tokens=8")
-TEXT = "--no-progress --set train.epochs=1 --set train.batch_size=16 --set log.graph=false --set log.embeddings=false"
+TEXT = ("--no-progress --set train.epochs=1 --set train.batch_size=16 --set log.graph=false --set log.embeddings=false"
+        + VIEWS_OFF)
 COMPARE = "--iters 2"
 CV = "--no-progress --set train.epochs=2 --set log.tensorboard=false"  # zerotune cv: K tiny runs
 # A sweep's trials: two epochs of a small part of the data, one thread, the cheap views only.
@@ -99,7 +106,8 @@ COMMANDS: dict[str, How] = {
     ".venv/bin/zerotune train recipes/digits_cnn.toml": short(CNN),
     'pip install -e ".[export,serve]"': not_run(SETUP),
     "zerotune train recipes/digits_cnn.toml": short(CNN),
-    "zerotune train recipes/digits_cnn.toml --set optim.lr=3e-4 --set train.epochs=10 --name my-run": short(CNN),
+    "zerotune train recipes/digits_cnn.toml --set optim.lr=3e-4 --set train.epochs=10 --name my-run":
+        short(CNN_REPORTED),
     "zerotune train --resume runs/my-run": RUN,
     "zerotune eval runs/my-run [--split test] [--json]": form("zerotune eval runs/my-run --split test --json"),
     "zerotune models": RUN,
@@ -348,7 +356,7 @@ COMMANDS: dict[str, How] = {
     "zerotune sweep recipes/digits_mlp.toml --param optim.lr=loguniform:1e-4:1e-1 --trials 12":
         short("--trials 2 " + SWEEP),
     "zerotune distill recipes/digits_distill.toml --teacher runs/my-run": short(FT),
-    "zerotune train recipes/digits_cnn.toml --name cnn": short(CNN),
+    "zerotune train recipes/digits_cnn.toml --name cnn": short(CNN_REPORTED),
     "zerotune train recipes/digits_mlp.toml --name overfit --set data.train_per_class=10 --set model.dropout=0 "
     "--set model.batch_norm=false --set optim.weight_decay=0 --set schedule.name=constant "
     "--set schedule.warmup_steps=0 --set train.epochs=150": short(FT),
@@ -470,8 +478,17 @@ COMMANDS.update({
 # (`model.path=minilm-l6` becomes a tiny random BERT, see test_page_commands_run.)
 SUBSTITUTE = {"runs/<run>": "runs/my-gpt", "runs/<gpt run>": "runs/my-gpt", "/tmp/ship": "ship"}
 # Runs a page uses without making them first (the README points to the fine-tuning guide's source run).
+# (runs/my-run: README.zh-CN.md's own commands read the run its shared commands make, see TRANSLATED.)
 PREREQUISITES = {"runs/digits-0to4": "zerotune train recipes/finetune_digits_pretrain.toml " + CNN,
-                 "runs/my-gpt": "zerotune train recipes/shakespeare_char_gpt.toml --name my-gpt " + GPT}
+                 "runs/my-gpt": "zerotune train recipes/shakespeare_char_gpt.toml --name my-gpt " + GPT,
+                 "runs/my-run": "zerotune train recipes/digits_cnn.toml --set optim.lr=3e-4 --set train.epochs=10 "
+                                "--name my-run " + CNN_REPORTED}
+# Translated pages and the page they translate. A command the translation shares with its original ran there,
+# as written and shortened alike, in a scratch directory like this one, on runs made by the same commands:
+# here it is checked (flags, parsing) but not run again, unless it reads a run that a command of this page's
+# own made (`--name`), which is not the run the original page read. A run that this page's own commands
+# read and a skipped command would have made is made on demand (PREREQUISITES).
+TRANSLATED = {"README.zh-CN.md": "README.md", "docs/zh/tuning-doctor-sweep.md": "docs/tuning.md"}
 LINK = ("recipes", "data", "examples", "benchmarks", "scripts")  # what the commands' relative paths name
 
 
@@ -660,7 +677,8 @@ def _where(cmd: DocCommand) -> str:
     return f"{cmd.page}:{cmd.line}: {cmd.text}"
 
 
-def exercise(cmd: DocCommand, how: How, subs: dict[str, str]) -> None:
+def exercise(cmd: DocCommand, how: How, subs: dict[str, str], run: bool = True) -> None:
+    """Exercise a command as ``how`` says; ``run=False``: check its flags and parsing only."""
     words = cmd.text.split()
     if words[0].removeprefix(".venv/bin/") == "zerotune":
         check_flags(cmd.text)
@@ -683,10 +701,12 @@ def exercise(cmd: DocCommand, how: How, subs: dict[str, str]) -> None:
     argv = _argv(how.form or cmd.text, subs) + list(how.extra)
     if argv[0] == "zerotune":
         _parse_only(argv, cmd)
-    for run, make in PREREQUISITES.items():
-        if (run in argv or run in how.needs) and not Path(run).exists():
+    if not run:
+        return
+    for made, make in PREREQUISITES.items():
+        if (made in argv or made in how.needs) and not Path(made).exists():
             code, _, err = _call(_argv(make, subs))
-            assert code == 0, f"making {run} for {_where(cmd)}: {err}"
+            assert code == 0, f"making {made} for {_where(cmd)}: {err}"
     code, out, err = _call(argv)
     if how.kind == "fails":
         assert code == 2, f"{_where(cmd)}: exit {code}, documented as an error\n{out}{err}"
@@ -764,14 +784,22 @@ def test_page_commands_run(page, workdir, request):
     commands = read_commands(page)[0]
     if any("model.path=minilm-l6" in c.text and COMMANDS.get(c.text, HELP).kind == "run" for c in commands):
         subs["model.path=minilm-l6"] = f"model.path={request.getfixturevalue('tiny_bert')}"  # the same, 2 layers
-    done = set()
+    original = TRANSLATED.get(page.relative_to(ROOT).as_posix())
+    shared = {c.text for c in read_commands(ROOT / original)[0]} if original else set()
+    done, own_runs = set(), set()
     for cmd in commands:
         how = COMMANDS.get(cmd.text)
         if how is None:
             pytest.fail(f"{_where(cmd)} is not in COMMANDS")
-        if how.kind != "not run" and cmd.text not in done:  # a page may give a command twice
-            exercise(cmd, how, subs)
-            done.add(cmd.text)
+        if how.kind == "not run":
+            continue
+        # A page may give a command twice, or once as `.venv/bin/zerotune ...` and once as `zerotune ...`.
+        argv = (*_argv(how.form or cmd.text, subs), *how.extra)
+        reads_own = any(word == run or word.startswith(run + "/") for word in argv for run in own_runs)
+        exercise(cmd, how, subs, run=argv not in done and (cmd.text not in shared or reads_own))
+        done.add(argv)
+        if cmd.text not in shared:
+            own_runs |= {f"runs/{name}" for flag, name in zip(argv, argv[1:]) if flag == "--name"}
 
 
 # Figures a page prints beside a command that runs in under a minute: (page, the table row's first
