@@ -1,5 +1,10 @@
+import contextlib
+import io
+import logging
 import os
 import random
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -98,6 +103,88 @@ def saved_before_checksums():
         (checkpoint / "state.json").write_text(json.dumps(state))
 
     return rewrite
+
+
+@dataclass
+class CliResult:
+    """What ``zerotune ARGS`` did in this process, under the names ``subprocess.run`` gives them."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    # Python warnings and log records of level WARNING and above: a process of its own prints them on
+    # stderr, but in this process pytest records them instead, so a one-line check must look here too.
+    warnings: list[str]
+
+
+@contextlib.contextmanager
+def _process_state_kept(cwd):
+    """Run a block in ``cwd`` with COLUMNS=200, then put back what a command may change for the whole
+    process: working directory, environment, torch threads and determinism, random generators, signals."""
+    import signal
+
+    import numpy as np
+    import torch
+
+    before = (os.getcwd(), dict(os.environ), torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.get_rng_state(),
+              np.random.get_state(), random.getstate())
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    os.environ["COLUMNS"] = "200"  # as wide as the subprocess calls of these tests make it
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        yield
+    finally:
+        where, env, threads, deterministic, cudnn_det, cudnn_bench, torch_rng, np_rng, py_rng = before
+        os.chdir(where)
+        os.environ.clear()
+        os.environ.update(env)
+        torch.set_num_threads(threads)
+        if torch.are_deterministic_algorithms_enabled() != deterministic:
+            torch.use_deterministic_algorithms(deterministic)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_det, cudnn_bench
+        torch.set_rng_state(torch_rng)
+        np.random.set_state(np_rng)
+        random.setstate(py_rng)
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
+def run_cli(*args, cwd=None) -> CliResult:
+    """``zerotune ARGS`` in this process (no 2-3 s of a new interpreter importing torch); argparse's
+    exit is an exit code here as it is for a process."""
+    from zerotune.cli.main import main
+
+    out, err, logged = io.StringIO(), io.StringIO(), _Records()
+    logging.getLogger().addHandler(logged)
+    try:
+        with (_process_state_kept(cwd), warnings.catch_warnings(record=True) as caught,
+              contextlib.redirect_stdout(out), contextlib.redirect_stderr(err)):
+            warnings.simplefilter("always")
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        logging.getLogger().removeHandler(logged)
+    noise = [f"{w.category.__name__}: {w.message}" for w in caught] + logged.messages
+    return CliResult(code, out.getvalue(), err.getvalue(), noise)
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """``cli(*args, cwd=None)``: ``zerotune ARGS`` run in this process; a CliResult."""
+    return run_cli
 
 
 def quiet(*overrides: str) -> list[str]:

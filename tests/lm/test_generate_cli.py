@@ -1,4 +1,7 @@
-"""`zerotune generate` end to end, and the one-line errors of bad language-model input."""
+"""`zerotune generate` end to end, and the one-line errors of bad language-model input.
+
+The command runs in this process (`cli`); one test runs the real entry point in a process of its own.
+"""
 
 import os
 import subprocess
@@ -9,8 +12,9 @@ import pytest
 from zerotune.pipeline.generate import generate
 
 
-def zt(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "zerotune", *args], capture_output=True, text=True, cwd=cwd,
+def zt_process(*args):
+    """The real console entry point in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "zerotune", *args], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "COLUMNS": "200"})
 
 
@@ -18,13 +22,14 @@ def assert_one_line_error(proc, *needles):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert not getattr(proc, "warnings", None), proc.warnings  # in this process, recorded instead of printed
     for n in needles:
         assert n in lines[0], lines[0]
 
 
-def test_generate_continues_the_prompt_in_the_style_of_the_corpus(lm_run):
-    proc = zt("generate", str(lm_run), "--prompt", "the cat ", "--max-tokens", "60", "--seed", "3",
-              "--temperature", "0")
+def test_generate_continues_the_prompt_in_the_style_of_the_corpus(lm_run, cli):
+    proc = cli("generate", str(lm_run), "--prompt", "the cat ", "--max-tokens", "60", "--seed", "3",
+               "--temperature", "0")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.startswith("the cat ")
@@ -35,9 +40,9 @@ def test_generate_continues_the_prompt_in_the_style_of_the_corpus(lm_run):
     assert first.endswith("."), first
 
 
-def test_streamed_and_whole_output_are_the_same(lm_run):
+def test_streamed_and_whole_output_are_the_same(lm_run, cli):
     args = ["generate", str(lm_run), "--prompt", "a dog", "--max-tokens", "50", "--seed", "7", "--top-k", "5"]
-    streamed, whole = zt(*args), zt(*args, "--no-stream")
+    streamed, whole = cli(*args), cli(*args, "--no-stream")
     assert streamed.returncode == whole.returncode == 0
     assert streamed.stdout == whole.stdout and len(streamed.stdout) > len("a dog") + 20
 
@@ -54,20 +59,20 @@ def test_stop_string_ends_the_output_before_it(lm_run):
     assert "\n" not in text and text.endswith(".")
 
 
-def test_prompt_outside_the_character_vocabulary(lm_run):
-    assert_one_line_error(zt("generate", str(lm_run), "--prompt", "Zoë"), "prompt", "vocabulary", "'Z'")
+def test_prompt_outside_the_character_vocabulary(lm_run):  # the real process: exit 2, one line, no traceback
+    assert_one_line_error(zt_process("generate", str(lm_run), "--prompt", "Zoë"), "prompt", "vocabulary", "'Z'")
 
 
-def test_generate_refuses_a_classifier_run(tabular_run):
-    assert_one_line_error(zt("generate", str(tabular_run), "--prompt", "hi"), "language-model run")
+def test_generate_refuses_a_classifier_run(tabular_run, cli):
+    assert_one_line_error(cli("generate", str(tabular_run), "--prompt", "hi"), "language-model run")
 
 
 @pytest.mark.parametrize("option, value, needle", [
     ("--temperature", "-1", "temperature"), ("--top-p", "1.5", "top_p"), ("--top-k", "0", "top_k"),
     ("--max-tokens", "0", "max"),
 ])
-def test_bad_sampling_options(lm_run, option, value, needle):
-    assert_one_line_error(zt("generate", str(lm_run), "--prompt", "the", option, value), needle)
+def test_bad_sampling_options(lm_run, cli, option, value, needle):
+    assert_one_line_error(cli("generate", str(lm_run), "--prompt", "the", option, value), needle)
 
 
 @pytest.mark.parametrize("content, needle", [
@@ -76,19 +81,19 @@ def test_bad_sampling_options(lm_run, option, value, needle):
     (b"hello\x00\x01\x02 world" * 50, "binary"),
     (b"caf\xe9 au lait " * 100, "UTF-8"),
 ])
-def test_bad_corpus_files(tmp_path, content, needle):
+def test_bad_corpus_files(tmp_path, cli, content, needle):
     path = tmp_path / "corpus.txt"
     path.write_bytes(content)
     runs = tmp_path / "runs"
-    proc = zt("train", "--runs-dir", str(runs), "--name", "bad", "--no-progress", "--set", "data.name=corpus",
-              "--set", f"data.path={path}", "--set", "model.name=gpt", "--set", f"data.cache_dir={tmp_path / 'c'}")
+    proc = cli("train", "--runs-dir", str(runs), "--name", "bad", "--no-progress", "--set", "data.name=corpus",
+               "--set", f"data.path={path}", "--set", "model.name=gpt", "--set", f"data.cache_dir={tmp_path / 'c'}")
     assert_one_line_error(proc, str(path))
     assert needle.lower() in proc.stderr.lower()
     assert not (runs / "bad").exists()
 
 
-def test_eval_prints_loss_perplexity_and_bits(lm_run):
-    proc = zt("eval", str(lm_run), "--split", "val")
+def test_eval_prints_loss_perplexity_and_bits(lm_run, cli):
+    proc = cli("eval", str(lm_run), "--split", "val")
     assert proc.returncode == 0, proc.stderr
     assert "perplexity" in proc.stdout and "bits per token" in proc.stdout
 

@@ -1,8 +1,6 @@
 """`zerotune cv`: one run directory per fold, the mean ± std of their metrics, the test split held out."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,10 +13,6 @@ from zerotune.pipeline.train import evaluate, prepare
 
 IRIS = ["data.name=iris", "model.name=mlp", "model.hidden=[16]", "train.epochs=3", "train.threads=1",
         "log.progress=false", "log.images=false", "log.embeddings=false", "log.graph=false"]
-
-
-def zt(*args):
-    return subprocess.run([sys.executable, "-m", "zerotune", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_three_folds_make_three_runs_and_their_mean_and_std(runs_dir, read_events):
@@ -57,10 +51,11 @@ def test_regression_uses_plain_k_fold(runs_dir):
     assert {"val/r2", "test/mse", "best val/loss"} <= set(result.summary["metrics"]) and len(result.folds) == 2
 
 
-def test_bad_fold_counts_are_one_line_and_write_nothing(tmp_path):
+def test_bad_fold_counts_are_one_line_and_write_nothing(tmp_path, cli):
     for folds, needle in (("1", "--folds must be at least 2"), ("41", "smallest class has 40")):
-        proc = zt("cv", "--folds", folds, "--set", "data.name=iris", "--set", "model.name=mlp", "--runs-dir", str(tmp_path))
+        proc = cli("cv", "--folds", folds, "--set", "data.name=iris", "--set", "model.name=mlp", "--runs-dir", str(tmp_path))
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+        assert not proc.warnings, proc.warnings  # in this process, recorded instead of printed on stderr
     assert not any(tmp_path.iterdir())
     with pytest.raises(UserError, match="'corpus' is not one"):
         cross_validate(load_config(None, ["data.name=corpus"]), 3)
@@ -68,9 +63,9 @@ def test_bad_fold_counts_are_one_line_and_write_nothing(tmp_path):
         prepare(load_config(None, ["data.name=corpus", "model.name=gpt", "data.class_fraction={0: 0.5}"]))
 
 
-def test_piped_cv_prints_one_line_per_fold_and_the_summary(tmp_path):
-    progress = [a for a in IRIS if a != "log.progress=false"]
-    out = zt("cv", "--folds", "3", "--runs-dir", str(tmp_path), *(x for a in progress for x in ("--set", a)))
+def test_piped_cv_prints_one_line_per_fold_and_the_summary(tmp_path, cli):
+    progress = [a for a in IRIS if a != "log.progress=false"]  # stdout is no terminal here, as in a pipe
+    out = cli("cv", "--folds", "3", "--runs-dir", str(tmp_path), *(x for a in progress for x in ("--set", a)))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == ["fold-0", "fold-1", "fold-2"]

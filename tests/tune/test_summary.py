@@ -17,7 +17,8 @@ TINY = ["data.name=digits", "data.classes=[0,1,2]", "model.name=mlp", "model.hid
         "train.threads=1", "log.progress=false", "log.images=false", "log.graph=false", "log.embeddings=false"]
 
 
-def zt(*args, cwd=None):
+def zt_process(*args, cwd=None):
+    """The real console entry point in a process of its own."""
     return subprocess.run([sys.executable, "-m", "zerotune", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
@@ -46,7 +47,7 @@ def test_parameters_add_up_to_the_models(name, shape):
     assert "Parameters:" in s.table() and f"{s.macs:,}" in s.table()
 
 
-def test_a_fine_tune_run_shows_its_frozen_parameters_and_the_run_has_the_text_tab(runs_dir, read_events):
+def test_a_fine_tune_run_shows_its_frozen_parameters_and_the_run_has_the_text_tab(runs_dir, read_events, cli):
     parent = zerotune.train(load_config(None, TINY + [f"log.dir={runs_dir}", "log.name=parent"])).run_dir
     tags = read_events(parent).Tags()["tensors"]
     assert "model/summary/text_summary" in tags
@@ -58,15 +59,16 @@ def test_a_fine_tune_run_shows_its_frozen_parameters_and_the_run_has_the_text_ta
     s = model_summary(child)
     head = sum(r.trainable + r.frozen for r in s.rows if r.name.startswith("head"))
     assert s.trainable == head and s.frozen == s.parameters - head > 0
-    proc = zt("summary", str(child))
+    proc = cli("summary", str(child))
     assert proc.returncode == 0 and f"frozen {s.frozen:,}" in proc.stdout
     child_text = read_events(child).Tensors("model/summary/text_summary")[0].tensor_proto.string_val[0].decode()
     assert f"frozen {s.frozen:,}" in child_text
 
 
-def test_bad_input_is_one_line(tmp_path):
-    proc = zt("summary", "no-such-recipe.toml", cwd=tmp_path)
+def test_bad_input_is_one_line(tmp_path, cli):
+    proc = zt_process("summary", "no-such-recipe.toml", cwd=tmp_path)  # the real process: one line, no traceback
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
     (tmp_path / "run").mkdir()
-    proc = zt("summary", str(tmp_path / "run"), "--set", "optim.lr=1")
+    proc = cli("summary", str(tmp_path / "run"), "--set", "optim.lr=1")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--set" in proc.stderr
+    assert not proc.warnings  # in this process, recorded instead of printed on stderr
