@@ -18,7 +18,7 @@ def exported(run_dir, cli=None):
     if cli:
         code, out, err = cli("export", run_dir)
         assert code == 0, err
-        assert "ok" in out
+        assert out.splitlines()[-1].startswith("parity ") and out.endswith(": ok\n"), out
     else:
         export_run(run_dir)
     path = run_dir / "export" / "model.onnx"
