@@ -14,7 +14,10 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def _train(recipe, runs_dir, *overrides):
-    return zerotune.train(load_config(RECIPES / recipe, ["log.progress=false", f"log.dir={runs_dir}", *overrides]))
+    # no TensorBoard views: nothing here reads them, and they leave the training's generators alone
+    # (tests/track covers them); the CNN's figures and histograms were a third of its time
+    return zerotune.train(load_config(RECIPES / recipe, ["log.progress=false", "log.tensorboard=false",
+                                                         f"log.dir={runs_dir}", *overrides]))
 
 
 def test_digits_cnn_reaches_98_5_percent(runs_dir):

@@ -34,6 +34,11 @@ print(json.dumps(answers))
 """
 
 
+# Nothing of this environment reaches the child but these; one OpenMP thread, as this process has under
+# xdist: 20 greedy answers of a tiny model took 15 s instead of 1.5 beside other work with a thread per core.
+CHILD_ENV = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory, tiny_lms, sft_file):
     """(a run tuned on 80 of the 100 sums, the 20 prompts it never saw)."""
@@ -45,13 +50,20 @@ def tuned(tmp_path_factory, tiny_lms, sft_file):
     return run, [json.loads(line)["prompt"] for line in lines[80:]]
 
 
+@pytest.fixture(scope="module")
+def ours(tuned):
+    """The tuned run's own greedy answers to its held-out prompts, what each export must answer."""
+    run, prompts = tuned
+    return ["".join(generate(run, p, temperature=0, max_new_tokens=8)).strip() for p in prompts]
+
+
 def zt(capsys, *args):
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def test_the_directory_loads_without_zerotune_and_answers_as_zerotune_does(tuned, capsys):
+def test_the_directory_loads_without_zerotune_and_answers_as_zerotune_does(tuned, ours, capsys):
     tuned, prompts = tuned
     code, out, err = zt(capsys, "export", tuned, "--format", "hf")
     assert code == 0, err
@@ -61,10 +73,9 @@ def test_the_directory_loads_without_zerotune_and_answers_as_zerotune_does(tuned
         p.name for p in target.iterdir()}
     assert not any(p.name.startswith(".") for p in target.parent.iterdir())  # no temporary folder left
     read = subprocess.run([sys.executable, "-c", READ_BACK, str(target), json.dumps(prompts)], capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+                          text=True, env=CHILD_ENV)
     assert read.returncode == 0, read.stderr[-2000:]
     theirs = json.loads(read.stdout.strip().splitlines()[-1])
-    ours = ["".join(generate(tuned, p, temperature=0, max_new_tokens=8)).strip() for p in prompts]
     assert theirs == ours and len(set(ours)) > 1  # 20 answers, the same, and not one answer for everything
 
 
@@ -84,7 +95,7 @@ def test_an_existing_directory_needs_force_and_other_runs_are_refused(tuned, tmp
     assert not (gpt_run / "export" / "hf").exists()
 
 
-def test_the_gguf_file_carries_model_tokenizer_and_template_and_answers_as_zerotune_does(tuned, capsys):
+def test_the_gguf_file_carries_model_tokenizer_and_template_and_answers_as_zerotune_does(tuned, ours, capsys):
     import gguf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -121,7 +132,6 @@ def test_the_gguf_file_carries_model_tokenizer_and_template_and_answers_as_zerot
     assert [encode(theirs, p) for p in prompts] == ids
     answers = [theirs.decode(model.generate(torch.tensor([i]), max_new_tokens=8, do_sample=False)[0, len(i):],
                              skip_special_tokens=True).strip() for i in ids]
-    ours = ["".join(generate(tuned, p, temperature=0, max_new_tokens=8)).strip() for p in prompts]
     assert answers == ours and len(set(ours)) > 1
 
 

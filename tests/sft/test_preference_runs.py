@@ -3,8 +3,6 @@ accuracy on a synthetic set (chosen: the right sum; rejected: a zero too many), 
 TensorBoard and metrics.json, and resumes."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -28,18 +26,19 @@ def _prefers_chosen(run_dir, checkpoint="best", model=None) -> float:
     return float((policy[:, 0] > policy[:, 1]).float().mean())
 
 
-def test_cli_run_raises_preference_accuracy_and_writes_the_rewards(tmp_path, tiny_lms, pairs_file, read_events):
+def test_cli_run_raises_preference_accuracy_and_writes_the_rewards(tmp_path, tiny_lms, pairs_file, read_events,
+                                                                    in_process):
     recipe = tmp_path / "dpo.toml"
     recipe.write_text(f'data.name = "preference"\ndata.path = "{pairs_file}"\ndata.max_length = 48\n'
                       '[preference]\nloss = "dpo"\nbeta = 0.1\nlabel_smoothing = 0.0\n', encoding="utf-8")
-    cmd = [sys.executable, "-m", "zerotune", "finetune", str(recipe), "--from", str(tiny_lms["llama"]),
-           "--strategy", "lora", "--runs-dir", str(tmp_path), "--name", "dpo", "--no-progress",
+    cmd = ["finetune", recipe, "--from", tiny_lms["llama"], "--strategy", "lora", "--runs-dir", tmp_path,
+           "--name", "dpo", "--no-progress",
            "--set", "train.epochs=4", "--set", "train.batch_size=8", "--set", "train.threads=1",
            "--set", "optim.lr=2e-2", "--set", "finetune.lora_rank=8", "--set", "train.precision=32",
            "--set", "log.layer_stats_every=0", "--set", "log.histograms_every=0", "--set", "preference.eval_prompts=6",
            "--set", r"preference.answer_regex=\d+", "--set", "preference.max_new_tokens=4"]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    code, _, err = in_process(*cmd)
+    assert code == 0, err
     run_dir = tmp_path / "dpo"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     before, after = metrics["finetune"]["before"], metrics["val"]
@@ -55,13 +54,11 @@ def test_cli_run_raises_preference_accuracy_and_writes_the_rewards(tmp_path, tin
     assert not (run_dir / "reference_logps.safetensors").exists()  # LoRA: the adapters switched off instead
     _check_answers(run_dir, metrics, read_events(run_dir))
     assert _prefers_chosen(run_dir) > 0.6
-    ev = subprocess.run([sys.executable, "-m", "zerotune", "eval", str(run_dir), "--split", "val", "--json"],
-                        capture_output=True, text=True)
-    assert ev.returncode == 0, ev.stderr
-    assert json.loads(ev.stdout)["preference_accuracy"] == pytest.approx(after["preference_accuracy"])
-    again = subprocess.run([sys.executable, "-m", "zerotune", "train", "--resume", str(run_dir)], capture_output=True,
-                           text=True)
-    assert again.returncode == 0 and "nothing left to train" in again.stderr, again.stderr
+    code, out, err = in_process("eval", run_dir, "--split", "val", "--json")
+    assert code == 0, err
+    assert json.loads(out)["preference_accuracy"] == pytest.approx(after["preference_accuracy"])
+    code, _, err = in_process("train", "--resume", run_dir)
+    assert code == 0 and "nothing left to train" in err, err
 
 
 def _check_answers(run_dir, metrics, events):

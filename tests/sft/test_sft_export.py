@@ -1,8 +1,6 @@
 """`zerotune export RUN` on instruction-tuned runs: ONNX logits over token ids, LoRA merged, parity checked."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -14,14 +12,13 @@ from zerotune.export.api import export_run
 from test_sft_serve import tune
 
 
-def exported(run_dir, cli: bool):
+def exported(run_dir, cli=None):
     """(logits of the exported model, logits of the run's own model, sidecar) on token ids of another length
-    than traced; exported by the command line or by `export_run`."""
+    than traced; exported by the command line (``cli``: the `in_process` fixture) or by `export_run`."""
     if cli:
-        out = subprocess.run([sys.executable, "-m", "zerotune", "export", str(run_dir)], capture_output=True,
-                             text=True)
-        assert out.returncode == 0, out.stderr
-        assert "ok" in out.stdout
+        code, out, err = cli("export", run_dir)
+        assert code == 0, err
+        assert out.splitlines()[-1].startswith("parity ") and out.endswith(": ok\n"), out
     else:
         export_run(run_dir)
     path = run_dir / "export" / "model.onnx"
@@ -36,9 +33,9 @@ def exported(run_dir, cli: bool):
     return got, expected, side
 
 
-def test_a_tuned_transformers_run_exports_its_merged_logits(tmp_path, tiny_lms, sft_file):
+def test_a_tuned_transformers_run_exports_its_merged_logits(tmp_path, tiny_lms, sft_file, in_process):
     run_dir = tune(tmp_path, tiny_lms["qwen2"], sft_file, "train.max_steps=10", "optim.lr=1e-2", "log.name=hf")
-    got, expected, side = exported(run_dir, cli=True)
+    got, expected, side = exported(run_dir, cli=in_process)
     assert side["export"]["merged_adapters"] and side["input"]["block_size"] == 128
     assert got.shape == expected.shape == (2, 41, side["input"]["vocab_size"])
     assert np.abs(got - expected).max() < 1e-4
@@ -46,6 +43,6 @@ def test_a_tuned_transformers_run_exports_its_merged_logits(tmp_path, tiny_lms, 
 
 def test_a_tuned_gpt_run_exports_its_logits(tmp_path, gpt_run, sft_file):
     run_dir = tune(tmp_path, gpt_run, sft_file, "train.max_steps=10", "log.name=gpt")
-    got, expected, side = exported(run_dir, cli=False)
+    got, expected, side = exported(run_dir)
     assert side["input"]["block_size"] == 48  # the GPT's context, not the data's max_length
     assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4

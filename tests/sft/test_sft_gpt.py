@@ -1,8 +1,5 @@
 """Instruction tuning of a zerotune GPT run: LoRA and full, exact resume, gradient checkpointing, generate."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -44,19 +41,17 @@ def test_grad_checkpointing_gives_the_same_gradients(tmp_path, gpt_run, sft_file
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
-def test_generate_answers_with_the_chat_template(tmp_path, gpt_run, sft_file):
+def test_generate_answers_with_the_chat_template(tmp_path, gpt_run, sft_file, in_process):
     result = run(tmp_path, gpt_run, sft_file, "gen", "finetune.strategy=lora", "train.max_steps=20",
                  "train.precision=bf16")
-    out = subprocess.run([sys.executable, "-m", "zerotune", "generate", str(result.run_dir), "--prompt", "What is 2+3?",
-                          "--temperature", "0", "--max-tokens", "4", "--no-stream"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert "What is" not in out.stdout and "\n" not in out.stdout.rstrip("\n")  # the answer alone, ended by its newline
-    ev = subprocess.run([sys.executable, "-m", "zerotune", "eval", str(result.run_dir), "--split", "val", "--json"],
-                        capture_output=True, text=True)
-    assert ev.returncode == 0 and '"exact_match"' in ev.stdout
-    plain = subprocess.run([sys.executable, "-m", "zerotune", "eval", str(result.run_dir)],
-                           capture_output=True, text=True)
-    assert plain.returncode == 0 and "exact match" in plain.stdout
+    code, out, err = in_process("generate", result.run_dir, "--prompt", "What is 2+3?", "--temperature", "0",
+                                "--max-tokens", "4", "--no-stream")
+    assert code == 0, err
+    assert "What is" not in out and "\n" not in out.rstrip("\n")  # the answer alone, ended by its newline
+    code, out, err = in_process("eval", result.run_dir, "--split", "val", "--json")
+    assert code == 0 and '"exact_match"' in out, err
+    code, out, err = in_process("eval", result.run_dir)
+    assert code == 0 and "exact match" in out, err
     from zerotune.pipeline.finetune import merge_lora
 
     merged = zerotune.evaluate(merge_lora(result.run_dir), "val")  # the merged copy keeps the GPT's tokenizer

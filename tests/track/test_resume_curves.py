@@ -163,7 +163,8 @@ def _overrides(root, kind, name):
 
 @pytest.fixture(scope="module")
 def reference(root, read_events):
-    """``reference(kind)``: the uninterrupted run's directory and tag steps, trained on first use."""
+    """``reference(kind)``: the uninterrupted run's directory, tag steps and scalar values, trained and read
+    on first use (each of the 20 tests compares with one of 5 runs: read once, not once per test)."""
     made = {}
 
     def get(kind):
@@ -174,27 +175,23 @@ def reference(root, read_events):
                 run_dir = finetune(None, source=str(root / source), strategy=strategy, overrides=overrides).run_dir
             else:
                 run_dir = zerotune.train(load_config(None, overrides)).run_dir
-            made[kind] = (run_dir, _steps(run_dir, read_events))
+            made[kind] = (run_dir, *_scalars(run_dir, read_events))
         return made[kind]
 
     return get
 
 
-def _steps(run_dir, read_events) -> dict[str, Counter]:
-    """tag -> how many points at each step, for every scalar tag; `zerotune runs` and `report` read the same."""
+def _scalars(run_dir, read_events) -> tuple[dict[str, Counter], dict[str, list]]:
+    """A run's events read once: (tag -> how many points at each step, for every scalar tag; `zerotune runs`
+    and `report` read the same) and (tag -> its (step, value) points, for every scalar tag the clock does not set)."""
     acc = read_events(run_dir)
     steps = {tag: Counter(e.step for e in acc.Scalars(tag)) for tag in acc.Tags()["scalars"] if not CLOCKED.match(tag)}
     ours = {tag: Counter(s for s, _ in points) for tag, points in events.read_run_events(run_dir).scalars.items()
             if not CLOCKED.match(tag)}
     assert ours == steps
-    return steps
-
-
-def _values(run_dir, read_events) -> dict[str, list]:
-    """tag -> its (step, value) points, for every scalar tag the clock does not set."""
-    acc = read_events(run_dir)
-    return {tag: sorted((e.step, e.value) for e in acc.Scalars(tag)) for tag in acc.Tags()["scalars"]
-            if not TIMED.match(tag)}
+    values = {tag: sorted((e.step, e.value) for e in acc.Scalars(tag)) for tag in acc.Tags()["scalars"]
+              if not TIMED.match(tag)}
+    return steps, values
 
 
 def _tensors(run_dir, checkpoint: str, file: str) -> dict:
@@ -208,8 +205,9 @@ def _timeless(metrics):
     return metrics
 
 
-def assert_same_end(got_dir, expected_dir, read_events) -> None:
-    """Weights, random generators, TensorBoard scalars and metrics.json as the uninterrupted run's."""
+def assert_same_end(got_dir, expected_dir, got: dict, expected: dict) -> None:
+    """Weights, random generators, TensorBoard scalars (``got``, ``expected``: `_scalars`' values) and
+    metrics.json as the uninterrupted run's."""
     for checkpoint in ("last", "best"):
         a, b = _tensors(got_dir, checkpoint, "model.safetensors"), _tensors(expected_dir, checkpoint, "model.safetensors")
         assert a.keys() == b.keys()
@@ -220,7 +218,6 @@ def assert_same_end(got_dir, expected_dir, read_events) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     state = lambda d: json.loads((d / "checkpoints" / "last" / "state.json").read_text())  # noqa: E731
     assert state(got_dir)["rng"] == state(expected_dir)["rng"]
-    got, expected = _values(got_dir, read_events), _values(expected_dir, read_events)
     assert got.keys() == expected.keys()
     for tag in expected:
         assert got[tag] == expected[tag], tag
@@ -231,12 +228,12 @@ def assert_same_end(got_dir, expected_dir, read_events) -> None:
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("kill", list(KILLS))
 def test_a_killed_run_resumed_keeps_every_point(root, killed, reference, kind, kill, read_events):
-    whole, expected = reference(kind)
+    whole, expected, values = reference(kind)
     name = f"{kind}-{kill}"
     assert killed[str(root / "runs" / name)] == signal.SIGKILL
     resumed = zerotune.train(None, resume=root / "runs" / name)
     assert resumed.steps == 30
-    got = _steps(resumed.run_dir, read_events)
+    got, got_values = _scalars(resumed.run_dir, read_events)
     assert got.keys() == expected.keys()
     for tag in expected:  # the same points, each once
         assert got[tag] == expected[tag], tag
@@ -245,20 +242,20 @@ def test_a_killed_run_resumed_keeps_every_point(root, killed, reference, kind, k
         assert set(got["val/roc_auc"]) == {10, 20, 30}
     if KINDS[kind][0] and kind != "sft":
         assert len(got["finetune/params_trainable"]) > 5 and "compare/after/test/accuracy" in got
-    assert_same_end(resumed.run_dir, whole, read_events)
+    assert_same_end(resumed.run_dir, whole, got_values, values)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_finished_run_resumed_keeps_every_point(root, reference, kind, read_events):
-    whole, expected = reference(kind)
+    whole, expected, values = reference(kind)
     copy = shutil.copytree(whole, root / "runs" / f"{kind}-finished")
     files = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     resumed = zerotune.train(None, resume=copy)
     assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == files  # nothing written again
     assert resumed.steps == 30
-    got = _steps(copy, read_events)
+    got, got_values = _scalars(copy, read_events)
     assert got.keys() == expected.keys()
     for tag in expected:  # the same points, each once: a finished run is not written again
         assert got[tag] == expected[tag], tag
     assert 30 in got["val/loss"]
-    assert_same_end(copy, whole, read_events)
+    assert_same_end(copy, whole, got_values, values)
