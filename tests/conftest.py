@@ -49,21 +49,6 @@ def runs_dir(tmp_path) -> Path:
     return tmp_path / "runs"
 
 
-@pytest.fixture
-def in_process(capsys):
-    """``in_process(*argv)``: ``zerotune ARGV`` called in the test's process, (exit code, stdout, stderr); a
-    process of its own would spend seconds importing torch and transformers again."""
-    from zerotune.cli.main import main
-
-    def call(*argv):
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
-
-
 @pytest.fixture(scope="session")
 def read_events():
     """``read_events(run_dir)``: TensorBoard's EventAccumulator over a run, every point of every plugin kept."""
@@ -200,6 +185,16 @@ def run_cli(*args, cwd=None) -> CliResult:
 def cli():
     """``cli(*args, cwd=None)``: ``zerotune ARGS`` run in this process; a CliResult."""
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def in_process():
+    """``in_process(*args)``: `run_cli`'s (exit code, stdout, stderr), for a command expected to succeed."""
+    def call(*args):
+        result = run_cli(*args)
+        return result.returncode, result.stdout, result.stderr
+
+    return call
 
 
 def quiet(*overrides: str) -> list[str]:
