@@ -246,6 +246,21 @@ def test_sink_records_memory_unless_told_not_to(tmp_path):
         assert ("perf/rss_memory_mb" in tags) is record and "loss" in tags
 
 
+def test_a_closed_sink_leaves_no_file_open(tmp_path):
+    """A process that trains many runs (a sweep, cv, a server's tests) must not carry one open file per run
+    until the collector finds it: Python then warns, on whatever stderr that later moment has."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with EventSink(tmp_path, record_memory=True) as sink:
+            sink.add_scalar("loss", 1.0, 1)
+        del sink
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
+
+
 def test_sink_survives_failing_job(tmp_path, capsys):
     sink = EventSink(tmp_path)
 

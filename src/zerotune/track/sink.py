@@ -267,12 +267,14 @@ def _memory_probe() -> Callable[[], dict[str, float]]:
         return cuda
     try:
         page = os.sysconf("SC_PAGE_SIZE")
-        statm = open("/proc/self/statm", "rb")  # noqa: SIM115 - kept open: re-read at every drain
+        with open("/proc/self/statm", "rb"):  # Linux only
+            pass
     except (OSError, ValueError, AttributeError):
         return dict
 
     def rss() -> dict[str, float]:
-        statm.seek(0)
-        return {"perf/rss_memory_mb": int(statm.read().split()[1]) * page / 2**20}
+        # opened at each drain (microseconds): a file kept open would outlive the sink, to the next GC
+        with open("/proc/self/statm", "rb") as statm:
+            return {"perf/rss_memory_mb": int(statm.read().split()[1]) * page / 2**20}
     return rss
 
