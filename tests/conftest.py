@@ -171,6 +171,9 @@ def run_cli(*args, cwd=None) -> CliResult:
         with (_process_state_kept(cwd), warnings.catch_warnings(record=True) as caught,
               contextlib.redirect_stdout(out), contextlib.redirect_stderr(err)):
             warnings.simplefilter("always")
+            # Python's default filters hide these from a process's stderr, and here one may be an earlier
+            # test's garbage, collected during this command.
+            warnings.simplefilter("ignore", ResourceWarning)
             try:
                 code = main([str(a) for a in args])
             except SystemExit as e:
