@@ -415,6 +415,8 @@ COMMANDS: dict[str, How] = {
     "python benchmarks/gguf_llamacpp.py /tmp/llamacpp/capitals --prompts held-out.jsonl --max-tokens 24": HELP,
     "python benchmarks/gguf_llamacpp.py /tmp/llamacpp/capitals --prompts held-out.jsonl --max-tokens 6": HELP,
     "python benchmarks/gguf_llamacpp.py /tmp/llamacpp/capitals --max-tokens 24": HELP,
+    "python benchmarks/gguf_dequantize.py FILE.gguf [--repeats 2] [--threads 1]": HELP,
+    "python benchmarks/gguf_dequantize.py SmolLM2-135M-Instruct.Q4_1.gguf": HELP,
     # docs/preference.md: tests/sft/test_preference_runs.py runs the same commands on tiny models
     "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy lora": HELP,
     "zerotune finetune dpo.toml --from runs/sft-demo-lora --strategy full": HELP,

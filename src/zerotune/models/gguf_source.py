@@ -133,8 +133,8 @@ def quiet_gguf_reader():
     transformers opens the file anew for its config, its tokenizer and its weights, and each opening
     parses every metadata field (SmolLM2's 49,152 tokens and 48,900 merges: 3.3 s a time on one core);
     it also rebuilds gguf's tensor-name table for each of the model's modules (~400 times, 5 s in all).
-    Inside this block both are made once per file and architecture: dequantizing SmolLM2 takes 15 s instead
-    of 35 (one thread), with the same bytes written.
+    Inside this block both are made once per file and architecture: SmolLM2 is read 2.1 times as fast, the
+    same bytes written (benchmarks/gguf_dequantize.py, docs/benchmarks.md).
     """
     gguf = _gguf_package()
     from .hf_logging import quiet_transformers
