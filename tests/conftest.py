@@ -190,15 +190,6 @@ def cli():
     return run_cli
 
 
-@pytest.fixture(scope="session")
-def in_process():
-    """``in_process(*args)``: `run_cli`'s (exit code, stdout, stderr), for a command expected to succeed."""
-    def call(*args):
-        result = run_cli(*args)
-        return result.returncode, result.stdout, result.stderr
-
-    return call
-
 
 def quiet(*overrides: str) -> list[str]:
     """Overrides that keep a test run silent."""

@@ -27,7 +27,7 @@ def _prefers_chosen(run_dir, checkpoint="best", model=None) -> float:
 
 
 def test_cli_run_raises_preference_accuracy_and_writes_the_rewards(tmp_path, tiny_lms, pairs_file, read_events,
-                                                                    in_process):
+                                                                    cli):
     recipe = tmp_path / "dpo.toml"
     recipe.write_text(f'data.name = "preference"\ndata.path = "{pairs_file}"\ndata.max_length = 48\n'
                       '[preference]\nloss = "dpo"\nbeta = 0.1\nlabel_smoothing = 0.0\n', encoding="utf-8")
@@ -37,8 +37,8 @@ def test_cli_run_raises_preference_accuracy_and_writes_the_rewards(tmp_path, tin
            "--set", "optim.lr=2e-2", "--set", "finetune.lora_rank=8", "--set", "train.precision=32",
            "--set", "log.layer_stats_every=0", "--set", "log.histograms_every=0", "--set", "preference.eval_prompts=6",
            "--set", r"preference.answer_regex=\d+", "--set", "preference.max_new_tokens=4"]
-    code, _, err = in_process(*cmd)
-    assert code == 0, err
+    done = cli(*cmd)
+    assert done.returncode == 0, done.stderr
     run_dir = tmp_path / "dpo"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     before, after = metrics["finetune"]["before"], metrics["val"]
@@ -54,11 +54,11 @@ def test_cli_run_raises_preference_accuracy_and_writes_the_rewards(tmp_path, tin
     assert not (run_dir / "reference_logps.safetensors").exists()  # LoRA: the adapters switched off instead
     _check_answers(run_dir, metrics, read_events(run_dir))
     assert _prefers_chosen(run_dir) > 0.6
-    code, out, err = in_process("eval", run_dir, "--split", "val", "--json")
-    assert code == 0, err
-    assert json.loads(out)["preference_accuracy"] == pytest.approx(after["preference_accuracy"])
-    code, _, err = in_process("train", "--resume", run_dir)
-    assert code == 0 and "nothing left to train" in err, err
+    done = cli("eval", run_dir, "--split", "val", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["preference_accuracy"] == pytest.approx(after["preference_accuracy"])
+    done = cli("train", "--resume", run_dir)
+    assert done.returncode == 0 and "nothing left to train" in done.stderr, done.stderr
 
 
 def _check_answers(run_dir, metrics, events):

@@ -14,10 +14,11 @@ from test_sft_serve import tune
 
 def exported(run_dir, cli=None):
     """(logits of the exported model, logits of the run's own model, sidecar) on token ids of another length
-    than traced; exported by the command line (``cli``: the `in_process` fixture) or by `export_run`."""
+    than traced; exported by the command line (the `cli` fixture, when given) or by `export_run`."""
     if cli:
-        code, out, err = cli("export", run_dir)
-        assert code == 0, err
+        done = cli("export", run_dir)
+        assert done.returncode == 0, done.stderr
+        out = done.stdout
         assert out.splitlines()[-1].startswith("parity ") and out.endswith(": ok\n"), out
     else:
         export_run(run_dir)
@@ -33,9 +34,9 @@ def exported(run_dir, cli=None):
     return got, expected, side
 
 
-def test_a_tuned_transformers_run_exports_its_merged_logits(tmp_path, tiny_lms, sft_file, in_process):
+def test_a_tuned_transformers_run_exports_its_merged_logits(tmp_path, tiny_lms, sft_file, cli):
     run_dir = tune(tmp_path, tiny_lms["qwen2"], sft_file, "train.max_steps=10", "optim.lr=1e-2", "log.name=hf")
-    got, expected, side = exported(run_dir, cli=in_process)
+    got, expected, side = exported(run_dir, cli=cli)
     assert side["export"]["merged_adapters"] and side["input"]["block_size"] == 128
     assert got.shape == expected.shape == (2, 41, side["input"]["vocab_size"])
     assert np.abs(got - expected).max() < 1e-4

@@ -41,17 +41,18 @@ def test_grad_checkpointing_gives_the_same_gradients(tmp_path, gpt_run, sft_file
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
-def test_generate_answers_with_the_chat_template(tmp_path, gpt_run, sft_file, in_process):
+def test_generate_answers_with_the_chat_template(tmp_path, gpt_run, sft_file, cli):
     result = run(tmp_path, gpt_run, sft_file, "gen", "finetune.strategy=lora", "train.max_steps=20",
                  "train.precision=bf16")
-    code, out, err = in_process("generate", result.run_dir, "--prompt", "What is 2+3?", "--temperature", "0",
-                                "--max-tokens", "4", "--no-stream")
-    assert code == 0, err
-    assert "What is" not in out and "\n" not in out.rstrip("\n")  # the answer alone, ended by its newline
-    code, out, err = in_process("eval", result.run_dir, "--split", "val", "--json")
-    assert code == 0 and '"exact_match"' in out, err
-    code, out, err = in_process("eval", result.run_dir)
-    assert code == 0 and "exact match" in out, err
+    done = cli("generate", result.run_dir, "--prompt", "What is 2+3?", "--temperature", "0", "--max-tokens", "4",
+               "--no-stream")
+    assert done.returncode == 0, done.stderr
+    answer = done.stdout
+    assert "What is" not in answer and "\n" not in answer.rstrip("\n")  # the answer alone, ended by its newline
+    done = cli("eval", result.run_dir, "--split", "val", "--json")
+    assert done.returncode == 0 and '"exact_match"' in done.stdout, done.stderr
+    done = cli("eval", result.run_dir)
+    assert done.returncode == 0 and "exact match" in done.stdout, done.stderr
     from zerotune.pipeline.finetune import merge_lora
 
     merged = zerotune.evaluate(merge_lora(result.run_dir), "val")  # the merged copy keeps the GPT's tokenizer
